@@ -455,7 +455,9 @@ async fn pool_gauges(db: PgPool, mut stop: watch::Receiver<bool>) {
 pub use grpc_metrics::GrpcMetrics;
 
 mod grpc_metrics {
-    //! Per-RPC metrics on the gRPC server: count by method and status, latency histogram.
+    //! Per-RPC telemetry on the gRPC server: one tracing span per call carrying the request id
+    //! the edge sent (`x-request-id` metadata), and metrics: count by method and status,
+    //! latency histogram.
 
     use std::future::Future;
     use std::pin::Pin;
@@ -505,9 +507,19 @@ mod grpc_metrics {
 
         fn call(&mut self, req: http::Request<B>) -> Self::Future {
             let method = req.uri().path().to_owned();
+            let request_id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let span = tracing::info_span!("rpc", rpc.method = %method, request_id = %request_id);
             let started = Instant::now();
-            let future = self.inner.call(req);
-            Box::pin(async move {
+            let future = {
+                let _entered = span.enter();
+                self.inner.call(req)
+            };
+            Box::pin(tracing::Instrument::instrument(async move {
                 let result = future.await;
                 // Errors of unary RPCs come as trailers-only responses, so the status is in the
                 // headers; a missing grpc-status in the headers means the body will say OK.
@@ -522,10 +534,12 @@ mod grpc_metrics {
                 };
                 metrics::counter!("grpc_requests_total", "method" => method.clone(), "code" => format!("{code:?}"))
                     .increment(1);
+                let elapsed = started.elapsed();
                 metrics::histogram!("grpc_request_duration_seconds", "method" => method)
-                    .record(started.elapsed().as_secs_f64());
+                    .record(elapsed.as_secs_f64());
+                tracing::debug!(code = ?code, latency_ms = elapsed.as_secs_f64() * 1000.0, "rpc finished");
                 result
-            })
+            }, span))
         }
     }
 }
