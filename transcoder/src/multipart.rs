@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use http::StatusCode;
 use http_body_util::BodyDataStream;
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value};
 
 use crate::body::BoxError;
 use crate::codec::bind_value;

@@ -10,7 +10,7 @@
 
 use std::task::{Context, Poll};
 
-use bytes::{Buf, BufMut};
+use bytes::Buf;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
