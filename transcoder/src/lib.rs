@@ -1,1 +1,4 @@
-pub fn placeholder() {}
+//! A generic REST/JSON edge for tonic gRPC services, driven by `google.api.http` annotations.
+#![forbid(unsafe_code)]
+
+pub mod codec;
