@@ -1,7 +1,7 @@
 //! Binding one textual value (a path variable, query parameter or multipart text part) to the
 //! field at a dotted path.
 
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, Value};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, ReflectMessage as _, Value};
 
 use super::CodecError;
 use super::decode::{find_field, wkt_from_text};

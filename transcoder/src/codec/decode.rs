@@ -6,7 +6,9 @@
 
 use std::fmt::Write as _;
 
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, Value};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage as _, Value,
+};
 use serde_json::Value as Json;
 
 use super::CodecError;
@@ -178,7 +180,7 @@ fn merge_message(
                     "cannot be set together with {other} (only one of them may be set)"
                 )));
             }
-            oneofs.push((oneof.name().to_owned(), key));
+            oneofs.push((oneof.name().to_owned(), key.as_str()));
         }
         merge_field(msg, &field, value, &fpath, depth + 1)?;
     }

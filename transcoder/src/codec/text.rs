@@ -36,14 +36,11 @@ pub(crate) fn parse_int_text(s: &str) -> Result<i128, String> {
     }
 }
 
-/// An integral float as an integer; fractions and non-finite values are errors.
+/// An integral float as an integer; fractions and non-finite values are errors. Magnitudes
+/// beyond i128 saturate, which every protobuf integer type then rejects as out of range.
 pub(crate) fn float_to_int(f: f64) -> Result<i128, String> {
-    // 2^64 bounds every protobuf integer type; beyond that the range check below fails anyway.
     if !f.is_finite() || f.fract() != 0.0 {
         return Err("must be an integer".into());
-    }
-    if f.abs() >= 18_446_744_073_709_551_616.0 * 2.0 {
-        return Err("must be an integer within the range of its type".into());
     }
     Ok(f as i128)
 }
