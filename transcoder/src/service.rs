@@ -398,12 +398,24 @@ impl Inner {
             output: route.rpc.output(),
         };
         let mut client = target.upstream.client();
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let call = client.unary(request, target.path.clone(), codec);
-        match tokio::time::timeout(self.timeout, call).await {
-            Err(_elapsed) => Err(EdgeError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "Upstream deadline exceeded",
-            )),
+        let timed_out = || {
+            EdgeError::new(StatusCode::GATEWAY_TIMEOUT, "Upstream deadline exceeded")
+        };
+        match tokio::time::timeout_at(deadline, call).await {
+            Err(_elapsed) => Err(timed_out()),
+            // The upstream saw the same deadline (`grpc-timeout`) and may
+            // answer it first, by a status or by resetting the stream (tonic
+            // servers do): once the deadline has passed, that is a timeout.
+            Ok(Err(status))
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Unknown
+                ) && tokio::time::Instant::now() + Duration::from_millis(1) >= deadline =>
+            {
+                Err(timed_out())
+            }
             Ok(Err(status)) => {
                 let mut response = EdgeError::from_status(&status).into_response();
                 copy_metadata(

@@ -279,7 +279,7 @@ async fn http_body_request_takes_raw_bytes_and_content_type() {
     assert_eq!(r.status, 200, "{}", r.text());
     let j = r.json();
     assert_eq!(j["contentType"], "text/csv");
-    assert_eq!(j["size"], 27);
+    assert_eq!(j["size"], 26);
     assert_eq!(j["firstLine"], "title,author");
 }
 
