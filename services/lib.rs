@@ -15,6 +15,7 @@ pub mod config;
 pub mod db;
 pub mod errors;
 pub mod kv;
+pub mod proto;
 pub mod ratelimit;
 pub mod server;
 pub mod telemetry;
