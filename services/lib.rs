@@ -1,2 +1,28 @@
-pub mod catalog;
+//! ecom: the backend of an online shop. Five gRPC services (auth, catalog, orders, users,
+//! payments) defined in proto/, served by tonic, and a REST/JSON edge (the `transcoder` crate)
+//! that serves the contract of shared/spec from the same descriptors.
+//!
+//! Shared parts live at the top (configuration, database, key-value store, cache, tokens,
+//! authentication, errors, telemetry, the server assembly); each service has its own module.
+
+#![forbid(unsafe_code)]
+
+pub mod authn;
+pub mod cache;
+pub mod client_ip;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod errors;
+pub mod kv;
 pub mod money;
+pub mod ratelimit;
+pub mod server;
+pub mod telemetry;
+pub mod tokens;
+
+pub mod auth;
+pub mod catalog;
+pub mod orders;
+pub mod payments;
+pub mod users;

@@ -1,0 +1,308 @@
+//! Load benchmark of the catalog reads: the same three requests through the REST edge and
+//! directly over gRPC, plus a bare hyper server answering the same bytes as the ceiling, side by
+//! side in one run (these machines are noisy: compare ratios, not absolute figures).
+//!
+//! `cargo bench --bench load` — settings from the environment:
+//! BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/ecom_bench), BENCH_PRODUCTS
+//! (catalog size, seeded once per database; default 10000), BENCH_SECONDS per scenario (5),
+//! BENCH_CONCURRENCY (32), REDIS_URL (redis://127.0.0.1:6379).
+//!
+//! The load generator is closed-loop: BENCH_CONCURRENCY workers each send a request, wait for the
+//! answer, and send the next, over keep-alive connections (one HTTP/1.1 connection or one HTTP/2
+//! channel per worker), recording every latency in an HDR histogram.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ecom::clock::Clock;
+use ecom::config::Settings;
+use ecom::proto::ecom::catalog::v1::catalog_service_client::CatalogServiceClient;
+use ecom::proto::ecom::catalog::v1::{GetProductRequest, ListProductsRequest, SearchProductsRequest};
+use ecom::server::{Application, Mode};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// One scenario's result.
+struct Outcome {
+    name: String,
+    requests: u64,
+    errors: u64,
+    seconds: f64,
+    histogram: Histogram<u64>,
+}
+
+impl Outcome {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+    fn p(&self, q: f64) -> f64 {
+        self.histogram.value_at_quantile(q) as f64 / 1000.0
+    }
+    fn print(&self) {
+        println!(
+            "{:<34} {:>9.0} req/s   p50 {:>7.3} ms   p99 {:>7.3} ms   errors {}",
+            self.name,
+            self.rps(),
+            self.p(0.50),
+            self.p(0.99),
+            self.errors
+        );
+    }
+}
+
+/// Runs `workers` closed-loop workers for `duration`; each calls `make()` to get its request fn.
+async fn drive<F, Fut, M>(name: &str, workers: usize, duration: Duration, make: M) -> Outcome
+where
+    M: Fn() -> F,
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap()));
+    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let mut call = make();
+        let histogram = histogram.clone();
+        let errors = errors.clone();
+        handles.push(tokio::spawn(async move {
+            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let ok = call().await;
+                let micros = t.elapsed().as_micros() as u64;
+                if ok {
+                    local.record(micros.max(1)).unwrap();
+                } else {
+                    errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            histogram.lock().await.add(local).unwrap();
+        }));
+    }
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let histogram = Arc::try_unwrap(histogram).ok().unwrap().into_inner();
+    Outcome {
+        name: name.to_owned(),
+        requests: histogram.len(),
+        errors: errors.load(std::sync::atomic::Ordering::Relaxed),
+        seconds,
+        histogram,
+    }
+}
+
+/// A bare hyper server answering `body` to every request: the ceiling of this machine.
+async fn ceiling(body: Bytes) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_req| {
+                    let body = body.clone();
+                    async move {
+                        Ok::<_, Infallible>(
+                            hyper::Response::builder()
+                                .header("content-type", "application/json")
+                                .body(Full::new(body))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn http_worker(
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    url: String,
+) -> impl FnMut() -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> {
+    let uri: hyper::Uri = url.parse().unwrap();
+    move || {
+        let client = client.clone();
+        let uri = uri.clone();
+        Box::pin(async move {
+            match client.get(uri).await {
+                Ok(response) => {
+                    let ok = response.status().is_success();
+                    response.into_body().collect().await.is_ok() && ok
+                }
+                Err(_) => false,
+            }
+        })
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let database_url = std::env::var("BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/ecom_bench".to_owned());
+    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let products: usize = env("BENCH_PRODUCTS", 10_000);
+    let seconds: u64 = env("BENCH_SECONDS", 5);
+    let workers: usize = env("BENCH_CONCURRENCY", 32);
+    let duration = Duration::from_secs(seconds);
+
+    let mut settings = Settings::for_tests(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--grpc-port",
+        "0",
+        "--database-url",
+        &database_url,
+        "--redis-url",
+        &redis,
+        "--redis-key-prefix",
+        "ecom-bench:",
+        "--rate-limit-enabled",
+        "false",
+        "--seed-demo-data",
+        "false",
+        "--log-level",
+        "warn",
+    ])
+    .unwrap();
+    settings.validate().unwrap();
+    let app = Application::build(settings.clone(), Mode::all(), Clock::system()).await.unwrap();
+    let db = sqlx::PgPool::connect(&database_url).await.unwrap();
+    let seeding = Instant::now();
+    ecom::catalog::seed::seed_demo_catalog(&db, products).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM products").fetch_one(&db).await.unwrap();
+    println!("catalog: {count} products (seeding took {:.1?} if it ran)", seeding.elapsed());
+
+    let rest = format!("http://{}{}", app.rest_addr().unwrap(), settings.api_base_path);
+    let grpc = format!("http://{}", app.grpc_addr().unwrap());
+    tokio::spawn(app.run_until_stopped());
+
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(workers)
+        .build_http();
+    let product_url = format!("{rest}/products/1");
+    let body = client.get(product_url.parse().unwrap()).await.unwrap().into_body().collect().await.unwrap();
+    let ceiling_addr = ceiling(body.to_bytes()).await;
+
+    let mut channels = Vec::new();
+    for _ in 0..workers {
+        channels.push(Channel::from_shared(grpc.clone()).unwrap().connect().await.unwrap());
+    }
+    let channels = Arc::new(channels);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let grpc_client = || {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % channels.len();
+        CatalogServiceClient::new(channels[i].clone())
+    };
+
+    println!("\n{workers} concurrent workers, {seconds} s per scenario, server and load generator on one machine\n");
+    let warm = drive("warm-up", workers, Duration::from_secs(1), || {
+        http_worker(client.clone(), product_url.clone())
+    })
+    .await;
+    drop(warm);
+
+    let hyper_ceiling = drive("ceiling: bare hyper, same bytes", workers, duration, || {
+        http_worker(client.clone(), format!("http://{ceiling_addr}/"))
+    })
+    .await;
+    hyper_ceiling.print();
+
+    let edge_get = drive("REST  GET /products/1", workers, duration, || {
+        http_worker(client.clone(), product_url.clone())
+    })
+    .await;
+    edge_get.print();
+    let grpc_get = drive("gRPC  GetProduct{id:1}", workers, duration, || {
+        let c = grpc_client();
+        move || {
+            let mut c = c.clone();
+            Box::pin(async move { c.get_product(GetProductRequest { id: 1 }).await.is_ok() })
+                as std::pin::Pin<Box<dyn Future<Output = bool> + Send>>
+        }
+    })
+    .await;
+    grpc_get.print();
+
+    let edge_list = drive("REST  GET /products?limit=10", workers, duration, || {
+        http_worker(client.clone(), format!("{rest}/products?limit=10"))
+    })
+    .await;
+    edge_list.print();
+    let grpc_list = drive("gRPC  ListProducts{limit:10}", workers, duration, || {
+        let c = grpc_client();
+        move || {
+            let mut c = c.clone();
+            Box::pin(async move {
+                c.list_products(ListProductsRequest { limit: 10, ..Default::default() })
+                    .await
+                    .is_ok()
+            }) as std::pin::Pin<Box<dyn Future<Output = bool> + Send>>
+        }
+    })
+    .await;
+    grpc_list.print();
+
+    let edge_search = drive("REST  GET /products/search?q=phone", workers, duration, || {
+        http_worker(client.clone(), format!("{rest}/products/search?q=phone"))
+    })
+    .await;
+    edge_search.print();
+    let grpc_search = drive("gRPC  SearchProducts{q:phone}", workers, duration, || {
+        let c = grpc_client();
+        move || {
+            let mut c = c.clone();
+            Box::pin(async move {
+                c.search_products(SearchProductsRequest { q: "phone".into(), ..Default::default() })
+                    .await
+                    .is_ok()
+            }) as std::pin::Pin<Box<dyn Future<Output = bool> + Send>>
+        }
+    })
+    .await;
+    grpc_search.print();
+
+    println!("\nratios (same run):");
+    println!(
+        "  cached GET /products/:id through the edge: {:.0}% of the bare-hyper ceiling's throughput",
+        100.0 * edge_get.rps() / hyper_ceiling.rps()
+    );
+    for (what, edge, direct) in [
+        ("GET /products/:id", &edge_get, &grpc_get),
+        ("GET /products?limit=10", &edge_list, &grpc_list),
+        ("GET /products/search", &edge_search, &grpc_search),
+    ] {
+        println!(
+            "  {what:<24} edge p50 / gRPC p50 = {:.2}  (edge adds {:+.0}%), throughput edge/gRPC = {:.2}",
+            edge.p(0.5) / direct.p(0.5),
+            100.0 * (edge.p(0.5) / direct.p(0.5) - 1.0),
+            edge.rps() / direct.rps()
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! Time comes from here, so tests can set it (token expiry, reset-token expiry, returns).
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+
+/// The system clock, or a fixed one that tests move by hand. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    fixed: Option<Arc<Mutex<DateTime<Utc>>>>,
+}
+
+impl Clock {
+    /// The real time.
+    pub fn system() -> Clock {
+        Clock { fixed: None }
+    }
+
+    /// A clock standing at `at` until advanced.
+    pub fn fixed(at: DateTime<Utc>) -> Clock {
+        Clock {
+            fixed: Some(Arc::new(Mutex::new(at))),
+        }
+    }
+
+    /// Now.
+    pub fn now(&self) -> DateTime<Utc> {
+        match &self.fixed {
+            Some(at) => *at.lock().expect("clock poisoned"),
+            None => Utc::now(),
+        }
+    }
+
+    /// Moves a fixed clock forward; no effect on the system clock.
+    pub fn advance(&self, by: chrono::Duration) {
+        if let Some(at) = &self.fixed {
+            let mut at = at.lock().expect("clock poisoned");
+            *at += by;
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! Configuration: every setting of ecom, read from flags, the environment and a `.env` file
+//! (in that order of precedence), with the names of section 13 of the contract.
+//!
+//! This module owns parsing and the start-up checks that refuse an unsafe production
+//! configuration. It must never log a secret: secrets are kept in [`secrecy::SecretString`].
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+
+/// The JWT secret used when none is configured outside production. Logged as a warning.
+const DEV_JWT_SECRET: &str = "ecom-development-secret-do-not-use-in-production";
+
+/// `ecom`: the backend of an online shop.
+#[derive(Debug, Parser)]
+#[command(name = "ecom", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// What to run; `serve` when none is given.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run services and the REST edge in one process (default: all services).
+    Serve {
+        /// Comma-separated services to run (auth,catalog,orders,users,payments); the edge is
+        /// started only when all services run here, unless --edge is given.
+        #[arg(long, value_delimiter = ',')]
+        services: Vec<ServiceName>,
+        /// Also serve the REST edge when only some services run here.
+        #[arg(long)]
+        edge: bool,
+    },
+    /// Run the REST edge alone, forwarding to remote services.
+    Edge {
+        /// `service=url[,url...]`, e.g. `catalog=http://127.0.0.1:50052`; repeatable.
+        /// Services with no upstream are reached at --default-upstream.
+        #[arg(long = "upstream", value_parser = parse_upstream)]
+        upstreams: Vec<(ServiceName, Vec<String>)>,
+        /// Where services without an explicit --upstream run.
+        #[arg(long)]
+        default_upstream: Option<String>,
+    },
+    /// Create the database if missing and apply migrations.
+    Migrate,
+    /// Apply migrations and seed the demo catalog when it is empty.
+    Seed {
+        /// Number of products to generate (deterministic; up to 1,000,000).
+        #[arg(long, default_value_t = 240)]
+        products: usize,
+    },
+}
+
+/// The five services of ecom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum ServiceName {
+    Auth,
+    Catalog,
+    Orders,
+    Users,
+    Payments,
+}
+
+impl ServiceName {
+    /// All services, in start-up order.
+    pub const ALL: [ServiceName; 5] = [
+        ServiceName::Auth,
+        ServiceName::Catalog,
+        ServiceName::Orders,
+        ServiceName::Users,
+        ServiceName::Payments,
+    ];
+
+    /// The fully-qualified gRPC service name.
+    pub fn grpc_name(self) -> &'static str {
+        match self {
+            ServiceName::Auth => "ecom.auth.v1.AuthService",
+            ServiceName::Catalog => "ecom.catalog.v1.CatalogService",
+            ServiceName::Orders => "ecom.orders.v1.OrdersService",
+            ServiceName::Users => "ecom.users.v1.UsersService",
+            ServiceName::Payments => "ecom.payments.v1.PaymentsService",
+        }
+    }
+}
+
+fn parse_upstream(s: &str) -> Result<(ServiceName, Vec<String>), String> {
+    let (name, urls) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected service=url, got `{s}`"))?;
+    let service = ServiceName::from_str(name, true)?;
+    let urls: Vec<String> = urls.split(',').map(str::to_owned).collect();
+    if urls.iter().any(|u| !u.starts_with("http://") && !u.starts_with("https://")) {
+        return Err(format!("upstream urls must start with http:// or https://: `{s}`"));
+    }
+    Ok((service, urls))
+}
+
+/// Deployment environment; production turns on the strict start-up checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AppEnv {
+    Development,
+    Test,
+    Staging,
+    Production,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Every setting. Flags win over the environment, which wins over `.env`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Settings (flag or environment variable)")]
+pub struct Settings {
+    /// Deployment environment (NODE_ENV is read too, for the contract's name).
+    #[arg(long, env = "APP_ENV", value_enum, default_value = "development", global = true)]
+    pub app_env: AppEnv,
+    /// Address the REST edge and gRPC server bind to.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0", global = true)]
+    pub host: IpAddr,
+    /// REST edge port (0 picks a free port).
+    #[arg(long, env = "PORT", default_value_t = 3000, global = true)]
+    pub port: u16,
+    /// gRPC port (gRPC, gRPC-Web, reflection and health).
+    #[arg(long, env = "GRPC_PORT", default_value_t = 50051, global = true)]
+    pub grpc_port: u16,
+    /// Base path of the REST API.
+    #[arg(long, env = "API_BASE_PATH", default_value = "/api/v1", global = true)]
+    pub api_base_path: String,
+    /// PostgreSQL connection string; the database is created when missing.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/ecom",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: SecretString,
+    /// Maximum PostgreSQL connections per process.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 20, global = true)]
+    pub database_pool_size: u32,
+    /// Redis connection string; unset runs cache, rate limits and the token deny-list in-process.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
+    pub redis_url: Option<SecretString>,
+    /// Redis password, when not part of REDIS_URL.
+    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true, global = true)]
+    pub redis_password: Option<SecretString>,
+    /// Prefix of every Redis key, so deployments and test runs can share one Redis.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "ecom:", global = true)]
+    pub redis_key_prefix: String,
+    /// HS256 signing key of access tokens (at least 32 bytes; required in production).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<SecretString>,
+    /// Access token lifetime, e.g. 15m, 1h.
+    #[arg(long, env = "JWT_EXPIRES_IN", default_value = "15m", value_parser = parse_duration, global = true)]
+    pub jwt_expires_in: Duration,
+    /// Refresh token lifetime, e.g. 7d.
+    #[arg(long, env = "JWT_REFRESH_EXPIRES_IN", default_value = "7d", value_parser = parse_duration, global = true)]
+    pub jwt_refresh_expires_in: Duration,
+    /// Issuer (`iss`) of access tokens.
+    #[arg(long, env = "JWT_ISSUER", default_value = "ecom", global = true)]
+    pub jwt_issuer: String,
+    /// Audience (`aud`) of access tokens.
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "ecom-api", global = true)]
+    pub jwt_audience: String,
+    /// Comma-separated origins allowed by CORS (exact match; `*` refused in production).
+    #[arg(
+        long,
+        env = "CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:5173,http://localhost:3000",
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
+    /// Largest accepted upload, in bytes.
+    #[arg(long, env = "UPLOAD_MAX_SIZE", default_value_t = 5 * 1024 * 1024, global = true)]
+    pub upload_max_size: usize,
+    /// Largest accepted JSON body, in bytes.
+    #[arg(long, env = "BODY_MAX_SIZE", default_value_t = 1024 * 1024, global = true)]
+    pub body_max_size: usize,
+    /// Folder uploaded files are written to.
+    #[arg(long, env = "UPLOAD_DIR", default_value = "./uploads", global = true)]
+    pub upload_dir: String,
+    /// Public base URL of uploaded files; `/uploads` on the edge when unset.
+    #[arg(long, env = "CDN_URL", global = true)]
+    pub cdn_url: Option<String>,
+    /// Rate limiting on or off (off for benchmarks and load tests).
+    #[arg(long, env = "RATE_LIMIT_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub rate_limit_enabled: bool,
+    /// Window of the per-group limits, in milliseconds.
+    #[arg(long, env = "RATE_LIMIT_WINDOW_MS", default_value_t = 60_000, global = true)]
+    pub rate_limit_window_ms: u64,
+    /// Requests per window for /products/* (and the default for unlisted groups).
+    #[arg(long, env = "RATE_LIMIT_MAX_REQUESTS", default_value_t = 100, global = true)]
+    pub rate_limit_max_requests: u64,
+    /// Requests per window for /orders/* and /cart*.
+    #[arg(long, env = "RATE_LIMIT_ORDERS_MAX", default_value_t = 30, global = true)]
+    pub rate_limit_orders_max: u64,
+    /// Requests per window for /payments/*.
+    #[arg(long, env = "RATE_LIMIT_PAYMENTS_MAX", default_value_t = 10, global = true)]
+    pub rate_limit_payments_max: u64,
+    /// Comma-separated proxy addresses whose X-Forwarded-For is believed.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Deadline of every call from the edge to a service, in milliseconds.
+    #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    pub upstream_timeout_ms: u64,
+    /// Strict-Transport-Security max-age in seconds; unset sends no HSTS header.
+    #[arg(long, env = "HSTS_MAX_AGE", global = true)]
+    pub hsts_max_age: Option<u64>,
+    /// Log filter (tracing env-filter syntax), e.g. info, debug, ecom=debug.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
+    pub log_level: String,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    pub log_format: LogFormat,
+    /// Seed the demo catalog at start-up when the database has no products.
+    #[arg(long, env = "SEED_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub seed_demo_data: bool,
+}
+
+impl Settings {
+    /// Reads `.env` (when present) into the environment, then parses flags and variables.
+    pub fn cli_from_env() -> Cli {
+        // A missing .env is the normal case; a malformed one is worth stopping for.
+        if let Err(e) = dotenvy::dotenv()
+            && !e.not_found()
+        {
+            eprintln!("error: could not read .env: {e}");
+            std::process::exit(2);
+        }
+        // NODE_ENV is the contract's name for APP_ENV.
+        if std::env::var_os("APP_ENV").is_none()
+            && let Ok(node_env) = std::env::var("NODE_ENV")
+        {
+            // Changing the environment is unsafe in edition 2024, so hand the value to clap
+            // as a flag instead (global flags may come before the subcommand).
+            let mut args: Vec<String> = std::env::args().collect();
+            args.insert(1, format!("--app-env={}", node_env.to_lowercase()));
+            return Cli::parse_from(args);
+        }
+        Cli::parse()
+    }
+
+    /// Refuses configurations that are unsafe in production; fills development defaults.
+    pub fn validate(&mut self) -> anyhow::Result<()> {
+        let production = self.app_env == AppEnv::Production;
+        match &self.jwt_secret {
+            Some(secret) if secret.expose_secret().len() < 32 => {
+                if production {
+                    bail!("JWT_SECRET must be at least 32 bytes in production");
+                }
+                tracing::warn!("JWT_SECRET is shorter than 32 bytes");
+            }
+            Some(_) => {}
+            None if production => bail!("JWT_SECRET must be set in production"),
+            None => {
+                tracing::warn!("JWT_SECRET is not set: using the development secret");
+                self.jwt_secret = Some(SecretString::from(DEV_JWT_SECRET));
+            }
+        }
+        if production && self.cors_origins.iter().any(|o| o.trim() == "*") {
+            bail!("CORS_ORIGINS must list exact origins in production, not `*`");
+        }
+        if !self.api_base_path.starts_with('/') || self.api_base_path.ends_with('/') {
+            bail!("API_BASE_PATH must start with `/` and not end with one");
+        }
+        Ok(())
+    }
+
+    /// The JWT signing key (after [`Settings::validate`]).
+    pub fn jwt_secret(&self) -> &SecretString {
+        self.jwt_secret
+            .as_ref()
+            .expect("validate() fills the development secret")
+    }
+
+    /// Deadline of edge-to-service calls.
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_millis(self.upstream_timeout_ms)
+    }
+
+    /// True in production mode.
+    pub fn is_production(&self) -> bool {
+        self.app_env == AppEnv::Production
+    }
+
+    /// Parses settings for tests from an explicit argument list (no environment, no .env).
+    pub fn for_tests(args: &[&str]) -> anyhow::Result<Settings> {
+        let mut all = vec!["ecom"];
+        all.extend_from_slice(args);
+        let cli = Cli::try_parse_from(all).context("parsing test settings")?;
+        Ok(cli.settings)
+    }
+}
+
+/// Parses `900`, `900s`, `15m`, `1h`, `7d` into a duration.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 15m, 1h or 7d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use s, m, h or d)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert!(parse_duration("15x").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn production_refuses_missing_or_short_secret_and_wildcard_cors() {
+        let mut s = Settings::for_tests(&["--app-env", "production"]).unwrap();
+        assert!(s.validate().unwrap_err().to_string().contains("JWT_SECRET"));
+
+        let mut s = Settings::for_tests(&["--app-env", "production", "--jwt-secret", "short"]).unwrap();
+        assert!(s.validate().unwrap_err().to_string().contains("32 bytes"));
+
+        let secret = "x".repeat(32);
+        let mut s = Settings::for_tests(&[
+            "--app-env",
+            "production",
+            "--jwt-secret",
+            &secret,
+            "--cors-origins",
+            "*",
+        ])
+        .unwrap();
+        assert!(s.validate().unwrap_err().to_string().contains("CORS_ORIGINS"));
+    }
+
+    #[test]
+    fn development_fills_a_secret() {
+        let mut s = Settings::for_tests(&[]).unwrap();
+        s.validate().unwrap();
+        assert!(s.jwt_secret().expose_secret().len() >= 32);
+    }
+}

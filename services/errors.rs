@@ -1,0 +1,81 @@
+//! How services say what went wrong: a `tonic::Status` with rich details that the edge turns
+//! into the contract's `{message, status, code, details}` (docs/ARCHITECTURE.md).
+//!
+//! The `ErrorInfo.reason` is an [`ErrorReason`] from proto/ecom/common/v1, so gRPC clients see
+//! the same codes as REST clients. Internal errors are logged once, here, with their cause
+//! chain, and answered with a generic message.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+pub use crate::proto::ecom::common::v1::ErrorReason;
+
+/// The `ErrorInfo.domain` of every ecom error.
+const DOMAIN: &str = "ecom";
+
+/// The wire name of a reason: the enum value name without its `ERROR_REASON_` prefix.
+pub fn reason_name(reason: ErrorReason) -> &'static str {
+    let name = reason.as_str_name();
+    name.strip_prefix("ERROR_REASON_").unwrap_or(name)
+}
+
+/// A status with `code`, a message and an `ErrorInfo` carrying `reason`.
+pub fn status(code: Code, reason: ErrorReason, message: impl Into<String>) -> Status {
+    with_metadata(code, reason, message, HashMap::new())
+}
+
+/// Like [`status`], with the HTTP status the contract fixes where the gRPC code does not give it
+/// (422, 423, 409 for some reasons): the edge reads `ErrorInfo.metadata["http_status"]`.
+pub fn status_with_http(code: Code, reason: ErrorReason, http_status: u16, message: impl Into<String>) -> Status {
+    let metadata = HashMap::from([("http_status".to_owned(), http_status.to_string())]);
+    with_metadata(code, reason, message, metadata)
+}
+
+/// A status whose `ErrorInfo.metadata` also lands in the REST body's `details`.
+pub fn with_metadata(
+    code: Code,
+    reason: ErrorReason,
+    message: impl Into<String>,
+    metadata: HashMap<String, String>,
+) -> Status {
+    let details = ErrorDetails::with_error_info(reason_name(reason), DOMAIN, metadata);
+    Status::with_error_details(code, message, details)
+}
+
+/// 400 VALIDATION_ERROR with one field violation per `(json field, message)`.
+pub fn validation(violations: Vec<(String, String)>) -> Status {
+    let mut details = ErrorDetails::with_error_info(reason_name(ErrorReason::ValidationError), DOMAIN, HashMap::new());
+    for (field, message) in violations {
+        details.add_bad_request_violation(field, message);
+    }
+    Status::with_error_details(Code::InvalidArgument, "Validation failed", details)
+}
+
+/// 400 VALIDATION_ERROR for a single field.
+pub fn invalid_field(field: &str, message: impl Into<String>) -> Status {
+    validation(vec![(field.to_owned(), message.into())])
+}
+
+/// 500 INTERNAL_ERROR: logs the whole cause chain once and answers with a generic message.
+pub fn internal(err: anyhow::Error) -> Status {
+    tracing::error!(error = ?err, "internal error");
+    status(Code::Internal, ErrorReason::InternalError, "Internal server error")
+}
+
+/// 503 for a dependency that is down (PostgreSQL unreachable, pool timed out).
+pub fn unavailable(err: anyhow::Error) -> Status {
+    tracing::warn!(error = ?err, "dependency unavailable");
+    Status::unavailable("Service temporarily unavailable")
+}
+
+/// Maps a database error: connectivity problems are 503 (retryable), the rest 500.
+pub fn database(err: sqlx::Error) -> Status {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            unavailable(anyhow::Error::new(err).context("database unavailable"))
+        }
+        other => internal(anyhow::Error::new(other).context("database error")),
+    }
+}

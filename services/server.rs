@@ -1,0 +1,545 @@
+//! Assembly: builds the gRPC server, the REST edge and their layer stacks from [`Settings`],
+//! and runs them until a shutdown signal.
+//!
+//! One process can run all five services and the edge (the default), some services only
+//! (`ecom serve --services catalog`), or the edge alone in front of remote services
+//! (`ecom edge --upstream catalog=http://...`). The code above the channel is the same in each
+//! case: the edge reaches a service in the same process through its tower stack (no socket),
+//! and a remote one through a tonic `Channel`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::service::Routes;
+use tonic::transport::{Channel, Endpoint};
+use tower::ServiceBuilder;
+
+use crate::authn::{Authenticate, Authenticator};
+use crate::cache::Cache;
+use crate::catalog::CatalogService;
+use crate::clock::Clock;
+use crate::config::{ServiceName, Settings};
+use crate::kv::Kv;
+use crate::proto::ecom::auth::v1::auth_service_server::AuthServiceServer;
+use crate::proto::ecom::catalog::v1::catalog_service_server::CatalogServiceServer;
+use crate::proto::ecom::orders::v1::orders_service_server::OrdersServiceServer;
+use crate::proto::ecom::payments::v1::payments_service_server::PaymentsServiceServer;
+use crate::proto::ecom::users::v1::users_service_server::UsersServiceServer;
+use crate::ratelimit::{self, RateLimit};
+use crate::tokens::Tokens;
+use crate::{auth, db, orders, payments, proto, users};
+
+/// What the process runs.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// These services on the gRPC port, and the edge in front of them when `edge` is true.
+    Services { services: Vec<ServiceName>, edge: bool },
+    /// The edge alone; each service at its upstream addresses (several are balanced).
+    Edge {
+        upstreams: HashMap<ServiceName, Vec<String>>,
+    },
+}
+
+impl Mode {
+    /// Everything in one process.
+    pub fn all() -> Mode {
+        Mode::Services {
+            services: ServiceName::ALL.to_vec(),
+            edge: true,
+        }
+    }
+}
+
+/// A running ecom process: its addresses and the tasks serving them.
+pub struct Application {
+    rest_addr: Option<SocketAddr>,
+    grpc_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// What every service and the edge share. Cheap to clone.
+#[derive(Clone)]
+pub struct Shared {
+    pub settings: Arc<Settings>,
+    pub db: PgPool,
+    pub kv: Kv,
+    pub cache: Cache,
+    pub tokens: Tokens,
+    pub authenticator: Authenticator,
+    pub clock: Clock,
+}
+
+impl Shared {
+    /// Connects the pools (lazily) from settings.
+    pub fn new(settings: Settings, clock: Clock) -> anyhow::Result<Shared> {
+        let options = db::connect_options(&settings.database_url)?;
+        let db = db::pool(options, settings.database_pool_size);
+        let kv = match &settings.redis_url {
+            Some(url) => Kv::redis(url, settings.redis_password.as_ref(), &settings.redis_key_prefix)?,
+            None => {
+                tracing::info!("REDIS_URL is not set: cache, rate limits and token deny-list run in-process");
+                Kv::memory(&settings.redis_key_prefix)
+            }
+        };
+        let tokens = Tokens::new(
+            settings.jwt_secret(),
+            &settings.jwt_issuer,
+            &settings.jwt_audience,
+            settings.jwt_expires_in,
+            clock.clone(),
+        );
+        Ok(Shared {
+            authenticator: Authenticator::new(tokens.clone(), kv.clone()),
+            cache: Cache::new(kv.clone()),
+            settings: Arc::new(settings),
+            db,
+            kv,
+            tokens,
+            clock,
+        })
+    }
+}
+
+impl Application {
+    /// Prepares the database (when services run here), binds the ports and starts serving.
+    pub async fn build(settings: Settings, mode: Mode, clock: Clock) -> anyhow::Result<Application> {
+        let metrics = prometheus_handle();
+        let shared = Shared::new(settings, clock)?;
+        let settings = shared.settings.clone();
+        let (shutdown, stop) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut grpc_addr = None;
+        let mut rest_addr = None;
+
+        match mode {
+            Mode::Services { services, edge } => {
+                db::migrate(&settings.database_url).await?;
+                if settings.seed_demo_data && services.contains(&ServiceName::Catalog) {
+                    crate::catalog::seed::seed_demo_catalog(&shared.db, 240)
+                        .await
+                        .context("seeding the demo catalog")?;
+                }
+                let routes = grpc_routes(&shared, &services);
+                let listener = TcpListener::bind((settings.host, settings.grpc_port))
+                    .await
+                    .with_context(|| format!("binding the gRPC port {}", settings.grpc_port))?;
+                grpc_addr = Some(listener.local_addr()?);
+                tasks.push(tokio::spawn(serve_grpc(listener, routes.clone(), shared.clone(), stop.clone())));
+
+                if edge {
+                    let local = ServiceBuilder::new()
+                        .layer(GrpcMetrics::layer())
+                        .layer(Authenticate::layer(shared.authenticator.clone()))
+                        .service(routes);
+                    let upstreams = services
+                        .iter()
+                        .map(|s| (s.grpc_name(), transcoder::Upstream::in_process(local.clone())))
+                        .collect();
+                    let listener = bind_rest(&settings).await?;
+                    rest_addr = Some(listener.local_addr()?);
+                    let app = edge_router(&shared, upstreams, metrics, Readiness::Local, stop.clone())?;
+                    tasks.push(tokio::spawn(serve_rest(listener, app, stop.clone())));
+                }
+            }
+            Mode::Edge { upstreams } => {
+                let mut map = Vec::new();
+                for (service, urls) in upstreams {
+                    map.push((service.grpc_name(), transcoder::Upstream::channel(channel(&urls)?)));
+                }
+                let listener = bind_rest(&settings).await?;
+                rest_addr = Some(listener.local_addr()?);
+                let app = edge_router(&shared, map, metrics, Readiness::Edge, stop.clone())?;
+                tasks.push(tokio::spawn(serve_rest(listener, app, stop.clone())));
+            }
+        }
+        tokio::spawn(pool_gauges(shared.db.clone(), stop));
+        Ok(Application {
+            rest_addr,
+            grpc_addr,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Where the REST edge listens, when this process runs it.
+    pub fn rest_addr(&self) -> Option<SocketAddr> {
+        self.rest_addr
+    }
+
+    /// Where the gRPC server listens, when this process runs services.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_addr
+    }
+
+    /// A handle that stops the servers gracefully when sent `true`.
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Serves until every server has stopped (after a shutdown signal or an error).
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        for task in self.tasks {
+            task.await.context("server task panicked")??;
+        }
+        Ok(())
+    }
+}
+
+/// The gRPC services this process runs, plus reflection and health.
+fn grpc_routes(shared: &Shared, services: &[ServiceName]) -> Routes {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the embedded descriptor set is valid");
+    let mut routes = Routes::new(reflection);
+    for service in services {
+        routes = match service {
+            ServiceName::Auth => routes.add_service(AuthServiceServer::new(auth::AuthApi)),
+            ServiceName::Catalog => routes.add_service(CatalogServiceServer::new(CatalogService::new(
+                shared.db.clone(),
+                shared.cache.clone(),
+            ))),
+            ServiceName::Orders => routes.add_service(OrdersServiceServer::new(orders::OrdersApi)),
+            ServiceName::Users => routes.add_service(UsersServiceServer::new(users::UsersApi)),
+            ServiceName::Payments => routes.add_service(PaymentsServiceServer::new(payments::PaymentsApi)),
+        };
+    }
+    routes
+}
+
+/// Serves gRPC (HTTP/2), gRPC-Web (HTTP/1.1) and health on `listener`.
+async fn serve_grpc(
+    listener: TcpListener,
+    routes: Routes,
+    shared: Shared,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for service in ServiceName::ALL {
+        reporter
+            .set_service_status(service.grpc_name(), tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    let routes = routes.add_service(health);
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(GrpcMetrics::layer())
+        .layer(Authenticate::layer(shared.authenticator.clone()))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        )
+        .await
+        .context("gRPC server failed")
+}
+
+async fn bind_rest(settings: &Settings) -> anyhow::Result<TcpListener> {
+    TcpListener::bind((settings.host, settings.port))
+        .await
+        .with_context(|| format!("binding the REST port {}", settings.port))
+}
+
+/// A balanced channel over `urls`; connections are made lazily, so the edge starts before its
+/// services and reconnects by itself after a service restarts.
+fn channel(urls: &[String]) -> anyhow::Result<Channel> {
+    let endpoints = urls
+        .iter()
+        .map(|u| {
+            Endpoint::from_shared(u.clone())
+                .with_context(|| format!("invalid upstream url `{u}`"))
+                .map(|e| {
+                    e.connect_timeout(Duration::from_secs(1))
+                        .tcp_nodelay(true)
+                        .http2_keep_alive_interval(Duration::from_secs(30))
+                })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Channel::balance_list(endpoints.into_iter()))
+}
+
+/// What `/ready` checks.
+#[derive(Clone, Copy)]
+enum Readiness {
+    /// PostgreSQL and the shared store.
+    Local,
+    /// The edge alone: it is ready when it serves (services report their own readiness).
+    Edge,
+}
+
+#[derive(Clone)]
+struct EdgeState {
+    shared: Shared,
+    metrics: PrometheusHandle,
+    openapi: Arc<serde_json::Value>,
+    readiness: Readiness,
+    stopping: watch::Receiver<bool>,
+}
+
+/// The REST edge: operational routes, then the transcoder for everything under the base path,
+/// wrapped in the edge's layers. Layers run top to bottom on the way in.
+fn edge_router(
+    shared: &Shared,
+    upstreams: Vec<(&'static str, transcoder::Upstream)>,
+    metrics: PrometheusHandle,
+    readiness: Readiness,
+    stopping: watch::Receiver<bool>,
+) -> anyhow::Result<Router> {
+    let settings = &shared.settings;
+    let mut builder = transcoder::Transcoder::builder(proto::descriptor_pool().clone())
+        .base_path(&settings.api_base_path)
+        .timeout(settings.upstream_timeout())
+        .max_body_bytes(settings.body_max_size.max(settings.upload_max_size))
+        .reject_unknown_query(false);
+    for (name, upstream) in upstreams {
+        builder = builder.upstream(name, upstream);
+    }
+    let transcoder = builder.build().context("building the REST route table")?;
+    let openapi = transcoder.openapi(&transcoder::OpenApiInfo {
+        title: "ecom".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    });
+    let state = EdgeState {
+        shared: shared.clone(),
+        metrics,
+        openapi: Arc::new(openapi),
+        readiness,
+        stopping,
+    };
+
+    let router = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(render_metrics))
+        .route("/openapi.json", get(openapi_document))
+        .route(&format!("{}/openapi.json", settings.api_base_path), get(openapi_document))
+        .with_state(state)
+        .fallback_service(transcoder);
+
+    let cors = transcoder::layers::CorsConfig {
+        allowed_origins: settings.cors_origins.clone(),
+        allow_credentials: true,
+        max_age: Duration::from_secs(600),
+    };
+    let stack = ServiceBuilder::new()
+        // Outermost: a panic anywhere below becomes a 500 in the contract's shape.
+        .layer(transcoder::layers::CatchPanic::layer())
+        // Before tracing and metrics, so both carry the request id.
+        .layer(transcoder::layers::RequestId::layer())
+        .layer(transcoder::layers::Metrics::layer())
+        .layer(transcoder::layers::SecurityHeaders::layer(
+            settings.hsts_max_age.map(Duration::from_secs),
+        ))
+        // CORS answers preflights before the rate limiter counts anything.
+        .layer(transcoder::layers::Cors::layer(cors))
+        // The client address must be known before the rate limiter keys on it.
+        .layer(crate::client_ip::ClientIp::layer(settings.trusted_proxies.clone()));
+    let router = if settings.rate_limit_enabled {
+        router.layer(RateLimit::layer(
+            ratelimit::rules(settings),
+            &settings.api_base_path,
+            shared.kv.clone(),
+            shared.tokens.clone(),
+        ))
+    } else {
+        router
+    };
+    Ok(router.layer(stack))
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn ready(State(state): State<EdgeState>) -> Response {
+    if *state.stopping.borrow() {
+        return not_ready("shutting down");
+    }
+    if let Readiness::Edge = state.readiness {
+        return axum::Json(serde_json::json!({ "status": "ready" })).into_response();
+    }
+    let db = sqlx::query("SELECT 1").execute(&state.shared.db).await;
+    let kv = state.shared.kv.ping().await;
+    match (db, kv) {
+        (Ok(_), Ok(())) => axum::Json(serde_json::json!({ "status": "ready", "postgres": "up", "redis": "up" }))
+            .into_response(),
+        (db, kv) => {
+            let mut details = serde_json::Map::new();
+            details.insert("postgres".into(), if db.is_ok() { "up" } else { "down" }.into());
+            details.insert("redis".into(), if kv.is_ok() { "up" } else { "down" }.into());
+            transcoder::error_response(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                "Not ready",
+                details,
+            )
+            .into_response()
+        }
+    }
+}
+
+fn not_ready(why: &str) -> Response {
+    transcoder::error_response(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+        why,
+        serde_json::Map::new(),
+    )
+    .into_response()
+}
+
+async fn render_metrics(State(state): State<EdgeState>) -> impl IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+async fn openapi_document(State(state): State<EdgeState>) -> impl IntoResponse {
+    axum::Json(state.openapi.as_ref().clone())
+}
+
+/// Serves the edge on `listener` (HTTP/1.1 and HTTP/2) until the stop signal, then lets
+/// in-flight requests finish.
+async fn serve_rest(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+        .context("REST edge failed")
+}
+
+/// The process-wide Prometheus recorder (installed once; tests start many applications).
+fn prometheus_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+                .expect("static buckets are valid")
+                .install_recorder()
+                .expect("no other metrics recorder is installed")
+        })
+        .clone()
+}
+
+/// Publishes the pool's size as gauges every few seconds.
+async fn pool_gauges(db: PgPool, mut stop: watch::Receiver<bool>) {
+    loop {
+        metrics::gauge!("db_pool_connections", "state" => "open").set(db.size() as f64);
+        metrics::gauge!("db_pool_connections", "state" => "idle").set(db.num_idle() as f64);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+pub use grpc_metrics::GrpcMetrics;
+
+mod grpc_metrics {
+    //! Per-RPC telemetry on the gRPC server: one tracing span per call carrying the request id
+    //! the edge sent (`x-request-id` metadata), and metrics: count by method and status,
+    //! latency histogram.
+
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Instant;
+
+    use tower::{Layer, Service};
+
+    /// Tower layer recording `grpc_requests_total{method,code}` and
+    /// `grpc_request_duration_seconds{method}`.
+    #[derive(Clone, Copy, Default)]
+    pub struct GrpcMetricsLayer;
+
+    /// The service made by [`GrpcMetricsLayer`].
+    #[derive(Clone)]
+    pub struct GrpcMetrics<S> {
+        inner: S,
+    }
+
+    impl GrpcMetrics<()> {
+        /// The layer.
+        pub fn layer() -> GrpcMetricsLayer {
+            GrpcMetricsLayer
+        }
+    }
+
+    impl<S> Layer<S> for GrpcMetricsLayer {
+        type Service = GrpcMetrics<S>;
+        fn layer(&self, inner: S) -> Self::Service {
+            GrpcMetrics { inner }
+        }
+    }
+
+    impl<S, B, RB> Service<http::Request<B>> for GrpcMetrics<S>
+    where
+        S: Service<http::Request<B>, Response = http::Response<RB>>,
+        S::Future: Send + 'static,
+        RB: 'static,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            let method = req.uri().path().to_owned();
+            let request_id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let span = tracing::info_span!("rpc", rpc.method = %method, request_id = %request_id);
+            let started = Instant::now();
+            let future = {
+                let _entered = span.enter();
+                self.inner.call(req)
+            };
+            Box::pin(tracing::Instrument::instrument(async move {
+                let result = future.await;
+                // Errors of unary RPCs come as trailers-only responses, so the status is in the
+                // headers; a missing grpc-status in the headers means the body will say OK.
+                let code = match &result {
+                    Ok(response) => response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .map(|c| tonic::Code::from_bytes(c.as_bytes()))
+                        .unwrap_or(tonic::Code::Ok),
+                    Err(_) => tonic::Code::Unknown,
+                };
+                metrics::counter!("grpc_requests_total", "method" => method.clone(), "code" => format!("{code:?}"))
+                    .increment(1);
+                let elapsed = started.elapsed();
+                metrics::histogram!("grpc_request_duration_seconds", "method" => method)
+                    .record(elapsed.as_secs_f64());
+                tracing::debug!(code = ?code, latency_ms = elapsed.as_secs_f64() * 1000.0, "rpc finished");
+                result
+            }, span))
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The test harness: `spawn_app()` starts the real application (REST edge and gRPC server, all
+//! services in one process) on free ports, against a fresh PostgreSQL database and its own Redis
+//! key prefix, so tests run in parallel without seeing each other.
+//!
+//! Logs are quiet unless `TEST_LOG` is set (`TEST_LOG=debug cargo test`).
+
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
+use std::sync::LazyLock;
+
+use ecom::clock::Clock;
+use ecom::config::Settings;
+use ecom::server::{Application, Mode};
+use ecom::tokens::{Role, Tokens};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+/// The signing key of test tokens.
+pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+/// Ids of the users test tokens are minted for.
+pub const ADMIN_ID: i64 = 1;
+pub const USER_ID: i64 = 2;
+pub const OTHER_USER_ID: i64 = 3;
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if let Ok(level) = std::env::var("TEST_LOG") {
+        let filter = if level.is_empty() { "info".to_owned() } else { level };
+        ecom::telemetry::init_subscriber(ecom::telemetry::get_subscriber(
+            &filter,
+            ecom::config::LogFormat::Pretty,
+        ));
+    }
+});
+
+/// A running application and typed helpers to call it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT` (no base path).
+    pub origin: String,
+    /// `http://127.0.0.1:PORT/api/v1`.
+    pub api: String,
+    /// `http://127.0.0.1:GRPC_PORT`.
+    pub grpc: String,
+    pub db: PgPool,
+    pub db_name: String,
+    pub redis_prefix: String,
+    pub client: reqwest::Client,
+    pub tokens: Tokens,
+    pub clock: Clock,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// The base PostgreSQL URL of test databases (without a database name).
+fn postgres_base() -> String {
+    std::env::var("TEST_DATABASE_BASE").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// The Redis the tests share (each with its own key prefix).
+fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// Starts the application with default test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts the application with extra settings flags (e.g. `["--rate-limit-enabled", "true"]`).
+pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
+    LazyLock::force(&TRACING);
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let db_name = format!("ecom_test_{id}");
+    let database_url = format!("{}/{db_name}", postgres_base());
+    let redis_prefix = format!("ecom-test:{id}:");
+    let redis = redis_url();
+    let mut args = vec![
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--grpc-port",
+        "0",
+        "--database-url",
+        &database_url,
+        "--redis-url",
+        &redis,
+        "--redis-key-prefix",
+        &redis_prefix,
+        "--jwt-secret",
+        TEST_JWT_SECRET,
+        "--rate-limit-enabled",
+        "false",
+        "--seed-demo-data",
+        "false",
+        "--database-pool-size",
+        "5",
+        "--app-env",
+        "test",
+    ];
+    args.extend_from_slice(extra);
+    let mut settings = Settings::for_tests(&args).expect("test settings parse");
+    settings.validate().expect("test settings are valid");
+    spawn_with_settings(settings, db_name, redis_prefix).await
+}
+
+async fn spawn_with_settings(settings: Settings, db_name: String, redis_prefix: String) -> TestApp {
+    let clock = Clock::fixed(chrono::Utc::now());
+    let app = Application::build(settings.clone(), Mode::all(), clock.clone())
+        .await
+        .expect("application starts");
+    let rest = app.rest_addr().expect("edge runs");
+    let grpc = app.grpc_addr().expect("gRPC runs");
+    let shutdown = app.shutdown_handle();
+    tokio::spawn(app.run_until_stopped());
+
+    let db = PgPool::connect(&format!("{}/{db_name}", postgres_base()))
+        .await
+        .expect("test database reachable");
+    let tokens = Tokens::new(
+        settings.jwt_secret(),
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+        settings.jwt_expires_in,
+        clock.clone(),
+    );
+    TestApp {
+        origin: format!("http://{rest}"),
+        api: format!("http://{rest}{}", settings.api_base_path),
+        grpc: format!("http://{grpc}"),
+        db,
+        db_name,
+        redis_prefix,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client"),
+        tokens,
+        clock,
+        shutdown,
+    }
+}
+
+impl TestApp {
+    /// An access token of the admin (id [`ADMIN_ID`]).
+    pub fn admin_token(&self) -> String {
+        self.tokens.mint(ADMIN_ID, "admin@ecom.test", Role::Admin, None).0
+    }
+
+    /// An access token of a customer (id [`USER_ID`]).
+    pub fn user_token(&self) -> String {
+        self.tokens.mint(USER_ID, "user@ecom.test", Role::User, None).0
+    }
+
+    /// An access token of another customer (id [`OTHER_USER_ID`]).
+    pub fn other_user_token(&self) -> String {
+        self.tokens.mint(OTHER_USER_ID, "other@ecom.test", Role::User, None).0
+    }
+
+    /// A request to `path` under the API base path, with a bearer token when given.
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.client.request(method, format!("{}{path}", self.api));
+        match token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    /// GET without a token.
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path, None).send().await.expect("request sent")
+    }
+
+    /// GET with a token.
+    pub async fn get_as(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token)).send().await.expect("request sent")
+    }
+
+    /// POST a JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
+        self.request(Method::POST, path, token).json(body).send().await.expect("request sent")
+    }
+
+    /// PUT a JSON body.
+    pub async fn put_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
+        self.request(Method::PUT, path, token).json(body).send().await.expect("request sent")
+    }
+
+    /// DELETE.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::DELETE, path, token).send().await.expect("request sent")
+    }
+
+    /// A gRPC channel to the application's gRPC port.
+    pub async fn grpc_channel(&self) -> Channel {
+        Channel::from_shared(self.grpc.clone())
+            .expect("valid url")
+            .connect()
+            .await
+            .expect("gRPC server reachable")
+    }
+
+    /// Seeds the deterministic demo catalog with `products` products.
+    pub async fn seed_catalog(&self, products: usize) {
+        ecom::catalog::seed::seed_demo_catalog(&self.db, products)
+            .await
+            .expect("catalog seeds");
+    }
+}
+
+/// A `tonic::Request` carrying a bearer token.
+pub fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    request
+}
+
+/// Reads a response as JSON, failing with the body when it is not.
+pub async fn json(response: Response) -> Value {
+    let status = response.status();
+    let text = response.text().await.expect("body read");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text}"))
+}
+
+/// Asserts the contract's error shape and returns the body.
+pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let body = json(response).await;
+    assert_eq!(body["status"], status, "body.status: {body}");
+    assert_eq!(body["code"], code, "body.code: {body}");
+    assert!(body["message"].is_string(), "body.message: {body}");
+    body
+}
