@@ -260,7 +260,7 @@ async fn run() {
         move || {
             let mut c = c.clone();
             Box::pin(async move {
-                c.list_products(ListProductsRequest { limit: 10, ..Default::default() })
+                c.list_products(ListProductsRequest { limit: Some(10), ..Default::default() })
                     .await
                     .is_ok()
             }) as std::pin::Pin<Box<dyn Future<Output = bool> + Send>>

@@ -15,6 +15,7 @@ pub mod config;
 pub mod db;
 pub mod errors;
 pub mod kv;
+pub mod money;
 pub mod proto;
 pub mod ratelimit;
 pub mod server;
@@ -22,6 +23,7 @@ pub mod telemetry;
 pub mod tokens;
 
 pub mod auth;
+pub mod catalog;
 pub mod orders;
 pub mod payments;
 pub mod users;

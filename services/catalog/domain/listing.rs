@@ -1,0 +1,229 @@
+//! What a product listing asks for (contract 5.2.1, 5.2.4, 5.2.5, 12.4):
+//! a page, a sort, and filters.
+
+use super::Violations;
+use crate::money;
+
+/// A page of a listing: `skip` rows, then at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    skip: i64,
+    limit: i64,
+}
+
+impl Page {
+    /// The page size when the client gives none (12.4).
+    pub const DEFAULT_LIMIT: i64 = 10;
+    /// The largest page; larger requests are clamped to it, and `limit=0`
+    /// asks for it.
+    pub const MAX_LIMIT: i64 = 100;
+
+    /// Applies the defaults and the clamp; negative values are violations.
+    pub fn parse(
+        skip: Option<i64>,
+        limit: Option<i64>,
+        violations: &mut Violations,
+    ) -> Option<Page> {
+        let skip = match skip {
+            None => Some(0),
+            Some(skip) if skip >= 0 => Some(skip),
+            Some(_) => {
+                violations.push("skip", "must be 0 or more");
+                None
+            }
+        };
+        let limit = match limit {
+            None => Some(Self::DEFAULT_LIMIT),
+            Some(0) => Some(Self::MAX_LIMIT),
+            Some(limit) if limit > 0 => Some(limit.min(Self::MAX_LIMIT)),
+            Some(_) => {
+                violations.push("limit", "must be 0 or more");
+                None
+            }
+        };
+        Some(Page { skip: skip?, limit: limit? })
+    }
+
+    /// Rows to skip.
+    pub fn skip(self) -> i64 {
+        self.skip
+    }
+
+    /// The effective page size (what the response reports as `limit`).
+    pub fn limit(self) -> i64 {
+        self.limit
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page { skip: 0, limit: Self::DEFAULT_LIMIT }
+    }
+}
+
+/// The fields a listing may be sorted by (`sortBy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Price,
+    Rating,
+    Title,
+}
+
+impl SortKey {
+    /// `price`, `rating` or `title`; an absent or empty value is no sort.
+    pub fn parse(raw: Option<&str>) -> Result<Option<SortKey>, String> {
+        match raw.map(str::trim).unwrap_or_default() {
+            "" => Ok(None),
+            "price" => Ok(Some(SortKey::Price)),
+            "rating" => Ok(Some(SortKey::Rating)),
+            "title" => Ok(Some(SortKey::Title)),
+            _ => Err("must be one of price, rating, title".to_owned()),
+        }
+    }
+}
+
+/// Ascending or descending (`order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortOrder {
+    #[default]
+    Asc,
+    Desc,
+}
+
+impl SortOrder {
+    /// `asc` or `desc`; absent or empty is `asc`.
+    pub fn parse(raw: Option<&str>) -> Result<SortOrder, String> {
+        match raw.map(str::trim).unwrap_or_default() {
+            "" | "asc" => Ok(SortOrder::Asc),
+            "desc" => Ok(SortOrder::Desc),
+            _ => Err("must be asc or desc".to_owned()),
+        }
+    }
+}
+
+/// Inclusive price bounds in cents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PriceRange {
+    pub min_cents: Option<i64>,
+    pub max_cents: Option<i64>,
+}
+
+impl PriceRange {
+    /// From `minPrice` / `maxPrice` in currency units.
+    pub fn parse(
+        min: Option<f64>,
+        max: Option<f64>,
+        violations: &mut Violations,
+    ) -> Option<PriceRange> {
+        let min_cents = min.map(|v| {
+            violations.check("minPrice", money::from_wire_non_negative(v).map_err(|e| e.to_string()))
+        });
+        let max_cents = max.map(|v| {
+            violations.check("maxPrice", money::from_wire_non_negative(v).map_err(|e| e.to_string()))
+        });
+        let (min_cents, max_cents) = match (min_cents, max_cents) {
+            (Some(None), _) | (_, Some(None)) => return None,
+            (min, max) => (min.flatten(), max.flatten()),
+        };
+        if let (Some(min), Some(max)) = (min_cents, max_cents)
+            && max < min
+        {
+            violations.push("maxPrice", "must not be less than minPrice");
+            return None;
+        }
+        Some(PriceRange { min_cents, max_cents })
+    }
+}
+
+/// Which products a listing shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductFilter {
+    /// Only this category slug (GET /products/category/:category), compared
+    /// as given (lower-cased): a slug of no category matches nothing.
+    pub category: Option<String>,
+    pub price: PriceRange,
+    /// Brand, compared case-insensitively.
+    pub brand: Option<String>,
+    /// Only products with stock > 0.
+    pub in_stock: bool,
+}
+
+/// A listing or search request, valid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductQuery {
+    /// Search text; `None` (or blank) lists everything.
+    pub text: Option<String>,
+    pub filter: ProductFilter,
+    /// `None`: by id for listings, by relevance for searches.
+    pub sort: Option<SortKey>,
+    pub order: SortOrder,
+    pub page: Page,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(skip: Option<i64>, limit: Option<i64>) -> Result<Page, Violations> {
+        let mut violations = Violations::default();
+        let page = Page::parse(skip, limit, &mut violations);
+        violations.finish(|| page.unwrap())
+    }
+
+    #[test]
+    fn page_defaults() {
+        let p = page(None, None).unwrap();
+        assert_eq!((p.skip(), p.limit()), (0, 10));
+    }
+
+    #[test]
+    fn page_limit_is_clamped_and_zero_means_the_maximum() {
+        assert_eq!(page(None, Some(1000)).unwrap().limit(), 100);
+        assert_eq!(page(None, Some(100)).unwrap().limit(), 100);
+        assert_eq!(page(None, Some(0)).unwrap().limit(), 100);
+        assert_eq!(page(None, Some(1)).unwrap().limit(), 1);
+    }
+
+    #[test]
+    fn negative_paging_is_a_violation_per_field() {
+        let violations = page(Some(-1), Some(-5)).unwrap_err();
+        let fields: Vec<_> = violations.as_slice().iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["skip", "limit"]);
+    }
+
+    #[test]
+    fn sort_keys() {
+        assert_eq!(SortKey::parse(None), Ok(None));
+        assert_eq!(SortKey::parse(Some("")), Ok(None));
+        assert_eq!(SortKey::parse(Some("price")), Ok(Some(SortKey::Price)));
+        assert_eq!(SortKey::parse(Some("rating")), Ok(Some(SortKey::Rating)));
+        assert_eq!(SortKey::parse(Some("title")), Ok(Some(SortKey::Title)));
+        assert!(SortKey::parse(Some("stock")).is_err());
+        assert!(SortKey::parse(Some("id; DROP TABLE products")).is_err());
+    }
+
+    #[test]
+    fn sort_orders() {
+        assert_eq!(SortOrder::parse(None), Ok(SortOrder::Asc));
+        assert_eq!(SortOrder::parse(Some("desc")), Ok(SortOrder::Desc));
+        assert!(SortOrder::parse(Some("up")).is_err());
+    }
+
+    #[test]
+    fn price_ranges() {
+        let mut v = Violations::default();
+        let range = PriceRange::parse(Some(10.5), Some(20.0), &mut v).unwrap();
+        assert_eq!(range, PriceRange { min_cents: Some(1050), max_cents: Some(2000) });
+
+        let mut v = Violations::default();
+        assert!(PriceRange::parse(Some(-1.0), None, &mut v).is_none());
+        assert_eq!(v.as_slice()[0].0, "minPrice");
+
+        let mut v = Violations::default();
+        assert!(PriceRange::parse(Some(20.0), Some(10.0), &mut v).is_none());
+        assert_eq!(v.as_slice()[0].0, "maxPrice");
+
+        let mut v = Violations::default();
+        assert_eq!(PriceRange::parse(None, None, &mut v), Some(PriceRange::default()));
+    }
+}

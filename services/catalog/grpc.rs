@@ -1,0 +1,359 @@
+//! `CatalogService` over gRPC: convert the request into domain values,
+//! authorize, call the store (through the cache for reads), convert back.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use prost::Message as _;
+use sqlx::PgPool;
+use tonic::{Request, Response, Status};
+
+use super::domain::{NewProduct, Product, ProductPatch, ProductQuery, Review};
+use super::error::CatalogError;
+use super::store::{self, Visibility};
+use crate::authn;
+use crate::cache::Cache;
+use crate::money;
+use crate::proto::ecom::catalog::v1 as pb;
+
+/// How long a cached product stays (spec 12.2).
+const PRODUCT_TTL: Duration = Duration::from_secs(300);
+/// How long the cached category list stays (spec 12.2).
+const CATEGORIES_TTL: Duration = Duration::from_secs(3600);
+/// The cache key of the category list.
+const CATEGORIES_KEY: &str = "catalog:categories";
+/// When a write deletes its cache keys the second time (see `invalidate`).
+const SECOND_INVALIDATION: Duration = Duration::from_millis(500);
+
+/// The cache key of one product.
+fn product_key(id: i64) -> String {
+    format!("catalog:product:{id}")
+}
+
+/// The catalog's gRPC service; cheap to clone.
+#[derive(Clone)]
+pub struct CatalogService {
+    db: PgPool,
+    cache: Cache,
+}
+
+impl CatalogService {
+    /// A service reading and writing `db`, caching in `cache`.
+    pub fn new(db: PgPool, cache: Cache) -> Self {
+        CatalogService { db, cache }
+    }
+
+    /// A product for customers: from the cache, else from the database
+    /// (then cached). Deleted products are not found.
+    async fn live_product(&self, id: i64) -> Result<pb::Product, CatalogError> {
+        let key = product_key(id);
+        if let Some(bytes) = self.cache.get(&key).await {
+            match pb::Product::decode(bytes) {
+                Ok(product) => return Ok(product),
+                // A stale encoding (after a deploy) is a miss, not an error.
+                Err(err) => tracing::warn!(%key, error = %err, "undecodable cache entry"),
+            }
+        }
+        let mut conn = self.db.acquire().await.context("acquiring a connection")?;
+        let product = store::find_product(&mut conn, id, Visibility::Live)
+            .await?
+            .ok_or(CatalogError::ProductNotFound(id))?;
+        let product = to_wire(product);
+        self.cache.set(&key, &product.encode_to_vec(), PRODUCT_TTL).await;
+        Ok(product)
+    }
+
+    /// A page of products and the total, converted.
+    async fn page(&self, query: &ProductQuery) -> Result<Page, CatalogError> {
+        let (products, total) = store::list_products(&self.db, query).await?;
+        Ok(Page {
+            products: products.into_iter().map(to_wire).collect(),
+            total: saturating_i32(total),
+            skip: saturating_i32(query.page.skip()),
+            limit: saturating_i32(query.page.limit()),
+        })
+    }
+
+    /// Deletes cache keys after a committed write. A reader that loaded
+    /// the old row just before the commit can still put it back after the
+    /// first delete; the second delete, shortly after, closes that window,
+    /// so no instance serves the old product for the whole TTL.
+    async fn invalidate(&self, keys: Vec<String>) {
+        self.cache.delete(&keys).await;
+        let cache = self.cache.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(SECOND_INVALIDATION).await;
+            cache.delete(&keys).await;
+        });
+    }
+}
+
+/// A converted page, before it goes into one of the three list responses.
+struct Page {
+    products: Vec<pb::Product>,
+    total: i32,
+    skip: i32,
+    limit: i32,
+}
+
+#[tonic::async_trait]
+impl pb::catalog_service_server::CatalogService for CatalogService {
+    /// Contract 5.2.1.
+    #[tracing::instrument(skip_all)]
+    async fn list_products(
+        &self,
+        request: Request<pb::ListProductsRequest>,
+    ) -> Result<Response<pb::ListProductsResponse>, Status> {
+        let query = ProductQuery::try_from(request.get_ref()).map_err(CatalogError::from)?;
+        let page = self.page(&query).await?;
+        Ok(Response::new(pb::ListProductsResponse {
+            products: page.products,
+            total: page.total,
+            skip: page.skip,
+            limit: page.limit,
+        }))
+    }
+
+    /// Contract 5.2.2: every category's slug, alphabetically; cached.
+    #[tracing::instrument(skip_all)]
+    async fn list_categories(
+        &self,
+        _request: Request<pb::ListCategoriesRequest>,
+    ) -> Result<Response<pb::ListCategoriesResponse>, Status> {
+        if let Some(bytes) = self.cache.get(CATEGORIES_KEY).await
+            && let Ok(cached) = pb::ListCategoriesResponse::decode(bytes)
+        {
+            return Ok(Response::new(cached));
+        }
+        let categories = store::category_slugs(&self.db).await.map_err(CatalogError::from)?;
+        let response = pb::ListCategoriesResponse { categories };
+        self.cache.set(CATEGORIES_KEY, &response.encode_to_vec(), CATEGORIES_TTL).await;
+        Ok(Response::new(response))
+    }
+
+    /// Contract 5.2.3: with images and reviews; 404 PRODUCT_NOT_FOUND.
+    #[tracing::instrument(skip_all, fields(id = request.get_ref().id))]
+    async fn get_product(
+        &self,
+        request: Request<pb::GetProductRequest>,
+    ) -> Result<Response<pb::GetProductResponse>, Status> {
+        let product = self.live_product(request.get_ref().id).await?;
+        Ok(Response::new(pb::GetProductResponse { product: Some(product) }))
+    }
+
+    /// Contract 5.2.4: full text plus typo-tolerant title matches, best
+    /// first; a blank `q` lists everything.
+    #[tracing::instrument(skip_all, fields(q = %request.get_ref().q))]
+    async fn search_products(
+        &self,
+        request: Request<pb::SearchProductsRequest>,
+    ) -> Result<Response<pb::SearchProductsResponse>, Status> {
+        let query = ProductQuery::try_from(request.get_ref()).map_err(CatalogError::from)?;
+        let page = self.page(&query).await?;
+        Ok(Response::new(pb::SearchProductsResponse {
+            products: page.products,
+            total: page.total,
+            skip: page.skip,
+            limit: page.limit,
+        }))
+    }
+
+    /// Contract 5.2.5: an unknown category is an empty page.
+    #[tracing::instrument(skip_all, fields(category = %request.get_ref().category))]
+    async fn list_products_by_category(
+        &self,
+        request: Request<pb::ListProductsByCategoryRequest>,
+    ) -> Result<Response<pb::ListProductsByCategoryResponse>, Status> {
+        let query = ProductQuery::try_from(request.get_ref()).map_err(CatalogError::from)?;
+        let page = self.page(&query).await?;
+        Ok(Response::new(pb::ListProductsByCategoryResponse {
+            products: page.products,
+            total: page.total,
+            skip: page.skip,
+            limit: page.limit,
+        }))
+    }
+
+    /// Contract 5.2.6, admin only: 201 (by the proto option) with the
+    /// product; 400 with per-field details, including an unknown category.
+    #[tracing::instrument(skip_all)]
+    async fn create_product(
+        &self,
+        request: Request<pb::CreateProductRequest>,
+    ) -> Result<Response<pb::CreateProductResponse>, Status> {
+        let admin = authn::require_admin(&request)?.user_id;
+        let new = NewProduct::try_from(request.into_inner()).map_err(CatalogError::from)?;
+        let product = create(&self.db, &new).await?;
+        tracing::info!(admin, product = product.id, "product created");
+        // Nothing cached can hold the new id, but a racing read of it
+        // (answered 404, never cached) costs nothing to rule out.
+        self.invalidate(vec![product_key(product.id)]).await;
+        Ok(Response::new(pb::CreateProductResponse { product: Some(to_wire(product)) }))
+    }
+
+    /// Contract 5.2.7, admin only: changes the fields present; 404 if the
+    /// product does not exist or is deleted.
+    #[tracing::instrument(skip_all, fields(id = request.get_ref().id))]
+    async fn update_product(
+        &self,
+        request: Request<pb::UpdateProductRequest>,
+    ) -> Result<Response<pb::UpdateProductResponse>, Status> {
+        let admin = authn::require_admin(&request)?.user_id;
+        let id = request.get_ref().id;
+        let patch = ProductPatch::try_from(request.get_ref()).map_err(CatalogError::from)?;
+        let product = update(&self.db, id, &patch).await?;
+        tracing::info!(admin, product = id, "product updated");
+        self.invalidate(vec![product_key(id)]).await;
+        Ok(Response::new(pb::UpdateProductResponse { product: Some(to_wire(product)) }))
+    }
+
+    /// Contract 5.2.8, admin only: soft delete; answers the product with
+    /// `isDeleted: true` and `deletedOn`. It then reads 404 and leaves
+    /// every listing.
+    #[tracing::instrument(skip_all, fields(id = request.get_ref().id))]
+    async fn delete_product(
+        &self,
+        request: Request<pb::DeleteProductRequest>,
+    ) -> Result<Response<pb::DeleteProductResponse>, Status> {
+        let admin = authn::require_admin(&request)?.user_id;
+        let id = request.get_ref().id;
+        let product = soft_delete(&self.db, id).await?;
+        tracing::info!(admin, product = id, "product deleted");
+        self.invalidate(vec![product_key(id)]).await;
+        Ok(Response::new(pb::DeleteProductResponse { product: Some(to_wire(product)) }))
+    }
+}
+
+/// Inserts the product and its gallery in one transaction.
+async fn create(db: &PgPool, new: &NewProduct) -> Result<Product, CatalogError> {
+    let slug = new.category.as_str();
+    let mut tx = db.begin().await.context("starting a transaction")?;
+    let category_id = store::category_id(&mut *tx, &new.category)
+        .await?
+        .ok_or_else(|| CatalogError::UnknownCategory(slug.to_owned()))?;
+    let id = store::insert_product(&mut *tx, new, category_id)
+        .await
+        .map_err(|e| CatalogError::from_write(e, Some(slug), "inserting a product"))?;
+    store::replace_images(&mut tx, id, &new.images)
+        .await
+        .context("writing the gallery of a new product")?;
+    let product = store::find_product(&mut tx, id, Visibility::Live)
+        .await?
+        .context("reading back a new product")?;
+    tx.commit().await.context("committing a new product")?;
+    Ok(product)
+}
+
+/// Applies a patch (fields and, if given, the whole gallery) in one
+/// transaction.
+async fn update(db: &PgPool, id: i64, patch: &ProductPatch) -> Result<Product, CatalogError> {
+    let slug = patch.category.as_ref().map(|c| c.as_str());
+    let mut tx = db.begin().await.context("starting a transaction")?;
+    let category_id = match &patch.category {
+        None => None,
+        Some(category) => Some(
+            store::category_id(&mut *tx, category)
+                .await?
+                .ok_or_else(|| CatalogError::UnknownCategory(category.as_str().to_owned()))?,
+        ),
+    };
+    let found = store::update_product(&mut *tx, id, patch, category_id)
+        .await
+        .map_err(|e| CatalogError::from_write(e, slug, "updating a product"))?;
+    if !found {
+        return Err(CatalogError::ProductNotFound(id));
+    }
+    if let Some(images) = &patch.images {
+        store::replace_images(&mut tx, id, images)
+            .await
+            .context("replacing a product's gallery")?;
+    }
+    let product = store::find_product(&mut tx, id, Visibility::Live)
+        .await?
+        .context("reading back an updated product")?;
+    tx.commit().await.context("committing a product update")?;
+    Ok(product)
+}
+
+/// Marks the product deleted and reads it back, in one transaction.
+async fn soft_delete(db: &PgPool, id: i64) -> Result<Product, CatalogError> {
+    let mut tx = db.begin().await.context("starting a transaction")?;
+    store::soft_delete_product(&mut *tx, id)
+        .await
+        .context("deleting a product")?
+        .ok_or(CatalogError::ProductNotFound(id))?;
+    let product = store::find_product(&mut tx, id, Visibility::IncludingDeleted)
+        .await?
+        .context("reading back a deleted product")?;
+    tx.commit().await.context("committing a product deletion")?;
+    Ok(product)
+}
+
+/// The wire form of a product: money in currency units, times as
+/// timestamps, absent details as defaults.
+fn to_wire(product: Product) -> pb::Product {
+    let dimensions = match (product.width, product.height, product.depth) {
+        (None, None, None) => None,
+        (width, height, depth) => Some(pb::Dimensions {
+            width: width.unwrap_or_default(),
+            height: height.unwrap_or_default(),
+            depth: depth.unwrap_or_default(),
+        }),
+    };
+    pb::Product {
+        id: product.id,
+        title: product.title,
+        description: product.description,
+        price: money::to_wire(product.price_cents),
+        discount_percentage: product.discount_percentage,
+        thumbnail: product.thumbnail,
+        images: product.images,
+        category: product.category,
+        brand: product.brand,
+        rating: product.rating,
+        stock: product.stock,
+        reviews: product.reviews.into_iter().map(review_to_wire).collect(),
+        sku: product.sku.unwrap_or_default(),
+        tags: product.tags,
+        weight: product.weight.unwrap_or_default(),
+        dimensions,
+        warranty_information: product.warranty_information.unwrap_or_default(),
+        shipping_information: product.shipping_information.unwrap_or_default(),
+        availability_status: product.availability_status,
+        return_policy: product.return_policy.unwrap_or_default(),
+        minimum_order_quantity: product.minimum_order_quantity,
+        meta: Some(pb::ProductMeta {
+            created_at: Some(timestamp(product.created_at)),
+            updated_at: Some(timestamp(product.updated_at)),
+            barcode: product.barcode.unwrap_or_default(),
+            qr_code: product.qr_code.unwrap_or_default(),
+        }),
+        created_at: Some(timestamp(product.created_at)),
+        updated_at: Some(timestamp(product.updated_at)),
+        is_deleted: product.deleted_at.is_some(),
+        deleted_on: product.deleted_at.map(timestamp),
+    }
+}
+
+fn review_to_wire(review: Review) -> pb::Review {
+    pb::Review {
+        id: review.id,
+        rating: review.rating.into(),
+        comment: review.comment,
+        date: review.date.format("%Y-%m-%d").to_string(),
+        reviewer_name: review.reviewer_name,
+        reviewer_email: review.reviewer_email,
+    }
+}
+
+fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        // Always below 2e9, so it fits.
+        nanos: at.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn saturating_i32(n: i64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}

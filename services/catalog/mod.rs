@@ -1,0 +1,20 @@
+//! The catalog service: products, their categories, images and reviews
+//! (contract section 5), behind `ecom.catalog.v1.CatalogService`.
+//!
+//! It owns the `categories`, `products`, `product_images` and `reviews`
+//! tables (migrations/20261127000100_catalog.sql) and the `catalog:*` cache
+//! keys; no other service reads them, they call this API. Reads are
+//! cache-aside (a product for 300 s, the category list for 3600 s; spec
+//! 12.2) and every admin write deletes the keys it affects after its
+//! transaction commits. It never hard-deletes a product: orders keep
+//! pointing at deleted ones.
+
+mod domain;
+mod error;
+mod grpc;
+pub mod seed;
+mod store;
+
+pub use error::CatalogError;
+pub use grpc::CatalogService;
+pub use seed::seed_demo_catalog;

@@ -1,0 +1,546 @@
+//! The catalog's SQL: every query the catalog runs, and nothing else.
+//!
+//! Helpers take `impl PgExecutor<'_>` (or a connection where they run more
+//! than one statement) so the gRPC layer decides what runs in a transaction.
+//! Reads only ever see live rows (`deleted_at IS NULL`) unless they say
+//! otherwise. Page queries fetch images and reviews for the whole page in
+//! one query each (`product_id = ANY($1)`), never one per product.
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor, PgPool};
+
+use super::domain::{
+    CategorySlug, ImageUrl, NewProduct, Product, ProductPatch, ProductQuery, Review, SortKey,
+    SortOrder,
+};
+
+/// How close (pg_trgm `word_similarity`) a search term must come to a word
+/// of the title to match despite a typo: "iphnoe" scores 0.43 against
+/// "iPhone", unrelated words score well below. pg_trgm's default (0.6)
+/// misses single transpositions.
+const TYPO_THRESHOLD: &str = "0.4";
+
+/// One `products` row joined with its category slug; images and reviews
+/// are attached afterwards.
+struct ProductRow {
+    id: i64,
+    title: String,
+    description: String,
+    price_cents: i64,
+    discount_percentage: f64,
+    thumbnail: String,
+    category: String,
+    brand: Option<String>,
+    rating: f64,
+    stock: i32,
+    sku: Option<String>,
+    tags: Vec<String>,
+    weight: Option<f64>,
+    width: Option<f64>,
+    height: Option<f64>,
+    depth: Option<f64>,
+    warranty_information: Option<String>,
+    shipping_information: Option<String>,
+    availability_status: String,
+    return_policy: Option<String>,
+    minimum_order_quantity: i32,
+    barcode: Option<String>,
+    qr_code: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+impl ProductRow {
+    fn into_product(self, images: Vec<String>, reviews: Vec<Review>) -> Product {
+        Product {
+            id: self.id,
+            title: self.title,
+            description: self.description,
+            price_cents: self.price_cents,
+            discount_percentage: self.discount_percentage,
+            thumbnail: self.thumbnail,
+            images,
+            category: self.category,
+            brand: self.brand,
+            rating: self.rating,
+            stock: self.stock,
+            sku: self.sku,
+            tags: self.tags,
+            weight: self.weight,
+            width: self.width,
+            height: self.height,
+            depth: self.depth,
+            warranty_information: self.warranty_information,
+            shipping_information: self.shipping_information,
+            availability_status: self.availability_status,
+            return_policy: self.return_policy,
+            minimum_order_quantity: self.minimum_order_quantity,
+            barcode: self.barcode,
+            qr_code: self.qr_code,
+            reviews,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            deleted_at: self.deleted_at,
+        }
+    }
+}
+
+// `query!` only accepts string literals (joined with `+`), so the SQL shared
+// between statements lives in macros that paste literal pieces: each takes
+// `(sql pieces) (arguments)`.
+
+/// `SELECT <the columns of a ProductRow>` followed by the given pieces.
+macro_rules! product_rows {
+    (($($sql:tt)*) ($($arg:expr),* $(,)?)) => {
+        sqlx::query_as!(
+            ProductRow,
+            r#"
+            SELECT p.id, p.title, p.description, p.price_cents,
+                   p.discount_percentage::float8 AS "discount_percentage!",
+                   p.thumbnail, c.slug AS category, p.brand,
+                   p.rating::float8 AS "rating!", p.stock, p.sku, p.tags,
+                   p.weight::float8 AS "weight?", p.width::float8 AS "width?",
+                   p.height::float8 AS "height?", p.depth::float8 AS "depth?",
+                   p.warranty_information, p.shipping_information,
+                   p.availability_status AS "availability_status!",
+                   p.return_policy, p.minimum_order_quantity, p.barcode, p.qr_code,
+                   p.created_at, p.updated_at, p.deleted_at
+            FROM products p
+            JOIN categories c ON c.id = p.category_id
+            "# $($sql)*,
+            $($arg),*
+        )
+    };
+}
+
+/// `SELECT count(*)` of live products joined with their category, followed
+/// by the given pieces.
+macro_rules! count_rows {
+    (($($sql:tt)*) ($($arg:expr),* $(,)?)) => {
+        sqlx::query_scalar!(
+            r#"
+            SELECT count(*) AS "total!"
+            FROM products p
+            JOIN categories c ON c.id = p.category_id
+            "# $($sql)*,
+            $($arg),*
+        )
+    };
+}
+
+/// Calls `$query!` (one of the two above) with the WHERE clause of every
+/// listing between the given pieces. Parameters: $1 category slug, $2 min
+/// price (cents), $3 max price, $4 brand, $5 in stock only, $6 search
+/// text. A match of the text is full-text (title, brand, description) or,
+/// for typos, a trigram match on the title. A NULL parameter is no filter;
+/// PostgreSQL plans these `$n IS NULL OR ..` away per execution.
+macro_rules! with_listing_filters {
+    ($query:ident (($($before:tt)*) ($($after:tt)*)) ($($arg:expr),* $(,)?)) => {
+        $query!(
+            (
+                $($before)* r#"
+                WHERE p.deleted_at IS NULL
+                  AND ($1::text IS NULL OR c.slug = $1)
+                  AND ($2::bigint IS NULL OR p.price_cents >= $2)
+                  AND ($3::bigint IS NULL OR p.price_cents <= $3)
+                  AND ($4::text IS NULL OR lower(p.brand) = lower($4))
+                  AND (NOT $5::bool OR p.stock > 0)
+                  AND ($6::text IS NULL
+                       OR p.search_document @@ websearch_to_tsquery('english', $6)
+                       OR $6 <% p.title)
+                "# $($after)*
+            )
+            ($($arg),*)
+        )
+    };
+}
+
+/// One page of a listing in the given order ($7 limit, $8 offset). One
+/// statement per order, so that each can use its index.
+macro_rules! listing_page {
+    ($db:expr, $a:expr, $order_by:tt) => {{
+        let a = $a;
+        with_listing_filters!(
+            product_rows((+) (+ " ORDER BY " + $order_by + " LIMIT $7 OFFSET $8"))
+            (a.category, a.min_price, a.max_price, a.brand, a.in_stock, a.text, a.limit, a.skip)
+        )
+        .fetch_all($db)
+        .await
+    }};
+}
+
+/// The bound parameters of a listing.
+struct ListingArgs<'a> {
+    category: Option<&'a str>,
+    min_price: Option<i64>,
+    max_price: Option<i64>,
+    brand: Option<&'a str>,
+    in_stock: bool,
+    text: Option<&'a str>,
+    limit: i64,
+    skip: i64,
+}
+
+impl<'a> ListingArgs<'a> {
+    fn of(query: &'a ProductQuery) -> Self {
+        ListingArgs {
+            category: query.filter.category.as_deref(),
+            min_price: query.filter.price.min_cents,
+            max_price: query.filter.price.max_cents,
+            brand: query.filter.brand.as_deref(),
+            in_stock: query.filter.in_stock,
+            text: query.text.as_deref().map(str::trim).filter(|t| !t.is_empty()),
+            limit: query.page.limit(),
+            skip: query.page.skip(),
+        }
+    }
+}
+
+/// Category slugs, alphabetically (contract 5.2.2).
+#[tracing::instrument(skip_all)]
+pub async fn category_slugs(db: impl PgExecutor<'_>) -> anyhow::Result<Vec<String>> {
+    sqlx::query_scalar!(r#"SELECT slug FROM categories ORDER BY slug"#)
+        .fetch_all(db)
+        .await
+        .context("listing categories")
+}
+
+/// The id of the category with this slug, if there is one.
+#[tracing::instrument(skip(db))]
+pub async fn category_id(
+    db: impl PgExecutor<'_>,
+    slug: &CategorySlug,
+) -> anyhow::Result<Option<i64>> {
+    sqlx::query_scalar!(r#"SELECT id FROM categories WHERE slug = $1"#, slug.as_str())
+        .fetch_optional(db)
+        .await
+        .with_context(|| format!("looking up category {}", slug.as_str()))
+}
+
+/// Which rows [`find_product`] may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Only products that are not deleted: what customers see.
+    Live,
+    /// Soft-deleted ones too: for the answer to a delete.
+    IncludingDeleted,
+}
+
+/// One product with its images and reviews.
+#[tracing::instrument(skip(db))]
+pub async fn find_product(
+    db: &mut PgConnection,
+    id: i64,
+    visibility: Visibility,
+) -> anyhow::Result<Option<Product>> {
+    let include_deleted = visibility == Visibility::IncludingDeleted;
+    let row = product_rows!(
+        (+ r#"WHERE p.id = $1 AND ($2 OR p.deleted_at IS NULL)"#)
+        (id, include_deleted)
+    )
+    .fetch_optional(&mut *db)
+    .await
+    .with_context(|| format!("loading product {id}"))?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut products = attach_details(db, vec![row]).await?;
+    Ok(products.pop())
+}
+
+/// A page of products matching `query`, and how many match in all.
+///
+/// Without search text (GET /products, /products/category/:c) the count and
+/// the page run concurrently on two connections. With text (GET
+/// /products/search) they run in one transaction that lowers the trigram
+/// threshold for its own statements only.
+#[tracing::instrument(skip(db))]
+pub async fn list_products(
+    db: &PgPool,
+    query: &ProductQuery,
+) -> anyhow::Result<(Vec<Product>, i64)> {
+    let args = ListingArgs::of(query);
+    if args.text.is_none() {
+        let (rows, total) = tokio::try_join!(
+            page_rows(db, &args, query.sort, query.order),
+            count_matches(db, &args),
+        )?;
+        let mut conn = db.acquire().await.context("acquiring a connection")?;
+        let products = attach_details(&mut conn, rows).await?;
+        return Ok((products, total));
+    }
+
+    let mut tx = db.begin().await.context("starting a search transaction")?;
+    sqlx::query!(
+        r#"SELECT set_config('pg_trgm.word_similarity_threshold', $1, true)"#,
+        TYPO_THRESHOLD
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .context("setting the trigram threshold")?;
+    let total = count_matches(&mut *tx, &args).await?;
+    let rows = page_rows(&mut *tx, &args, query.sort, query.order).await?;
+    let products = attach_details(&mut tx, rows).await?;
+    tx.commit().await.context("ending the search transaction")?;
+    Ok((products, total))
+}
+
+async fn count_matches(db: impl PgExecutor<'_>, a: &ListingArgs<'_>) -> anyhow::Result<i64> {
+    with_listing_filters!(
+        count_rows((+) ())
+        (a.category, a.min_price, a.max_price, a.brand, a.in_stock, a.text)
+    )
+    .fetch_one(db)
+    .await
+    .context("counting products")
+}
+
+async fn page_rows(
+    db: impl PgExecutor<'_>,
+    args: &ListingArgs<'_>,
+    sort: Option<SortKey>,
+    order: SortOrder,
+) -> anyhow::Result<Vec<ProductRow>> {
+    use SortOrder::{Asc, Desc};
+    // Ties break on id in the same direction: pages are stable, and one
+    // (key, id) index serves both directions.
+    match (sort, order, args.text.is_some()) {
+        // Searches: by relevance, best first whatever `order` says.
+        (None, _, true) => listing_page!(
+            db,
+            args,
+            "ts_rank(p.search_document, websearch_to_tsquery('english', $6)) \
+             + word_similarity($6, p.title) DESC, p.id ASC"
+        ),
+        // Listings: by id.
+        (None, Asc, false) => listing_page!(db, args, "p.id ASC"),
+        (None, Desc, false) => listing_page!(db, args, "p.id DESC"),
+        (Some(SortKey::Price), Asc, _) => listing_page!(db, args, "p.price_cents ASC, p.id ASC"),
+        (Some(SortKey::Price), Desc, _) => {
+            listing_page!(db, args, "p.price_cents DESC, p.id DESC")
+        }
+        (Some(SortKey::Rating), Asc, _) => listing_page!(db, args, "p.rating ASC, p.id ASC"),
+        (Some(SortKey::Rating), Desc, _) => listing_page!(db, args, "p.rating DESC, p.id DESC"),
+        (Some(SortKey::Title), Asc, _) => listing_page!(db, args, "p.title ASC, p.id ASC"),
+        (Some(SortKey::Title), Desc, _) => listing_page!(db, args, "p.title DESC, p.id DESC"),
+    }
+    .context("listing products")
+}
+
+/// Loads the images and reviews of `rows` (one query each) and assembles
+/// the products, keeping the order of `rows`.
+async fn attach_details(db: &mut PgConnection, rows: Vec<ProductRow>) -> anyhow::Result<Vec<Product>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let mut images = images_of(&mut *db, &ids).await?;
+    let mut reviews = reviews_of(&mut *db, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let id = row.id;
+            row.into_product(
+                images.remove(&id).unwrap_or_default(),
+                reviews.remove(&id).unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+async fn images_of(db: impl PgExecutor<'_>, ids: &[i64]) -> anyhow::Result<HashMap<i64, Vec<String>>> {
+    let rows = sqlx::query!(
+        r#"
+        SELECT product_id, url
+        FROM product_images
+        WHERE product_id = ANY($1)
+        ORDER BY product_id, position
+        "#,
+        ids
+    )
+    .fetch_all(db)
+    .await
+    .context("loading product images")?;
+    let mut by_product: HashMap<i64, Vec<String>> = HashMap::new();
+    for row in rows {
+        by_product.entry(row.product_id).or_default().push(row.url);
+    }
+    Ok(by_product)
+}
+
+async fn reviews_of(db: impl PgExecutor<'_>, ids: &[i64]) -> anyhow::Result<HashMap<i64, Vec<Review>>> {
+    let rows = sqlx::query_as!(
+        Review,
+        r#"
+        SELECT id, product_id, rating, comment, date, reviewer_name, reviewer_email
+        FROM reviews
+        WHERE product_id = ANY($1)
+        ORDER BY product_id, id
+        "#,
+        ids
+    )
+    .fetch_all(db)
+    .await
+    .context("loading product reviews")?;
+    let mut by_product: HashMap<i64, Vec<Review>> = HashMap::new();
+    for review in rows {
+        by_product.entry(review.product_id).or_default().push(review);
+    }
+    Ok(by_product)
+}
+
+/// Inserts a product (without its gallery) and returns its id. A product
+/// without a SKU gets `ECOM-<id>`.
+#[tracing::instrument(skip_all)]
+pub async fn insert_product(
+    db: impl PgExecutor<'_>,
+    product: &NewProduct,
+    category_id: i64,
+) -> Result<i64, sqlx::Error> {
+    let extras = &product.extras;
+    let dimensions = extras.dimensions;
+    sqlx::query_scalar!(
+        r#"
+        WITH new_product AS (
+            SELECT nextval(pg_get_serial_sequence('products', 'id')) AS id
+        )
+        INSERT INTO products
+            (id, title, description, price_cents, discount_percentage, brand, stock,
+             category_id, thumbnail, sku, tags, weight, width, height, depth,
+             warranty_information, shipping_information, return_policy,
+             minimum_order_quantity)
+        SELECT id, $1, $2, $3, $4::float8, $5, $6, $7, $8,
+               COALESCE($9, 'ECOM-' || lpad(id::text, 8, '0')),
+               COALESCE($10::text[], '{}'),
+               $11::float8, $12::float8, $13::float8, $14::float8,
+               NULLIF($15, ''), NULLIF($16, ''), NULLIF($17, ''),
+               COALESCE($18, 1)
+        FROM new_product
+        RETURNING id
+        "#,
+        product.title.as_str(),
+        product.description.as_str(),
+        product.price.cents(),
+        product.discount_percentage.value(),
+        product.brand.as_str(),
+        product.stock.units(),
+        category_id,
+        product.thumbnail.as_str(),
+        extras.sku.as_ref().map(|s| s.as_str()),
+        extras.tags.as_deref(),
+        extras.weight.map(|w| w.value()),
+        dimensions.map(|d| d.width.value()),
+        dimensions.map(|d| d.height.value()),
+        dimensions.map(|d| d.depth.value()),
+        extras.warranty_information.as_ref().map(|t| t.as_str()),
+        extras.shipping_information.as_ref().map(|t| t.as_str()),
+        extras.return_policy.as_ref().map(|t| t.as_str()),
+        extras.minimum_order_quantity.map(|m| m.units()),
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Applies the present fields of `patch` to a live product; `false` if
+/// there is no such product. Bumps `updated_at` (trigger) even when the
+/// patch only touches the gallery. An empty text clears that text.
+#[tracing::instrument(skip(db, patch))]
+pub async fn update_product(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    patch: &ProductPatch,
+    category_id: Option<i64>,
+) -> Result<bool, sqlx::Error> {
+    let extras = &patch.extras;
+    let dimensions = extras.dimensions;
+    let updated = sqlx::query_scalar!(
+        r#"
+        UPDATE products SET
+            title = COALESCE($2, title),
+            description = COALESCE($3, description),
+            price_cents = COALESCE($4, price_cents),
+            discount_percentage = COALESCE($5::float8::numeric, discount_percentage),
+            thumbnail = COALESCE($6, thumbnail),
+            category_id = COALESCE($7, category_id),
+            brand = COALESCE($8, brand),
+            stock = COALESCE($9, stock),
+            sku = COALESCE($10, sku),
+            tags = COALESCE($11::text[], tags),
+            weight = COALESCE($12::float8::numeric, weight),
+            width = COALESCE($13::float8::numeric, width),
+            height = COALESCE($14::float8::numeric, height),
+            depth = COALESCE($15::float8::numeric, depth),
+            warranty_information = CASE WHEN $16::text IS NULL THEN warranty_information
+                                        ELSE NULLIF($16, '') END,
+            shipping_information = CASE WHEN $17::text IS NULL THEN shipping_information
+                                        ELSE NULLIF($17, '') END,
+            return_policy = CASE WHEN $18::text IS NULL THEN return_policy
+                                 ELSE NULLIF($18, '') END,
+            minimum_order_quantity = COALESCE($19, minimum_order_quantity)
+        WHERE id = $1 AND deleted_at IS NULL
+        RETURNING id
+        "#,
+        id,
+        patch.title.as_ref().map(|t| t.as_str()),
+        patch.description.as_ref().map(|d| d.as_str()),
+        patch.price.map(|p| p.cents()),
+        patch.discount_percentage.map(|d| d.value()),
+        patch.thumbnail.as_ref().map(ImageUrl::as_str),
+        category_id,
+        patch.brand.as_ref().map(|b| b.as_str()),
+        patch.stock.map(|s| s.units()),
+        extras.sku.as_ref().map(|s| s.as_str()),
+        extras.tags.as_deref(),
+        extras.weight.map(|w| w.value()),
+        dimensions.map(|d| d.width.value()),
+        dimensions.map(|d| d.height.value()),
+        dimensions.map(|d| d.depth.value()),
+        extras.warranty_information.as_ref().map(|t| t.as_str()),
+        extras.shipping_information.as_ref().map(|t| t.as_str()),
+        extras.return_policy.as_ref().map(|t| t.as_str()),
+        extras.minimum_order_quantity.map(|m| m.units()),
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(updated.is_some())
+}
+
+/// Replaces a product's gallery with `images`, in order.
+#[tracing::instrument(skip(db, images))]
+pub async fn replace_images(db: &mut PgConnection, id: i64, images: &[ImageUrl]) -> Result<(), sqlx::Error> {
+    sqlx::query!(r#"DELETE FROM product_images WHERE product_id = $1"#, id)
+        .execute(&mut *db)
+        .await?;
+    let urls: Vec<&str> = images.iter().map(ImageUrl::as_str).collect();
+    sqlx::query!(
+        r#"
+        INSERT INTO product_images (product_id, position, url)
+        SELECT $1, (image.ordinality - 1)::smallint, image.url
+        FROM UNNEST($2::text[]) WITH ORDINALITY AS image (url, ordinality)
+        "#,
+        id,
+        &urls as &[&str],
+    )
+    .execute(&mut *db)
+    .await?;
+    Ok(())
+}
+
+/// Marks a live product deleted; `None` if there is no such product.
+#[tracing::instrument(skip(db))]
+pub async fn soft_delete_product(db: impl PgExecutor<'_>, id: i64) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"
+        UPDATE products SET deleted_at = now()
+        WHERE id = $1 AND deleted_at IS NULL
+        RETURNING deleted_at AS "deleted_at!"
+        "#,
+        id
+    )
+    .fetch_optional(db)
+    .await
+}
