@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint};
 use tower::ServiceBuilder;
+use tower_http::map_response_body::MapResponseBodyLayer;
 
 use crate::authn::{Authenticate, Authenticator};
 use crate::cache::Cache;
@@ -338,6 +339,16 @@ fn edge_router(
         allow_credentials: true,
         max_age: Duration::from_secs(600),
     };
+    let router = if settings.rate_limit_enabled {
+        router.layer(RateLimit::layer(
+            ratelimit::rules(settings),
+            &settings.api_base_path,
+            shared.kv.clone(),
+            shared.tokens.clone(),
+        ))
+    } else {
+        router
+    };
     let stack = ServiceBuilder::new()
         // Outermost: a panic anywhere below becomes a 500 in the contract's shape.
         .layer(transcoder::layers::CatchPanic::layer())
@@ -350,19 +361,11 @@ fn edge_router(
         ))
         // CORS answers preflights before the rate limiter counts anything.
         .layer(transcoder::layers::Cors::layer(cors))
+        .layer(MapResponseBodyLayer::new(transcoder::Body::new))
         // The client address must be known before the rate limiter keys on it.
-        .layer(crate::client_ip::ClientIp::layer(settings.trusted_proxies.clone()));
-    let router = if settings.rate_limit_enabled {
-        router.layer(RateLimit::layer(
-            ratelimit::rules(settings),
-            &settings.api_base_path,
-            shared.kv.clone(),
-            shared.tokens.clone(),
-        ))
-    } else {
-        router
-    };
-    Ok(router.layer(stack))
+        .layer(crate::client_ip::ClientIp::layer(settings.trusted_proxies.clone()))
+        .service(router);
+    Ok(Router::new().fallback_service(stack))
 }
 
 async fn health() -> impl IntoResponse {
