@@ -23,7 +23,8 @@ pub enum CatalogError {
     #[error("category `{0}` does not exist")]
     UnknownCategory(String),
     /// INTERNAL (500), reason INTERNAL_ERROR; the cause chain is logged once
-    /// and the client gets a generic message.
+    /// and the client gets a generic message. UNAVAILABLE (503) instead when
+    /// the cause is an unreachable database, so that clients retry.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -63,7 +64,17 @@ impl From<CatalogError> for Status {
                 "category".to_owned(),
                 format!("unknown category `{slug}`"),
             )]),
-            CatalogError::Unexpected(err) => errors::internal(err),
+            CatalogError::Unexpected(err) => {
+                let unreachable = matches!(
+                    err.downcast_ref::<sqlx::Error>(),
+                    Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+                );
+                if unreachable {
+                    errors::unavailable(err)
+                } else {
+                    errors::internal(err)
+                }
+            }
         }
     }
 }

@@ -649,7 +649,7 @@ impl Batch {
             for _ in 0..rng.random_range(0..=3) {
                 // Reviews lean towards the product's rating.
                 let target = rating.round() as i16;
-                let (stars, comment) = *REVIEW_COMMENTS
+                let &&(stars, comment) = REVIEW_COMMENTS
                     .iter()
                     .filter(|(stars, _)| (stars - target).abs() <= 1)
                     .collect::<Vec<_>>()

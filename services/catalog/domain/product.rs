@@ -276,11 +276,6 @@ impl InfoText {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The text, `None` when empty.
-    pub fn as_option(&self) -> Option<&str> {
-        (!self.0.is_empty()).then_some(self.0.as_str())
-    }
 }
 
 /// The fewest units one order may contain: 1 or more.
@@ -346,13 +341,6 @@ pub struct ProductPatch {
     pub brand: Option<Brand>,
     pub stock: Option<Stock>,
     pub extras: ProductExtras,
-}
-
-impl ProductPatch {
-    /// Whether the patch changes nothing.
-    pub fn is_empty(&self) -> bool {
-        *self == ProductPatch::default()
-    }
 }
 
 /// Parses a gallery: at most [`MAX_IMAGES`] URLs, each reported as
@@ -536,16 +524,9 @@ mod tests {
         assert_eq!(Measure::parse(1.234).unwrap().value(), 1.23);
         assert!(Measure::parse(-1.0).is_err());
         assert!(Measure::parse(f64::NAN).is_err());
-        assert_eq!(InfoText::parse("  ").unwrap().as_option(), None);
+        assert_eq!(InfoText::parse("  ").unwrap().as_str(), "");
         assert!(InfoText::parse(&"x".repeat(501)).is_err());
         assert!(MinimumOrderQuantity::parse(0).is_err());
         assert_eq!(MinimumOrderQuantity::parse(3).unwrap().units(), 3);
-    }
-
-    #[test]
-    fn an_empty_patch_is_empty() {
-        assert!(ProductPatch::default().is_empty());
-        let patch = ProductPatch { stock: Some(Stock::parse(0).unwrap()), ..Default::default() };
-        assert!(!patch.is_empty());
     }
 }
