@@ -16,7 +16,7 @@ const DEV_JWT_SECRET: &str = "ecom-development-secret-do-not-use-in-production";
 
 /// `ecom`: the backend of an online shop.
 #[derive(Debug, Parser)]
-#[command(name = "ecom", version, about, long_about = None)]
+#[command(name = "ecom", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
