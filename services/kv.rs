@@ -139,7 +139,12 @@ impl Kv {
             Backend::Redis(pool) => {
                 Self::run::<()>(pool, "SET", || {
                     let mut p = redis::pipe();
-                    p.cmd("SET").arg(&key).arg(value).arg("PX").arg(millis).ignore();
+                    p.cmd("SET")
+                        .arg(&key)
+                        .arg(value)
+                        .arg("PX")
+                        .arg(millis)
+                        .ignore();
                     p
                 })
                 .await
