@@ -25,10 +25,13 @@ pub struct Kv {
     backend: Backend,
 }
 
+/// The in-process map: value and expiry per key.
+type MemoryMap = Arc<Mutex<HashMap<String, (Bytes, Option<Instant>)>>>;
+
 #[derive(Clone)]
 enum Backend {
     Redis(bb8::Pool<RedisConnectionManager>),
-    Memory(Arc<Mutex<HashMap<String, (Bytes, Option<Instant>)>>>),
+    Memory(MemoryMap),
 }
 
 impl Kv {
