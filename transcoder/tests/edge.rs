@@ -581,6 +581,30 @@ fn a_service_without_upstream_is_a_build_error() {
     assert!(err.to_string().contains("nope.v1.Nothing"), "{err}");
 }
 
+#[tokio::test]
+async fn upstream_panic_behind_grpc_catch_panic_is_500_both_ways() {
+    use transcoder::layers::GrpcCatchPanic;
+    let local = edge_with(
+        Upstream::in_process(
+            ServiceBuilder::new()
+                .layer(GrpcCatchPanic::layer())
+                .service(routes()),
+        ),
+        |b| b,
+    );
+    let remote = edge_with(
+        Upstream::channel(channel(serve_grpc_guarded().await)),
+        |b| b,
+    );
+    for e in [&local, &remote] {
+        let r = send(e, get("/api/v1/panic")).await;
+        let j = assert_error(&r, 500, "INTERNAL_ERROR");
+        assert_eq!(j["message"], "Internal server error");
+        assert!(!r.text().contains("hunter2"));
+        assert_eq!(send(e, get("/api/v1/shelves/1")).await.status, 200);
+    }
+}
+
 // ---- headers ----
 
 #[tokio::test]
@@ -814,4 +838,170 @@ fn openapi_document_lists_the_routes() {
         "{:?}",
         paths.keys()
     );
+}
+
+// ---- the whole stack over a real socket ----
+
+#[tokio::test]
+async fn full_layer_stack_over_http() {
+    use http_body_util::{BodyExt, Empty};
+    use transcoder::layers::{Metrics, Trace};
+    let app = ServiceBuilder::new()
+        .layer(Trace::layer())
+        .layer(Metrics::layer())
+        .layer(CatchPanic::layer())
+        .layer(RequestId::layer())
+        .layer(SecurityHeaders::layer(None))
+        .layer(Cors::layer(CorsConfig {
+            allowed_origins: vec!["https://app.example.com".into()],
+            allow_credentials: true,
+            max_age: Duration::from_secs(60),
+        }))
+        .service(edge_with(
+            Upstream::channel(channel(serve_grpc().await)),
+            |b| b,
+        ));
+    let addr = serve_http(app).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    let response = client
+        .get(format!("http://{addr}/api/v1/echo").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(j["metadata"]["x-forwarded-for"], "127.0.0.1", "{j}");
+    assert_eq!(j["metadata"]["x-request-id"], id.as_str());
+    // A panic below the stack: 500 in the contract's shape, then business as usual.
+    let response = client
+        .get(format!("http://{addr}/api/v1/panic").parse().unwrap())
+        .await
+        .unwrap();
+    // Over the network a panic in the upstream's handler is the upstream
+    // server's business: tonic leaves the stream open, so the edge's
+    // deadline answers (504). Never a hang, and the edge keeps serving.
+    assert_eq!(response.status(), 504);
+    let response = client
+        .get(format!("http://{addr}/api/v1/shelves/3").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+// ---- metrics ----
+
+mod recorder {
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+        SharedString, Unit,
+    };
+
+    /// (name, labels, value) of every counter increment and histogram record.
+    #[derive(Clone, Default)]
+    pub struct Captured(pub Arc<Mutex<Vec<(String, Vec<(String, String)>, f64)>>>);
+
+    struct Handle(Key, Captured);
+
+    impl Handle {
+        fn push(&self, v: f64) {
+            let labels = self
+                .0
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            self.1
+                .0
+                .lock()
+                .unwrap()
+                .push((self.0.name().to_owned(), labels, v));
+        }
+    }
+
+    impl CounterFn for Handle {
+        fn increment(&self, value: u64) {
+            self.push(value as f64)
+        }
+        fn absolute(&self, value: u64) {
+            self.push(value as f64)
+        }
+    }
+
+    impl HistogramFn for Handle {
+        fn record(&self, value: f64) {
+            self.push(value)
+        }
+    }
+
+    impl Recorder for Captured {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(Arc::new(Handle(key.clone(), self.clone())))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::from_arc(Arc::new(Handle(key.clone(), self.clone())))
+        }
+    }
+}
+
+#[test]
+fn metrics_count_by_matched_route_and_status() {
+    use transcoder::layers::Metrics;
+    let captured = recorder::Captured::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&captured, || {
+        rt.block_on(async {
+            let svc = ServiceBuilder::new()
+                .layer(Metrics::layer())
+                .service(edge());
+            send(&svc, get("/api/v1/shelves/7/books/3")).await;
+            send(&svc, get("/api/v1/shelves/404")).await;
+            send(&svc, get("/api/v1/no/such/thing")).await;
+        })
+    });
+    let seen = captured.0.lock().unwrap().clone();
+    let counters: Vec<_> = seen
+        .iter()
+        .filter(|(n, _, _)| n == "http_requests_total")
+        .map(|(_, labels, _)| {
+            let get = |k: &str| labels.iter().find(|(lk, _)| lk == k).unwrap().1.clone();
+            (get("method"), get("route"), get("status"))
+        })
+        .collect();
+    assert_eq!(counters.len(), 3, "{seen:?}");
+    assert_eq!(counters[0].0, "GET");
+    assert!(
+        counters[0].1.contains("{shelf}") && counters[0].1.contains("{book}"),
+        "{counters:?}"
+    );
+    assert_eq!(counters[0].2, "200");
+    assert_eq!(counters[1].2, "404");
+    assert!(
+        counters[1].1.contains("{shelf}"),
+        "a service 404 still has its route"
+    );
+    assert_eq!(
+        (counters[2].1.as_str(), counters[2].2.as_str()),
+        ("unmatched", "404")
+    );
+    let histograms = seen
+        .iter()
+        .filter(|(n, _, _)| n == "http_request_duration_seconds")
+        .count();
+    assert_eq!(histograms, 3);
 }
