@@ -4,28 +4,101 @@
 
 mod support;
 
-use prost_reflect::DynamicMessage;
 use proptest::prelude::*;
+use prost_reflect::DynamicMessage;
 use serde_json::Value as Json;
 use support::new;
 use transcoder::codec::{JsonMarshaler, Marshaler, Selector, bind_value};
 
 /// Field names of the test messages (JSON and proto), plus a few that exist nowhere.
 const NAMES: &[&str] = &[
-    "fDouble", "fFloat", "fInt32", "fInt64", "fUint32", "fUint64", "fSint32", "fSint64",
-    "fFixed32", "fFixed64", "fSfixed32", "fSfixed64", "fBool", "fString", "fBytes", "color",
-    "optInt32", "optString", "optBool", "optColor", "inner", "inners", "tags", "ids", "colors",
-    "counts", "innerById", "byFlag", "createdAt", "ttl", "wInt64", "wString", "wBool", "wDouble",
-    "wBytes", "attributes", "anyValue", "listValue", "empty", "updateMask", "any", "history",
-    "choiceText", "choiceNumber", "choiceInner", "id", "name", "child", "numbers", "f_int64",
-    "inner_by_id", "next", "children", "value", "things", "title", "price", "unknown", "",
+    "fDouble",
+    "fFloat",
+    "fInt32",
+    "fInt64",
+    "fUint32",
+    "fUint64",
+    "fSint32",
+    "fSint64",
+    "fFixed32",
+    "fFixed64",
+    "fSfixed32",
+    "fSfixed64",
+    "fBool",
+    "fString",
+    "fBytes",
+    "color",
+    "optInt32",
+    "optString",
+    "optBool",
+    "optColor",
+    "inner",
+    "inners",
+    "tags",
+    "ids",
+    "colors",
+    "counts",
+    "innerById",
+    "byFlag",
+    "createdAt",
+    "ttl",
+    "wInt64",
+    "wString",
+    "wBool",
+    "wDouble",
+    "wBytes",
+    "attributes",
+    "anyValue",
+    "listValue",
+    "empty",
+    "updateMask",
+    "any",
+    "history",
+    "choiceText",
+    "choiceNumber",
+    "choiceInner",
+    "id",
+    "name",
+    "child",
+    "numbers",
+    "f_int64",
+    "inner_by_id",
+    "next",
+    "children",
+    "value",
+    "things",
+    "title",
+    "price",
+    "unknown",
+    "",
 ];
 
 /// Text values that hit the interesting parsers.
 const TEXTS: &[&str] = &[
-    "0", "1", "-1", "1.5", "1e3", "NaN", "Infinity", "-Infinity", "true", "false", "dark_red",
-    "COLOR_LIGHT_BLUE", "2024-01-31T12:00:00Z", "1.5s", "-0.001s", "AQI=", "-_8", "18446744073709551616",
-    "-9223372036854775809", "", " ", "null", "{}", "[]",
+    "0",
+    "1",
+    "-1",
+    "1.5",
+    "1e3",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "true",
+    "false",
+    "dark_red",
+    "COLOR_LIGHT_BLUE",
+    "2024-01-31T12:00:00Z",
+    "1.5s",
+    "-0.001s",
+    "AQI=",
+    "-_8",
+    "18446744073709551616",
+    "-9223372036854775809",
+    "",
+    " ",
+    "null",
+    "{}",
+    "[]",
 ];
 
 fn arb_json() -> impl Strategy<Value = Json> {
@@ -43,7 +116,10 @@ fn arb_json() -> impl Strategy<Value = Json> {
             prop::collection::vec(inner.clone(), 0..6).prop_map(Json::Array),
             prop::collection::vec(
                 (
-                    prop_oneof![prop::sample::select(NAMES).prop_map(str::to_owned), "[a-z0-9]{0,6}"],
+                    prop_oneof![
+                        prop::sample::select(NAMES).prop_map(str::to_owned),
+                        "[a-z0-9]{0,6}"
+                    ],
                     inner
                 ),
                 0..6
@@ -54,7 +130,15 @@ fn arb_json() -> impl Strategy<Value = Json> {
 }
 
 fn arb_message_name() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(&["Everything", "ListThingsResponse", "Product", "Node", "Inner"][..])
+    prop::sample::select(
+        &[
+            "Everything",
+            "ListThingsResponse",
+            "Product",
+            "Node",
+            "Inner",
+        ][..],
+    )
 }
 
 /// Decodes, and when that worked checks that encode -> decode -> encode is a fixed point.
