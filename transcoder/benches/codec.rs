@@ -56,7 +56,9 @@ const PRODUCT: &str = r#"{
 
 fn bench_codec(c: &mut Criterion) {
     let pool = pool();
-    let desc = pool.get_message_by_name("codec.v1.Product").expect("Product");
+    let desc = pool
+        .get_message_by_name("codec.v1.Product")
+        .expect("Product");
     let codec = JsonMarshaler;
     let mut product = DynamicMessage::new(desc.clone());
     codec
@@ -104,8 +106,8 @@ fn bench_codec(c: &mut Criterion) {
     c.bench_function("protobuf wire -> JSON (decode + encode_message)", |b| {
         let mut out = Vec::with_capacity(4096);
         b.iter(|| {
-            let msg = DynamicMessage::decode(desc.clone(), black_box(wire.as_slice()))
-                .expect("decodes");
+            let msg =
+                DynamicMessage::decode(desc.clone(), black_box(wire.as_slice())).expect("decodes");
             out.clear();
             codec.encode_message(&msg, None, &mut out);
             out.len()
