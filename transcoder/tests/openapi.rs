@@ -496,3 +496,49 @@ fn recursive_messages_use_references() {
 fn document_is_deterministic() {
     assert_eq!(doc(), doc());
 }
+
+#[test]
+fn routes_that_would_share_an_openapi_path_stay_apart() {
+    let pool = routing_support::inline_pool(
+        r#"service S {
+          rpc A(Req) returns (Req) { option (google.api.http) = {get: "/f/{p}"}; }
+          rpc B(Req) returns (Req) { option (google.api.http) = {get: "/f/{p=**}"}; }
+          rpc C(Req) returns (Req) { option (google.api.http) = {get: "/x/*/y/**"}; }
+          rpc D(Req) returns (Req) { option (google.api.http) = {get: "/z/{p=a/*}/{q}"}; }
+        }
+        message Req { string p = 1; string q = 2; }"#,
+    );
+    let table = RouteTable::from_pool(&pool).unwrap();
+    let doc = document(
+        &table,
+        "/",
+        &OpenApiInfo {
+            title: "t".into(),
+            version: "v".into(),
+        },
+    );
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        paths,
+        [
+            "/f/{p_alt2}",
+            "/f/{p}",
+            "/x/{wildcard1}/y/{wildcard2}",
+            "/z/a/{p}/{q}"
+        ]
+    );
+    assert_eq!(op(&doc, "get", "/f/{p_alt2}")["operationId"], "S_B");
+    let c = op(&doc, "get", "/x/{wildcard1}/y/{wildcard2}");
+    assert_eq!(
+        c["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "path")
+            .count(),
+        2
+    );
+    // Fields bound by the path are not query parameters, anonymous wildcards bind none.
+    assert_eq!(query_names(c), ["p", "q"]);
+    assert!(query_names(op(&doc, "get", "/z/a/{p}/{q}")).is_empty());
+}
