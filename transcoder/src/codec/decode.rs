@@ -255,7 +255,7 @@ fn merge_field(
         }
     } else {
         let value = parse_value(&kind, json, path, depth)?;
-        msg.set_field(field, value);
+        try_set(msg, field, value, path)?;
     }
     Ok(())
 }
@@ -372,7 +372,7 @@ fn parse_wkt(
             }
             let field = wkt_field(desc, 1, path)?;
             let value = parse_scalar(&field.kind(), json).at(path)?;
-            msg.set_field(&field, value);
+            try_set(&mut msg, &field, value, path)?;
         }
         Wkt::Struct => {
             let Json::Object(_) = json else {
@@ -403,13 +403,25 @@ fn parse_wkt(
                     (number, Value::Message(sub))
                 }
             };
-            msg.set_field(&wkt_field(desc, number, path)?, value);
+            try_set(&mut msg, &wkt_field(desc, number, path)?, value, path)?;
         }
         Wkt::Any => {
             return Err(path.error("google.protobuf.Any is not supported in requests"));
         }
     }
     Ok(msg)
+}
+
+/// `set_field` without its panic: a value that does not fit the field (only possible with a
+/// descriptor pool whose well-known types are not the real ones) is an error.
+fn try_set(
+    msg: &mut DynamicMessage,
+    field: &FieldDescriptor,
+    value: Value,
+    path: &Path<'_>,
+) -> Result<(), CodecError> {
+    msg.try_set_field(field, value)
+        .map_err(|_| path.error(format!("cannot hold this value ({})", field.full_name())))
 }
 
 fn wkt_field(
