@@ -294,10 +294,59 @@ fn operation(
             _ => json_content(schemas.field(field, Variant::Input)),
         }),
     };
-    if let Some(content) = request_body {
+    if let Some(mut content) = request_body {
+        let target = match &route.body {
+            BodyRule::Field(field) if !field.is_list() && !field.is_map() => match field.kind() {
+                Kind::Message(m) => Some(m),
+                _ => None,
+            },
+            BodyRule::Field(_) | BodyRule::None => None,
+            BodyRule::Whole => Some(input.clone()),
+        };
+        if let Some(form) = target.and_then(|t| multipart_content(&t, schemas)) {
+            content["multipart/form-data"] = form;
+        }
         operation["requestBody"] = json!({ "content": content });
     }
     operation
+}
+
+/// The `multipart/form-data` form of a body message that has a singular `bytes` field, by the
+/// convention in `options.proto`: such a field is a file part of the same name, whose content
+/// type and file name fill the sibling fields `x_content_type` and `x_filename` (so those are
+/// not parts); the other scalar fields are text parts.
+fn multipart_content(target: &MessageDescriptor, schemas: &mut Schemas) -> Option<Value> {
+    let is_file = |f: &FieldDescriptor| matches!(f.kind(), Kind::Bytes) && !f.is_list();
+    let files: Vec<FieldDescriptor> = target.fields().filter(is_file).collect();
+    if files.is_empty() {
+        return None;
+    }
+    let mut properties = Map::new();
+    let mut encoding = Map::new();
+    for field in target.fields() {
+        if is_file(&field) {
+            let schema =
+                json!({ "type": "string", "contentMediaType": "application/octet-stream" });
+            properties.insert(field.name().to_owned(), schema);
+            encoding.insert(field.name().to_owned(), json!({ "contentType": "*/*" }));
+            continue;
+        }
+        let sibling = files.iter().any(|file| {
+            field.name() == format!("{}_content_type", file.name())
+                || field.name() == format!("{}_filename", file.name())
+        });
+        let text = !field.is_map() && !matches!(field.kind(), Kind::Message(_));
+        if text && !sibling {
+            properties.insert(
+                field.json_name().to_owned(),
+                schemas.field(&field, Variant::Input),
+            );
+        }
+    }
+    Some(json!({
+        "schema": { "type": "object", "properties": properties },
+        "encoding": encoding,
+    }))
 }
 
 /// `responses`: the success status with its body and headers, and `default` with the error.

@@ -358,8 +358,8 @@ fn request_bodies() {
     let doc = doc();
     let body = |method: &str, path: &str| op(&doc, method, path)["requestBody"]["content"].clone();
     assert_eq!(
-        body("post", "/api/v1/books"),
-        json!({ "application/json": { "schema": { "$ref": "#/components/schemas/routing.v1.Book-Input" } } })
+        body("post", "/api/v1/books")["application/json"],
+        json!({ "schema": { "$ref": "#/components/schemas/routing.v1.Book-Input" } })
     );
     assert_eq!(
         body("put", "/api/v1/books/{book.id}"),
@@ -541,4 +541,38 @@ fn routes_that_would_share_an_openapi_path_stay_apart() {
     // Fields bound by the path are not query parameters, anonymous wildcards bind none.
     assert_eq!(query_names(c), ["p", "q"]);
     assert!(query_names(op(&doc, "get", "/z/a/{p}/{q}")).is_empty());
+}
+
+#[test]
+fn bodies_with_a_bytes_field_also_take_multipart() {
+    let doc = doc();
+    let content = &op(&doc, "post", "/api/v1/books/{id}/cover")["requestBody"]["content"];
+    assert_eq!(
+        content["application/json"]["schema"],
+        json!({ "$ref": "#/components/schemas/routing.v1.UploadCoverRequest-Input" })
+    );
+    let form = &content["multipart/form-data"];
+    // The file part; its content type and file name come from the part, not from fields.
+    assert_eq!(
+        form["schema"]["properties"],
+        json!({
+            "id": { "type": "integer", "format": "int64" },
+            "cover": { "type": "string", "contentMediaType": "application/octet-stream" },
+            "caption": { "type": "string" },
+            "tags": { "type": "array", "items": { "type": "string" } },
+        })
+    );
+    assert_eq!(
+        form["encoding"],
+        json!({ "cover": { "contentType": "*/*" } })
+    );
+    // A body field whose message has a bytes field takes multipart too; others do not.
+    assert!(
+        op(&doc, "post", "/api/v1/books")["requestBody"]["content"]["multipart/form-data"]
+            .is_object()
+    );
+    assert!(
+        op(&doc, "put", "/api/v1/books/{book.id}")["requestBody"]["content"]["multipart/form-data"]
+            .is_null()
+    );
 }
