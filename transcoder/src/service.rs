@@ -64,6 +64,9 @@ pub enum BuildError {
     /// The base path is not `""` or `/segment[/segment..]`.
     #[error("invalid base path {0:?}: it must be empty or start with '/' and not end with '/'")]
     BasePath(String),
+    /// A streaming RPC has an HTTP rule; the edge serves unary RPCs only.
+    #[error("{0} is a streaming RPC with an HTTP rule; the edge serves unary RPCs only")]
+    Streaming(String),
     /// A `forward_header` name is not a valid header name.
     #[error("invalid forwarded header name {0:?}")]
     HeaderName(String),
@@ -165,6 +168,9 @@ impl TranscoderBuilder {
         let mut targets = HashMap::new();
         for route in routes.routes() {
             let rpc = &route.rpc;
+            if rpc.is_client_streaming() || rpc.is_server_streaming() {
+                return Err(BuildError::Streaming(rpc.full_name().to_owned()));
+            }
             let service = rpc.parent_service();
             let upstream = self.upstreams.get(service.full_name()).ok_or_else(|| {
                 BuildError::MissingUpstream {

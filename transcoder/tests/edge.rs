@@ -1005,3 +1005,13 @@ fn metrics_count_by_matched_route_and_status() {
         .count();
     assert_eq!(histograms, 3);
 }
+
+#[test]
+fn the_edge_is_send_sync_clone_and_its_future_send() {
+    fn check<T: Send + Sync + Clone + 'static>(_: &T) {}
+    fn future_is_send<F: std::future::Future + Send>(_: F) {}
+    let e = edge();
+    check(&e);
+    let mut svc = e.clone();
+    future_is_send(tower::Service::call(&mut svc, get("/api/v1/shelves/1")));
+}
