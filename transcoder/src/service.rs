@@ -180,13 +180,15 @@ impl TranscoderBuilder {
             })?;
             let path = PathAndQuery::try_from(format!("/{}/{}", service.full_name(), rpc.name()))
                 .expect("protobuf names are valid path segments");
-            targets.insert(
-                rpc.full_name().to_owned(),
-                Target {
+            targets
+                .entry(rpc.full_name().to_owned())
+                .or_insert_with(|| Target {
                     upstream: upstream.clone(),
                     path,
-                },
-            );
+                    patterns: Vec::new(),
+                })
+                .patterns
+                .push(MatchedRoute(Arc::from(route.pattern.as_str())));
         }
         Ok(Transcoder {
             inner: Arc::new(Inner {
@@ -239,6 +241,9 @@ type Matched<'a> = (&'a Route, Vec<(String, String)>);
 struct Target {
     upstream: Upstream,
     path: PathAndQuery,
+    /// The patterns of the RPC's routes (one per binding), made once so
+    /// that tagging a response costs no allocation.
+    patterns: Vec<MatchedRoute>,
 }
 
 impl Transcoder {
@@ -302,9 +307,13 @@ impl Inner {
                     .call(route, vars, parts, body, &request_id)
                     .await
                     .unwrap_or_else(EdgeError::into_response);
-                response
-                    .extensions_mut()
-                    .insert(MatchedRoute(Arc::from(route.pattern.as_str())));
+                let matched = self
+                    .targets
+                    .get(route.rpc.full_name())
+                    .and_then(|t| t.patterns.iter().find(|p| *p.0 == *route.pattern))
+                    .cloned()
+                    .unwrap_or_else(|| MatchedRoute(Arc::from(route.pattern.as_str())));
+                response.extensions_mut().insert(matched);
                 response
             }
         };

@@ -8,10 +8,10 @@
 //! selector. It knows nothing about HTTP, routes or any particular service, and it must never
 //! panic on client input: every malformed body or value becomes a [`CodecError`] naming the field.
 //!
-//! * [`json`]: the encoder, a hand-written walk that streams straight into a `Vec<u8>`.
-//! * [`decode`]: JSON bodies merged into messages, with full-path error reporting.
-//! * [`bind`]: single textual values bound to (nested, repeated) fields by dotted path.
-//! * [`select`]: the `?select=` field selector.
+//! * `json`: the encoder, a hand-written walk that streams straight into a `Vec<u8>`.
+//! * `decode`: JSON bodies merged into messages, with full-path error reporting.
+//! * `bind`: single textual values bound to (nested, repeated) fields by dotted path.
+//! * `select`: the `?select=` field selector.
 
 mod bind;
 mod decode;
