@@ -1196,3 +1196,17 @@ fn content_type_is_json() {
     assert_eq!(JsonMarshaler.content_type(), "application/json");
     let _: Box<dyn Marshaler> = Box::new(JsonMarshaler);
 }
+
+#[test]
+fn duplicate_keys_last_wins() {
+    let m = decode(
+        "Everything",
+        r#"{"tags": ["a"], "fInt32": 1, "tags": ["b"], "fInt32": 2}"#,
+    )
+    .unwrap();
+    let v = encode_json(&m);
+    assert_eq!(v["tags"], json!(["b"]));
+    assert_eq!(v["fInt32"], 2);
+    let m = decode("Everything", r#"{"choiceText": "a", "choiceText": "b"}"#).unwrap();
+    assert_eq!(encode_json(&m)["choiceText"], "b");
+}

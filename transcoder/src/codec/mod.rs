@@ -25,6 +25,7 @@ mod decode;
 mod json;
 mod select;
 mod text;
+mod tree;
 mod wkt;
 
 use std::borrow::Cow;
