@@ -1,4 +1,3 @@
-//! A generic REST/JSON edge for tonic gRPC services, driven by `google.api.http` annotations.
 #![forbid(unsafe_code)]
 
 pub mod codec;

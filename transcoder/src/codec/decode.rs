@@ -2,7 +2,8 @@
 //! rules, unknown fields rejected, and every error naming the JSON path of its field.
 //!
 //! The body is parsed by serde_json (which reports the positions of syntax errors) into a light
-//! tree that borrows from the body (`tree::Json`), then walked against the descriptors. Nesting is capped at [`MAX_DEPTH`] levels.
+//! tree that borrows from the body (`tree::Json`), then walked against the descriptors. Nesting
+//! is capped at [`MAX_DEPTH`] levels.
 
 use std::fmt::Write as _;
 
