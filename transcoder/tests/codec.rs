@@ -1210,3 +1210,23 @@ fn duplicate_keys_last_wins() {
     let m = decode("Everything", r#"{"choiceText": "a", "choiceText": "b"}"#).unwrap();
     assert_eq!(encode_json(&m)["choiceText"], "b");
 }
+
+#[test]
+fn doubles_read_back_exactly() {
+    // serde_json's default float parsing can be 1 ULP off on long mantissas; the codec turns on
+    // its exact mode, so a written double always reads back unchanged.
+    for text in [
+        "9.075751725068013e18",
+        "1199.99",
+        "0.30000000000000004",
+        "5e-324",
+        "1.7976931348623157e308",
+    ] {
+        let m = decode("Everything", &format!(r#"{{"fDouble": {text}}}"#)).unwrap();
+        assert!(
+            encode(&m).contains(&format!(r#""fDouble":{text},"#)),
+            "{text}: {}",
+            encode(&m)
+        );
+    }
+}
