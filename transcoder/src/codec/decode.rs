@@ -1,15 +1,16 @@
 //! The JSON decoder: a request body merged into a [`DynamicMessage`] with proto3-JSON value
 //! rules, unknown fields rejected, and every error naming the JSON path of its field.
 //!
-//! The body is parsed into a `serde_json::Value` first (serde_json reports positions of syntax
-//! errors), then walked against the descriptors. Nesting is capped at [`MAX_DEPTH`] levels.
+//! The body is parsed by serde_json (which reports the positions of syntax errors) into a light
+//! tree that borrows from the body (`tree::Json`), then walked against the descriptors. Nesting
+//! is capped at [`MAX_DEPTH`] levels.
 
 use std::fmt::Write as _;
 
+use super::tree::Json;
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage as _, Value,
 };
-use serde_json::Value as Json;
 
 use super::CodecError;
 use super::text;
@@ -98,7 +99,7 @@ pub(crate) fn decode(
     msg: &mut DynamicMessage,
     field: Option<&FieldDescriptor>,
 ) -> Result<(), CodecError> {
-    let json: Json = serde_json::from_slice(body).map_err(|e| malformed(&e))?;
+    let json: Json<'_> = serde_json::from_slice(body).map_err(|e| malformed(&e))?;
     let root = Path::ROOT;
     match field {
         None => {
@@ -147,7 +148,7 @@ fn too_deep(path: &Path<'_>) -> CodecError {
 /// well-known type (which replaces the message's content).
 fn merge_message(
     msg: &mut DynamicMessage,
-    json: Json,
+    json: Json<'_>,
     path: &Path<'_>,
     depth: usize,
 ) -> Result<(), CodecError> {
@@ -180,7 +181,7 @@ fn merge_message(
                     "cannot be set together with {other} (only one of them may be set)"
                 )));
             }
-            oneofs.push((oneof.name().to_owned(), key));
+            oneofs.push((oneof.name().to_owned(), key.into_owned()));
         }
         merge_field(msg, &field, value, &fpath, depth + 1)?;
     }
@@ -205,7 +206,7 @@ fn is_value_wkt(field: &FieldDescriptor) -> bool {
 fn merge_field(
     msg: &mut DynamicMessage,
     field: &FieldDescriptor,
-    json: Json,
+    json: Json<'_>,
     path: &Path<'_>,
     depth: usize,
 ) -> Result<(), CodecError> {
@@ -230,7 +231,7 @@ fn merge_field(
             }
             let value = parse_value(&value_kind, value, &kpath, depth + 1)?;
             let map_key = match key_kind {
-                Kind::String => MapKey::String(key),
+                Kind::String => MapKey::String(key.into_owned()),
                 _ => parse_map_key(&key_kind, &key).at(&kpath)?,
             };
             entries.push((map_key, value));
@@ -282,7 +283,7 @@ fn parse_map_key(kind: &Kind, key: &str) -> Result<MapKey, String> {
 /// One singular value of `kind` from JSON.
 fn parse_value(
     kind: &Kind,
-    json: Json,
+    json: Json<'_>,
     path: &Path<'_>,
     depth: usize,
 ) -> Result<Value, CodecError> {
@@ -297,11 +298,11 @@ fn parse_value(
 }
 
 /// A non-message value from JSON by proto3-JSON rules.
-fn parse_scalar(kind: &Kind, json: Json) -> Result<Value, String> {
+fn parse_scalar(kind: &Kind, json: Json<'_>) -> Result<Value, String> {
     match kind {
         Kind::Double | Kind::Float => {
             let f = match json {
-                Json::Number(n) => n.as_f64().ok_or("must be a number")?,
+                Json::Number(n) => n.as_f64(),
                 Json::String(s) => text::parse_float_text(&s)?,
                 _ => return Err("must be a number".into()),
             };
@@ -324,7 +325,7 @@ fn parse_scalar(kind: &Kind, json: Json) -> Result<Value, String> {
                     } else if let Some(u) = n.as_u64() {
                         i128::from(u)
                     } else {
-                        text::float_to_int(n.as_f64().unwrap_or(f64::NAN))?
+                        text::float_to_int(n.as_f64())?
                     }
                 }
                 Json::String(s) => text::parse_int_text(&s)?,
@@ -337,7 +338,7 @@ fn parse_scalar(kind: &Kind, json: Json) -> Result<Value, String> {
             _ => Err("must be a boolean".into()),
         },
         Kind::String => match json {
-            Json::String(s) => Ok(Value::String(s)),
+            Json::String(s) => Ok(Value::String(s.into_owned())),
             _ => Err("must be a string".into()),
         },
         Kind::Bytes => match json {
@@ -361,7 +362,7 @@ fn parse_scalar(kind: &Kind, json: Json) -> Result<Value, String> {
 fn parse_wkt(
     desc: &MessageDescriptor,
     w: Wkt,
-    json: Json,
+    json: Json<'_>,
     path: &Path<'_>,
     depth: usize,
 ) -> Result<DynamicMessage, CodecError> {
@@ -393,8 +394,8 @@ fn parse_wkt(
         Wkt::Value => {
             let (number, value) = match json {
                 Json::Null => (1, Value::EnumNumber(0)),
-                Json::Number(n) => (2, Value::F64(n.as_f64().unwrap_or(f64::NAN))),
-                Json::String(s) => (3, Value::String(s)),
+                Json::Number(n) => (2, Value::F64(n.as_f64())),
+                Json::String(s) => (3, Value::String(s.into_owned())),
                 Json::Bool(b) => (4, Value::Bool(b)),
                 Json::Object(_) | Json::Array(_) => {
                     let number = if json.is_object() { 5 } else { 6 };
