@@ -1024,3 +1024,17 @@ fn the_edge_is_send_sync_clone_and_its_future_send() {
     let mut svc = e.clone();
     future_is_send(tower::Service::call(&mut svc, get("/api/v1/shelves/1")));
 }
+
+#[tokio::test]
+async fn a_balanced_channel_over_several_addresses_is_one_upstream() {
+    let (a, b) = (serve_grpc().await, serve_grpc().await);
+    let endpoints = [a, b]
+        .map(|addr| tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap());
+    let channel = tonic::transport::Channel::balance_list(endpoints.into_iter());
+    let e = edge_with(Upstream::channel(channel), |b| b);
+    for i in 1..=6 {
+        let r = send(&e, get(&format!("/api/v1/shelves/{i}"))).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["id"], i);
+    }
+}
