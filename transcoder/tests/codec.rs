@@ -1196,3 +1196,37 @@ fn content_type_is_json() {
     assert_eq!(JsonMarshaler.content_type(), "application/json");
     let _: Box<dyn Marshaler> = Box::new(JsonMarshaler);
 }
+
+#[test]
+fn duplicate_keys_last_wins() {
+    let m = decode(
+        "Everything",
+        r#"{"tags": ["a"], "fInt32": 1, "tags": ["b"], "fInt32": 2}"#,
+    )
+    .unwrap();
+    let v = encode_json(&m);
+    assert_eq!(v["tags"], json!(["b"]));
+    assert_eq!(v["fInt32"], 2);
+    let m = decode("Everything", r#"{"choiceText": "a", "choiceText": "b"}"#).unwrap();
+    assert_eq!(encode_json(&m)["choiceText"], "b");
+}
+
+#[test]
+fn doubles_read_back_exactly() {
+    // serde_json's default float parsing can be 1 ULP off on long mantissas; the codec turns on
+    // its exact mode, so a written double always reads back unchanged.
+    for text in [
+        "9.075751725068013e18",
+        "1199.99",
+        "0.30000000000000004",
+        "5e-324",
+        "1.7976931348623157e308",
+    ] {
+        let m = decode("Everything", &format!(r#"{{"fDouble": {text}}}"#)).unwrap();
+        assert!(
+            encode(&m).contains(&format!(r#""fDouble":{text},"#)),
+            "{text}: {}",
+            encode(&m)
+        );
+    }
+}
