@@ -61,11 +61,11 @@ async fn run() -> anyhow::Result<()> {
         } => {
             let mut map: HashMap<ServiceName, Vec<String>> = upstreams.into_iter().collect();
             for service in ServiceName::ALL {
-                if !map.contains_key(&service) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(service) {
                     let url = default_upstream.clone().with_context(|| {
                         format!("no --upstream for {service:?} and no --default-upstream")
                     })?;
-                    map.insert(service, vec![url]);
+                    slot.insert(vec![url]);
                 }
             }
             Mode::Edge { upstreams: map }

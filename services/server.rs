@@ -160,6 +160,7 @@ impl Application {
 
                 if edge {
                     let local = ServiceBuilder::new()
+                        .layer(transcoder::layers::GrpcCatchPanic::layer())
                         .layer(GrpcMetrics::layer())
                         .layer(Authenticate::layer(shared.authenticator.clone()))
                         .service(routes);
@@ -266,6 +267,8 @@ async fn serve_grpc(
     tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
+        // A panicking handler answers INTERNAL instead of leaving its stream open.
+        .layer(transcoder::layers::GrpcCatchPanic::layer())
         .layer(GrpcMetrics::layer())
         .layer(Authenticate::layer(shared.authenticator.clone()))
         .add_routes(routes)
