@@ -406,9 +406,8 @@ async fn per_account_login_limit_answers_429_with_retry_after() {
 
 #[tokio::test]
 async fn login_rate_limit_holds_across_two_instances_sharing_redis() {
-    let first = spawn_app_with(&["--rate-limit-enabled", "true"]).await;
-    let prefix = first.redis_prefix.clone();
-    let second = spawn_app_with(&["--rate-limit-enabled", "true", "--redis-key-prefix", &prefix]).await;
+    let first = common::identity::spawn_app_with_rate_limits(None, &[]).await;
+    let second = common::identity::spawn_app_with_rate_limits(Some(&first.redis_prefix), &[]).await;
     let body = json!({"email": "nobody@example.com", "password": "WrongPass123"});
     for app in [&first, &second, &first, &second, &first] {
         assert_ne!(app.post_json("/auth/login", &body, None).await.status().as_u16(), 429);

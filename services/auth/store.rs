@@ -136,18 +136,18 @@ pub async fn record_failed_login(
     let row = sqlx::query!(
         r#"WITH next AS (
                SELECT id,
-                      CASE WHEN failures_since IS NULL OR failures_since <= $2 - make_interval(secs => $3)
+                      CASE WHEN failures_since IS NULL OR failures_since <= $2::timestamptz - make_interval(secs => $3::float8)
                            THEN 1 ELSE failed_logins + 1 END AS n,
-                      CASE WHEN failures_since IS NULL OR failures_since <= $2 - make_interval(secs => $3)
-                           THEN $2 ELSE failures_since END AS since
+                      CASE WHEN failures_since IS NULL OR failures_since <= $2::timestamptz - make_interval(secs => $3::float8)
+                           THEN $2::timestamptz ELSE failures_since END AS since
                FROM users WHERE id = $1 FOR UPDATE
            )
            UPDATE users u
            SET failed_logins  = CASE WHEN next.n >= $4 THEN 0 ELSE next.n END,
                failures_since = CASE WHEN next.n >= $4 THEN NULL ELSE next.since END,
-               locked_until   = CASE WHEN next.n >= $4 THEN $2 + make_interval(secs => $5) ELSE u.locked_until END
+               locked_until   = CASE WHEN next.n >= $4 THEN $2::timestamptz + make_interval(secs => $5::float8) ELSE u.locked_until END
            FROM next WHERE u.id = next.id
-           RETURNING (next.n >= $4) AS "locked!", u.locked_until"#,
+           RETURNING (next.n >= $4::int4) AS "locked!", u.locked_until"#,
         user_id,
         now,
         window_secs,
