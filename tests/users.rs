@@ -309,3 +309,37 @@ async fn the_purge_anonymises_accounts_after_the_grace_period() {
     // The email is free again.
     app.register("gone@example.com").await;
 }
+
+#[tokio::test]
+async fn a_customer_gets_403_on_admin_rpcs_over_rest_and_grpc() {
+    use ecom::proto::ecom::catalog::v1 as catalog;
+    use ecom::proto::ecom::catalog::v1::catalog_service_client::CatalogServiceClient;
+    let app = spawn_app().await;
+    let customer = app.register("customer@example.com").await;
+    assert_error(app.delete("/products/1", Some(&customer.token)).await, 403, "FORBIDDEN").await;
+    let mut client = CatalogServiceClient::new(app.grpc_channel().await);
+    let err = client
+        .delete_product(authorized(catalog::DeleteProductRequest { id: 1 }, &customer.token))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn demo_users_and_the_bootstrap_admin_can_log_in() {
+    let app = spawn_app().await;
+    ecom::auth::seed::seed_demo_users(&app.db).await.unwrap();
+    ecom::auth::seed::seed_demo_users(&app.db).await.unwrap(); // idempotent
+    let emily = app.post_json("/auth/login", &json!({"username": "emilys", "password": "EmilyPass123"}), None).await;
+    assert_eq!(emily.status().as_u16(), 200);
+    let demo_admin = json(app.post_json("/auth/login", &json!({"username": "admin", "password": "AdminPass123"}), None).await).await;
+    assert_eq!(demo_admin["user"]["role"], "admin");
+
+    let password = secrecy::SecretString::from("OpsPassword123");
+    let id = ecom::auth::seed::ensure_admin(&app.db, "ops@example.com", &password).await.unwrap();
+    assert_eq!(ecom::auth::seed::ensure_admin(&app.db, "OPS@example.com", &password).await.unwrap(), id);
+    let ops = app.login("ops@example.com", "OpsPassword123").await;
+    let me = json(app.get_as("/users/me", &ops.token).await).await;
+    assert_eq!(me["role"], "admin");
+    assert!(ecom::auth::seed::ensure_admin(&app.db, "ops@example.com", &secrecy::SecretString::from("weak")).await.is_err());
+}
