@@ -49,11 +49,30 @@ pub enum Command {
     },
     /// Create the database if missing and apply migrations.
     Migrate,
+    /// Account administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Apply migrations and seed the demo catalog when it is empty.
     Seed {
         /// Number of products to generate (deterministic; up to 1,000,000).
         #[arg(long, default_value_t = 240)]
         products: usize,
+    },
+}
+
+/// `ecom admin ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin account, or make an existing account an admin with this password.
+    Create {
+        /// The admin's email.
+        #[arg(long)]
+        email: String,
+        /// The admin's password (same rules as registration).
+        #[arg(long)]
+        password: SecretString,
     },
 }
 
@@ -268,6 +287,62 @@ pub struct Settings {
     /// Seed the demo catalog at start-up when the database has no products.
     #[arg(long, env = "SEED_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub seed_demo_data: bool,
+
+    // Identity (auth and users services): mail, lockout, the bootstrap admin, deletion.
+    /// SMTP server of outgoing mail; unset logs mails instead of sending them (not in production).
+    #[arg(long, env = "SMTP_HOST", global = true)]
+    pub smtp_host: Option<String>,
+    /// SMTP port.
+    #[arg(long, env = "SMTP_PORT", default_value_t = 587, global = true)]
+    pub smtp_port: u16,
+    /// SMTP user name.
+    #[arg(long, env = "SMTP_USER", hide_env_values = true, global = true)]
+    pub smtp_user: Option<SecretString>,
+    /// SMTP password.
+    #[arg(long, env = "SMTP_PASS", hide_env_values = true, global = true)]
+    pub smtp_pass: Option<SecretString>,
+    /// SMTP transport security.
+    #[arg(long, env = "SMTP_TLS", value_enum, default_value = "starttls", global = true)]
+    pub smtp_tls: SmtpTls,
+    /// Sender address of outgoing mail.
+    #[arg(long, env = "EMAIL_FROM", default_value = "ecom <no-reply@ecom.local>", global = true)]
+    pub email_from: String,
+    /// Public URL of the shop's frontend; password reset links point there (never at the Host header).
+    #[arg(long, env = "FRONTEND_URL", default_value = "http://localhost:5173", global = true)]
+    pub frontend_url: String,
+    /// Failed logins of one account within the window that lock it.
+    #[arg(long, env = "LOGIN_LOCKOUT_THRESHOLD", default_value_t = 5, global = true)]
+    pub login_lockout_threshold: i32,
+    /// Window in which failed logins are counted, e.g. 15m.
+    #[arg(long, env = "LOGIN_LOCKOUT_WINDOW", default_value = "15m", value_parser = parse_duration, global = true)]
+    pub login_lockout_window: Duration,
+    /// How long a locked account stays locked, e.g. 15m.
+    #[arg(long, env = "LOGIN_LOCKOUT_DURATION", default_value = "15m", value_parser = parse_duration, global = true)]
+    pub login_lockout_duration: Duration,
+    /// Longest access token a client may ask for with `expiresInMins` (DummyJSON), in minutes.
+    #[arg(long, env = "JWT_MAX_EXPIRES_IN_MINS", default_value_t = 60, global = true)]
+    pub jwt_max_expires_in_mins: u32,
+    /// Grace period of a deleted account before its personal data is purged, e.g. 30d.
+    #[arg(long, env = "ACCOUNT_DELETION_GRACE", default_value = "30d", value_parser = parse_duration, global = true)]
+    pub account_deletion_grace: Duration,
+    /// Email of an admin account ensured at start-up (with ADMIN_PASSWORD).
+    #[arg(long, env = "ADMIN_EMAIL", global = true)]
+    pub admin_email: Option<String>,
+    /// Password of the ADMIN_EMAIL account.
+    #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true, global = true)]
+    pub admin_password: Option<SecretString>,
+}
+
+/// How the mail sender secures its SMTP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required).
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+    /// No encryption (loopback test servers only).
+    #[value(name = "none")]
+    Plain,
 }
 
 impl Settings {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use ecom::clock::Clock;
-use ecom::config::{Command, ServiceName, Settings};
+use ecom::config::{AdminCommand, Command, ServiceName, Settings};
 use ecom::server::{Application, Mode};
 use ecom::telemetry::{get_subscriber, init_subscriber};
 
@@ -41,6 +41,12 @@ async fn run() -> anyhow::Result<()> {
                 .await
                 .context("seeding the catalog")?;
             tracing::info!(products, "catalog seeded");
+            return Ok(());
+        }
+        Command::Admin { command: AdminCommand::Create { email, password } } => {
+            let db = ecom::db::migrate(&settings.database_url).await?;
+            let id = ecom::auth::seed::ensure_admin(&db, &email, &password).await?;
+            tracing::info!(id, %email, "admin account ready");
             return Ok(());
         }
         Command::Serve { services, edge } => {
@@ -78,6 +84,12 @@ async fn run() -> anyhow::Result<()> {
     }
     if let Some(addr) = app.grpc_addr() {
         tracing::info!("gRPC (reflection, health, gRPC-Web) on {addr}");
+    }
+
+    if settings.seed_demo_data && !settings.is_production() && app.grpc_addr().is_some() {
+        for (email, username, _, _, role, password) in ecom::auth::seed::DEMO_USERS {
+            tracing::info!("demo login ({role}): {email} or {username} / {password}");
+        }
     }
 
     let shutdown = app.shutdown_handle();

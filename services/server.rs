@@ -146,6 +146,10 @@ impl Application {
                         .await
                         .context("seeding the demo catalog")?;
                 }
+                // Identity: accounts that must exist, and the background jobs of auth and users.
+                if services.contains(&ServiceName::Auth) || services.contains(&ServiceName::Users) {
+                    identity_start(&shared, &services, &stop).await?;
+                }
                 let routes = grpc_routes(&shared, &services);
                 let listener = TcpListener::bind((settings.host, settings.grpc_port))
                     .await
@@ -227,6 +231,30 @@ impl Application {
     }
 }
 
+/// Identity start-up: checks the mail settings, ensures ADMIN_EMAIL, seeds the demo users
+/// (never in production), and spawns the mail sender and the account purge job.
+async fn identity_start(shared: &Shared, services: &[ServiceName], stop: &watch::Receiver<bool>) -> anyhow::Result<()> {
+    let settings = &shared.settings;
+    crate::auth::mail::check_settings(settings)?;
+    // Computed now, so the first login of an unknown email is not slower than the others.
+    crate::auth::password::dummy_hash().await;
+    if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
+        crate::auth::seed::ensure_admin(&shared.db, email, password)
+            .await
+            .context("ensuring ADMIN_EMAIL")?;
+    }
+    if settings.seed_demo_data && !settings.is_production() {
+        crate::auth::seed::seed_demo_users(&shared.db).await.context("seeding demo users")?;
+    }
+    if services.contains(&ServiceName::Auth) {
+        tokio::spawn(crate::auth::mail::run_sender(shared.db.clone(), settings.clone(), stop.clone()));
+    }
+    if services.contains(&ServiceName::Users) {
+        tokio::spawn(users::run_purge(shared.clone(), Duration::from_secs(3600), stop.clone()));
+    }
+    Ok(())
+}
+
 /// The gRPC services this process runs, plus reflection and health.
 fn grpc_routes(shared: &Shared, services: &[ServiceName]) -> Routes {
     let reflection = tonic_reflection::server::Builder::configure()
@@ -236,15 +264,14 @@ fn grpc_routes(shared: &Shared, services: &[ServiceName]) -> Routes {
     let mut routes = Routes::new(reflection);
     for service in services {
         routes = match service {
-            ServiceName::Auth => routes.add_service(AuthServiceServer::new(auth::AuthApi)),
-            ServiceName::Catalog => routes.add_service(CatalogServiceServer::new(
-                CatalogService::new(shared.db.clone(), shared.cache.clone()),
-            )),
+            ServiceName::Auth => routes.add_service(AuthServiceServer::new(auth::AuthApi::new(shared.clone()))),
+            ServiceName::Catalog => routes.add_service(CatalogServiceServer::new(CatalogService::new(
+                shared.db.clone(),
+                shared.cache.clone(),
+            ))),
             ServiceName::Orders => routes.add_service(OrdersServiceServer::new(orders::OrdersApi)),
-            ServiceName::Users => routes.add_service(UsersServiceServer::new(users::UsersApi)),
-            ServiceName::Payments => {
-                routes.add_service(PaymentsServiceServer::new(payments::PaymentsApi))
-            }
+            ServiceName::Users => routes.add_service(UsersServiceServer::new(users::UsersApi::new(shared.clone()))),
+            ServiceName::Payments => routes.add_service(PaymentsServiceServer::new(payments::PaymentsApi)),
         };
     }
     routes
@@ -361,10 +388,9 @@ fn edge_router(
         .route("/ready", get(ready))
         .route("/metrics", get(render_metrics))
         .route("/openapi.json", get(openapi_document))
-        .route(
-            &format!("{}/openapi.json", settings.api_base_path),
-            get(openapi_document),
-        )
+        .route(&format!("{}/openapi.json", settings.api_base_path), get(openapi_document))
+        // Identity: avatars (server-made PNG names; SecurityHeaders adds nosniff).
+        .nest_service("/uploads", tower_http::services::ServeDir::new(&settings.upload_dir))
         .with_state(state)
         .fallback_service(transcoder);
 

@@ -270,3 +270,7 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
     assert!(body["message"].is_string(), "body.message: {body}");
     body
 }
+
+// Identity helpers (tests/common/identity.rs, tests/common/smtp.rs).
+pub mod identity;
+pub mod smtp;
