@@ -226,6 +226,38 @@ pub struct Settings {
     /// Seed the demo catalog at start-up when the database has no products.
     #[arg(long, env = "SEED_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub seed_demo_data: bool,
+
+    // Commerce: orders, carts and payments (services/orders, services/payments).
+    /// Tax rate applied to the discounted subtotal of an order, e.g. 0.08 for 8 %.
+    #[arg(long, env = "TAX_RATE", default_value_t = 0.08, global = true)]
+    pub tax_rate: f64,
+    /// Flat shipping fee of an order below the free-shipping threshold, in currency units.
+    #[arg(long, env = "SHIPPING_FLAT_FEE", default_value_t = 9.99, global = true)]
+    pub shipping_flat_fee: f64,
+    /// Discounted subtotal from which shipping is free, in currency units.
+    #[arg(long, env = "FREE_SHIPPING_THRESHOLD", default_value_t = 100.0, global = true)]
+    pub free_shipping_threshold: f64,
+    /// Days after delivery during which a return may be requested.
+    #[arg(long, env = "RETURN_WINDOW_DAYS", default_value_t = 30, global = true)]
+    pub return_window_days: u32,
+    /// Payment provider: sandbox (fake, default) or stripe.
+    #[arg(long, env = "PAYMENT_PROVIDER", default_value = "sandbox", global = true)]
+    pub payment_provider: String,
+    /// Stripe secret API key (PAYMENT_PROVIDER=stripe).
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true, global = true)]
+    pub stripe_secret_key: Option<SecretString>,
+    /// Secret that signs Stripe webhook events (Stripe-Signature).
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true, global = true)]
+    pub stripe_webhook_secret: Option<SecretString>,
+    /// Base URL of the Stripe API (a fake server in tests).
+    #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com", global = true)]
+    pub stripe_api_base: String,
+    /// Where the orders service reaches the catalog service over gRPC; unset: in-process.
+    #[arg(long, env = "CATALOG_URL", global = true)]
+    pub catalog_url: Option<String>,
+    /// Where the payments service reaches the orders service over gRPC; unset: in-process.
+    #[arg(long, env = "ORDERS_URL", global = true)]
+    pub orders_url: Option<String>,
 }
 
 impl Settings {

@@ -132,7 +132,8 @@ impl Application {
                         .await
                         .context("seeding the demo catalog")?;
                 }
-                let routes = grpc_routes(&shared, &services);
+                let routes = grpc_routes(&shared, &services)?;
+                tokio::spawn(commerce_sweeper(shared.clone(), services.clone(), stop.clone()));
                 let listener = TcpListener::bind((settings.host, settings.grpc_port))
                     .await
                     .with_context(|| format!("binding the gRPC port {}", settings.grpc_port))?;
@@ -199,7 +200,7 @@ impl Application {
 }
 
 /// The gRPC services this process runs, plus reflection and health.
-fn grpc_routes(shared: &Shared, services: &[ServiceName]) -> Routes {
+fn grpc_routes(shared: &Shared, services: &[ServiceName]) -> anyhow::Result<Routes> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -212,12 +213,73 @@ fn grpc_routes(shared: &Shared, services: &[ServiceName]) -> Routes {
                 shared.db.clone(),
                 shared.cache.clone(),
             ))),
-            ServiceName::Orders => routes.add_service(OrdersServiceServer::new(orders::OrdersApi)),
+            ServiceName::Orders => routes.add_service(OrdersServiceServer::new(orders_service(shared)?)),
             ServiceName::Users => routes.add_service(UsersServiceServer::new(users::UsersApi)),
             ServiceName::Payments => routes.add_service(PaymentsServiceServer::new(payments::PaymentsApi)),
         };
     }
-    routes
+    Ok(routes)
+}
+
+/// The orders service, reaching the catalog in this process or at CATALOG_URL.
+fn orders_service(shared: &Shared) -> anyhow::Result<orders::OrdersService> {
+    let settings = &shared.settings;
+    let catalog = match &settings.catalog_url {
+        Some(url) => orders::Catalog::remote(url, shared.tokens.clone())?,
+        None => orders::Catalog::in_process(
+            CatalogService::new(shared.db.clone(), shared.cache.clone()),
+            shared.authenticator.clone(),
+            shared.tokens.clone(),
+        ),
+    };
+    let cents = |v: f64, name: &str| {
+        crate::money::from_wire_non_negative(v).with_context(|| format!("{name} must be an amount in currency units"))
+    };
+    let pricing = orders::domain::PricingRules {
+        tax_bp: orders::domain::pricing::basis_points(settings.tax_rate),
+        shipping_fee_cents: cents(settings.shipping_flat_fee, "SHIPPING_FLAT_FEE")?,
+        free_shipping_threshold_cents: cents(settings.free_shipping_threshold, "FREE_SHIPPING_THRESHOLD")?,
+    };
+    Ok(orders::OrdersService::new(shared.db.clone(), catalog, shared.clock.clone(), pricing))
+}
+
+/// Every minute: the catalog releases expired stock reservations, the orders
+/// service reconciles orders whose reservation commit was not confirmed, and
+/// idempotency keys older than 24 hours are purged.
+async fn commerce_sweeper(shared: Shared, services: Vec<ServiceName>, mut stop: watch::Receiver<bool>) {
+    let orders = if services.contains(&ServiceName::Orders) {
+        match orders_service(&shared) {
+            Ok(orders) => Some(orders),
+            Err(err) => {
+                tracing::error!(error = ?err, "orders reconciler not started");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = shared.clock.now();
+        if services.contains(&ServiceName::Catalog)
+            && let Err(err) = crate::catalog::reservations::release_expired(&shared.db, &shared.cache, now).await
+        {
+            tracing::warn!(error = ?err, "releasing expired reservations");
+        }
+        if let Some(orders) = &orders {
+            if let Err(err) = orders.reconcile().await {
+                tracing::warn!(error = ?err, "reconciling orders");
+            }
+            if let Err(err) = orders::idempotency::purge(&shared.db, now).await {
+                tracing::warn!(error = ?err, "purging idempotency keys");
+            }
+        }
+    }
 }
 
 /// Serves gRPC (HTTP/2), gRPC-Web (HTTP/1.1) and health on `listener`.
