@@ -367,7 +367,8 @@ fn edge_router(
     let mut builder = transcoder::Transcoder::builder(proto::descriptor_pool().clone())
         .base_path(&settings.api_base_path)
         .timeout(settings.upstream_timeout())
-        .max_body_bytes(settings.body_max_size.max(settings.upload_max_size))
+        .max_body_bytes(settings.body_max_size)
+        .max_multipart_bytes(settings.upload_max_size)
         .reject_unknown_query(false);
     for (name, upstream) in upstreams {
         builder = builder.upstream(name, upstream);
@@ -404,6 +405,7 @@ fn edge_router(
         .layer(transcoder::layers::CatchPanic::layer())
         // Before tracing and metrics, so both carry the request id.
         .layer(transcoder::layers::RequestId::layer())
+        .layer(transcoder::layers::Trace::layer())
         .layer(transcoder::layers::Metrics::layer())
         .layer(transcoder::layers::SecurityHeaders::layer(
             settings.hsts_max_age.map(Duration::from_secs),

@@ -74,7 +74,7 @@ pub fn default_code_of(status: StatusCode) -> &'static str {
         501 => "NOT_IMPLEMENTED",
         503 => "SERVICE_UNAVAILABLE",
         504 => "GATEWAY_TIMEOUT",
-        400..=499 => "BAD_REQUEST",
+        402..=499 => "BAD_REQUEST",
         _ => "INTERNAL_ERROR",
     }
 }

@@ -11,7 +11,9 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use http::StatusCode;
 use http_body_util::BodyDataStream;
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
+};
 
 use crate::body::BoxError;
 use crate::codec::bind_value;
@@ -42,8 +44,8 @@ where
     B::Error: Into<BoxError>,
 {
     let stream = BodyDataStream::new(body).map_err(Into::<BoxError>::into);
-    let constraints = multer::Constraints::new()
-        .size_limit(multer::SizeLimit::new().whole_stream(limit as u64));
+    let constraints =
+        multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(limit as u64));
     let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
     let desc = msg.descriptor();
     while let Some(part) = multipart.next_field().await.map_err(multipart_error)? {
@@ -57,13 +59,12 @@ where
                 let file_name = part.file_name().map(str::to_owned);
                 let data = part.bytes().await.map_err(multipart_error)?;
                 msg.set_field(&file_field, Value::Bytes(data));
-                for (suffix, value) in [("_content_type", content_type), ("_filename", file_name)]
-                {
+                for (suffix, value) in [("_content_type", content_type), ("_filename", file_name)] {
                     let sibling = desc.get_field_by_name(&format!("{}{suffix}", file_field.name()));
-                    if let (Some(sibling), Some(value)) = (sibling, value) {
-                        if matches!(sibling.kind(), Kind::String) {
-                            msg.set_field(&sibling, Value::String(value));
-                        }
+                    if let (Some(sibling), Some(value)) = (sibling, value)
+                        && matches!(sibling.kind(), Kind::String)
+                    {
+                        msg.set_field(&sibling, Value::String(value));
                     }
                 }
             }
@@ -72,10 +73,7 @@ where
                 match bind_value(msg, &name, &text) {
                     Ok(true) => {}
                     Ok(false) => {
-                        return Err(EdgeError::validation(
-                            Some(&name),
-                            "unknown multipart part",
-                        ));
+                        return Err(EdgeError::validation(Some(&name), "unknown multipart part"));
                     }
                     Err(e) => {
                         return Err(EdgeError::validation(
@@ -92,12 +90,11 @@ where
 
 fn multipart_error(e: multer::Error) -> EdgeError {
     match e {
-        multer::Error::StreamSizeExceeded { limit } | multer::Error::FieldSizeExceeded { limit, .. } => {
-            EdgeError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("Request body larger than {limit} bytes"),
-            )
-        }
+        multer::Error::StreamSizeExceeded { limit }
+        | multer::Error::FieldSizeExceeded { limit, .. } => EdgeError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Request body larger than {limit} bytes"),
+        ),
         other => EdgeError::new(
             StatusCode::BAD_REQUEST,
             format!("Malformed multipart body: {other}"),

@@ -404,7 +404,7 @@ fn query_parameters(
             }
             walk.proto_path.push(field.name().to_owned());
             walk.json_path.push(field.json_name().to_owned());
-            let is_bound = walk.bound.iter().any(|b| *b == walk.proto_path);
+            let is_bound = walk.bound.contains(&walk.proto_path);
             let schema = match field.kind() {
                 _ if is_bound || field.is_map() => None,
                 Kind::Message(m) => match query_scalar_message(&m) {

@@ -157,20 +157,21 @@ impl TranscoderBuilder {
         let forward = self
             .forward
             .iter()
-            .map(|n| HeaderName::try_from(n.as_str()).map_err(|_| BuildError::HeaderName(n.clone())))
+            .map(|n| {
+                HeaderName::try_from(n.as_str()).map_err(|_| BuildError::HeaderName(n.clone()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let routes = RouteTable::from_pool(&self.pool)?;
         let mut targets = HashMap::new();
         for route in routes.routes() {
             let rpc = &route.rpc;
             let service = rpc.parent_service();
-            let upstream =
-                self.upstreams
-                    .get(service.full_name())
-                    .ok_or_else(|| BuildError::MissingUpstream {
-                        service: service.full_name().to_owned(),
-                        rpc: rpc.full_name().to_owned(),
-                    })?;
+            let upstream = self.upstreams.get(service.full_name()).ok_or_else(|| {
+                BuildError::MissingUpstream {
+                    service: service.full_name().to_owned(),
+                    rpc: rpc.full_name().to_owned(),
+                }
+            })?;
             let path = PathAndQuery::try_from(format!("/{}/{}", service.full_name(), rpc.name()))
                 .expect("protobuf names are valid path segments");
             targets.insert(
@@ -186,7 +187,7 @@ impl TranscoderBuilder {
                 routes,
                 base_path,
                 targets,
-                marshaler: JsonMarshaler::default(),
+                marshaler: JsonMarshaler,
                 forward,
                 timeout: self.timeout,
                 max_body: self.max_body,
@@ -225,6 +226,9 @@ struct Inner {
     max_multipart: usize,
     reject_unknown_query: bool,
 }
+
+/// A matched route and its bound path variables.
+type Matched<'a> = (&'a Route, Vec<(String, String)>);
 
 struct Target {
     upstream: Upstream,
@@ -305,11 +309,7 @@ impl Inner {
     /// Base path and route matching; `Err` is the answer (404, 405, 400, or
     /// 204 to an `OPTIONS` on a known path).
     #[allow(clippy::result_large_err)]
-    fn find_route(
-        &self,
-        method: &Method,
-        path: &str,
-    ) -> Result<(&Route, Vec<(String, String)>), Response<Body>> {
+    fn find_route(&self, method: &Method, path: &str) -> Result<Matched<'_>, Response<Body>> {
         let not_found = || EdgeError::new(StatusCode::NOT_FOUND, "Not found").into_response();
         let Some(rest) = path.strip_prefix(self.base_path.as_str()) else {
             return Err(not_found());
@@ -391,8 +391,7 @@ impl Inner {
             .targets
             .get(route.rpc.full_name())
             .expect("every route has a target, checked at build");
-        let mut request =
-            tonic::Request::from_parts(metadata, tonic::Extensions::default(), msg);
+        let mut request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), msg);
         request.set_timeout(self.timeout);
         let codec = DynamicCodec {
             output: route.rpc.output(),
@@ -400,9 +399,8 @@ impl Inner {
         let mut client = target.upstream.client();
         let deadline = tokio::time::Instant::now() + self.timeout;
         let call = client.unary(request, target.path.clone(), codec);
-        let timed_out = || {
-            EdgeError::new(StatusCode::GATEWAY_TIMEOUT, "Upstream deadline exceeded")
-        };
+        let timed_out =
+            || EdgeError::new(StatusCode::GATEWAY_TIMEOUT, "Upstream deadline exceeded");
         match tokio::time::timeout_at(deadline, call).await {
             Err(_elapsed) => Err(timed_out()),
             // The upstream saw the same deadline (`grpc-timeout`) and may
@@ -496,10 +494,8 @@ impl Inner {
             return crate::multipart::bind(body, boundary, sub, self.max_multipart).await;
         }
 
-        if let Some(media) = &media {
-            if media != "application/json" {
-                return Err(unsupported_media_type());
-            }
+        if media.as_deref().is_some_and(|m| m != "application/json") {
+            return Err(unsupported_media_type());
         }
         check_length(declared_len, self.max_body)?;
         let data = read_limited(body, self.max_body).await?;
@@ -532,10 +528,7 @@ impl Inner {
             match bind_value(msg, &key, &value) {
                 Ok(true) => {}
                 Ok(false) if self.reject_unknown_query => {
-                    return Err(EdgeError::validation(
-                        Some(&key),
-                        "unknown query parameter",
-                    ));
+                    return Err(EdgeError::validation(Some(&key), "unknown query parameter"));
                 }
                 Ok(false) => {}
                 Err(e) => {

@@ -22,7 +22,11 @@ fn assert_error(r: &Reply, status: u16, code: &str) -> serde_json::Value {
     assert_eq!(j["code"], code, "{j}");
     assert!(j["message"].is_string(), "{j}");
     assert!(j["details"].is_object(), "{j}");
-    assert_eq!(j.as_object().unwrap().len(), 4, "exactly the four keys: {j}");
+    assert_eq!(
+        j.as_object().unwrap().len(),
+        4,
+        "exactly the four keys: {j}"
+    );
     j
 }
 
@@ -60,7 +64,11 @@ async fn wrong_method_is_405_with_allow() {
 
 #[tokio::test]
 async fn plain_options_answers_allow() {
-    let r = send(&edge(), req("OPTIONS", "/api/v1/shelves/1/books", Bytes::new())).await;
+    let r = send(
+        &edge(),
+        req("OPTIONS", "/api/v1/shelves/1/books", Bytes::new()),
+    )
+    .await;
     assert_eq!(r.status, 204);
     assert!(r.header("allow").unwrap().contains("POST"));
 }
@@ -81,15 +89,28 @@ async fn custom_verb_routes_to_its_rpc() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let j = r.json();
-    assert_eq!((j["id"].clone(), j["archived"].clone(), j["theme"].clone()), (json!(5), json!(true), json!("moved")));
+    assert_eq!(
+        (j["id"].clone(), j["archived"].clone(), j["theme"].clone()),
+        (json!(5), json!(true), json!("moved"))
+    );
 }
 
 #[tokio::test]
 async fn matched_route_is_on_the_response() {
     use tower::ServiceExt;
-    let resp = edge().oneshot(get("/api/v1/shelves/7/books/3")).await.unwrap();
-    let m = resp.extensions().get::<MatchedRoute>().expect("matched route");
-    assert!(m.0.contains("{shelf}") && m.0.contains("books"), "{:?}", m.0);
+    let resp = edge()
+        .oneshot(get("/api/v1/shelves/7/books/3"))
+        .await
+        .unwrap();
+    let m = resp
+        .extensions()
+        .get::<MatchedRoute>()
+        .expect("matched route");
+    assert!(
+        m.0.contains("{shelf}") && m.0.contains("books"),
+        "{:?}",
+        m.0
+    );
     let resp = edge().oneshot(get("/api/nope")).await.unwrap();
     assert!(resp.extensions().get::<MatchedRoute>().is_none());
 }
@@ -100,7 +121,11 @@ async fn matched_route_is_on_the_response() {
 async fn create_is_201_with_the_body_field() {
     let r = send(
         &edge(),
-        json_req("POST", "/api/v1/shelves/1/books", r#"{"title":"Dune","price":9.99,"genre":"science"}"#),
+        json_req(
+            "POST",
+            "/api/v1/shelves/1/books",
+            r#"{"title":"Dune","price":9.99,"genre":"science"}"#,
+        ),
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.text());
@@ -114,7 +139,10 @@ async fn create_is_201_with_the_body_field() {
 #[tokio::test]
 async fn json_content_type_with_charset_is_accepted() {
     let mut r = json_req("POST", "/api/v1/shelves/1/books", r#"{"title":"Dune"}"#);
-    r.headers_mut().insert("content-type", "application/json; charset=utf-8".parse().unwrap());
+    r.headers_mut().insert(
+        "content-type",
+        "application/json; charset=utf-8".parse().unwrap(),
+    );
     assert_eq!(send(&edge(), r).await.status, 201);
 }
 
@@ -122,7 +150,11 @@ async fn json_content_type_with_charset_is_accepted() {
 async fn update_binds_body_field_and_path() {
     let r = send(
         &edge(),
-        json_req("PATCH", "/api/v1/shelves/1/books/9", r#"{"title":"New","subtitle":""}"#),
+        json_req(
+            "PATCH",
+            "/api/v1/shelves/1/books/9",
+            r#"{"title":"New","subtitle":""}"#,
+        ),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -134,7 +166,11 @@ async fn update_binds_body_field_and_path() {
 
 #[tokio::test]
 async fn delete_is_204_without_body() {
-    let r = send(&edge(), req("DELETE", "/api/v1/shelves/1/books/9", Bytes::new())).await;
+    let r = send(
+        &edge(),
+        req("DELETE", "/api/v1/shelves/1/books/9", Bytes::new()),
+    )
+    .await;
     assert_eq!(r.status, 204);
     assert!(r.body.is_empty());
     assert!(r.header("content-type").is_none());
@@ -144,7 +180,11 @@ async fn delete_is_204_without_body() {
 async fn unknown_json_field_is_400_naming_it() {
     let r = send(
         &edge(),
-        json_req("POST", "/api/v1/shelves/1/books", r#"{"title":"x","colour":"red"}"#),
+        json_req(
+            "POST",
+            "/api/v1/shelves/1/books",
+            r#"{"title":"x","colour":"red"}"#,
+        ),
     )
     .await;
     let j = assert_error(&r, 400, "VALIDATION_ERROR");
@@ -153,16 +193,24 @@ async fn unknown_json_field_is_400_naming_it() {
 
 #[tokio::test]
 async fn malformed_json_is_400_with_position() {
-    let r = send(&edge(), json_req("POST", "/api/v1/shelves/1/books", "{\"title\": ")).await;
+    let r = send(
+        &edge(),
+        json_req("POST", "/api/v1/shelves/1/books", "{\"title\": "),
+    )
+    .await;
     let j = assert_error(&r, 400, "VALIDATION_ERROR");
     let msg = j["message"].as_str().unwrap();
-    assert!(msg.contains("line") || msg.contains("column") || msg.contains("position"), "{msg}");
+    assert!(
+        msg.contains("line") || msg.contains("column") || msg.contains("position"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
 async fn wrong_or_missing_content_type_is_415() {
     let mut r = req("POST", "/api/v1/shelves/1/books", r#"{"title":"x"}"#);
-    r.headers_mut().insert("content-type", "text/plain".parse().unwrap());
+    r.headers_mut()
+        .insert("content-type", "text/plain".parse().unwrap());
     assert_error(&send(&edge(), r).await, 415, "UNSUPPORTED_MEDIA_TYPE");
     let r = req("POST", "/api/v1/shelves/1/books", r#"{"title":"x"}"#);
     assert_error(&send(&edge(), r).await, 415, "UNSUPPORTED_MEDIA_TYPE");
@@ -170,7 +218,11 @@ async fn wrong_or_missing_content_type_is_415() {
 
 #[tokio::test]
 async fn empty_body_means_empty_object() {
-    let r = send(&edge(), req("POST", "/api/v1/shelves/3:archive", Bytes::new())).await;
+    let r = send(
+        &edge(),
+        req("POST", "/api/v1/shelves/3:archive", Bytes::new()),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["archived"], true);
 }
@@ -191,7 +243,8 @@ async fn body_over_the_limit_is_413_by_length_and_by_stream() {
         .uri("/api/v1/shelves/1/books")
         .body(StreamBody::new(futures::stream::iter(chunks)))
         .unwrap();
-    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
     let reply = send(&edge(), r).await;
     assert_error(&reply, 413, "PAYLOAD_TOO_LARGE");
 }
@@ -214,7 +267,11 @@ async fn select_keeps_only_the_named_fields() {
     assert_eq!(r.status, 200, "{}", r.text());
     let j = r.json();
     let keys: Vec<&String> = j.as_object().unwrap().keys().collect();
-    assert!(keys.iter().all(|k| ["id", "title", "price"].contains(&k.as_str())), "{j}");
+    assert!(
+        keys.iter()
+            .all(|k| ["id", "title", "price"].contains(&k.as_str())),
+        "{j}"
+    );
     assert_eq!(j["title"], "The Book of 3");
     assert_eq!(j["price"], 12.5);
     // On a list response, the selector applies to each item.
@@ -247,17 +304,31 @@ async fn query_parameters_bind_scalars_enums_and_repeated() {
 async fn query_parameter_of_wrong_type_is_400() {
     let r = send(&edge(), get("/api/v1/shelves/1/books?pageSize=many")).await;
     let j = assert_error(&r, 400, "VALIDATION_ERROR");
-    assert!(j["details"].as_object().unwrap().keys().any(|k| k.contains("age")), "{j}");
+    assert!(
+        j["details"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.contains("age")),
+        "{j}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_query_parameters_can_be_rejected() {
-    let e = edge_with(Upstream::in_process(routes()), |b| b.reject_unknown_query(true));
+    let e = edge_with(Upstream::in_process(routes()), |b| {
+        b.reject_unknown_query(true)
+    });
     let r = send(&e, get("/api/v1/shelves/1/books?delay=5")).await;
     let j = assert_error(&r, 400, "VALIDATION_ERROR");
     assert!(j["details"]["delay"].is_array(), "{j}");
     // `select` is never unknown.
-    assert_eq!(send(&e, get("/api/v1/shelves/1/books?select=total")).await.status, 200);
+    assert_eq!(
+        send(&e, get("/api/v1/shelves/1/books?select=total"))
+            .await
+            .status,
+        200
+    );
 }
 
 // ---- HttpBody ----
@@ -267,14 +338,22 @@ async fn http_body_response_is_raw_with_declared_headers() {
     let r = send(&edge(), get("/api/v1/shelves/2/books/5:download")).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
-    assert_eq!(r.header("content-disposition"), Some("attachment; filename=\"book-5.txt\""));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"book-5.txt\"")
+    );
     assert_eq!(r.text(), "Book 5 of shelf 2\n");
 }
 
 #[tokio::test]
 async fn http_body_request_takes_raw_bytes_and_content_type() {
-    let mut r = req("POST", "/api/v1/shelves/2/books:import", "title,author\nDune,Herbert\n");
-    r.headers_mut().insert("content-type", "text/csv".parse().unwrap());
+    let mut r = req(
+        "POST",
+        "/api/v1/shelves/2/books:import",
+        "title,author\nDune,Herbert\n",
+    );
+    r.headers_mut()
+        .insert("content-type", "text/csv".parse().unwrap());
     let r = send(&edge(), r).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let j = r.json();
@@ -285,7 +364,10 @@ async fn http_body_request_takes_raw_bytes_and_content_type() {
 
 // ---- multipart ----
 
-fn multipart(parts: &[(&str, Option<(&str, &str)>, &[u8])]) -> http::Request<Full<Bytes>> {
+/// One multipart part: name, (file name, content type) for a file, data.
+type Part<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a [u8]);
+
+fn multipart(parts: &[Part<'_>]) -> http::Request<Full<Bytes>> {
     let boundary = "XyZzY-boundary";
     let mut body = Vec::new();
     for (name, file, data) in parts {
@@ -305,7 +387,9 @@ fn multipart(parts: &[(&str, Option<(&str, &str)>, &[u8])]) -> http::Request<Ful
     let mut r = req("POST", "/api/v1/shelves/1/books/2/cover", body);
     r.headers_mut().insert(
         "content-type",
-        format!("multipart/form-data; boundary={boundary}").parse().unwrap(),
+        format!("multipart/form-data; boundary={boundary}")
+            .parse()
+            .unwrap(),
     );
     r
 }
@@ -342,19 +426,31 @@ async fn multipart_unknown_part_is_400_and_bad_value_is_400() {
 
 #[tokio::test]
 async fn multipart_over_its_limit_is_413() {
-    let e = edge_with(Upstream::in_process(routes()), |b| b.max_multipart_bytes(512));
+    let e = edge_with(Upstream::in_process(routes()), |b| {
+        b.max_multipart_bytes(512)
+    });
     let big = vec![7u8; 4096];
-    let r = send(&e, multipart(&[("cover", Some(("a.bin", "application/octet-stream")), &big)])).await;
+    let r = send(
+        &e,
+        multipart(&[("cover", Some(("a.bin", "application/octet-stream")), &big)]),
+    )
+    .await;
     assert_error(&r, 413, "PAYLOAD_TOO_LARGE");
 }
 
 #[tokio::test]
 async fn multipart_to_a_message_without_bytes_is_415() {
     let boundary = "b";
-    let mut r = req("POST", "/api/v1/shelves/1:archive", format!("--{boundary}--\r\n"));
+    let mut r = req(
+        "POST",
+        "/api/v1/shelves/1:archive",
+        format!("--{boundary}--\r\n"),
+    );
     r.headers_mut().insert(
         "content-type",
-        format!("multipart/form-data; boundary={boundary}").parse().unwrap(),
+        format!("multipart/form-data; boundary={boundary}")
+            .parse()
+            .unwrap(),
     );
     assert_error(&send(&edge(), r).await, 415, "UNSUPPORTED_MEDIA_TYPE");
 }
@@ -367,7 +463,11 @@ async fn error_info_sets_code_status_override_and_details() {
     let j = assert_error(&r, 423, "BOOK_ON_LOAN");
     assert_eq!(j["message"], "book is on loan");
     assert_eq!(j["details"], json!({"retryAfter": 60, "holder": "someone"}));
-    assert_eq!(r.header("retry-after"), Some("60"), "declared response header on error");
+    assert_eq!(
+        r.header("retry-after"),
+        Some("60"),
+        "declared response header on error"
+    );
 }
 
 #[tokio::test]
@@ -394,20 +494,38 @@ async fn internal_errors_hide_their_message() {
 #[tokio::test]
 async fn plain_statuses_use_the_default_codes() {
     let e = edge();
-    let j = assert_error(&send(&e, json_req("POST", "/api/v1/books/4:checkout", "{}")).await, 404, "NOT_FOUND");
+    let j = assert_error(
+        &send(&e, json_req("POST", "/api/v1/books/4:checkout", "{}")).await,
+        404,
+        "NOT_FOUND",
+    );
     assert_eq!(j["message"], "no such book");
     assert_eq!(j["details"], json!({}));
-    assert_error(&send(&e, json_req("POST", "/api/v1/books/6:checkout", "{}")).await, 429, "RATE_LIMITED");
+    assert_error(
+        &send(&e, json_req("POST", "/api/v1/books/6:checkout", "{}")).await,
+        429,
+        "RATE_LIMITED",
+    );
     // An override outside 400..=599 is ignored: the code's own status stays.
-    assert_error(&send(&e, json_req("POST", "/api/v1/books/5:checkout", "{}")).await, 409, "ALREADY_LOANED");
-    let r = send(&e, json_req("POST", "/api/v1/books/9:checkout", r#"{"member":"m1"}"#)).await;
+    assert_error(
+        &send(&e, json_req("POST", "/api/v1/books/5:checkout", "{}")).await,
+        409,
+        "ALREADY_LOANED",
+    );
+    let r = send(
+        &e,
+        json_req("POST", "/api/v1/books/9:checkout", r#"{"member":"m1"}"#),
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["loanId"], "loan-9-m1");
 }
 
 #[tokio::test]
 async fn panic_is_500_and_the_next_request_is_served() {
-    let svc = ServiceBuilder::new().layer(CatchPanic::layer()).service(edge());
+    let svc = ServiceBuilder::new()
+        .layer(CatchPanic::layer())
+        .service(edge());
     let r = send(&svc, get("/api/v1/panic")).await;
     let j = assert_error(&r, 500, "INTERNAL_ERROR");
     assert_eq!(j["message"], "Internal server error");
@@ -417,12 +535,19 @@ async fn panic_is_500_and_the_next_request_is_served() {
 
 #[tokio::test]
 async fn slow_upstream_is_504_on_time() {
-    for upstream in [Upstream::in_process(routes()), Upstream::channel(channel(serve_grpc().await))] {
+    for upstream in [
+        Upstream::in_process(routes()),
+        Upstream::channel(channel(serve_grpc().await)),
+    ] {
         let e = edge_with(upstream, |b| b.timeout(Duration::from_millis(200)));
         let start = Instant::now();
         let r = send(&e, get("/api/v1/slow?millis=5000")).await;
         assert_error(&r, 504, "GATEWAY_TIMEOUT");
-        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
         assert_eq!(send(&e, get("/api/v1/slow?millis=10")).await.status, 200);
     }
 }
@@ -445,7 +570,10 @@ async fn upstream_down_is_503() {
 #[test]
 fn a_service_without_upstream_is_a_build_error() {
     let err = Transcoder::builder(pool()).build().unwrap_err();
-    assert!(err.to_string().contains("library.v1.LibraryService"), "{err}");
+    assert!(
+        err.to_string().contains("library.v1.LibraryService"),
+        "{err}"
+    );
     let err = Transcoder::builder(pool())
         .upstream("nope.v1.Nothing", Upstream::in_process(routes()))
         .build()
@@ -467,7 +595,8 @@ async fn headers_are_forwarded_as_metadata() {
     h.insert("x-tenant", "t-9".parse().unwrap());
     h.insert("cookie", "secret=1".parse().unwrap());
     h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
-    r.extensions_mut().insert(ClientAddr("10.9.8.7:5555".parse().unwrap()));
+    r.extensions_mut()
+        .insert(ClientAddr("10.9.8.7:5555".parse().unwrap()));
     let reply = send(&edge(), r).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.header("x-request-id"), Some("req-123"));
@@ -489,7 +618,8 @@ async fn headers_are_forwarded_as_metadata() {
 #[tokio::test]
 async fn request_id_is_generated_when_absent_and_incoming_xff_kept_without_client_addr() {
     let mut r = get("/api/v1/echo");
-    r.headers_mut().insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
+    r.headers_mut()
+        .insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
     let reply = send(&edge(), r).await;
     let id = reply.header("x-request-id").unwrap().to_owned();
     assert_eq!(id.len(), 36, "{id}");
@@ -500,19 +630,24 @@ async fn request_id_is_generated_when_absent_and_incoming_xff_kept_without_clien
 
 #[tokio::test]
 async fn request_id_layer_generates_and_echoes() {
-    let svc = ServiceBuilder::new().layer(RequestId::layer()).service(edge());
+    let svc = ServiceBuilder::new()
+        .layer(RequestId::layer())
+        .service(edge());
     let reply = send(&svc, get("/api/v1/echo")).await;
     let id = reply.header("x-request-id").unwrap();
     assert_eq!(reply.json()["metadata"]["x-request-id"], id);
     let mut r = get("/api/v1/echo");
-    r.headers_mut().insert("x-request-id", "bad id with spaces".parse().unwrap());
+    r.headers_mut()
+        .insert("x-request-id", "bad id with spaces".parse().unwrap());
     let reply = send(&svc, r).await;
     assert_ne!(reply.header("x-request-id"), Some("bad id with spaces"));
 }
 
 // ---- layers ----
 
-fn cors_edge(credentials: bool) -> impl tower::Service<
+fn cors_edge(
+    credentials: bool,
+) -> impl tower::Service<
     http::Request<Full<Bytes>>,
     Response = http::Response<transcoder::Body>,
     Error = std::convert::Infallible,
@@ -530,15 +665,36 @@ fn cors_edge(credentials: bool) -> impl tower::Service<
 #[tokio::test]
 async fn cors_preflight_from_an_allowed_origin() {
     let mut r = req("OPTIONS", "/api/v1/shelves/1/books", Bytes::new());
-    r.headers_mut().insert("origin", "https://app.example.com".parse().unwrap());
-    r.headers_mut().insert("access-control-request-method", "POST".parse().unwrap());
-    r.headers_mut().insert("access-control-request-headers", "authorization, content-type".parse().unwrap());
+    r.headers_mut()
+        .insert("origin", "https://app.example.com".parse().unwrap());
+    r.headers_mut()
+        .insert("access-control-request-method", "POST".parse().unwrap());
+    r.headers_mut().insert(
+        "access-control-request-headers",
+        "authorization, content-type".parse().unwrap(),
+    );
     let reply = send(&cors_edge(true), r).await;
     assert_eq!(reply.status, 204);
-    assert_eq!(reply.header("access-control-allow-origin"), Some("https://app.example.com"));
-    assert_eq!(reply.header("access-control-allow-credentials"), Some("true"));
-    assert!(reply.header("access-control-allow-headers").unwrap().contains("authorization"));
-    assert!(reply.header("access-control-allow-methods").unwrap().contains("POST"));
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        reply.header("access-control-allow-credentials"),
+        Some("true")
+    );
+    assert!(
+        reply
+            .header("access-control-allow-headers")
+            .unwrap()
+            .contains("authorization")
+    );
+    assert!(
+        reply
+            .header("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
     assert_eq!(reply.header("access-control-max-age"), Some("600"));
     assert!(reply.header("vary").unwrap().contains("origin"));
 }
@@ -546,20 +702,34 @@ async fn cors_preflight_from_an_allowed_origin() {
 #[tokio::test]
 async fn cors_actual_request_and_disallowed_origin() {
     let mut r = get("/api/v1/shelves/1");
-    r.headers_mut().insert("origin", "https://app.example.com".parse().unwrap());
+    r.headers_mut()
+        .insert("origin", "https://app.example.com".parse().unwrap());
     let reply = send(&cors_edge(false), r).await;
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
     assert!(reply.header("access-control-allow-credentials").is_none());
-    assert!(reply.header("access-control-expose-headers").unwrap().contains("x-request-id"));
+    assert!(
+        reply
+            .header("access-control-expose-headers")
+            .unwrap()
+            .contains("x-request-id")
+    );
 
     let mut r = req("OPTIONS", "/api/v1/shelves/1", Bytes::new());
-    r.headers_mut().insert("origin", "https://evil.example.com".parse().unwrap());
-    r.headers_mut().insert("access-control-request-method", "GET".parse().unwrap());
+    r.headers_mut()
+        .insert("origin", "https://evil.example.com".parse().unwrap());
+    r.headers_mut()
+        .insert("access-control-request-method", "GET".parse().unwrap());
     let reply = send(&cors_edge(true), r).await;
     assert!(reply.header("access-control-allow-origin").is_none());
     assert!(reply.header("access-control-allow-credentials").is_none());
-    assert_eq!(reply.status, 204, "the edge answers OPTIONS itself, without CORS headers");
+    assert_eq!(
+        reply.status, 204,
+        "the edge answers OPTIONS itself, without CORS headers"
+    );
 }
 
 #[tokio::test]
@@ -574,10 +744,14 @@ async fn security_headers_and_no_store_when_authenticated() {
         reply.header("content-security-policy"),
         Some("default-src 'none'; frame-ancestors 'none'")
     );
-    assert_eq!(reply.header("strict-transport-security"), Some("max-age=31536000; includeSubDomains"));
+    assert_eq!(
+        reply.header("strict-transport-security"),
+        Some("max-age=31536000; includeSubDomains")
+    );
     assert!(reply.header("cache-control").is_none());
     let mut r = get("/api/v1/shelves/1");
-    r.headers_mut().insert("authorization", "Bearer x".parse().unwrap());
+    r.headers_mut()
+        .insert("authorization", "Bearer x".parse().unwrap());
     let reply = send(&svc, r).await;
     assert_eq!(reply.header("cache-control"), Some("no-store"));
 }
@@ -602,11 +776,18 @@ async fn in_process_and_network_upstreams_answer_identically() {
         Box::new(|| json_req("POST", "/api/v1/books/3:checkout", "{}")),
         Box::new(|| {
             let mut r = get("/api/v1/echo");
-            r.headers_mut().insert("x-request-id", "same".parse().unwrap());
-            r.headers_mut().insert("user-agent", "ua/1".parse().unwrap());
+            r.headers_mut()
+                .insert("x-request-id", "same".parse().unwrap());
+            r.headers_mut()
+                .insert("user-agent", "ua/1".parse().unwrap());
             r
         }),
-        Box::new(|| multipart(&[("cover", Some(("f.png", "image/png")), b"1234"), ("caption", None, b"c")])),
+        Box::new(|| {
+            multipart(&[
+                ("cover", Some(("f.png", "image/png")), b"1234"),
+                ("caption", None, b"c"),
+            ])
+        }),
     ];
     for case in &cases {
         let a = send(&local, case()).await;
@@ -628,5 +809,9 @@ fn openapi_document_lists_the_routes() {
         version: "1".into(),
     });
     let paths = doc["paths"].as_object().expect("paths");
-    assert!(paths.keys().any(|p| p.starts_with("/api/v1/shelves")), "{:?}", paths.keys());
+    assert!(
+        paths.keys().any(|p| p.starts_with("/api/v1/shelves")),
+        "{:?}",
+        paths.keys()
+    );
 }

@@ -30,7 +30,9 @@ pub fn bind_value(msg: &mut DynamicMessage, path: &str, raw: &str) -> Result<boo
             // Only singular, plain messages can be walked through.
             match field.kind() {
                 Kind::Message(next)
-                    if !field.is_list() && !field.is_map() && Wkt::of(next.full_name()).is_none() =>
+                    if !field.is_list()
+                        && !field.is_map()
+                        && Wkt::of(next.full_name()).is_none() =>
                 {
                     desc = next;
                 }

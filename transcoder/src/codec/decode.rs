@@ -346,9 +346,7 @@ fn parse_scalar(kind: &Kind, json: &Json) -> Result<Value, String> {
                 Some(n) => text::enum_number(e, n).map(Value::EnumNumber),
                 None => Err(text::enum_error(e)),
             },
-            Json::Null if e.full_name() == "google.protobuf.NullValue" => {
-                Ok(Value::EnumNumber(0))
-            }
+            Json::Null if e.full_name() == "google.protobuf.NullValue" => Ok(Value::EnumNumber(0)),
             _ => Err(text::enum_error(e)),
         },
         Kind::Message(_) => Err("must be an object".into()),

@@ -303,7 +303,14 @@ fn write_any(msg: &DynamicMessage, depth: usize, out: &mut Vec<u8>) {
             out.extend_from_slice(b",\"value\":");
             write_message(&inner, Filter::All, depth + 1, out);
         }
-        Some(inner) => write_fields(&inner, &inner.descriptor(), Filter::All, depth + 1, false, out),
+        Some(inner) => write_fields(
+            &inner,
+            &inner.descriptor(),
+            Filter::All,
+            depth + 1,
+            false,
+            out,
+        ),
         None => {
             out.extend_from_slice(b",\"value\":");
             write_base64(&bytes, out);

@@ -47,11 +47,7 @@ pub(crate) fn float_to_int(f: f64) -> Result<i128, String> {
 
 /// The integer `i` as a value of an integer kind, or the range error.
 pub(crate) fn int_value(kind: &Kind, i: i128) -> Result<Value, String> {
-    fn range<T: TryFrom<i128> + std::fmt::Display>(
-        i: i128,
-        min: T,
-        max: T,
-    ) -> Result<T, String> {
+    fn range<T: TryFrom<i128> + std::fmt::Display>(i: i128, min: T, max: T) -> Result<T, String> {
         T::try_from(i).map_err(|_| format!("must be an integer between {min} and {max}"))
     }
     Ok(match kind {

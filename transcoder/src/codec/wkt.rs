@@ -57,9 +57,9 @@ fn write_nanos(nanos: u32, out: &mut Vec<u8>) {
     if nanos == 0 {
         return;
     }
-    let _ = if nanos % 1_000_000 == 0 {
+    let _ = if nanos.is_multiple_of(1_000_000) {
         write!(out, ".{:03}", nanos / 1_000_000)
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         write!(out, ".{:06}", nanos / 1_000)
     } else {
         write!(out, ".{nanos:09}")
@@ -209,7 +209,10 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(ts(0, 0), "\"1970-01-01T00:00:00Z\"");
-        assert_eq!(ts(1_700_000_000, 500_000_000), "\"2023-11-14T22:13:20.500Z\"");
+        assert_eq!(
+            ts(1_700_000_000, 500_000_000),
+            "\"2023-11-14T22:13:20.500Z\""
+        );
         assert_eq!(ts(1, 1_000), "\"1970-01-01T00:00:01.000001Z\"");
         assert_eq!(ts(1, 1), "\"1970-01-01T00:00:01.000000001Z\"");
         assert!(!write_timestamp(MAX_TIMESTAMP + 1, 0, &mut Vec::new()));

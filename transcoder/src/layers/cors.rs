@@ -105,11 +105,12 @@ where
             .filter(|o| self.config.origins.contains(o))
             .cloned();
         let config = self.config.clone();
-        if let Some(origin) = &origin {
-            if req.method() == Method::OPTIONS
-                && req
-                    .headers()
-                    .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        if let Some(origin) = &origin
+            && req.method() == Method::OPTIONS
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
             {
                 let mut response = Response::new(Body::empty());
                 *response.status_mut() = StatusCode::NO_CONTENT;

@@ -74,7 +74,8 @@ where
         Box::pin(async move {
             let result = fut.await;
             if let Ok(response) = &result {
-                let route: metrics::SharedString = match response.extensions().get::<MatchedRoute>() {
+                let route: metrics::SharedString = match response.extensions().get::<MatchedRoute>()
+                {
                     Some(MatchedRoute(pattern)) => pattern.to_string().into(),
                     None => "unmatched".into(),
                 };

@@ -86,7 +86,9 @@ where
                     .or_insert(HeaderValue::from_static(value));
             }
             if let Some(hsts) = hsts {
-                headers.entry(header::STRICT_TRANSPORT_SECURITY).or_insert(hsts);
+                headers
+                    .entry(header::STRICT_TRANSPORT_SECURITY)
+                    .or_insert(hsts);
             }
             // A response to an authenticated request is personal: no shared
             // or browser cache may keep it unless the service said otherwise.

@@ -88,14 +88,13 @@ where
                             .map_or("unmatched", |r| &r.0);
                         span2.record("http.route", route);
                         span2.record("http.status_code", response.status().as_u16());
-                        if request_id.is_none() {
-                            if let Some(id) = response
+                        if request_id.is_none()
+                            && let Some(id) = response
                                 .headers()
                                 .get("x-request-id")
                                 .and_then(|v| v.to_str().ok())
-                            {
-                                span2.record("request_id", id);
-                            }
+                        {
+                            span2.record("request_id", id);
                         }
                         tracing::info!("request finished");
                     }

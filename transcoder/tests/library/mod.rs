@@ -91,7 +91,11 @@ impl LibraryService for Library {
         let n = if r.page_size == 0 { 2 } else { r.page_size };
         let books = (1..=n as i64)
             .map(|i| Book {
-                author: if r.author.is_empty() { "anon".into() } else { r.author.clone() },
+                author: if r.author.is_empty() {
+                    "anon".into()
+                } else {
+                    r.author.clone()
+                },
                 genre: r.genre,
                 tags: r.tags.clone(),
                 ..sample_book(r.shelf * 100 + i)
@@ -221,7 +225,9 @@ impl LibraryService for Library {
                         ],
                     ),
                 );
-                status.metadata_mut().insert("retry-after", "60".parse().unwrap());
+                status
+                    .metadata_mut()
+                    .insert("retry-after", "60".parse().unwrap());
                 Err(status)
             }
             2 => {
@@ -237,7 +243,9 @@ impl LibraryService for Library {
                     details,
                 ))
             }
-            3 => Err(Status::internal("connection to 10.1.2.3:5432 refused: password")),
+            3 => Err(Status::internal(
+                "connection to 10.1.2.3:5432 refused: password",
+            )),
             4 => Err(Status::not_found("no such book")),
             5 => Err(Status::with_error_details(
                 tonic::Code::AlreadyExists,
@@ -320,7 +328,10 @@ pub fn channel(addr: SocketAddr) -> tonic::transport::Channel {
 }
 
 /// An edge in front of `upstream` with the tests' settings.
-pub fn edge_with(upstream: Upstream, configure: impl FnOnce(transcoder::TranscoderBuilder) -> transcoder::TranscoderBuilder) -> Transcoder {
+pub fn edge_with(
+    upstream: Upstream,
+    configure: impl FnOnce(transcoder::TranscoderBuilder) -> transcoder::TranscoderBuilder,
+) -> Transcoder {
     let builder = Transcoder::builder(pool())
         .base_path("/api")
         .upstream(SERVICE, upstream)
@@ -412,14 +423,17 @@ where
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, peer)) = listener.accept().await else { continue };
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let svc = svc.clone();
             tokio::spawn(async move {
-                let svc = tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(transcoder::ClientAddr(peer));
-                    svc.clone().oneshot(req)
-                });
+                let svc =
+                    tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(transcoder::ClientAddr(peer));
+                        svc.clone().oneshot(req)
+                    });
                 let _ = hyper_util::server::conn::auto::Builder::new(
                     hyper_util::rt::TokioExecutor::new(),
                 )
