@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 /// The migrations of every service, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -37,7 +37,7 @@ pub async fn ensure_database(options: &PgConnectOptions) -> anyhow::Result<()> {
     if !exists {
         // Identifiers cannot be bound as parameters; quote it the PostgreSQL way.
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        match admin.execute(format!("CREATE DATABASE {quoted}").as_str()).await {
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"))).execute(&mut admin).await {
             Ok(_) => tracing::info!(database = %name, "created database"),
             // Another instance created it at the same moment.
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}

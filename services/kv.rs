@@ -78,17 +78,17 @@ impl Kv {
         format!("{}{key}", self.prefix)
     }
 
-    async fn redis<T, F, Fut>(
+    async fn redis_call<T, F, Fut>(
         pool: &bb8::Pool<RedisConnectionManager>,
         what: &'static str,
         f: F,
     ) -> anyhow::Result<T>
     where
-        F: FnOnce(bb8::PooledConnection<'_, RedisConnectionManager>) -> Fut,
+        F: FnOnce(bb8::PooledConnection<'static, RedisConnectionManager>) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let work = async {
-            let conn = pool.get().await.map_err(|e| anyhow!("redis pool: {e}"))?;
+            let conn = pool.get_owned().await.map_err(|e| anyhow!("redis pool: {e}"))?;
             f(conn).await.map_err(|e| anyhow!("redis {what}: {e}"))
         };
         tokio::time::timeout(REDIS_DEADLINE, work)
@@ -101,7 +101,7 @@ impl Kv {
         let key = self.key(key);
         match &self.backend {
             Backend::Redis(pool) => {
-                let value: Option<Vec<u8>> = Self::redis(pool, "GET", |mut c| async move {
+                let value: Option<Vec<u8>> = Self::redis_call(pool, "GET", |mut c| async move {
                     redis::cmd("GET").arg(&key).query_async(&mut *c).await
                 })
                 .await?;
@@ -132,7 +132,7 @@ impl Kv {
         let millis = ttl.as_millis().max(1) as u64;
         match &self.backend {
             Backend::Redis(pool) => {
-                Self::redis(pool, "SET", |mut c| async move {
+                Self::redis_call(pool, "SET", |mut c| async move {
                     redis::cmd("SET")
                         .arg(&key)
                         .arg(value)
@@ -161,7 +161,7 @@ impl Kv {
         let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
         match &self.backend {
             Backend::Redis(pool) => {
-                Self::redis(pool, "DEL", |mut c| async move {
+                Self::redis_call(pool, "DEL", |mut c| async move {
                     redis::cmd("DEL").arg(&keys).query_async::<()>(&mut *c).await
                 })
                 .await
@@ -185,7 +185,7 @@ impl Kv {
         match &self.backend {
             Backend::Redis(pool) => {
                 let (count, ttl): (u64, i64) =
-                    Self::redis(pool, "rate limit", |mut c| async move {
+                    Self::redis_call(pool, "rate limit", |mut c| async move {
                         redis::pipe()
                             .atomic()
                             .cmd("INCR")
@@ -229,7 +229,7 @@ impl Kv {
     pub async fn ping(&self) -> anyhow::Result<()> {
         match &self.backend {
             Backend::Redis(pool) => {
-                Self::redis(pool, "PING", |mut c| async move {
+                Self::redis_call(pool, "PING", |mut c| async move {
                     redis::cmd("PING").query_async::<String>(&mut *c).await
                 })
                 .await?;

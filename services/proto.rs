@@ -180,7 +180,7 @@ mod tests {
         let rest = pool.get_extension_by_name("transcoder.v1.rest").expect("transcoder.v1.rest is in the pool");
         let created: Vec<String> = pool
             .services()
-            .flat_map(|s| s.methods())
+            .flat_map(|s| s.methods().collect::<Vec<_>>())
             .filter(|m| {
                 let options = m.options();
                 options.has_extension(&rest)

@@ -413,7 +413,9 @@ fn edge_router(
         // CORS answers preflights before the rate limiter counts anything.
         .layer(transcoder::layers::Cors::layer(cors))
         // The client address must be known before the rate limiter keys on it.
-        .layer(crate::client_ip::ClientIp::layer(settings.trusted_proxies.clone()));
+        .layer(crate::client_ip::ClientIp::layer(settings.trusted_proxies.clone()))
+        // Innermost: the transcoder's layers speak `transcoder::Body`, the router axum's body.
+        .map_response(|r: Response| r.map(transcoder::Body::new));
     let router = if settings.rate_limit_enabled {
         router.layer(RateLimit::layer(
             ratelimit::rules(settings),

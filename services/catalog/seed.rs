@@ -663,8 +663,8 @@ impl Batch {
                     last.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "")
                 );
                 b.review_product_id.push(id);
-                b.review_rating.push(stars);
-                b.review_comment.push(comment.to_owned());
+                b.review_rating.push(*stars);
+                b.review_comment.push((*comment).to_owned());
                 b.review_date.push(epoch - chrono::Days::new(rng.random_range(0..730)));
                 b.review_name.push(format!("{first} {last}"));
                 b.review_email.push(email);

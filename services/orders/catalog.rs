@@ -7,9 +7,10 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures::future::BoxFuture;
 use tonic::transport::Endpoint;
 use tower::util::BoxCloneSyncService;
-use tower::{BoxError, ServiceBuilder, ServiceExt as _};
+use tower::{BoxError, ServiceBuilder, ServiceExt};
 
 use super::error::OrderError;
 use crate::authn::{Authenticate, Authenticator};
@@ -21,7 +22,13 @@ use crate::proto::ecom::catalog::v1::catalog_service_server::CatalogServiceServe
 use crate::tokens::{Role, Tokens};
 
 /// The transport under the client: in-process service or channel, boxed.
-type Transport = BoxCloneSyncService<http::Request<tonic::body::Body>, http::Response<tonic::body::Body>, BoxError>;
+type Transport = BoxCloneSyncService<http::Request<tonic::body::Body>, http::Response<tonic::body::Body>, TransportError>;
+
+/// A transport failure. A concrete error type (not `BoxError` itself): a boxed
+/// trait object here trips rustc's higher-ranked Send check in the handlers.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct TransportError(BoxError);
 
 /// The user id of the internal service token (no such user exists).
 const SERVICE_USER_ID: i64 = 0;
@@ -43,8 +50,10 @@ impl Catalog {
     pub fn in_process(service: CatalogService, authenticator: Authenticator, tokens: Tokens) -> Catalog {
         let stack = ServiceBuilder::new()
             .layer(Authenticate::layer(authenticator))
-            .service(CatalogServiceServer::new(service))
-            .map_err(|never| -> BoxError { match never {} });
+            .service(CatalogServiceServer::new(service));
+        let stack = ServiceExt::<http::Request<tonic::body::Body>>::map_err(stack, |never: std::convert::Infallible| -> TransportError {
+            match never {}
+        });
         Catalog {
             client: CatalogServiceClient::new(BoxCloneSyncService::new(stack)),
             tokens,
@@ -58,7 +67,7 @@ impl Catalog {
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .connect_lazy();
-        let transport = BoxCloneSyncService::new(channel.map_err(BoxError::from));
+        let transport = BoxCloneSyncService::new(channel.map_err(|e| TransportError(BoxError::from(e))));
         Ok(Catalog {
             client: CatalogServiceClient::new(transport),
             tokens,
@@ -76,59 +85,60 @@ impl Catalog {
     }
 
     /// Current prices of `ids`; an unknown id is 404 PRODUCT_NOT_FOUND naming it.
-    pub async fn pricing(&self, ids: Vec<i64>) -> Result<Vec<pb::PricedProduct>, OrderError> {
-        let response = self
-            .client
-            .clone()
-            .get_products_for_pricing(self.request(pb::GetProductsForPricingRequest { ids }))
-            .await
-            .map_err(OrderError::Upstream)?
-            .into_inner();
-        if !response.missing_ids.is_empty() {
-            return Err(OrderError::Upstream(reservations::products_not_found(&response.missing_ids)));
-        }
-        Ok(response.products)
+    // Each call is boxed as a `Send + 'static` future over owned values: the
+    // generic client's bounds otherwise defeat the Send check of the async
+    // trait methods calling it (a rustc higher-ranked lifetime limitation).
+    pub fn pricing(&self, ids: Vec<i64>) -> BoxFuture<'static, Result<Vec<pb::PricedProduct>, OrderError>> {
+        let mut client = self.client.clone();
+        let request = self.request(pb::GetProductsForPricingRequest { ids });
+        Box::pin(async move {
+            let response = client
+                .get_products_for_pricing(request)
+                .await
+                .map_err(OrderError::Upstream)?
+                .into_inner();
+            if !response.missing_ids.is_empty() {
+                return Err(OrderError::Upstream(reservations::products_not_found(&response.missing_ids)));
+            }
+            Ok(response.products)
+        })
     }
 
     /// Reserves every line under `order_key`, or none (422 INSUFFICIENT_STOCK).
-    pub async fn reserve(&self, order_key: &str, lines: impl Iterator<Item = (i64, i32)>) -> Result<(), OrderError> {
+    pub fn reserve(&self, order_key: String, lines: Vec<(i64, i32)>) -> BoxFuture<'static, Result<(), OrderError>> {
+        let mut client = self.client.clone();
         let lines = lines
+            .into_iter()
             .map(|(product_id, quantity)| pb::StockLine { product_id, quantity })
             .collect();
-        self.client
-            .clone()
-            .reserve_stock(self.request(pb::ReserveStockRequest {
-                order_key: order_key.to_owned(),
-                lines,
-                ttl_seconds: RESERVATION_TTL_SECONDS,
-            }))
-            .await
-            .map_err(OrderError::Upstream)?;
-        Ok(())
+        let request = self.request(pb::ReserveStockRequest {
+            order_key,
+            lines,
+            ttl_seconds: RESERVATION_TTL_SECONDS,
+        });
+        Box::pin(async move {
+            client.reserve_stock(request).await.map_err(OrderError::Upstream)?;
+            Ok(())
+        })
     }
 
     /// Commits the reservation of `order_key`; its state afterwards.
-    pub async fn commit(&self, order_key: &str) -> Result<pb::ReservationState, OrderError> {
-        let response = self
-            .client
-            .clone()
-            .commit_reservation(self.request(pb::CommitReservationRequest {
-                order_key: order_key.to_owned(),
-            }))
-            .await
-            .map_err(OrderError::Upstream)?;
-        Ok(response.into_inner().state())
+    pub fn commit(&self, order_key: String) -> BoxFuture<'static, Result<pb::ReservationState, OrderError>> {
+        let mut client = self.client.clone();
+        let request = self.request(pb::CommitReservationRequest { order_key });
+        Box::pin(async move {
+            let response = client.commit_reservation(request).await.map_err(OrderError::Upstream)?;
+            Ok(response.into_inner().state())
+        })
     }
 
     /// Gives the stock of `order_key` back.
-    pub async fn release(&self, order_key: &str) -> Result<(), OrderError> {
-        self.client
-            .clone()
-            .release_reservation(self.request(pb::ReleaseReservationRequest {
-                order_key: order_key.to_owned(),
-            }))
-            .await
-            .map_err(OrderError::Upstream)?;
-        Ok(())
+    pub fn release(&self, order_key: String) -> BoxFuture<'static, Result<(), OrderError>> {
+        let mut client = self.client.clone();
+        let request = self.request(pb::ReleaseReservationRequest { order_key });
+        Box::pin(async move {
+            client.release_reservation(request).await.map_err(OrderError::Upstream)?;
+            Ok(())
+        })
     }
 }

@@ -85,7 +85,7 @@ impl OrdersService {
         let totals = self.pricing.totals(&lines);
         let now = self.now();
         let id = store::next_order_id(&self.db, now.date_naive()).await?;
-        self.catalog.reserve(&id, order.lines.iter()).await?;
+        self.catalog.reserve(id.clone(), order.lines.iter().collect()).await?;
 
         let placed = PlacedOrder {
             id: &id,
@@ -101,19 +101,9 @@ impl OrdersService {
         let response = pb::CreateOrderResponse {
             order: Some(placed_to_wire(&placed)),
         };
-        let recorded = async {
-            let mut tx = self.db.begin().await?;
-            store::insert_order(&mut tx, &placed).await?;
-            if let Some(key) = key {
-                idempotency::finish(&mut *tx, key, &response.encode_to_vec()).await?;
-            }
-            tx.commit().await?;
-            Ok::<_, OrderError>(())
-        }
-        .await;
-        if let Err(err) = recorded {
+        if let Err(err) = self.record_order(&placed, key, &response.encode_to_vec()).await {
             // The order does not exist: give the stock back now (the sweeper would, later).
-            if let Err(release) = self.catalog.release(&id).await {
+            if let Err(release) = self.catalog.release(id.clone()).await {
                 tracing::warn!(order = %id, error = %release, "releasing the reservation of a failed order");
             }
             return Err(err);
@@ -123,9 +113,25 @@ impl OrdersService {
         Ok(response)
     }
 
+    /// Inserts the order and stores the idempotent response, in one transaction.
+    async fn record_order(
+        &self,
+        placed: &PlacedOrder<'_>,
+        key: Option<&idempotency::Key>,
+        response: &[u8],
+    ) -> Result<(), OrderError> {
+        let mut tx = self.db.begin().await?;
+        store::insert_order(&mut tx, placed).await?;
+        if let Some(key) = key {
+            idempotency::finish(&mut tx, key, response).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Commits an order's reservation; on failure the reconciler retries it.
     async fn confirm_stock(&self, id: &str) {
-        match self.catalog.commit(id).await {
+        match self.catalog.commit(id.to_owned()).await {
             Ok(ReservationState::Committed) => {
                 if let Err(err) = store::mark_stock_committed(&self.db, id).await {
                     tracing::warn!(order = %id, error = %err, "recording the stock commit");
@@ -141,7 +147,7 @@ impl OrdersService {
     pub async fn reconcile(&self) -> anyhow::Result<()> {
         let before = self.clock.now() - chrono::Duration::seconds(30);
         for id in store::uncommitted_orders(&self.db, before).await? {
-            match self.catalog.commit(&id).await {
+            match self.catalog.commit(id.clone()).await {
                 Ok(ReservationState::Committed) => store::mark_stock_committed(&self.db, &id).await?,
                 Ok(_) => {
                     // The stock went back to the shelf: the order cannot be served.
@@ -152,7 +158,7 @@ impl OrdersService {
                     {
                         let reason = "Stock reservation expired";
                         store::set_status(&mut tx, &id, OrderStatus::Cancelled, None, None, Some(reason), now).await?;
-                        store::add_history(&mut *tx, &id, OrderStatus::Cancelled, reason, 0, now).await?;
+                        store::add_history(&mut tx, &id, OrderStatus::Cancelled, reason, 0, now).await?;
                     }
                     tx.commit().await?;
                     store::mark_stock_committed(&self.db, &id).await?;
@@ -362,7 +368,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         let (tracking, carrier) = if next == OrderStatus::Shipped { (tracking, carrier) } else { (None, None) };
         let reason = (next == OrderStatus::Cancelled).then_some(note.as_str());
         store::set_status(&mut tx, &r.id, next, tracking, carrier, reason, now).await?;
-        store::add_history(&mut *tx, &r.id, next, &note, admin, now).await?;
+        store::add_history(&mut tx, &r.id, next, &note, admin, now).await?;
         tx.commit().await.map_err(OrderError::from)?;
         if next == OrderStatus::Cancelled {
             self.release_stock(&r.id).await;
@@ -381,11 +387,12 @@ impl pb::orders_service_server::OrdersService for OrdersService {
     ) -> Result<Response<pb::CancelOrderResponse>, Status> {
         let caller = authn::require_user(&request)?.clone();
         let r = request.into_inner();
-        let reason = r.reason.trim();
+        let reason = r.reason.trim().to_owned();
         if reason.len() > 2000 {
             return Err(OrderError::Invalid(vec![("reason".into(), "is too long".into())]).into());
         }
-        let reason = if reason.is_empty() { "Cancelled by the customer" } else { reason };
+        let reason = if reason.is_empty() { "Cancelled by the customer".to_owned() } else { reason };
+        let reason = reason.as_str();
         let now = self.now();
         let mut tx = self.db.begin().await.map_err(OrderError::from)?;
         let (owner, current, _) = store::lock_order(&mut tx, &r.id).await?.ok_or(OrderError::NotFound)?;
@@ -396,7 +403,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
             return Err(OrderError::CannotCancel(current.as_str()).into());
         }
         store::set_status(&mut tx, &r.id, OrderStatus::Cancelled, None, None, Some(reason), now).await?;
-        store::add_history(&mut *tx, &r.id, OrderStatus::Cancelled, reason, caller.user_id, now).await?;
+        store::add_history(&mut tx, &r.id, OrderStatus::Cancelled, reason, caller.user_id, now).await?;
         tx.commit().await.map_err(OrderError::from)?;
         self.release_stock(&r.id).await;
         tracing::info!(order = %r.id, user_id = caller.user_id, "order cancelled");
@@ -499,7 +506,7 @@ impl OrdersService {
     /// Gives a cancelled order's stock back; a failure is logged (the units stay
     /// off the shelf, never oversold) for an operator to release again.
     async fn release_stock(&self, id: &str) {
-        if let Err(err) = self.catalog.release(id).await {
+        if let Err(err) = self.catalog.release(id.to_owned()).await {
             tracing::error!(order = %id, error = %err, "releasing the stock of a cancelled order failed");
         }
     }

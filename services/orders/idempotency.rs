@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::PgPool;
 
 use super::error::OrderError;
 
@@ -129,7 +129,7 @@ pub async fn claim(db: &PgPool, key: &Key, now: DateTime<Utc>) -> Result<Claim, 
 }
 
 /// Stores the owner's response; call in the transaction of the request's effect.
-pub async fn finish(db: impl PgExecutor<'_>, key: &Key, response: &[u8]) -> Result<(), OrderError> {
+pub async fn finish(db: &mut sqlx::PgConnection, key: &Key, response: &[u8]) -> Result<(), OrderError> {
     sqlx::query!(
         r#"UPDATE idempotency_keys SET status = 'done', response = $4
            WHERE user_id = $1 AND scope = $2 AND key = $3"#,

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgPool};
 
 use super::domain::{OrderStatus, PricedLine, Totals};
 use super::error::OrderError;
@@ -122,7 +122,7 @@ pub async fn insert_order(tx: &mut PgConnection, o: &PlacedOrder<'_>) -> Result<
 
 /// Appends a history entry.
 pub async fn add_history(
-    db: impl PgExecutor<'_>,
+    db: &mut PgConnection,
     id: &str,
     status: OrderStatus,
     note: &str,
@@ -181,7 +181,7 @@ pub async fn owner_of(db: &PgPool, id: &str) -> Result<Option<i64>, OrderError> 
 }
 
 /// One order in full.
-pub async fn load_order(db: impl PgExecutor<'_> + Copy, id: &str) -> Result<Option<pb::Order>, OrderError> {
+pub async fn load_order(db: &PgPool, id: &str) -> Result<Option<pb::Order>, OrderError> {
     let Some(o) = sqlx::query!(
         r#"SELECT id, user_id, status, subtotal_cents, tax_cents, shipping_cents, total_cents,
                   shipping_address, billing_address, payment_method, payment_intent_id, payment_status,
@@ -394,7 +394,7 @@ pub async fn uncommitted_orders(db: &PgPool, before: DateTime<Utc>) -> Result<Ve
 }
 
 /// Adds a note.
-pub async fn add_note(db: impl PgExecutor<'_>, id: &str, note: &str, by: i64, now: DateTime<Utc>) -> Result<(), OrderError> {
+pub async fn add_note(db: &PgPool, id: &str, note: &str, by: i64, now: DateTime<Utc>) -> Result<(), OrderError> {
     sqlx::query!(
         "INSERT INTO order_notes (order_id, note, by_user_id, created_at) VALUES ($1, $2, $3, $4)",
         id,
