@@ -215,7 +215,7 @@ fn grpc_routes(shared: &Shared, services: &[ServiceName]) -> anyhow::Result<Rout
             ))),
             ServiceName::Orders => routes.add_service(OrdersServiceServer::new(orders_service(shared)?)),
             ServiceName::Users => routes.add_service(UsersServiceServer::new(users::UsersApi)),
-            ServiceName::Payments => routes.add_service(PaymentsServiceServer::new(payments::PaymentsApi)),
+            ServiceName::Payments => routes.add_service(PaymentsServiceServer::new(payments_service(shared)?)),
         };
     }
     Ok(routes)
@@ -241,6 +241,21 @@ fn orders_service(shared: &Shared) -> anyhow::Result<orders::OrdersService> {
         free_shipping_threshold_cents: cents(settings.free_shipping_threshold, "FREE_SHIPPING_THRESHOLD")?,
     };
     Ok(orders::OrdersService::new(shared.db.clone(), catalog, shared.clock.clone(), pricing))
+}
+
+/// The payments service with the configured provider.
+fn payments_service(shared: &Shared) -> anyhow::Result<payments::PaymentsService> {
+    let settings = &shared.settings;
+    let provider: Arc<dyn payments::provider::PaymentProvider> = match settings.payment_provider.as_str() {
+        "sandbox" => Arc::new(payments::provider::Sandbox),
+        other => anyhow::bail!("PAYMENT_PROVIDER `{other}` is not supported (sandbox)"),
+    };
+    Ok(payments::PaymentsService::new(
+        shared.db.clone(),
+        shared.clock.clone(),
+        provider,
+        settings.stripe_webhook_secret.clone(),
+    ))
 }
 
 /// Every minute: the catalog releases expired stock reservations, the orders
@@ -369,6 +384,8 @@ fn edge_router(
         .timeout(settings.upstream_timeout())
         .max_body_bytes(settings.body_max_size)
         .max_multipart_bytes(settings.upload_max_size)
+        // The payments webhook verifies the provider's signature of the raw body.
+        .forward_header("stripe-signature")
         .reject_unknown_query(false);
     for (name, upstream) in upstreams {
         builder = builder.upstream(name, upstream);

@@ -40,3 +40,4 @@ mod store;
 pub use catalog::Catalog;
 pub use error::OrderError;
 pub use grpc::OrdersService;
+pub use store::timestamp as store_timestamp;
