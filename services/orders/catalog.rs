@@ -104,6 +104,16 @@ impl Catalog {
         })
     }
 
+    /// Current prices of the live products among `ids`; unknown ids are left out.
+    pub fn pricing_lenient(&self, ids: Vec<i64>) -> BoxFuture<'static, Result<Vec<pb::PricedProduct>, OrderError>> {
+        let mut client = self.client.clone();
+        let request = self.request(pb::GetProductsForPricingRequest { ids });
+        Box::pin(async move {
+            let response = client.get_products_for_pricing(request).await.map_err(OrderError::Upstream)?;
+            Ok(response.into_inner().products)
+        })
+    }
+
     /// Reserves every line under `order_key`, or none (422 INSUFFICIENT_STOCK).
     pub fn reserve(&self, order_key: String, lines: Vec<(i64, i32)>) -> BoxFuture<'static, Result<(), OrderError>> {
         let mut client = self.client.clone();

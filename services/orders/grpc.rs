@@ -6,6 +6,7 @@ use prost::Message as _;
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
+use super::carts;
 use super::catalog::Catalog;
 use super::domain::{NewOrder, OrderStatus, PricedLine, PricingRules};
 use super::error::OrderError;
@@ -122,6 +123,8 @@ impl OrdersService {
     ) -> Result<(), OrderError> {
         let mut tx = self.db.begin().await?;
         store::insert_order(&mut tx, placed).await?;
+        // A placed order empties the buyer's active cart.
+        carts::empty_active_cart(&mut tx, placed.user_id).await?;
         if let Some(key) = key {
             idempotency::finish(&mut tx, key, response).await?;
         }
@@ -499,6 +502,115 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         let order = store::load_order(&self.db, &r.id).await?.ok_or(OrderError::NotFound)?;
         tracing::debug!(order = %r.id, status = status_name(&order), "note added");
         Ok(Response::new(pb::AddOrderNoteResponse { order: Some(order) }))
+    }
+
+    /// GET /cart: the caller's active cart (created empty on first access).
+    #[tracing::instrument(skip_all)]
+    async fn get_cart(&self, request: Request<pb::GetCartRequest>) -> Result<Response<pb::GetCartResponse>, Status> {
+        let user_id = authn::require_user(&request)?.user_id;
+        let cart = carts::active_cart(&self.db, user_id, self.now()).await?;
+        let cart = carts::render(&self.db, &self.catalog, &cart).await?;
+        Ok(Response::new(pb::GetCartResponse { cart: Some(cart) }))
+    }
+
+    /// POST /cart: replaces the caller's active cart's lines.
+    #[tracing::instrument(skip_all)]
+    async fn replace_cart(
+        &self,
+        request: Request<pb::ReplaceCartRequest>,
+    ) -> Result<Response<pb::ReplaceCartResponse>, Status> {
+        let user_id = authn::require_user(&request)?.user_id;
+        let lines = carts::parse_lines(&request.get_ref().products, false)?;
+        carts::check_products(&self.catalog, &lines).await?;
+        let now = self.now();
+        let cart = carts::active_cart(&self.db, user_id, now).await?;
+        carts::write_lines(&self.db, cart.id, &lines, false, now).await?;
+        let cart = carts::render(&self.db, &self.catalog, &cart).await?;
+        Ok(Response::new(pb::ReplaceCartResponse { cart: Some(cart) }))
+    }
+
+    /// GET /carts/user/:userId: the user's active cart; oneself, or anyone for an admin.
+    #[tracing::instrument(skip_all, fields(user_id = request.get_ref().user_id))]
+    async fn get_user_cart(
+        &self,
+        request: Request<pb::GetUserCartRequest>,
+    ) -> Result<Response<pb::GetUserCartResponse>, Status> {
+        let caller = authn::require_user(&request)?.clone();
+        let user_id = request.get_ref().user_id;
+        if user_id != caller.user_id && !caller.is_admin() {
+            return Err(carts::forbidden().into());
+        }
+        let cart = carts::active_cart(&self.db, user_id, self.now()).await?;
+        let cart = carts::render(&self.db, &self.catalog, &cart).await?;
+        Ok(Response::new(pb::GetUserCartResponse {
+            carts: vec![cart],
+            total: 1,
+            skip: 0,
+            limit: 1,
+        }))
+    }
+
+    /// GET /carts/:id: own cart, or any for an admin; else 404 CART_NOT_FOUND.
+    #[tracing::instrument(skip_all, fields(id = request.get_ref().id))]
+    async fn get_cart_by_id(
+        &self,
+        request: Request<pb::GetCartByIdRequest>,
+    ) -> Result<Response<pb::GetCartByIdResponse>, Status> {
+        let caller = authn::require_user(&request)?.clone();
+        let cart = carts::visible_cart(&self.db, &caller, request.get_ref().id).await?;
+        let cart = carts::render(&self.db, &self.catalog, &cart).await?;
+        Ok(Response::new(pb::GetCartByIdResponse { cart: Some(cart) }))
+    }
+
+    /// POST /carts/add (201): a new active cart for oneself (or any user, for an admin).
+    #[tracing::instrument(skip_all)]
+    async fn add_cart(&self, request: Request<pb::AddCartRequest>) -> Result<Response<pb::AddCartResponse>, Status> {
+        let caller = authn::require_user(&request)?.clone();
+        let r = request.into_inner();
+        let user_id = if r.user_id == 0 { caller.user_id } else { r.user_id };
+        if user_id != caller.user_id && !caller.is_admin() {
+            return Err(carts::forbidden().into());
+        }
+        let lines = carts::parse_lines(&r.products, false)?;
+        carts::check_products(&self.catalog, &lines).await?;
+        let now = self.now();
+        let cart = carts::create_cart(&self.db, user_id, now).await?;
+        carts::write_lines(&self.db, cart.id, &lines, false, now).await?;
+        let cart = carts::render(&self.db, &self.catalog, &cart).await?;
+        Ok(Response::new(pb::AddCartResponse { cart: Some(cart) }))
+    }
+
+    /// PUT/PATCH /carts/:id: merge (quantity 0 removes a line) or replace the lines.
+    #[tracing::instrument(skip_all, fields(id = request.get_ref().id))]
+    async fn update_cart(
+        &self,
+        request: Request<pb::UpdateCartRequest>,
+    ) -> Result<Response<pb::UpdateCartResponse>, Status> {
+        let caller = authn::require_user(&request)?.clone();
+        let r = request.into_inner();
+        let cart = carts::visible_cart(&self.db, &caller, r.id).await?;
+        let lines = carts::parse_lines(&r.products, true)?;
+        carts::check_products(&self.catalog, &lines).await?;
+        carts::write_lines(&self.db, cart.id, &lines, r.merge, self.now()).await?;
+        let cart = carts::render(&self.db, &self.catalog, &cart).await?;
+        Ok(Response::new(pb::UpdateCartResponse { cart: Some(cart) }))
+    }
+
+    /// DELETE /carts/:id: soft delete; answers the cart with isDeleted and deletedOn.
+    #[tracing::instrument(skip_all, fields(id = request.get_ref().id))]
+    async fn delete_cart(
+        &self,
+        request: Request<pb::DeleteCartRequest>,
+    ) -> Result<Response<pb::DeleteCartResponse>, Status> {
+        let caller = authn::require_user(&request)?.clone();
+        let mut cart = carts::visible_cart(&self.db, &caller, request.get_ref().id).await?;
+        let mut rendered = carts::render(&self.db, &self.catalog, &cart).await?;
+        let now = self.now();
+        carts::delete_cart(&self.db, cart.id, now).await?;
+        cart.deleted_at = Some(now);
+        rendered.is_deleted = true;
+        rendered.deleted_on = cart.deleted_at.map(timestamp);
+        Ok(Response::new(pb::DeleteCartResponse { cart: Some(rendered) }))
     }
 }
 

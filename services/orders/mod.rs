@@ -30,6 +30,7 @@
 //! reservation expired in between, the order is cancelled (its units went back
 //! to the shelf and may have been sold). Cancelling an order releases its stock.
 
+pub mod carts;
 pub mod catalog;
 pub mod domain;
 mod error;
