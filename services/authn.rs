@@ -70,7 +70,10 @@ impl Authenticator {
         };
         let token = std::str::from_utf8(value)
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
         let Some(token) = token else {
             return Caller::Refused(TokenError::Invalid);
@@ -95,7 +98,11 @@ impl Authenticator {
         let left = principal.expires_at - chrono::Utc::now().timestamp();
         if left > 0 {
             self.kv
-                .set(&revoked_key(&principal.jti), b"1", Duration::from_secs(left as u64))
+                .set(
+                    &revoked_key(&principal.jti),
+                    b"1",
+                    Duration::from_secs(left as u64),
+                )
                 .await?;
         }
         Ok(())
@@ -211,7 +218,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let authenticator = self.authenticator.clone();
         Box::pin(async move {
-            let header = req.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+            let header = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes().to_vec());
             let caller = authenticator.caller(header.as_deref()).await;
             req.extensions_mut().insert(caller);
             inner.call(req).await

@@ -16,7 +16,7 @@ const DEV_JWT_SECRET: &str = "ecom-development-secret-do-not-use-in-production";
 
 /// `ecom`: the backend of an online shop.
 #[derive(Debug, Parser)]
-#[command(name = "ecom", version, about, long_about = None)]
+#[command(name = "ecom", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -95,8 +95,13 @@ fn parse_upstream(s: &str) -> Result<(ServiceName, Vec<String>), String> {
         .ok_or_else(|| format!("expected service=url, got `{s}`"))?;
     let service = ServiceName::from_str(name, true)?;
     let urls: Vec<String> = urls.split(',').map(str::to_owned).collect();
-    if urls.iter().any(|u| !u.starts_with("http://") && !u.starts_with("https://")) {
-        return Err(format!("upstream urls must start with http:// or https://: `{s}`"));
+    if urls
+        .iter()
+        .any(|u| !u.starts_with("http://") && !u.starts_with("https://"))
+    {
+        return Err(format!(
+            "upstream urls must start with http:// or https://: `{s}`"
+        ));
     }
     Ok((service, urls))
 }
@@ -122,7 +127,13 @@ pub enum LogFormat {
 #[command(next_help_heading = "Settings (flag or environment variable)")]
 pub struct Settings {
     /// Deployment environment (NODE_ENV is read too, for the contract's name).
-    #[arg(long, env = "APP_ENV", value_enum, default_value = "development", global = true)]
+    #[arg(
+        long,
+        env = "APP_ENV",
+        value_enum,
+        default_value = "development",
+        global = true
+    )]
     pub app_env: AppEnv,
     /// Address the REST edge and gRPC server bind to.
     #[arg(long, env = "HOST", default_value = "0.0.0.0", global = true)]
@@ -197,22 +208,47 @@ pub struct Settings {
     #[arg(long, env = "RATE_LIMIT_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub rate_limit_enabled: bool,
     /// Window of the per-group limits, in milliseconds.
-    #[arg(long, env = "RATE_LIMIT_WINDOW_MS", default_value_t = 60_000, global = true)]
+    #[arg(
+        long,
+        env = "RATE_LIMIT_WINDOW_MS",
+        default_value_t = 60_000,
+        global = true
+    )]
     pub rate_limit_window_ms: u64,
     /// Requests per window for /products/* (and the default for unlisted groups).
-    #[arg(long, env = "RATE_LIMIT_MAX_REQUESTS", default_value_t = 100, global = true)]
+    #[arg(
+        long,
+        env = "RATE_LIMIT_MAX_REQUESTS",
+        default_value_t = 100,
+        global = true
+    )]
     pub rate_limit_max_requests: u64,
     /// Requests per window for /orders/* and /cart*.
-    #[arg(long, env = "RATE_LIMIT_ORDERS_MAX", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "RATE_LIMIT_ORDERS_MAX",
+        default_value_t = 30,
+        global = true
+    )]
     pub rate_limit_orders_max: u64,
     /// Requests per window for /payments/*.
-    #[arg(long, env = "RATE_LIMIT_PAYMENTS_MAX", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PAYMENTS_MAX",
+        default_value_t = 10,
+        global = true
+    )]
     pub rate_limit_payments_max: u64,
     /// Comma-separated proxy addresses whose X-Forwarded-For is believed.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', global = true)]
     pub trusted_proxies: Vec<IpAddr>,
     /// Deadline of every call from the edge to a service, in milliseconds.
-    #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    #[arg(
+        long,
+        env = "UPSTREAM_TIMEOUT_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
     pub upstream_timeout_ms: u64,
     /// Strict-Transport-Security max-age in seconds; unset sends no HSTS header.
     #[arg(long, env = "HSTS_MAX_AGE", global = true)]
@@ -221,7 +257,13 @@ pub struct Settings {
     #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
     pub log_level: String,
     /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
     pub log_format: LogFormat,
     /// Seed the demo catalog at start-up when the database has no products.
     #[arg(long, env = "SEED_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set, global = true)]
@@ -371,7 +413,8 @@ mod tests {
         let mut s = Settings::for_tests(&["--app-env", "production"]).unwrap();
         assert!(s.validate().unwrap_err().to_string().contains("JWT_SECRET"));
 
-        let mut s = Settings::for_tests(&["--app-env", "production", "--jwt-secret", "short"]).unwrap();
+        let mut s =
+            Settings::for_tests(&["--app-env", "production", "--jwt-secret", "short"]).unwrap();
         assert!(s.validate().unwrap_err().to_string().contains("32 bytes"));
 
         let secret = "x".repeat(32);
@@ -384,7 +427,12 @@ mod tests {
             "*",
         ])
         .unwrap();
-        assert!(s.validate().unwrap_err().to_string().contains("CORS_ORIGINS"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("CORS_ORIGINS")
+        );
     }
 
     #[test]

@@ -26,7 +26,10 @@ async fn run() -> anyhow::Result<()> {
     init_subscriber(get_subscriber(&settings.log_level, settings.log_format));
     settings.validate()?;
 
-    let mode = match cli.command.unwrap_or(Command::Serve { services: Vec::new(), edge: false }) {
+    let mode = match cli.command.unwrap_or(Command::Serve {
+        services: Vec::new(),
+        edge: false,
+    }) {
         Command::Migrate => {
             ecom::db::migrate(&settings.database_url).await?;
             tracing::info!("migrations applied");
@@ -42,17 +45,27 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Serve { services, edge } => {
             let all = services.is_empty() || ServiceName::ALL.iter().all(|s| services.contains(s));
-            let services = if services.is_empty() { ServiceName::ALL.to_vec() } else { services };
-            Mode::Services { services, edge: edge || all }
+            let services = if services.is_empty() {
+                ServiceName::ALL.to_vec()
+            } else {
+                services
+            };
+            Mode::Services {
+                services,
+                edge: edge || all,
+            }
         }
-        Command::Edge { upstreams, default_upstream } => {
+        Command::Edge {
+            upstreams,
+            default_upstream,
+        } => {
             let mut map: HashMap<ServiceName, Vec<String>> = upstreams.into_iter().collect();
             for service in ServiceName::ALL {
-                if !map.contains_key(&service) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(service) {
                     let url = default_upstream.clone().with_context(|| {
                         format!("no --upstream for {service:?} and no --default-upstream")
                     })?;
-                    map.insert(service, vec![url]);
+                    slot.insert(vec![url]);
                 }
             }
             Mode::Edge { upstreams: map }

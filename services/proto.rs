@@ -97,8 +97,8 @@ mod tests {
         ("ecom.catalog.v1.CatalogService", 12),
         // 10 endpoints of spec 6 + 7 cart endpoints.
         ("ecom.orders.v1.OrdersService", 17),
-        // 11 endpoints of spec 7.
-        ("ecom.users.v1.UsersService", 11),
+        // 11 endpoints of spec 7 + PUT /users/{id}.
+        ("ecom.users.v1.UsersService", 12),
         // 3 endpoints of spec 8 + the webhook.
         ("ecom.payments.v1.PaymentsService", 4),
     ];
@@ -107,8 +107,13 @@ mod tests {
     const INTERNAL_RPCS: &[&str] = &["ReserveStock", "CommitReservation", "ReleaseReservation", "GetProductsForPricing"];
 
     /// The `google.api.http` rule of a method, if it has one.
-    fn http_rule(pool: &prost_reflect::DescriptorPool, method: &prost_reflect::MethodDescriptor) -> Option<DynamicMessage> {
-        let ext = pool.get_extension_by_name("google.api.http").expect("google.api.http is in the pool");
+    fn http_rule(
+        pool: &prost_reflect::DescriptorPool,
+        method: &prost_reflect::MethodDescriptor,
+    ) -> Option<DynamicMessage> {
+        let ext = pool
+            .get_extension_by_name("google.api.http")
+            .expect("google.api.http is in the pool");
         let options = method.options();
         if !options.has_extension(&ext) {
             return None;
@@ -123,7 +128,12 @@ mod tests {
     fn pattern(rule: &DynamicMessage) -> (String, String) {
         for verb in ["get", "put", "post", "delete", "patch"] {
             if rule.has_field_by_name(verb) {
-                let path = rule.get_field_by_name(verb).unwrap().as_str().unwrap().to_owned();
+                let path = rule
+                    .get_field_by_name(verb)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
                 return (verb.to_uppercase(), path);
             }
         }
@@ -136,32 +146,46 @@ mod tests {
         let mut rpcs = 0;
         let mut routes = Vec::new();
         for (name, expected) in SERVICES {
-            let service = pool.get_service_by_name(name).unwrap_or_else(|| panic!("{name} is in the pool"));
-            assert_eq!(service.methods().len(), *expected, "number of RPCs of {name}");
+            let service = pool
+                .get_service_by_name(name)
+                .unwrap_or_else(|| panic!("{name} is in the pool"));
+            assert_eq!(
+                service.methods().len(),
+                *expected,
+                "number of RPCs of {name}"
+            );
             for method in service.methods() {
                 if INTERNAL_RPCS.contains(&method.name()) {
                     assert!(http_rule(&pool, &method).is_none(), "{} is internal", method.full_name());
                     continue;
                 }
-                let rule = http_rule(&pool, &method)
-                    .unwrap_or_else(|| panic!("{} has no google.api.http rule", method.full_name()));
+                let rule = http_rule(&pool, &method).unwrap_or_else(|| {
+                    panic!("{} has no google.api.http rule", method.full_name())
+                });
                 rpcs += 1;
                 routes.push(pattern(&rule));
-                if let Some(Value::List(extra)) = rule.get_field_by_name("additional_bindings").map(|v| v.into_owned()) {
+                if let Some(Value::List(extra)) = rule
+                    .get_field_by_name("additional_bindings")
+                    .map(|v| v.into_owned())
+                {
                     for binding in extra {
                         routes.push(pattern(binding.as_message().unwrap()));
                     }
                 }
             }
         }
-        // 40 endpoints of Appendix A + 9 extras (auth/me, webhook, 7 cart routes).
-        assert_eq!(rpcs, 49);
+        // 40 endpoints of Appendix A + 10 extras (auth/me, PUT /users/{id}, webhook, 7 cart routes).
+        assert_eq!(rpcs, 50);
         // + GET /products/category-list, PATCH /products/{id}, PATCH /carts/{id}.
-        assert_eq!(routes.len(), 52);
+        assert_eq!(routes.len(), 53);
         let mut unique = routes.clone();
         unique.sort();
         unique.dedup();
-        assert_eq!(unique.len(), routes.len(), "two rules share a method and path");
+        assert_eq!(
+            unique.len(),
+            routes.len(),
+            "two rules share a method and path"
+        );
         for (method, path) in [
             ("POST", "/auth/login"),
             ("GET", "/products/{id}"),
@@ -170,25 +194,44 @@ mod tests {
             ("DELETE", "/users/me/addresses/{id}"),
             ("GET", "/payments/intents/{id}/status"),
         ] {
-            assert!(routes.contains(&(method.to_owned(), path.to_owned())), "{method} {path} is routed");
+            assert!(
+                routes.contains(&(method.to_owned(), path.to_owned())),
+                "{method} {path} is routed"
+            );
         }
     }
 
     #[test]
     fn creates_answer_201() {
         let pool = descriptor_pool();
-        let rest = pool.get_extension_by_name("transcoder.v1.rest").expect("transcoder.v1.rest is in the pool");
+        let rest = pool
+            .get_extension_by_name("transcoder.v1.rest")
+            .expect("transcoder.v1.rest is in the pool");
         let created: Vec<String> = pool
             .services()
             .flat_map(|s| s.methods().collect::<Vec<_>>())
             .filter(|m| {
                 let options = m.options();
                 options.has_extension(&rest)
-                    && options.get_extension(&rest).as_message().unwrap().get_field_by_name("success_status").unwrap().as_i32() == Some(201)
+                    && options
+                        .get_extension(&rest)
+                        .as_message()
+                        .unwrap()
+                        .get_field_by_name("success_status")
+                        .unwrap()
+                        .as_i32()
+                        == Some(201)
             })
             .map(|m| m.name().to_owned())
             .collect();
-        for name in ["Register", "CreateProduct", "CreateOrder", "CreatePaymentIntent", "AddAddress", "AddCart"] {
+        for name in [
+            "Register",
+            "CreateProduct",
+            "CreateOrder",
+            "CreatePaymentIntent",
+            "AddAddress",
+            "AddCart",
+        ] {
             assert!(created.contains(&name.to_owned()), "{name} answers 201");
         }
     }

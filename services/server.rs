@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint};
 use tower::ServiceBuilder;
+use tower_http::map_response_body::MapResponseBodyLayer;
 
 use crate::authn::{Authenticate, Authenticator};
 use crate::cache::Cache;
@@ -45,7 +46,10 @@ use crate::{auth, db, orders, payments, proto, users};
 #[derive(Debug, Clone)]
 pub enum Mode {
     /// These services on the gRPC port, and the edge in front of them when `edge` is true.
-    Services { services: Vec<ServiceName>, edge: bool },
+    Services {
+        services: Vec<ServiceName>,
+        edge: bool,
+    },
     /// The edge alone; each service at its upstream addresses (several are balanced).
     Edge {
         upstreams: HashMap<ServiceName, Vec<String>>,
@@ -88,9 +92,15 @@ impl Shared {
         let options = db::connect_options(&settings.database_url)?;
         let db = db::pool(options, settings.database_pool_size);
         let kv = match &settings.redis_url {
-            Some(url) => Kv::redis(url, settings.redis_password.as_ref(), &settings.redis_key_prefix)?,
+            Some(url) => Kv::redis(
+                url,
+                settings.redis_password.as_ref(),
+                &settings.redis_key_prefix,
+            )?,
             None => {
-                tracing::info!("REDIS_URL is not set: cache, rate limits and token deny-list run in-process");
+                tracing::info!(
+                    "REDIS_URL is not set: cache, rate limits and token deny-list run in-process"
+                );
                 Kv::memory(&settings.redis_key_prefix)
             }
         };
@@ -115,7 +125,11 @@ impl Shared {
 
 impl Application {
     /// Prepares the database (when services run here), binds the ports and starts serving.
-    pub async fn build(settings: Settings, mode: Mode, clock: Clock) -> anyhow::Result<Application> {
+    pub async fn build(
+        settings: Settings,
+        mode: Mode,
+        clock: Clock,
+    ) -> anyhow::Result<Application> {
         let metrics = prometheus_handle();
         let shared = Shared::new(settings, clock)?;
         let settings = shared.settings.clone();
@@ -138,27 +152,42 @@ impl Application {
                     .await
                     .with_context(|| format!("binding the gRPC port {}", settings.grpc_port))?;
                 grpc_addr = Some(listener.local_addr()?);
-                tasks.push(tokio::spawn(serve_grpc(listener, routes.clone(), shared.clone(), stop.clone())));
+                tasks.push(tokio::spawn(serve_grpc(
+                    listener,
+                    routes.clone(),
+                    shared.clone(),
+                    stop.clone(),
+                )));
 
                 if edge {
                     let local = ServiceBuilder::new()
+                        .layer(transcoder::layers::GrpcCatchPanic::layer())
                         .layer(GrpcMetrics::layer())
                         .layer(Authenticate::layer(shared.authenticator.clone()))
                         .service(routes);
                     let upstreams = services
                         .iter()
-                        .map(|s| (s.grpc_name(), transcoder::Upstream::in_process(local.clone())))
+                        .map(|s| {
+                            (
+                                s.grpc_name(),
+                                transcoder::Upstream::in_process(local.clone()),
+                            )
+                        })
                         .collect();
                     let listener = bind_rest(&settings).await?;
                     rest_addr = Some(listener.local_addr()?);
-                    let app = edge_router(&shared, upstreams, metrics, Readiness::Local, stop.clone())?;
+                    let app =
+                        edge_router(&shared, upstreams, metrics, Readiness::Local, stop.clone())?;
                     tasks.push(tokio::spawn(serve_rest(listener, app, stop.clone())));
                 }
             }
             Mode::Edge { upstreams } => {
                 let mut map = Vec::new();
                 for (service, urls) in upstreams {
-                    map.push((service.grpc_name(), transcoder::Upstream::channel(channel(&urls)?)));
+                    map.push((
+                        service.grpc_name(),
+                        transcoder::Upstream::channel(channel(&urls)?),
+                    ));
                 }
                 let listener = bind_rest(&settings).await?;
                 rest_addr = Some(listener.local_addr()?);
@@ -314,6 +343,8 @@ async fn serve_grpc(
     tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
+        // A panicking handler answers INTERNAL instead of leaving its stream open.
+        .layer(transcoder::layers::GrpcCatchPanic::layer())
         .layer(GrpcMetrics::layer())
         .layer(Authenticate::layer(shared.authenticator.clone()))
         .add_routes(routes)
@@ -408,7 +439,10 @@ fn edge_router(
         .route("/ready", get(ready))
         .route("/metrics", get(render_metrics))
         .route("/openapi.json", get(openapi_document))
-        .route(&format!("{}/openapi.json", settings.api_base_path), get(openapi_document))
+        .route(
+            &format!("{}/openapi.json", settings.api_base_path),
+            get(openapi_document),
+        )
         .with_state(state)
         .fallback_service(transcoder);
 
@@ -416,6 +450,16 @@ fn edge_router(
         allowed_origins: settings.cors_origins.clone(),
         allow_credentials: true,
         max_age: Duration::from_secs(600),
+    };
+    let router = if settings.rate_limit_enabled {
+        router.layer(RateLimit::layer(
+            ratelimit::rules(settings),
+            &settings.api_base_path,
+            shared.kv.clone(),
+            shared.tokens.clone(),
+        ))
+    } else {
+        router
     };
     let stack = ServiceBuilder::new()
         // Outermost: a panic anywhere below becomes a 500 in the contract's shape.
@@ -429,21 +473,13 @@ fn edge_router(
         ))
         // CORS answers preflights before the rate limiter counts anything.
         .layer(transcoder::layers::Cors::layer(cors))
+        .layer(MapResponseBodyLayer::new(transcoder::Body::new))
         // The client address must be known before the rate limiter keys on it.
-        .layer(crate::client_ip::ClientIp::layer(settings.trusted_proxies.clone()))
-        // Innermost: the transcoder's layers speak `transcoder::Body`, the router axum's body.
-        .map_response(|r: Response| r.map(transcoder::Body::new));
-    let router = if settings.rate_limit_enabled {
-        router.layer(RateLimit::layer(
-            ratelimit::rules(settings),
-            &settings.api_base_path,
-            shared.kv.clone(),
-            shared.tokens.clone(),
+        .layer(crate::client_ip::ClientIp::layer(
+            settings.trusted_proxies.clone(),
         ))
-    } else {
-        router
-    };
-    Ok(router.layer(stack))
+        .service(router);
+    Ok(Router::new().fallback_service(stack))
 }
 
 async fn health() -> impl IntoResponse {
@@ -460,12 +496,20 @@ async fn ready(State(state): State<EdgeState>) -> Response {
     let db = sqlx::query("SELECT 1").execute(&state.shared.db).await;
     let kv = state.shared.kv.ping().await;
     match (db, kv) {
-        (Ok(_), Ok(())) => axum::Json(serde_json::json!({ "status": "ready", "postgres": "up", "redis": "up" }))
-            .into_response(),
+        (Ok(_), Ok(())) => {
+            axum::Json(serde_json::json!({ "status": "ready", "postgres": "up", "redis": "up" }))
+                .into_response()
+        }
         (db, kv) => {
             let mut details = serde_json::Map::new();
-            details.insert("postgres".into(), if db.is_ok() { "up" } else { "down" }.into());
-            details.insert("redis".into(), if kv.is_ok() { "up" } else { "down" }.into());
+            details.insert(
+                "postgres".into(),
+                if db.is_ok() { "up" } else { "down" }.into(),
+            );
+            details.insert(
+                "redis".into(),
+                if kv.is_ok() { "up" } else { "down" }.into(),
+            );
             transcoder::error_response(
                 http::StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",
@@ -500,13 +544,20 @@ async fn openapi_document(State(state): State<EdgeState>) -> impl IntoResponse {
 
 /// Serves the edge on `listener` (HTTP/1.1 and HTTP/2) until the stop signal, then lets
 /// in-flight requests finish.
-async fn serve_rest(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
-        .context("REST edge failed")
+async fn serve_rest(
+    listener: TcpListener,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await
+    .context("REST edge failed")
 }
 
 /// The process-wide Prometheus recorder (installed once; tests start many applications).
@@ -515,7 +566,9 @@ fn prometheus_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             PrometheusBuilder::new()
-                .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+                .set_buckets(&[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ])
                 .expect("static buckets are valid")
                 .install_recorder()
                 .expect("no other metrics recorder is installed")
@@ -602,27 +655,30 @@ mod grpc_metrics {
                 let _entered = span.enter();
                 self.inner.call(req)
             };
-            Box::pin(tracing::Instrument::instrument(async move {
-                let result = future.await;
-                // Errors of unary RPCs come as trailers-only responses, so the status is in the
-                // headers; a missing grpc-status in the headers means the body will say OK.
-                let code = match &result {
-                    Ok(response) => response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .map(|c| tonic::Code::from_bytes(c.as_bytes()))
-                        .unwrap_or(tonic::Code::Ok),
-                    Err(_) => tonic::Code::Unknown,
-                };
-                metrics::counter!("grpc_requests_total", "method" => method.clone(), "code" => format!("{code:?}"))
+            Box::pin(tracing::Instrument::instrument(
+                async move {
+                    let result = future.await;
+                    // Errors of unary RPCs come as trailers-only responses, so the status is in the
+                    // headers; a missing grpc-status in the headers means the body will say OK.
+                    let code = match &result {
+                        Ok(response) => response
+                            .headers()
+                            .get("grpc-status")
+                            .and_then(|v| v.to_str().ok())
+                            .map(|c| tonic::Code::from_bytes(c.as_bytes()))
+                            .unwrap_or(tonic::Code::Ok),
+                        Err(_) => tonic::Code::Unknown,
+                    };
+                    metrics::counter!("grpc_requests_total", "method" => method.clone(), "code" => format!("{code:?}"))
                     .increment(1);
-                let elapsed = started.elapsed();
-                metrics::histogram!("grpc_request_duration_seconds", "method" => method)
-                    .record(elapsed.as_secs_f64());
-                tracing::debug!(code = ?code, latency_ms = elapsed.as_secs_f64() * 1000.0, "rpc finished");
-                result
-            }, span))
+                    let elapsed = started.elapsed();
+                    metrics::histogram!("grpc_request_duration_seconds", "method" => method)
+                        .record(elapsed.as_secs_f64());
+                    tracing::debug!(code = ?code, latency_ms = elapsed.as_secs_f64() * 1000.0, "rpc finished");
+                    result
+                },
+                span,
+            ))
         }
     }
 }

@@ -23,7 +23,8 @@ pub enum CatalogError {
     #[error("category `{0}` does not exist")]
     UnknownCategory(String),
     /// INTERNAL (500), reason INTERNAL_ERROR; the cause chain is logged once
-    /// and the client gets a generic message.
+    /// and the client gets a generic message. UNAVAILABLE (503) instead when
+    /// the cause is an unreachable database, so that clients retry.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -55,15 +56,27 @@ impl From<Violations> for CatalogError {
 impl From<CatalogError> for Status {
     fn from(err: CatalogError) -> Status {
         match err {
-            CatalogError::ProductNotFound(_) => {
-                errors::status(Code::NotFound, ErrorReason::ProductNotFound, "Product not found")
-            }
+            CatalogError::ProductNotFound(_) => errors::status(
+                Code::NotFound,
+                ErrorReason::ProductNotFound,
+                "Product not found",
+            ),
             CatalogError::Invalid(violations) => errors::validation(violations.into_inner()),
             CatalogError::UnknownCategory(slug) => errors::validation(vec![(
                 "category".to_owned(),
                 format!("unknown category `{slug}`"),
             )]),
-            CatalogError::Unexpected(err) => errors::internal(err),
+            CatalogError::Unexpected(err) => {
+                let unreachable = matches!(
+                    err.downcast_ref::<sqlx::Error>(),
+                    Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+                );
+                if unreachable {
+                    errors::unavailable(err)
+                } else {
+                    errors::internal(err)
+                }
+            }
         }
     }
 }

@@ -56,7 +56,9 @@ const PRODUCT: &str = r#"{
 
 fn bench_codec(c: &mut Criterion) {
     let pool = pool();
-    let desc = pool.get_message_by_name("codec.v1.Product").expect("Product");
+    let desc = pool
+        .get_message_by_name("codec.v1.Product")
+        .expect("Product");
     let codec = JsonMarshaler;
     let mut product = DynamicMessage::new(desc.clone());
     codec
@@ -104,10 +106,45 @@ fn bench_codec(c: &mut Criterion) {
     c.bench_function("protobuf wire -> JSON (decode + encode_message)", |b| {
         let mut out = Vec::with_capacity(4096);
         b.iter(|| {
-            let msg = DynamicMessage::decode(desc.clone(), black_box(wire.as_slice()))
-                .expect("decodes");
+            let msg =
+                DynamicMessage::decode(desc.clone(), black_box(wire.as_slice())).expect("decodes");
             out.clear();
             codec.encode_message(&msg, None, &mut out);
+            out.len()
+        })
+    });
+    // Baselines, for scale: parsing alone, and prost-reflect's own (streaming, serde) JSON.
+    c.bench_function("baseline: serde_json::Value parse only", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(encoded.as_slice())))
+    });
+    c.bench_function("baseline: prost-reflect serde decode", |b| {
+        let options = prost_reflect::DeserializeOptions::new().deny_unknown_fields(true);
+        let mut reference = encoded.clone();
+        // prost-reflect's enum names are the full value names.
+        let needle = br#""color":"dark_red""#;
+        if let Some(at) = reference.windows(needle.len()).position(|w| w == needle) {
+            reference.splice(
+                at..at + needle.len(),
+                br#""color":"COLOR_DARK_RED""#.iter().copied(),
+            );
+        }
+        b.iter(|| {
+            let mut de = serde_json::Deserializer::from_slice(black_box(reference.as_slice()));
+            DynamicMessage::deserialize_with_options(desc.clone(), &mut de, &options)
+                .expect("decodes")
+        })
+    });
+    c.bench_function("baseline: prost-reflect serde encode", |b| {
+        let options = prost_reflect::SerializeOptions::new()
+            .stringify_64_bit_integers(false)
+            .skip_default_fields(false);
+        let mut out = Vec::with_capacity(4096);
+        b.iter(|| {
+            out.clear();
+            let mut ser = serde_json::Serializer::new(&mut out);
+            black_box(&product)
+                .serialize_with_options(&mut ser, &options)
+                .expect("encodes");
             out.len()
         })
     });

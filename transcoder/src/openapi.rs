@@ -24,11 +24,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use http::Method;
-use prost_reflect::{
-    EnumDescriptor, EnumValueDescriptor, FieldDescriptor, Kind, MessageDescriptor,
-};
+use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value, json};
 
+use crate::codec::{enum_value_json_name, is_unset_enum_value};
 use crate::routes::{BodyRule, Route, RouteTable};
 use crate::template::Segment;
 
@@ -295,10 +294,59 @@ fn operation(
             _ => json_content(schemas.field(field, Variant::Input)),
         }),
     };
-    if let Some(content) = request_body {
+    if let Some(mut content) = request_body {
+        let target = match &route.body {
+            BodyRule::Field(field) if !field.is_list() && !field.is_map() => match field.kind() {
+                Kind::Message(m) => Some(m),
+                _ => None,
+            },
+            BodyRule::Field(_) | BodyRule::None => None,
+            BodyRule::Whole => Some(input.clone()),
+        };
+        if let Some(form) = target.and_then(|t| multipart_content(&t, schemas)) {
+            content["multipart/form-data"] = form;
+        }
         operation["requestBody"] = json!({ "content": content });
     }
     operation
+}
+
+/// The `multipart/form-data` form of a body message that has a singular `bytes` field, by the
+/// convention in `options.proto`: such a field is a file part of the same name, whose content
+/// type and file name fill the sibling fields `x_content_type` and `x_filename` (so those are
+/// not parts); the other scalar fields are text parts.
+fn multipart_content(target: &MessageDescriptor, schemas: &mut Schemas) -> Option<Value> {
+    let is_file = |f: &FieldDescriptor| matches!(f.kind(), Kind::Bytes) && !f.is_list();
+    let files: Vec<FieldDescriptor> = target.fields().filter(is_file).collect();
+    if files.is_empty() {
+        return None;
+    }
+    let mut properties = Map::new();
+    let mut encoding = Map::new();
+    for field in target.fields() {
+        if is_file(&field) {
+            let schema =
+                json!({ "type": "string", "contentMediaType": "application/octet-stream" });
+            properties.insert(field.name().to_owned(), schema);
+            encoding.insert(field.name().to_owned(), json!({ "contentType": "*/*" }));
+            continue;
+        }
+        let sibling = files.iter().any(|file| {
+            field.name() == format!("{}_content_type", file.name())
+                || field.name() == format!("{}_filename", file.name())
+        });
+        let text = !field.is_map() && !matches!(field.kind(), Kind::Message(_));
+        if text && !sibling {
+            properties.insert(
+                field.json_name().to_owned(),
+                schemas.field(&field, Variant::Input),
+            );
+        }
+    }
+    Some(json!({
+        "schema": { "type": "object", "properties": properties },
+        "encoding": encoding,
+    }))
 }
 
 /// `responses`: the success status with its body and headers, and `default` with the error.
@@ -637,8 +685,8 @@ impl Schemas {
 
 fn enum_schema(e: &EnumDescriptor) -> Value {
     let mut names: Vec<String> = Vec::new();
-    for value in e.values().filter(|v| v.number() != 0) {
-        let name = enum_value_json_name(&value);
+    for value in e.values().filter(|v| !is_unset_enum_value(v)) {
+        let name = enum_value_json_name(&value).into_owned();
         if !names.contains(&name) {
             names.push(name);
         }
@@ -650,50 +698,9 @@ fn enum_schema(e: &EnumDescriptor) -> Value {
     schema
 }
 
-/// The JSON name of an enum value by the transcoder's rule: the value name with the enum's own
-/// UPPER_SNAKE name stripped as a prefix, in lower case (`ORDER_STATUS_PENDING` of `OrderStatus`
-/// is `pending`). A value without the prefix is just lower-cased.
-fn enum_value_json_name(value: &EnumValueDescriptor) -> String {
-    let prefix = format!("{}_", upper_snake(value.parent_enum().name()));
-    let name = value.name();
-    name.strip_prefix(&prefix)
-        .filter(|rest| !rest.is_empty())
-        .unwrap_or(name)
-        .to_ascii_lowercase()
-}
-
-/// `OrderStatus` -> `ORDER_STATUS`, `HTTPMethod` -> `HTTP_METHOD`, `V2Kind` -> `V2_KIND`.
-fn upper_snake(camel: &str) -> String {
-    let chars: Vec<char> = camel.chars().collect();
-    let mut out = String::with_capacity(camel.len() + 4);
-    for (i, &c) in chars.iter().enumerate() {
-        if i > 0 && c.is_ascii_uppercase() {
-            let prev = chars[i - 1];
-            let next_is_lower = chars.get(i + 1).is_some_and(char::is_ascii_lowercase);
-            if prev.is_ascii_lowercase()
-                || prev.is_ascii_digit()
-                || (prev.is_ascii_uppercase() && next_is_lower)
-            {
-                out.push('_');
-            }
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn upper_snake_splits_words() {
-        assert_eq!(upper_snake("OrderStatus"), "ORDER_STATUS");
-        assert_eq!(upper_snake("Status"), "STATUS");
-        assert_eq!(upper_snake("HTTPMethod"), "HTTP_METHOD");
-        assert_eq!(upper_snake("V2Kind"), "V2_KIND");
-        assert_eq!(upper_snake("PaymentIntentStatus"), "PAYMENT_INTENT_STATUS");
-    }
 
     #[test]
     fn operation_keys_cover_the_openapi_methods_only() {

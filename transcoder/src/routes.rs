@@ -535,12 +535,15 @@ fn shape(template: &PathTemplate) -> String {
     for segment in template.segments() {
         shape.push('/');
         match segment {
-            // Escape so no literal can look like a wildcard.
+            // Canonically re-encoded, so `%61` and `a` are the same literal and none looks
+            // like a wildcard.
             Segment::Literal(literal) => {
                 shape.push('=');
-                shape.push_str(
-                    &String::from_utf8_lossy(&decode_literal(literal)).replace('/', "%2F"),
-                );
+                let decoded = decode_literal(literal);
+                shape.extend(percent_encoding::percent_encode(
+                    &decoded,
+                    percent_encoding::NON_ALPHANUMERIC,
+                ));
             }
             Segment::Wildcard => shape.push('*'),
             Segment::DoubleWildcard => shape.push_str("**"),
@@ -867,6 +870,14 @@ mod tests {
         assert_eq!(
             shape(&PathTemplate::parse("/%61").unwrap()),
             shape(&PathTemplate::parse("/a").unwrap())
+        );
+        assert_ne!(
+            shape(&PathTemplate::parse("/%FF").unwrap()),
+            shape(&PathTemplate::parse("/%FE").unwrap())
+        );
+        assert_ne!(
+            shape(&PathTemplate::parse("/%2A").unwrap()),
+            shape(&PathTemplate::parse("/*").unwrap())
         );
     }
 }

@@ -64,6 +64,9 @@ pub enum BuildError {
     /// The base path is not `""` or `/segment[/segment..]`.
     #[error("invalid base path {0:?}: it must be empty or start with '/' and not end with '/'")]
     BasePath(String),
+    /// A streaming RPC has an HTTP rule; the edge serves unary RPCs only.
+    #[error("{0} is a streaming RPC with an HTTP rule; the edge serves unary RPCs only")]
+    Streaming(String),
     /// A `forward_header` name is not a valid header name.
     #[error("invalid forwarded header name {0:?}")]
     HeaderName(String),
@@ -165,6 +168,9 @@ impl TranscoderBuilder {
         let mut targets = HashMap::new();
         for route in routes.routes() {
             let rpc = &route.rpc;
+            if rpc.is_client_streaming() || rpc.is_server_streaming() {
+                return Err(BuildError::Streaming(rpc.full_name().to_owned()));
+            }
             let service = rpc.parent_service();
             let upstream = self.upstreams.get(service.full_name()).ok_or_else(|| {
                 BuildError::MissingUpstream {
@@ -174,13 +180,15 @@ impl TranscoderBuilder {
             })?;
             let path = PathAndQuery::try_from(format!("/{}/{}", service.full_name(), rpc.name()))
                 .expect("protobuf names are valid path segments");
-            targets.insert(
-                rpc.full_name().to_owned(),
-                Target {
+            targets
+                .entry(rpc.full_name().to_owned())
+                .or_insert_with(|| Target {
                     upstream: upstream.clone(),
                     path,
-                },
-            );
+                    patterns: Vec::new(),
+                })
+                .patterns
+                .push(MatchedRoute(Arc::from(route.pattern.as_str())));
         }
         Ok(Transcoder {
             inner: Arc::new(Inner {
@@ -233,6 +241,9 @@ type Matched<'a> = (&'a Route, Vec<(String, String)>);
 struct Target {
     upstream: Upstream,
     path: PathAndQuery,
+    /// The patterns of the RPC's routes (one per binding), made once so
+    /// that tagging a response costs no allocation.
+    patterns: Vec<MatchedRoute>,
 }
 
 impl Transcoder {
@@ -296,9 +307,13 @@ impl Inner {
                     .call(route, vars, parts, body, &request_id)
                     .await
                     .unwrap_or_else(EdgeError::into_response);
-                response
-                    .extensions_mut()
-                    .insert(MatchedRoute(Arc::from(route.pattern.as_str())));
+                let matched = self
+                    .targets
+                    .get(route.rpc.full_name())
+                    .and_then(|t| t.patterns.iter().find(|p| *p.0 == *route.pattern))
+                    .cloned()
+                    .unwrap_or_else(|| MatchedRoute(Arc::from(route.pattern.as_str())));
+                response.extensions_mut().insert(matched);
                 response
             }
         };

@@ -117,8 +117,16 @@ fn everything() -> DynamicMessage {
     set(&mut m, "f_sfixed32", Value::I32(-5));
     set(&mut m, "f_sfixed64", Value::I64(-6));
     set(&mut m, "f_bool", Value::Bool(true));
-    set(&mut m, "f_string", Value::String("quote \" slash \\ nl \n ctl \u{1} é ✓".into()));
-    set(&mut m, "f_bytes", Value::Bytes(vec![0xfb, 0xff, 0x00].into()));
+    set(
+        &mut m,
+        "f_string",
+        Value::String("quote \" slash \\ nl \n ctl \u{1} é ✓".into()),
+    );
+    set(
+        &mut m,
+        "f_bytes",
+        Value::Bytes(vec![0xfb, 0xff, 0x00].into()),
+    );
     set(&mut m, "color", Value::EnumNumber(1));
     set(&mut m, "opt_int32", Value::I32(0));
     set(&mut m, "opt_string", Value::String(String::new()));
@@ -150,7 +158,11 @@ fn everything() -> DynamicMessage {
         "tags",
         Value::List(vec![Value::String("x".into()), Value::String("y".into())]),
     );
-    set(&mut m, "ids", Value::List(vec![Value::I64(1), Value::I64(-2)]));
+    set(
+        &mut m,
+        "ids",
+        Value::List(vec![Value::I64(1), Value::I64(-2)]),
+    );
     set(
         &mut m,
         "colors",
@@ -180,18 +192,40 @@ fn everything() -> DynamicMessage {
     set(
         &mut m,
         "created_at",
-        wkt("Timestamp", &[(1, Value::I64(1_700_000_000)), (2, Value::I32(0))]),
+        wkt(
+            "Timestamp",
+            &[(1, Value::I64(1_700_000_000)), (2, Value::I32(0))],
+        ),
     );
     set(
         &mut m,
         "ttl",
-        wkt("Duration", &[(1, Value::I64(1)), (2, Value::I32(500_000_000))]),
+        wkt(
+            "Duration",
+            &[(1, Value::I64(1)), (2, Value::I32(500_000_000))],
+        ),
     );
     set(&mut m, "w_int64", wkt("Int64Value", &[(1, Value::I64(0))]));
-    set(&mut m, "w_string", wkt("StringValue", &[(1, Value::String("s".into()))]));
-    set(&mut m, "w_bool", wkt("BoolValue", &[(1, Value::Bool(false))]));
-    set(&mut m, "w_double", wkt("DoubleValue", &[(1, Value::F64(2.5))]));
-    set(&mut m, "w_bytes", wkt("BytesValue", &[(1, Value::Bytes(vec![1, 2].into()))]));
+    set(
+        &mut m,
+        "w_string",
+        wkt("StringValue", &[(1, Value::String("s".into()))]),
+    );
+    set(
+        &mut m,
+        "w_bool",
+        wkt("BoolValue", &[(1, Value::Bool(false))]),
+    );
+    set(
+        &mut m,
+        "w_double",
+        wkt("DoubleValue", &[(1, Value::F64(2.5))]),
+    );
+    set(
+        &mut m,
+        "w_bytes",
+        wkt("BytesValue", &[(1, Value::Bytes(vec![1, 2].into()))]),
+    );
     let attrs = decode_ok(
         "Everything",
         json!({"attributes": {"a": 1, "b": [true, null, "s", {"c": 1.5}]}}),
@@ -201,11 +235,18 @@ fn everything() -> DynamicMessage {
         "attributes",
         attrs.get_field_by_name("attributes").unwrap().into_owned(),
     );
-    set(&mut m, "any_value", wkt("Value", &[(3, Value::String("v".into()))]));
+    set(
+        &mut m,
+        "any_value",
+        wkt("Value", &[(3, Value::String("v".into()))]),
+    );
     set(
         &mut m,
         "list_value",
-        wkt("ListValue", &[(1, Value::List(vec![wkt("Value", &[(2, Value::F64(1.0))])]))]),
+        wkt(
+            "ListValue",
+            &[(1, Value::List(vec![wkt("Value", &[(2, Value::F64(1.0))])]))],
+        ),
     );
     set(&mut m, "empty", wkt("Empty", &[]));
     set(
@@ -244,15 +285,39 @@ fn defaults_are_emitted_and_unset_presence_fields_omitted() {
     let v = encode_json(&new("Everything"));
     let obj = v.as_object().unwrap();
     for present in [
-        "fDouble", "fFloat", "fInt64", "fUint64", "fBool", "fString", "fBytes", "tags", "counts",
-        "innerById", "byFlag", "history",
+        "fDouble",
+        "fFloat",
+        "fInt64",
+        "fUint64",
+        "fBool",
+        "fString",
+        "fBytes",
+        "tags",
+        "counts",
+        "innerById",
+        "byFlag",
+        "history",
     ] {
         assert!(obj.contains_key(present), "{present} missing in {v}");
     }
     for absent in [
-        "color", "optInt32", "optString", "optBool", "optColor", "inner", "createdAt", "ttl",
-        "wInt64", "attributes", "anyValue", "empty", "updateMask", "any", "choiceText",
-        "choiceNumber", "choiceInner",
+        "color",
+        "optInt32",
+        "optString",
+        "optBool",
+        "optColor",
+        "inner",
+        "createdAt",
+        "ttl",
+        "wInt64",
+        "attributes",
+        "anyValue",
+        "empty",
+        "updateMask",
+        "any",
+        "choiceText",
+        "choiceNumber",
+        "choiceInner",
     ] {
         assert!(!obj.contains_key(absent), "{absent} present in {v}");
     }
@@ -290,13 +355,19 @@ fn everything_encodes_in_the_contract_shape() {
     assert_eq!(v["wBool"], false);
     assert_eq!(v["wDouble"], 2.5);
     assert_eq!(v["wBytes"], "AQI=");
-    assert_eq!(v["attributes"], json!({"a": 1, "b": [true, null, "s", {"c": 1.5}]}));
+    assert_eq!(
+        v["attributes"],
+        json!({"a": 1, "b": [true, null, "s", {"c": 1.5}]})
+    );
     assert_eq!(v["anyValue"], "v");
     assert_eq!(v["listValue"], json!([1]));
     assert_eq!(v["empty"], json!({}));
     assert_eq!(v["updateMask"], "fString,inner.childName");
     assert_eq!(v["history"], json!(["1970-01-01T00:00:00Z"]));
-    assert_eq!(v["choiceNumber"], 0, "a set oneof member is present even at zero");
+    assert_eq!(
+        v["choiceNumber"], 0,
+        "a set oneof member is present even at zero"
+    );
     assert!(v.get("choiceText").is_none());
 }
 
@@ -304,10 +375,19 @@ fn everything_encodes_in_the_contract_shape() {
 fn exact_text_of_numbers_and_strings() {
     let out = encode(&everything());
     assert!(out.contains(r#""fDouble":1199.99,"#), "{out}");
-    assert!(out.contains(r#""fFloat":0.1,"#), "f32 in its shortest form: {out}");
+    assert!(
+        out.contains(r#""fFloat":0.1,"#),
+        "f32 in its shortest form: {out}"
+    );
     assert!(out.contains(r#""fInt64":9223372036854775807,"#), "{out}");
-    assert!(out.contains(r#""fString":"quote \" slash \\ nl \n ctl \u0001 é ✓""#), "{out}");
-    assert!(out.contains(r#""counts":{"a":1,"b":2}"#), "map keys sorted: {out}");
+    assert!(
+        out.contains(r#""fString":"quote \" slash \\ nl \n ctl \u0001 é ✓""#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#""counts":{"a":1,"b":2}"#),
+        "map keys sorted: {out}"
+    );
     let mut m = new("Thing");
     set(&mut m, "price", Value::F64(100.0));
     assert!(encode(&m).contains(r#""price":100,"#));
@@ -320,13 +400,23 @@ fn non_finite_floats_are_strings() {
     let mut m = new("Everything");
     set(&mut m, "f_double", Value::F64(f64::NAN));
     set(&mut m, "f_float", Value::F32(f32::INFINITY));
-    set(&mut m, "w_double", wkt("DoubleValue", &[(1, Value::F64(f64::NEG_INFINITY))]));
+    set(
+        &mut m,
+        "w_double",
+        wkt("DoubleValue", &[(1, Value::F64(f64::NEG_INFINITY))]),
+    );
     let v = encode_json(&m);
     assert_eq!(v["fDouble"], "NaN");
     assert_eq!(v["fFloat"], "Infinity");
     assert_eq!(v["wDouble"], "-Infinity");
     let back = decode("Everything", &v.to_string()).unwrap();
-    assert!(back.get_field_by_name("f_double").unwrap().as_f64().unwrap().is_nan());
+    assert!(
+        back.get_field_by_name("f_double")
+            .unwrap()
+            .as_f64()
+            .unwrap()
+            .is_nan()
+    );
     assert_eq!(
         back.get_field_by_name("f_float").unwrap().as_f32(),
         Some(f32::INFINITY)
@@ -340,7 +430,10 @@ fn enums_zero_is_omitted_and_unknown_numbers_are_kept() {
     set(&mut m, "color", Value::EnumNumber(99));
     set(&mut m, "colors", Value::List(vec![Value::EnumNumber(0)]));
     let v = encode_json(&m);
-    assert!(v.get("optColor").is_none(), "enum 0 omitted even when set: {v}");
+    assert!(
+        v.get("optColor").is_none(),
+        "enum 0 omitted even when set: {v}"
+    );
     assert_eq!(v["color"], 99, "unknown numbers as numbers");
     assert_eq!(v["colors"], json!(["unspecified"]));
 }
@@ -348,14 +441,33 @@ fn enums_zero_is_omitted_and_unknown_numbers_are_kept() {
 #[test]
 fn timestamps_and_durations() {
     let mut m = new("Everything");
-    set(&mut m, "created_at", wkt("Timestamp", &[(1, Value::I64(1)), (2, Value::I32(120_000_000))]));
-    set(&mut m, "ttl", wkt("Duration", &[(1, Value::I64(-2)), (2, Value::I32(-50_000))]));
+    set(
+        &mut m,
+        "created_at",
+        wkt(
+            "Timestamp",
+            &[(1, Value::I64(1)), (2, Value::I32(120_000_000))],
+        ),
+    );
+    set(
+        &mut m,
+        "ttl",
+        wkt("Duration", &[(1, Value::I64(-2)), (2, Value::I32(-50_000))]),
+    );
     let v = encode_json(&m);
     assert_eq!(v["createdAt"], "1970-01-01T00:00:01.120Z");
     assert_eq!(v["ttl"], "-2.00005s");
     // Out of range values have no JSON form: null, never a panic.
-    set(&mut m, "created_at", wkt("Timestamp", &[(1, Value::I64(i64::MAX))]));
-    set(&mut m, "ttl", wkt("Duration", &[(1, Value::I64(1)), (2, Value::I32(-1))]));
+    set(
+        &mut m,
+        "created_at",
+        wkt("Timestamp", &[(1, Value::I64(i64::MAX))]),
+    );
+    set(
+        &mut m,
+        "ttl",
+        wkt("Duration", &[(1, Value::I64(1)), (2, Value::I32(-1))]),
+    );
     let v = encode_json(&m);
     assert_eq!(v["createdAt"], Json::Null);
     assert_eq!(v["ttl"], Json::Null);
@@ -373,7 +485,10 @@ fn any_is_encoded_best_effort() {
         wkt(
             "Any",
             &[
-                (1, Value::String("type.googleapis.com/codec.v1.Inner".into())),
+                (
+                    1,
+                    Value::String("type.googleapis.com/codec.v1.Inner".into()),
+                ),
                 (2, Value::Bytes(bytes.clone().into())),
             ],
         ),
@@ -387,7 +502,10 @@ fn any_is_encoded_best_effort() {
         wkt(
             "Any",
             &[
-                (1, Value::String("type.googleapis.com/nowhere.Unknown".into())),
+                (
+                    1,
+                    Value::String("type.googleapis.com/nowhere.Unknown".into()),
+                ),
                 (2, Value::Bytes(vec![1].into())),
             ],
         ),
@@ -411,20 +529,33 @@ fn encoding_is_deterministic() {
 
 #[test]
 fn selector_keeps_selected_fields_and_id_on_single_objects() {
-    let Value::Message(t) = thing(7, "Phone") else { unreachable!() };
-    assert_eq!(encode_select(&t, "title"), json!({"id": 7, "title": "Phone"}));
+    let Value::Message(t) = thing(7, "Phone") else {
+        unreachable!()
+    };
+    assert_eq!(
+        encode_select(&t, "title"),
+        json!({"id": 7, "title": "Phone"})
+    );
     assert_eq!(
         encode_select(&t, " price , is_default,nope"),
         json!({"id": 7, "price": 9.5, "isDefault": false}),
         "proto names, spaces and unknown names"
     );
-    assert_eq!(encode_select(&t, ",").as_object().unwrap().len(), 7, "empty selects all");
+    assert_eq!(
+        encode_select(&t, ",").as_object().unwrap().len(),
+        7,
+        "empty selects all"
+    );
 }
 
 #[test]
 fn selector_applies_to_items_of_list_responses() {
     let mut list = new("ListThingsResponse");
-    set(&mut list, "things", Value::List(vec![thing(1, "a"), thing(2, "b")]));
+    set(
+        &mut list,
+        "things",
+        Value::List(vec![thing(1, "a"), thing(2, "b")]),
+    );
     set(&mut list, "total", Value::I64(2));
     assert_eq!(
         encode_select(&list, "title"),
@@ -436,8 +567,15 @@ fn selector_applies_to_items_of_list_responses() {
 fn selector_on_an_object_with_line_items_is_top_level() {
     let mut order = new("Order");
     set(&mut order, "id", Value::String("o-1".into()));
-    set(&mut order, "items", Value::List(vec![sub("Review", &[("rating", Value::I32(5))])]));
-    assert_eq!(encode_select(&order, "total"), json!({"id": "o-1", "total": 0}));
+    set(
+        &mut order,
+        "items",
+        Value::List(vec![sub("Review", &[("rating", Value::I32(5))])]),
+    );
+    assert_eq!(
+        encode_select(&order, "total"),
+        json!({"id": "o-1", "total": 0})
+    );
 }
 
 #[test]
@@ -445,11 +583,24 @@ fn encode_field_writes_the_bare_field() {
     let mut list = new("ListThingsResponse");
     set(&mut list, "things", Value::List(vec![thing(1, "a")]));
     set(&mut list, "total", Value::I64(1));
-    assert_eq!(encode_field(&list, "things", Some("title")), json!([{"id": 1, "title": "a"}]));
+    assert_eq!(
+        encode_field(&list, "things", Some("title")),
+        json!([{"id": 1, "title": "a"}])
+    );
     assert_eq!(encode_field(&list, "total", None), json!(1));
     let mut m = new("Everything");
-    set(&mut m, "inner", sub("Inner", &[("id", Value::I64(3)), ("name", Value::String("n".into()))]));
-    assert_eq!(encode_field(&m, "inner", Some("name")), json!({"id": 3, "name": "n"}));
+    set(
+        &mut m,
+        "inner",
+        sub(
+            "Inner",
+            &[("id", Value::I64(3)), ("name", Value::String("n".into()))],
+        ),
+    );
+    assert_eq!(
+        encode_field(&m, "inner", Some("name")),
+        json!({"id": 3, "name": "n"})
+    );
     assert_eq!(encode_field(&m, "inner", None)["numbers"], json!([]));
     assert_eq!(encode_field(&m, "tags", None), json!([]));
     assert_eq!(encode_field(&m, "counts", None), json!({}));
@@ -503,7 +654,11 @@ fn decode_accepts_json_and_proto_names_and_numeric_strings() {
     assert_eq!(get("color"), Value::EnumNumber(2));
     assert_eq!(
         get("colors"),
-        Value::List(vec![Value::EnumNumber(1), Value::EnumNumber(2), Value::EnumNumber(1)])
+        Value::List(vec![
+            Value::EnumNumber(1),
+            Value::EnumNumber(2),
+            Value::EnumNumber(1)
+        ])
     );
     assert_eq!(get("f_bytes"), Value::Bytes(vec![0xfb, 0xff].into()));
     let v = encode_json(&m);
@@ -512,8 +667,16 @@ fn decode_accepts_json_and_proto_names_and_numeric_strings() {
     assert_eq!(v["createdAt"], "2024-01-31T11:00:00.250Z");
     assert_eq!(v["updateMask"], "fString,inner.childName");
     assert_eq!(
-        get("update_mask").as_message().unwrap().get_field_by_number(1).unwrap().into_owned(),
-        Value::List(vec![Value::String("f_string".into()), Value::String("inner.child_name".into())])
+        get("update_mask")
+            .as_message()
+            .unwrap()
+            .get_field_by_number(1)
+            .unwrap()
+            .into_owned(),
+        Value::List(vec![
+            Value::String("f_string".into()),
+            Value::String("inner.child_name".into())
+        ])
     );
 }
 
@@ -536,9 +699,15 @@ fn decode_merges_into_existing_content() {
     set(&mut m, "f_string", Value::String("kept".into()));
     set(&mut m, "tags", Value::List(vec![Value::String("a".into())]));
     JsonMarshaler
-        .decode(br#"{"fInt32": 4, "tags": ["b"], "inner": {"id": 1}}"#, &mut m, None)
+        .decode(
+            br#"{"fInt32": 4, "tags": ["b"], "inner": {"id": 1}}"#,
+            &mut m,
+            None,
+        )
         .unwrap();
-    JsonMarshaler.decode(br#"{"inner": {"name": "n"}}"#, &mut m, None).unwrap();
+    JsonMarshaler
+        .decode(br#"{"inner": {"name": "n"}}"#, &mut m, None)
+        .unwrap();
     let v = encode_json(&m);
     assert_eq!(v["fString"], "kept");
     assert_eq!(v["fInt32"], 4);
@@ -551,35 +720,93 @@ fn decode_merges_into_existing_content() {
 fn decode_into_a_field() {
     let fd = |name: &str| desc("Everything").get_field_by_name(name).unwrap();
     let mut m = new("Everything");
-    JsonMarshaler.decode(br#"{"id": 3, "name": "x"}"#, &mut m, Some(&fd("inner"))).unwrap();
-    JsonMarshaler.decode(br#"[{"id": 4}, {"id": 5}]"#, &mut m, Some(&fd("inners"))).unwrap();
-    JsonMarshaler.decode(br#""hi""#, &mut m, Some(&fd("f_string"))).unwrap();
-    JsonMarshaler.decode(br#"{"a": 1}"#, &mut m, Some(&fd("counts"))).unwrap();
-    JsonMarshaler.decode(br#""2024-01-01T00:00:00Z""#, &mut m, Some(&fd("created_at"))).unwrap();
+    JsonMarshaler
+        .decode(br#"{"id": 3, "name": "x"}"#, &mut m, Some(&fd("inner")))
+        .unwrap();
+    JsonMarshaler
+        .decode(br#"[{"id": 4}, {"id": 5}]"#, &mut m, Some(&fd("inners")))
+        .unwrap();
+    JsonMarshaler
+        .decode(br#""hi""#, &mut m, Some(&fd("f_string")))
+        .unwrap();
+    JsonMarshaler
+        .decode(br#"{"a": 1}"#, &mut m, Some(&fd("counts")))
+        .unwrap();
+    JsonMarshaler
+        .decode(
+            br#""2024-01-01T00:00:00Z""#,
+            &mut m,
+            Some(&fd("created_at")),
+        )
+        .unwrap();
     let v = encode_json(&m);
     assert_eq!(v["inner"]["id"], 3);
-    assert_eq!(v["inners"], json!([{"id": 4, "name": "", "numbers": []}, {"id": 5, "name": "", "numbers": []}]));
+    assert_eq!(
+        v["inners"],
+        json!([{"id": 4, "name": "", "numbers": []}, {"id": 5, "name": "", "numbers": []}])
+    );
     assert_eq!(v["fString"], "hi");
     assert_eq!(v["counts"], json!({"a": 1}));
     assert_eq!(v["createdAt"], "2024-01-01T00:00:00Z");
 
-    let err = JsonMarshaler.decode(br#"{"id": 4}"#, &mut m, Some(&fd("inners"))).unwrap_err();
-    assert_eq!(err, CodecError { field: None, message: "request body must be a JSON array".into() });
-    let err = JsonMarshaler.decode(b"[1]", &mut m, Some(&fd("inner"))).unwrap_err();
-    assert_eq!(err, CodecError { field: None, message: "request body must be an object".into() });
-    let err = JsonMarshaler.decode(br#"[{"idd": 4}]"#, &mut m, Some(&fd("inners"))).unwrap_err();
+    let err = JsonMarshaler
+        .decode(br#"{"id": 4}"#, &mut m, Some(&fd("inners")))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        CodecError {
+            field: None,
+            message: "request body must be a JSON array".into()
+        }
+    );
+    let err = JsonMarshaler
+        .decode(b"[1]", &mut m, Some(&fd("inner")))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        CodecError {
+            field: None,
+            message: "request body must be an object".into()
+        }
+    );
+    let err = JsonMarshaler
+        .decode(br#"[{"idd": 4}]"#, &mut m, Some(&fd("inners")))
+        .unwrap_err();
     assert_eq!(err.field.as_deref(), Some("[0].idd"));
-    let err = JsonMarshaler.decode(b"1", &mut m, Some(&fd("f_string"))).unwrap_err();
-    assert_eq!(err, CodecError { field: None, message: "request body must be a string".into() });
+    let err = JsonMarshaler
+        .decode(b"1", &mut m, Some(&fd("f_string")))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        CodecError {
+            field: None,
+            message: "request body must be a string".into()
+        }
+    );
 }
 
 #[test]
 fn unknown_fields_are_named_by_full_path() {
-    assert_eq!(field_err("Everything", json!({"fooBar": 1})), ("fooBar".into(), "unknown field".into()));
-    assert_eq!(field_err("Everything", json!({"inner": {"child": {"nope": 1}}})).0, "inner.child.nope");
-    assert_eq!(field_err("Everything", json!({"inners": [{}, {"x": 1}]})).0, "inners[1].x");
-    assert_eq!(field_err("Everything", json!({"innerById": {"3": {"y": 1}}})).0, "innerById.3.y");
-    assert_eq!(field_err("Everything", json!({"empty": {"z": 1}})).0, "empty.z");
+    assert_eq!(
+        field_err("Everything", json!({"fooBar": 1})),
+        ("fooBar".into(), "unknown field".into())
+    );
+    assert_eq!(
+        field_err("Everything", json!({"inner": {"child": {"nope": 1}}})).0,
+        "inner.child.nope"
+    );
+    assert_eq!(
+        field_err("Everything", json!({"inners": [{}, {"x": 1}]})).0,
+        "inners[1].x"
+    );
+    assert_eq!(
+        field_err("Everything", json!({"innerById": {"3": {"y": 1}}})).0,
+        "innerById.3.y"
+    );
+    assert_eq!(
+        field_err("Everything", json!({"empty": {"z": 1}})).0,
+        "empty.z"
+    );
 }
 
 #[test]
@@ -588,13 +815,33 @@ fn type_mismatches_name_the_field_and_the_expected_type() {
         (json!({"fInt64": "abc"}), "fInt64", "must be an integer"),
         (json!({"fInt64": true}), "fInt64", "must be an integer"),
         (json!({"fInt64": 1.5}), "fInt64", "must be an integer"),
-        (json!({"fInt32": 2_147_483_648_i64}), "fInt32", "must be an integer between -2147483648 and 2147483647"),
-        (json!({"fUint64": -1}), "fUint64", "must be an integer between 0 and 18446744073709551615"),
-        (json!({"fUint64": 1e20}), "fUint64", "must be an integer between 0 and 18446744073709551615"),
-        (json!({"fInt64": "9223372036854775808"}), "fInt64", "must be an integer between -9223372036854775808 and 9223372036854775807"),
+        (
+            json!({"fInt32": 2_147_483_648_i64}),
+            "fInt32",
+            "must be an integer between -2147483648 and 2147483647",
+        ),
+        (
+            json!({"fUint64": -1}),
+            "fUint64",
+            "must be an integer between 0 and 18446744073709551615",
+        ),
+        (
+            json!({"fUint64": 1e20}),
+            "fUint64",
+            "must be an integer between 0 and 18446744073709551615",
+        ),
+        (
+            json!({"fInt64": "9223372036854775808"}),
+            "fInt64",
+            "must be an integer between -9223372036854775808 and 9223372036854775807",
+        ),
         (json!({"fDouble": "x"}), "fDouble", "must be a number"),
         (json!({"fDouble": [1]}), "fDouble", "must be a number"),
-        (json!({"fFloat": 1e300}), "fFloat", "must be a number within the range of a 32-bit float"),
+        (
+            json!({"fFloat": 1e300}),
+            "fFloat",
+            "must be a number within the range of a 32-bit float",
+        ),
         (json!({"fString": 1}), "fString", "must be a string"),
         (json!({"fBool": "true"}), "fBool", "must be a boolean"),
         (json!({"fBytes": "***"}), "fBytes", "must be base64"),
@@ -603,28 +850,88 @@ fn type_mismatches_name_the_field_and_the_expected_type() {
         (json!({"tags": [1]}), "tags[0]", "must be a string"),
         (json!({"tags": ["a", null]}), "tags[1]", "must not be null"),
         (json!({"inner": 1}), "inner", "must be an object"),
-        (json!({"inner": {"numbers": [1, "x"]}}), "inner.numbers[1]", "must be an integer"),
-        (json!({"inners": [{"id": {}}]}), "inners[0].id", "must be an integer"),
+        (
+            json!({"inner": {"numbers": [1, "x"]}}),
+            "inner.numbers[1]",
+            "must be an integer",
+        ),
+        (
+            json!({"inners": [{"id": {}}]}),
+            "inners[0].id",
+            "must be an integer",
+        ),
         (json!({"counts": []}), "counts", "must be an object"),
-        (json!({"counts": {"a": "b"}}), "counts.a", "must be an integer"),
-        (json!({"counts": {"a": null}}), "counts.a", "must not be null"),
-        (json!({"innerById": {"x": {}}}), "innerById.x", "must be an integer map key"),
-        (json!({"byFlag": {"yes": "x"}}), "byFlag.yes", "must be true or false"),
-        (json!({"color": "green"}), "color", "must be one of: \"dark_red\", \"light_blue\""),
-        (json!({"color": 7}), "color", "must be one of: \"dark_red\", \"light_blue\""),
-        (json!({"colors": [true]}), "colors[0]", "must be one of: \"dark_red\", \"light_blue\""),
-        (json!({"createdAt": "yesterday"}), "createdAt", "must be an RFC 3339 timestamp, e.g. \"2024-01-31T12:00:00Z\""),
+        (
+            json!({"counts": {"a": "b"}}),
+            "counts.a",
+            "must be an integer",
+        ),
+        (
+            json!({"counts": {"a": null}}),
+            "counts.a",
+            "must not be null",
+        ),
+        (
+            json!({"innerById": {"x": {}}}),
+            "innerById.x",
+            "must be an integer map key",
+        ),
+        (
+            json!({"byFlag": {"yes": "x"}}),
+            "byFlag.yes",
+            "must be true or false",
+        ),
+        (
+            json!({"color": "green"}),
+            "color",
+            "must be one of: \"dark_red\", \"light_blue\"",
+        ),
+        (
+            json!({"color": 7}),
+            "color",
+            "must be one of: \"dark_red\", \"light_blue\"",
+        ),
+        (
+            json!({"colors": [true]}),
+            "colors[0]",
+            "must be one of: \"dark_red\", \"light_blue\"",
+        ),
+        (
+            json!({"createdAt": "yesterday"}),
+            "createdAt",
+            "must be an RFC 3339 timestamp, e.g. \"2024-01-31T12:00:00Z\"",
+        ),
         (json!({"createdAt": 5}), "createdAt", "must be a string"),
-        (json!({"ttl": "5m"}), "ttl", "must be a duration in seconds, e.g. \"1.5s\""),
+        (
+            json!({"ttl": "5m"}),
+            "ttl",
+            "must be a duration in seconds, e.g. \"1.5s\"",
+        ),
         (json!({"wInt64": "x"}), "wInt64", "must be an integer"),
         (json!({"wBool": 1}), "wBool", "must be a boolean"),
-        (json!({"attributes": [1]}), "attributes", "must be an object"),
+        (
+            json!({"attributes": [1]}),
+            "attributes",
+            "must be an object",
+        ),
         (json!({"listValue": {}}), "listValue", "must be an array"),
-        (json!({"any": {"@type": "x"}}), "any", "google.protobuf.Any is not supported in requests"),
-        (json!({"choiceText": "a", "choiceNumber": 1}), "choiceText", "cannot be set together with choiceNumber (only one of them may be set)"),
+        (
+            json!({"any": {"@type": "x"}}),
+            "any",
+            "google.protobuf.Any is not supported in requests",
+        ),
+        (
+            json!({"choiceText": "a", "choiceNumber": 1}),
+            "choiceText",
+            "cannot be set together with choiceNumber (only one of them may be set)",
+        ),
     ];
     for (body, field, message) in cases {
-        assert_eq!(field_err("Everything", body.clone()), (field.to_owned(), message.to_owned()), "body {body}");
+        assert_eq!(
+            field_err("Everything", body.clone()),
+            (field.to_owned(), message.to_owned()),
+            "body {body}"
+        );
     }
 }
 
@@ -638,16 +945,29 @@ fn oneof_with_one_member_null_is_fine() {
 fn malformed_json_reports_the_position() {
     assert_eq!(
         decode_err("Everything", r#"{"fInt64": }"#),
-        (None, "malformed JSON at line 1 column 12: expected value".into())
+        (
+            None,
+            "malformed JSON at line 1 column 12: expected value".into()
+        )
     );
     let (field, message) = decode_err("Everything", "{\n  \"a\": 1,\n");
     assert_eq!(field, None);
-    assert!(message.starts_with("malformed JSON at line 3 column 0: EOF"), "{message}");
+    assert!(
+        message.starts_with("malformed JSON at line 3 column 0: EOF"),
+        "{message}"
+    );
     assert_eq!(
         decode_err("Everything", ""),
-        (None, "malformed JSON at line 1 column 0: EOF while parsing a value".into())
+        (
+            None,
+            "malformed JSON at line 1 column 0: EOF while parsing a value".into()
+        )
     );
-    assert!(decode_err("Everything", "{} x").1.starts_with("malformed JSON at line 1 column 4: trailing characters"));
+    assert!(
+        decode_err("Everything", "{} x")
+            .1
+            .starts_with("malformed JSON at line 1 column 4: trailing characters")
+    );
 }
 
 #[test]
@@ -685,11 +1005,22 @@ fn deep_nesting_is_capped() {
     }
     assert!(decode("Node", &body).is_ok(), "40 levels are fine");
 
-    let deep_struct = format!(r#"{{"attributes": {{"a": {}1{}}}}}"#, "[".repeat(100), "]".repeat(100));
-    assert_eq!(decode_err("Everything", &deep_struct).1, "nested too deeply (more than 64 levels)");
+    let deep_struct = format!(
+        r#"{{"attributes": {{"a": {}1{}}}}}"#,
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    assert_eq!(
+        decode_err("Everything", &deep_struct).1,
+        "nested too deeply (more than 64 levels)"
+    );
     // Beyond serde_json's own limit (128): a malformed-JSON error, not a stack overflow.
     let very_deep = "[".repeat(10_000);
-    assert!(decode_err("Everything", &very_deep).1.starts_with("malformed JSON"));
+    assert!(
+        decode_err("Everything", &very_deep)
+            .1
+            .starts_with("malformed JSON")
+    );
 }
 
 #[test]
@@ -773,7 +1104,17 @@ fn bind_repeated_appends_and_nested_paths_resolve() {
 #[test]
 fn bind_reports_missing_fields_without_side_effects() {
     let mut m = new("Everything");
-    for path in ["nope", "inner.nope", "inner.child.nope", "fString.x", "inners.id", "", "inner.", ".", "createdAt.seconds"] {
+    for path in [
+        "nope",
+        "inner.nope",
+        "inner.child.nope",
+        "fString.x",
+        "inners.id",
+        "",
+        "inner.",
+        ".",
+        "createdAt.seconds",
+    ] {
         assert_eq!(bind(&mut m, path, "1"), Ok(false), "{path}");
     }
     assert_eq!(m, new("Everything"), "nothing was created on the way");
@@ -783,26 +1124,68 @@ fn bind_reports_missing_fields_without_side_effects() {
 fn bind_errors_name_the_field() {
     let mut m = new("Everything");
     let err = |m: &mut DynamicMessage, path: &str, raw: &str| bind(m, path, raw).unwrap_err();
-    assert_eq!(err(&mut m, "fInt64", "abc"), CodecError::field("fInt64", "must be an integer"));
-    assert_eq!(err(&mut m, "f_int64", "1.5"), CodecError::field("fInt64", "must be an integer"));
-    assert_eq!(err(&mut m, "inner.child.id", "x"), CodecError::field("inner.child.id", "must be an integer"));
-    assert_eq!(err(&mut m, "fInt32", "99999999999").message, "must be an integer between -2147483648 and 2147483647");
-    assert_eq!(err(&mut m, "fBool", "yes"), CodecError::field("fBool", "must be true or false"));
-    assert_eq!(err(&mut m, "fDouble", "inf"), CodecError::field("fDouble", "must be a number"));
-    assert_eq!(err(&mut m, "color", "blue"), CodecError::field("color", "must be one of: \"dark_red\", \"light_blue\""));
-    assert_eq!(err(&mut m, "color", "5"), CodecError::field("color", "must be one of: \"dark_red\", \"light_blue\""));
-    assert_eq!(err(&mut m, "fBytes", "%%"), CodecError::field("fBytes", "must be base64"));
-    assert_eq!(err(&mut m, "createdAt", "now").field.as_deref(), Some("createdAt"));
-    assert_eq!(err(&mut m, "inner", "x"), CodecError::field("inner", "is an object and must be set in the request body"));
-    assert_eq!(err(&mut m, "counts", "x"), CodecError::field("counts", "is a map and must be set in the request body"));
-    assert_eq!(err(&mut m, "attributes", "x").field.as_deref(), Some("attributes"));
+    assert_eq!(
+        err(&mut m, "fInt64", "abc"),
+        CodecError::field("fInt64", "must be an integer")
+    );
+    assert_eq!(
+        err(&mut m, "f_int64", "1.5"),
+        CodecError::field("fInt64", "must be an integer")
+    );
+    assert_eq!(
+        err(&mut m, "inner.child.id", "x"),
+        CodecError::field("inner.child.id", "must be an integer")
+    );
+    assert_eq!(
+        err(&mut m, "fInt32", "99999999999").message,
+        "must be an integer between -2147483648 and 2147483647"
+    );
+    assert_eq!(
+        err(&mut m, "fBool", "yes"),
+        CodecError::field("fBool", "must be true or false")
+    );
+    assert_eq!(
+        err(&mut m, "fDouble", "inf"),
+        CodecError::field("fDouble", "must be a number")
+    );
+    assert_eq!(
+        err(&mut m, "color", "blue"),
+        CodecError::field("color", "must be one of: \"dark_red\", \"light_blue\"")
+    );
+    assert_eq!(
+        err(&mut m, "color", "5"),
+        CodecError::field("color", "must be one of: \"dark_red\", \"light_blue\"")
+    );
+    assert_eq!(
+        err(&mut m, "fBytes", "%%"),
+        CodecError::field("fBytes", "must be base64")
+    );
+    assert_eq!(
+        err(&mut m, "createdAt", "now").field.as_deref(),
+        Some("createdAt")
+    );
+    assert_eq!(
+        err(&mut m, "inner", "x"),
+        CodecError::field("inner", "is an object and must be set in the request body")
+    );
+    assert_eq!(
+        err(&mut m, "counts", "x"),
+        CodecError::field("counts", "is a map and must be set in the request body")
+    );
+    assert_eq!(
+        err(&mut m, "attributes", "x").field.as_deref(),
+        Some("attributes")
+    );
     assert_eq!(m, new("Everything"), "failed binds change nothing");
 }
 
 #[test]
 fn enum_names_follow_the_rule() {
     let color = pool().get_enum_by_name("codec.v1.Color").unwrap();
-    let names: Vec<_> = color.values().map(|v| enum_value_json_name(&v).into_owned()).collect();
+    let names: Vec<_> = color
+        .values()
+        .map(|v| enum_value_json_name(&v).into_owned())
+        .collect();
     assert_eq!(names, ["unspecified", "dark_red", "light_blue"]);
     assert!(is_unset_enum_value(&color.get_value(0).unwrap()));
     assert!(!is_unset_enum_value(&color.get_value(1).unwrap()));
@@ -812,4 +1195,38 @@ fn enum_names_follow_the_rule() {
 fn content_type_is_json() {
     assert_eq!(JsonMarshaler.content_type(), "application/json");
     let _: Box<dyn Marshaler> = Box::new(JsonMarshaler);
+}
+
+#[test]
+fn duplicate_keys_last_wins() {
+    let m = decode(
+        "Everything",
+        r#"{"tags": ["a"], "fInt32": 1, "tags": ["b"], "fInt32": 2}"#,
+    )
+    .unwrap();
+    let v = encode_json(&m);
+    assert_eq!(v["tags"], json!(["b"]));
+    assert_eq!(v["fInt32"], 2);
+    let m = decode("Everything", r#"{"choiceText": "a", "choiceText": "b"}"#).unwrap();
+    assert_eq!(encode_json(&m)["choiceText"], "b");
+}
+
+#[test]
+fn doubles_read_back_exactly() {
+    // serde_json's default float parsing can be 1 ULP off on long mantissas; the codec turns on
+    // its exact mode, so a written double always reads back unchanged.
+    for text in [
+        "9.075751725068013e18",
+        "1199.99",
+        "0.30000000000000004",
+        "5e-324",
+        "1.7976931348623157e308",
+    ] {
+        let m = decode("Everything", &format!(r#"{{"fDouble": {text}}}"#)).unwrap();
+        assert!(
+            encode(&m).contains(&format!(r#""fDouble":{text},"#)),
+            "{text}: {}",
+            encode(&m)
+        );
+    }
 }

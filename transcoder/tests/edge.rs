@@ -581,6 +581,30 @@ fn a_service_without_upstream_is_a_build_error() {
     assert!(err.to_string().contains("nope.v1.Nothing"), "{err}");
 }
 
+#[tokio::test]
+async fn upstream_panic_behind_grpc_catch_panic_is_500_both_ways() {
+    use transcoder::layers::GrpcCatchPanic;
+    let local = edge_with(
+        Upstream::in_process(
+            ServiceBuilder::new()
+                .layer(GrpcCatchPanic::layer())
+                .service(routes()),
+        ),
+        |b| b,
+    );
+    let remote = edge_with(
+        Upstream::channel(channel(serve_grpc_guarded().await)),
+        |b| b,
+    );
+    for e in [&local, &remote] {
+        let r = send(e, get("/api/v1/panic")).await;
+        let j = assert_error(&r, 500, "INTERNAL_ERROR");
+        assert_eq!(j["message"], "Internal server error");
+        assert!(!r.text().contains("hunter2"));
+        assert_eq!(send(e, get("/api/v1/shelves/1")).await.status, 200);
+    }
+}
+
 // ---- headers ----
 
 #[tokio::test]
@@ -814,4 +838,203 @@ fn openapi_document_lists_the_routes() {
         "{:?}",
         paths.keys()
     );
+}
+
+// ---- the whole stack over a real socket ----
+
+#[tokio::test]
+async fn full_layer_stack_over_http() {
+    use http_body_util::{BodyExt, Empty};
+    use transcoder::layers::{Metrics, Trace};
+    let app = ServiceBuilder::new()
+        .layer(Trace::layer())
+        .layer(Metrics::layer())
+        .layer(CatchPanic::layer())
+        .layer(RequestId::layer())
+        .layer(SecurityHeaders::layer(None))
+        .layer(Cors::layer(CorsConfig {
+            allowed_origins: vec!["https://app.example.com".into()],
+            allow_credentials: true,
+            max_age: Duration::from_secs(60),
+        }))
+        .service(edge_with(
+            Upstream::channel(channel(serve_grpc().await)),
+            |b| b,
+        ));
+    let addr = serve_http(app).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    let response = client
+        .get(format!("http://{addr}/api/v1/echo").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(j["metadata"]["x-forwarded-for"], "127.0.0.1", "{j}");
+    assert_eq!(j["metadata"]["x-request-id"], id.as_str());
+    // A panic below the stack: 500 in the contract's shape, then business as usual.
+    let response = client
+        .get(format!("http://{addr}/api/v1/panic").parse().unwrap())
+        .await
+        .unwrap();
+    // Over the network, without `GrpcCatchPanic` on the upstream server, a
+    // panic in its handler kills the stream's task: the stream is reset
+    // (503) or left open until the edge's deadline (504). Never a hang, and
+    // the edge keeps serving. (With `GrpcCatchPanic` it is a 500: see
+    // `upstream_panic_behind_grpc_catch_panic_is_500_both_ways`.)
+    assert!(
+        [503, 504].contains(&response.status().as_u16()),
+        "{}",
+        response.status()
+    );
+    let response = client
+        .get(format!("http://{addr}/api/v1/shelves/3").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+// ---- metrics ----
+
+mod recorder {
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+        SharedString, Unit,
+    };
+
+    /// One counter increment or histogram record: (name, labels, value).
+    pub type Sample = (String, Vec<(String, String)>, f64);
+
+    /// Every sample recorded.
+    #[derive(Clone, Default)]
+    pub struct Captured(pub Arc<Mutex<Vec<Sample>>>);
+
+    struct Handle(Key, Captured);
+
+    impl Handle {
+        fn push(&self, v: f64) {
+            let labels = self
+                .0
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            self.1
+                .0
+                .lock()
+                .unwrap()
+                .push((self.0.name().to_owned(), labels, v));
+        }
+    }
+
+    impl CounterFn for Handle {
+        fn increment(&self, value: u64) {
+            self.push(value as f64)
+        }
+        fn absolute(&self, value: u64) {
+            self.push(value as f64)
+        }
+    }
+
+    impl HistogramFn for Handle {
+        fn record(&self, value: f64) {
+            self.push(value)
+        }
+    }
+
+    impl Recorder for Captured {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(Arc::new(Handle(key.clone(), self.clone())))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::from_arc(Arc::new(Handle(key.clone(), self.clone())))
+        }
+    }
+}
+
+#[test]
+fn metrics_count_by_matched_route_and_status() {
+    use transcoder::layers::Metrics;
+    let captured = recorder::Captured::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&captured, || {
+        rt.block_on(async {
+            let svc = ServiceBuilder::new()
+                .layer(Metrics::layer())
+                .service(edge());
+            send(&svc, get("/api/v1/shelves/7/books/3")).await;
+            send(&svc, get("/api/v1/shelves/404")).await;
+            send(&svc, get("/api/v1/no/such/thing")).await;
+        })
+    });
+    let seen = captured.0.lock().unwrap().clone();
+    let counters: Vec<_> = seen
+        .iter()
+        .filter(|(n, _, _)| n == "http_requests_total")
+        .map(|(_, labels, _)| {
+            let get = |k: &str| labels.iter().find(|(lk, _)| lk == k).unwrap().1.clone();
+            (get("method"), get("route"), get("status"))
+        })
+        .collect();
+    assert_eq!(counters.len(), 3, "{seen:?}");
+    assert_eq!(counters[0].0, "GET");
+    assert!(
+        counters[0].1.contains("{shelf}") && counters[0].1.contains("{book}"),
+        "{counters:?}"
+    );
+    assert_eq!(counters[0].2, "200");
+    assert_eq!(counters[1].2, "404");
+    assert!(
+        counters[1].1.contains("{shelf}"),
+        "a service 404 still has its route"
+    );
+    assert_eq!(
+        (counters[2].1.as_str(), counters[2].2.as_str()),
+        ("unmatched", "404")
+    );
+    let histograms = seen
+        .iter()
+        .filter(|(n, _, _)| n == "http_request_duration_seconds")
+        .count();
+    assert_eq!(histograms, 3);
+}
+
+#[test]
+fn the_edge_is_send_sync_clone_and_its_future_send() {
+    fn check<T: Send + Sync + Clone + 'static>(_: &T) {}
+    fn future_is_send<F: std::future::Future + Send>(_: F) {}
+    let e = edge();
+    check(&e);
+    let mut svc = e.clone();
+    future_is_send(tower::Service::call(&mut svc, get("/api/v1/shelves/1")));
+}
+
+#[tokio::test]
+async fn a_balanced_channel_over_several_addresses_is_one_upstream() {
+    let (a, b) = (serve_grpc().await, serve_grpc().await);
+    let endpoints = [a, b]
+        .map(|addr| tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap());
+    let channel = tonic::transport::Channel::balance_list(endpoints.into_iter());
+    let e = edge_with(Upstream::channel(channel), |b| b);
+    for i in 1..=6 {
+        let r = send(&e, get(&format!("/api/v1/shelves/{i}"))).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["id"], i);
+    }
 }

@@ -358,8 +358,8 @@ fn request_bodies() {
     let doc = doc();
     let body = |method: &str, path: &str| op(&doc, method, path)["requestBody"]["content"].clone();
     assert_eq!(
-        body("post", "/api/v1/books"),
-        json!({ "application/json": { "schema": { "$ref": "#/components/schemas/routing.v1.Book-Input" } } })
+        body("post", "/api/v1/books")["application/json"],
+        json!({ "schema": { "$ref": "#/components/schemas/routing.v1.Book-Input" } })
     );
     assert_eq!(
         body("put", "/api/v1/books/{book.id}"),
@@ -495,4 +495,84 @@ fn recursive_messages_use_references() {
 #[test]
 fn document_is_deterministic() {
     assert_eq!(doc(), doc());
+}
+
+#[test]
+fn routes_that_would_share_an_openapi_path_stay_apart() {
+    let pool = routing_support::inline_pool(
+        r#"service S {
+          rpc A(Req) returns (Req) { option (google.api.http) = {get: "/f/{p}"}; }
+          rpc B(Req) returns (Req) { option (google.api.http) = {get: "/f/{p=**}"}; }
+          rpc C(Req) returns (Req) { option (google.api.http) = {get: "/x/*/y/**"}; }
+          rpc D(Req) returns (Req) { option (google.api.http) = {get: "/z/{p=a/*}/{q}"}; }
+        }
+        message Req { string p = 1; string q = 2; }"#,
+    );
+    let table = RouteTable::from_pool(&pool).unwrap();
+    let doc = document(
+        &table,
+        "/",
+        &OpenApiInfo {
+            title: "t".into(),
+            version: "v".into(),
+        },
+    );
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        paths,
+        [
+            "/f/{p_alt2}",
+            "/f/{p}",
+            "/x/{wildcard1}/y/{wildcard2}",
+            "/z/a/{p}/{q}"
+        ]
+    );
+    assert_eq!(op(&doc, "get", "/f/{p_alt2}")["operationId"], "S_B");
+    let c = op(&doc, "get", "/x/{wildcard1}/y/{wildcard2}");
+    assert_eq!(
+        c["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "path")
+            .count(),
+        2
+    );
+    // Fields bound by the path are not query parameters, anonymous wildcards bind none.
+    assert_eq!(query_names(c), ["p", "q"]);
+    assert!(query_names(op(&doc, "get", "/z/a/{p}/{q}")).is_empty());
+}
+
+#[test]
+fn bodies_with_a_bytes_field_also_take_multipart() {
+    let doc = doc();
+    let content = &op(&doc, "post", "/api/v1/books/{id}/cover")["requestBody"]["content"];
+    assert_eq!(
+        content["application/json"]["schema"],
+        json!({ "$ref": "#/components/schemas/routing.v1.UploadCoverRequest-Input" })
+    );
+    let form = &content["multipart/form-data"];
+    // The file part; its content type and file name come from the part, not from fields.
+    assert_eq!(
+        form["schema"]["properties"],
+        json!({
+            "id": { "type": "integer", "format": "int64" },
+            "cover": { "type": "string", "contentMediaType": "application/octet-stream" },
+            "caption": { "type": "string" },
+            "tags": { "type": "array", "items": { "type": "string" } },
+        })
+    );
+    assert_eq!(
+        form["encoding"],
+        json!({ "cover": { "contentType": "*/*" } })
+    );
+    // A body field whose message has a bytes field takes multipart too; others do not.
+    assert!(
+        op(&doc, "post", "/api/v1/books")["requestBody"]["content"]["multipart/form-data"]
+            .is_object()
+    );
+    assert!(
+        op(&doc, "put", "/api/v1/books/{book.id}")["requestBody"]["content"]["multipart/form-data"]
+            .is_null()
+    );
 }

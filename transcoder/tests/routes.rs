@@ -264,6 +264,7 @@ fn every_annotated_method_and_binding_is_a_route() {
             "GET /v1/{name=operations/**} GetOperation",
             "POST /v1/{name=operations/**}:cancel CancelOperation",
             "GET /files/{path=**} DownloadFile",
+            "POST /books/{id}/cover UploadCover",
             "PURGE /cache/{key} PurgeCache",
             "GET / GetRoot",
             "GET /authors/{author_id} GetAuthor",

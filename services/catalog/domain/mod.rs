@@ -12,9 +12,9 @@ mod wire;
 
 pub use listing::{Page, PriceRange, ProductFilter, ProductQuery, SortKey, SortOrder};
 pub use product::{
-    Brand, CategorySlug, Description, Dimensions, DiscountPercentage, ImageUrl, InfoText,
-    MAX_IMAGES, MAX_TAGS, Measure, MinimumOrderQuantity, NewProduct, Price, Product,
-    ProductExtras, ProductPatch, Review, Sku, Stock, Title, parse_images, parse_tags,
+    Brand, CategorySlug, Description, Dimensions, DiscountPercentage, ImageUrl, InfoText, Measure,
+    MinimumOrderQuantity, NewProduct, Product, ProductExtras, ProductPatch, Review, Sku, Stock,
+    Title, parse_images, parse_tags,
 };
 
 /// Field-level validation failures, keyed by the JSON field name (`price`,

@@ -1,15 +1,16 @@
 //! The JSON decoder: a request body merged into a [`DynamicMessage`] with proto3-JSON value
 //! rules, unknown fields rejected, and every error naming the JSON path of its field.
 //!
-//! The body is parsed into a `serde_json::Value` first (serde_json reports positions of syntax
-//! errors), then walked against the descriptors. Nesting is capped at [`MAX_DEPTH`] levels.
+//! The body is parsed by serde_json (which reports the positions of syntax errors) into a light
+//! tree that borrows from the body (`tree::Json`), then walked against the descriptors. Nesting
+//! is capped at [`MAX_DEPTH`] levels.
 
 use std::fmt::Write as _;
 
+use super::tree::Json;
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage as _, Value,
 };
-use serde_json::Value as Json;
 
 use super::CodecError;
 use super::text;
@@ -98,14 +99,14 @@ pub(crate) fn decode(
     msg: &mut DynamicMessage,
     field: Option<&FieldDescriptor>,
 ) -> Result<(), CodecError> {
-    let json: Json = serde_json::from_slice(body).map_err(|e| malformed(&e))?;
+    let json: Json<'_> = serde_json::from_slice(body).map_err(|e| malformed(&e))?;
     let root = Path::ROOT;
     match field {
         None => {
             if !json.is_object() && Wkt::of(msg.descriptor().full_name()).is_none() {
                 return Err(CodecError::body("request body must be a JSON object"));
             }
-            merge_message(msg, &json, &root, 0)
+            merge_message(msg, json, &root, 0)
         }
         Some(field) => {
             // The body *is* the field: errors inside it are named relative to the body.
@@ -122,7 +123,7 @@ pub(crate) fn decode(
             if json.is_null() {
                 return Ok(());
             }
-            merge_field(msg, field, &json, &root, 0)
+            merge_field(msg, field, json, &root, 0)
         }
     }
 }
@@ -147,7 +148,7 @@ fn too_deep(path: &Path<'_>) -> CodecError {
 /// well-known type (which replaces the message's content).
 fn merge_message(
     msg: &mut DynamicMessage,
-    json: &Json,
+    json: Json<'_>,
     path: &Path<'_>,
     depth: usize,
 ) -> Result<(), CodecError> {
@@ -163,10 +164,10 @@ fn merge_message(
         return Err(path.error("must be an object"));
     };
     // Oneofs seen in this object, with the JSON name of the member that set them.
-    let mut oneofs: Vec<(String, &str)> = Vec::new();
+    let mut oneofs: Vec<(String, String)> = Vec::new();
     for (key, value) in obj {
-        let Some(field) = find_field(&desc, key) else {
-            return Err(path.child(Seg::Key(key)).error("unknown field"));
+        let Some(field) = find_field(&desc, &key) else {
+            return Err(path.child(Seg::Key(&key)).error("unknown field"));
         };
         let json_name = field.json_name();
         let fpath = path.child(Seg::Field(json_name));
@@ -180,7 +181,7 @@ fn merge_message(
                     "cannot be set together with {other} (only one of them may be set)"
                 )));
             }
-            oneofs.push((oneof.name().to_owned(), key.as_str()));
+            oneofs.push((oneof.name().to_owned(), key.into_owned()));
         }
         merge_field(msg, &field, value, &fpath, depth + 1)?;
     }
@@ -205,7 +206,7 @@ fn is_value_wkt(field: &FieldDescriptor) -> bool {
 fn merge_field(
     msg: &mut DynamicMessage,
     field: &FieldDescriptor,
-    json: &Json,
+    json: Json<'_>,
     path: &Path<'_>,
     depth: usize,
 ) -> Result<(), CodecError> {
@@ -224,12 +225,16 @@ fn merge_field(
         let value_kind = entry.map_entry_value_field().kind();
         let mut entries = Vec::with_capacity(obj.len());
         for (key, value) in obj {
-            let kpath = path.child(Seg::Key(key));
-            let map_key = parse_map_key(&key_kind, key).at(&kpath)?;
+            let kpath = path.child(Seg::Key(&key));
             if value.is_null() && !is_value_kind(&value_kind) {
                 return Err(kpath.error("must not be null"));
             }
-            entries.push((map_key, parse_value(&value_kind, value, &kpath, depth + 1)?));
+            let value = parse_value(&value_kind, value, &kpath, depth + 1)?;
+            let map_key = match key_kind {
+                Kind::String => MapKey::String(key.into_owned()),
+                _ => parse_map_key(&key_kind, &key).at(&kpath)?,
+            };
+            entries.push((map_key, value));
         }
         if let Some(map) = msg.get_field_mut(field).as_map_mut() {
             map.extend(entries);
@@ -239,7 +244,7 @@ fn merge_field(
             return Err(path.error("must be an array"));
         };
         let mut values = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in items.into_iter().enumerate() {
             let ipath = path.child(Seg::Index(i));
             if item.is_null() && !is_value_kind(&kind) {
                 return Err(ipath.error("must not be null"));
@@ -255,7 +260,7 @@ fn merge_field(
         }
     } else {
         let value = parse_value(&kind, json, path, depth)?;
-        msg.set_field(field, value);
+        try_set(msg, field, value, path)?;
     }
     Ok(())
 }
@@ -278,7 +283,7 @@ fn parse_map_key(kind: &Kind, key: &str) -> Result<MapKey, String> {
 /// One singular value of `kind` from JSON.
 fn parse_value(
     kind: &Kind,
-    json: &Json,
+    json: Json<'_>,
     path: &Path<'_>,
     depth: usize,
 ) -> Result<Value, CodecError> {
@@ -293,12 +298,12 @@ fn parse_value(
 }
 
 /// A non-message value from JSON by proto3-JSON rules.
-fn parse_scalar(kind: &Kind, json: &Json) -> Result<Value, String> {
+fn parse_scalar(kind: &Kind, json: Json<'_>) -> Result<Value, String> {
     match kind {
         Kind::Double | Kind::Float => {
             let f = match json {
-                Json::Number(n) => n.as_f64().ok_or("must be a number")?,
-                Json::String(s) => text::parse_float_text(s)?,
+                Json::Number(n) => n.as_f64(),
+                Json::String(s) => text::parse_float_text(&s)?,
                 _ => return Err("must be a number".into()),
             };
             text::float_value(kind, f)
@@ -320,28 +325,28 @@ fn parse_scalar(kind: &Kind, json: &Json) -> Result<Value, String> {
                     } else if let Some(u) = n.as_u64() {
                         i128::from(u)
                     } else {
-                        text::float_to_int(n.as_f64().unwrap_or(f64::NAN))?
+                        text::float_to_int(n.as_f64())?
                     }
                 }
-                Json::String(s) => text::parse_int_text(s)?,
+                Json::String(s) => text::parse_int_text(&s)?,
                 _ => return Err("must be an integer".into()),
             };
             text::int_value(kind, i)
         }
         Kind::Bool => match json {
-            Json::Bool(b) => Ok(Value::Bool(*b)),
+            Json::Bool(b) => Ok(Value::Bool(b)),
             _ => Err("must be a boolean".into()),
         },
         Kind::String => match json {
-            Json::String(s) => Ok(Value::String(s.clone())),
+            Json::String(s) => Ok(Value::String(s.into_owned())),
             _ => Err("must be a string".into()),
         },
         Kind::Bytes => match json {
-            Json::String(s) => text::parse_base64(s).map(Value::Bytes),
+            Json::String(s) => text::parse_base64(&s).map(Value::Bytes),
             _ => Err("must be a base64 string".into()),
         },
         Kind::Enum(e) => match json {
-            Json::String(s) => text::parse_enum_text(e, s).map(Value::EnumNumber),
+            Json::String(s) => text::parse_enum_text(e, &s).map(Value::EnumNumber),
             Json::Number(n) => match n.as_i64() {
                 Some(n) => text::enum_number(e, n).map(Value::EnumNumber),
                 None => Err(text::enum_error(e)),
@@ -357,14 +362,14 @@ fn parse_scalar(kind: &Kind, json: &Json) -> Result<Value, String> {
 fn parse_wkt(
     desc: &MessageDescriptor,
     w: Wkt,
-    json: &Json,
+    json: Json<'_>,
     path: &Path<'_>,
     depth: usize,
 ) -> Result<DynamicMessage, CodecError> {
     let mut msg = DynamicMessage::new(desc.clone());
     match w {
         Wkt::Timestamp | Wkt::Duration | Wkt::FieldMask | Wkt::Wrapper => {
-            if let Json::String(s) = json {
+            if let Json::String(s) = &json {
                 return wkt_from_text(desc, w, s).at(path);
             }
             if w != Wkt::Wrapper {
@@ -372,7 +377,7 @@ fn parse_wkt(
             }
             let field = wkt_field(desc, 1, path)?;
             let value = parse_scalar(&field.kind(), json).at(path)?;
-            msg.set_field(&field, value);
+            try_set(&mut msg, &field, value, path)?;
         }
         Wkt::Struct => {
             let Json::Object(_) = json else {
@@ -389,9 +394,9 @@ fn parse_wkt(
         Wkt::Value => {
             let (number, value) = match json {
                 Json::Null => (1, Value::EnumNumber(0)),
-                Json::Number(n) => (2, Value::F64(n.as_f64().unwrap_or(f64::NAN))),
-                Json::String(s) => (3, Value::String(s.clone())),
-                Json::Bool(b) => (4, Value::Bool(*b)),
+                Json::Number(n) => (2, Value::F64(n.as_f64())),
+                Json::String(s) => (3, Value::String(s.into_owned())),
+                Json::Bool(b) => (4, Value::Bool(b)),
                 Json::Object(_) | Json::Array(_) => {
                     let number = if json.is_object() { 5 } else { 6 };
                     let field = wkt_field(desc, number, path)?;
@@ -403,13 +408,25 @@ fn parse_wkt(
                     (number, Value::Message(sub))
                 }
             };
-            msg.set_field(&wkt_field(desc, number, path)?, value);
+            try_set(&mut msg, &wkt_field(desc, number, path)?, value, path)?;
         }
         Wkt::Any => {
             return Err(path.error("google.protobuf.Any is not supported in requests"));
         }
     }
     Ok(msg)
+}
+
+/// `set_field` without its panic: a value that does not fit the field (only possible with a
+/// descriptor pool whose well-known types are not the real ones) is an error.
+fn try_set(
+    msg: &mut DynamicMessage,
+    field: &FieldDescriptor,
+    value: Value,
+    path: &Path<'_>,
+) -> Result<(), CodecError> {
+    msg.try_set_field(field, value)
+        .map_err(|_| path.error(format!("cannot hold this value ({})", field.full_name())))
 }
 
 fn wkt_field(

@@ -46,8 +46,8 @@ pub(crate) fn encode_field(
         None => Filter::All,
         Some(sel) => Filter::Fields(sel),
     };
-    // An unset field is written as its default (an empty object for a message), so that the
-    // response is always the JSON type the contract promises.
+    // An unset field is written as its default (for a message, its object of default values), so
+    // that the response is always the JSON type the contract promises.
     let value = msg.get_field(field);
     write_field_value(field, &value, filter, 0, out);
 }

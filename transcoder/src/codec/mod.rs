@@ -8,16 +8,24 @@
 //! selector. It knows nothing about HTTP, routes or any particular service, and it must never
 //! panic on client input: every malformed body or value becomes a [`CodecError`] naming the field.
 //!
-//! * [`json`]: the encoder, a hand-written walk that streams straight into a `Vec<u8>`.
-//! * [`decode`]: JSON bodies merged into messages, with full-path error reporting.
-//! * [`bind`]: single textual values bound to (nested, repeated) fields by dotted path.
-//! * [`select`]: the `?select=` field selector.
+//! * `json`: the encoder, a hand-written walk that streams straight into a `Vec<u8>`.
+//! * `decode`: JSON bodies merged into messages, with full-path error reporting.
+//! * `bind`: single textual values bound to (nested, repeated) fields by dotted path.
+//! * `select`: the `?select=` field selector.
+//! * `text`, `wkt`: proto3-JSON text forms of scalars and well-known types, shared by both
+//!   directions.
+//!
+//! Choices the contract leaves open, made here: fields are written in field-number order and map
+//! keys sorted (equal messages give equal bytes); enum numbers the descriptor does not define are
+//! written as numbers and rejected in requests; out-of-range Timestamps / Durations are written
+//! as `null`; an empty selector selects everything.
 
 mod bind;
 mod decode;
 mod json;
 mod select;
 mod text;
+mod tree;
 mod wkt;
 
 use std::borrow::Cow;
@@ -89,6 +97,10 @@ pub trait Marshaler: Send + Sync + 'static {
 }
 
 /// The JSON marshaler (`application/json`) in the contract's shape.
+///
+/// List responses (for the selector) are recognised from the descriptor: no `id` field, at least
+/// one repeated message field, and nothing else but scalars. A message with an `id` is always a
+/// single object, so an order's line items are never mistaken for a list of results.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct JsonMarshaler;
 

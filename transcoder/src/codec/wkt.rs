@@ -107,8 +107,8 @@ pub(crate) fn parse_timestamp(s: &str) -> Result<(i64, i32), String> {
 
 /// Writes a Duration as a quoted `"1.5s"`; `false` when the value is invalid.
 pub(crate) fn write_duration(seconds: i64, nanos: i32, out: &mut Vec<u8>) -> bool {
-    if seconds.abs() > MAX_DURATION
-        || nanos.abs() > 999_999_999
+    if seconds.unsigned_abs() > MAX_DURATION as u64
+        || nanos.unsigned_abs() > 999_999_999
         || (seconds > 0 && nanos < 0)
         || (seconds < 0 && nanos > 0)
     {
@@ -230,6 +230,8 @@ mod tests {
         assert_eq!(dur(0, -1_000_000), "\"-0.001s\"");
         assert_eq!(dur(-3, 0), "\"-3s\"");
         assert!(!write_duration(1, -1, &mut Vec::new()));
+        assert!(!write_duration(i64::MIN, i32::MIN, &mut Vec::new()));
+        assert!(!write_timestamp(i64::MIN, i32::MIN, &mut Vec::new()));
         assert_eq!(parse_duration("1.5s"), Ok((1, 500_000_000)));
         assert_eq!(parse_duration("-0.001s"), Ok((0, -1_000_000)));
         assert!(parse_duration("1.5").is_err());

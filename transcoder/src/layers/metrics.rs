@@ -2,7 +2,7 @@
 //! installs the recorder/exporter): counter `http_requests_total{method,
 //! route,status}` and histogram `http_request_duration_seconds{method,
 //! route}`. `route` is the matched pattern from the response's
-//! [`MatchedRoute`](crate::MatchedRoute) extension, or `unmatched`, so label
+//! [`MatchedRoute`] extension, or `unmatched`, so label
 //! cardinality is bounded by the route table, never by raw paths.
 
 use std::task::{Context, Poll};

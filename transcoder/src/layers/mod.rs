@@ -8,6 +8,7 @@
 //! Trace          one span per request; outermost so it times everything
 //! Metrics        count / status / latency per matched route
 //! CatchPanic     a panic below becomes a 500 that Metrics and Trace still see
+//!                (GrpcCatchPanic does the same on the gRPC server side)
 //! RequestId      before Cors/SecurityHeaders so every answer carries the id
 //! SecurityHeaders
 //! Cors           answers preflights itself, so it sits just above the edge
@@ -24,7 +25,7 @@ pub mod request_id;
 pub mod security;
 pub mod trace;
 
-pub use catch_panic::CatchPanic;
+pub use catch_panic::{CatchPanic, GrpcCatchPanic};
 pub use cors::{Cors, CorsConfig};
 pub use metrics::Metrics;
 pub use request_id::{RequestId, RequestIdValue};

@@ -319,6 +319,22 @@ pub async fn serve_grpc() -> SocketAddr {
     addr
 }
 
+/// Serves the service over gRPC on a loopback port behind
+/// `GrpcCatchPanic`, as a production server would.
+pub async fn serve_grpc_guarded() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(transcoder::layers::GrpcCatchPanic::layer())
+            .add_service(LibraryServiceServer::new(Library))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await
+            .unwrap();
+    });
+    addr
+}
+
 /// A channel to a gRPC address (lazy: connects on first use).
 pub fn channel(addr: SocketAddr) -> tonic::transport::Channel {
     tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
