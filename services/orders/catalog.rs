@@ -127,8 +127,12 @@ impl Catalog {
             ttl_seconds: RESERVATION_TTL_SECONDS,
         });
         Box::pin(async move {
-            client.reserve_stock(request).await.map_err(OrderError::Upstream)?;
-            Ok(())
+            let response = client.reserve_stock(request).await.map_err(OrderError::Upstream)?;
+            match response.into_inner().state() {
+                pb::ReservationState::Reserved | pb::ReservationState::Committed => Ok(()),
+                // A key already released is never reserved again: order ids are not reused.
+                state => Err(OrderError::Unexpected(anyhow::anyhow!("reservation is {state:?}"))),
+            }
         })
     }
 
