@@ -642,3 +642,18 @@ async fn order_creation_throughput() {
         elapsed.as_secs_f64() * 1000.0 / total as f64 * concurrency as f64
     );
 }
+
+#[tokio::test]
+async fn in_mesh_mode_orders_reserve_through_a_remote_catalog() {
+    // App A runs the catalog (and its stock); app B's orders service reaches it at CATALOG_URL.
+    let catalog_app = spawn_app().await;
+    let p = product(&catalog_app, "Remote thing", 1_000, 0.0, 3).await;
+    let orders_app = common::spawn_app_with(&["--catalog-url", &catalog_app.grpc]).await;
+
+    let order = place(&orders_app, &[(p, 2)], &orders_app.user_token()).await;
+    assert_eq!(order["total"], 31.59);
+    assert_eq!(stock_of(&catalog_app, p).await, 1, "reserved in the remote catalog");
+
+    let short = post_order(&orders_app, &order_body(&[(p, 2)]), &orders_app.user_token(), None).await;
+    assert_error(short, 422, "INSUFFICIENT_STOCK").await;
+}
