@@ -93,7 +93,9 @@ impl Authenticator {
         // Identity: every token of the user issued before a cutoff (password reset, deletion).
         match self.kv.get(&revoked_before_key(claims.sub)).await {
             Ok(Some(cutoff)) => {
-                let cutoff = std::str::from_utf8(&cutoff).ok().and_then(|s| s.parse::<i64>().ok());
+                let cutoff = std::str::from_utf8(&cutoff)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok());
                 if cutoff.is_some_and(|cutoff| claims.iat < cutoff) {
                     return Caller::Refused(TokenError::Invalid);
                 }
@@ -126,9 +128,18 @@ impl Authenticator {
 impl Authenticator {
     /// Identity: revokes every access token of `user_id` issued before `at` (whole seconds;
     /// a token minted in the same second survives). Kept for `ttl`, the longest token life.
-    pub async fn revoke_user(&self, user_id: i64, at: chrono::DateTime<chrono::Utc>, ttl: Duration) -> anyhow::Result<()> {
+    pub async fn revoke_user(
+        &self,
+        user_id: i64,
+        at: chrono::DateTime<chrono::Utc>,
+        ttl: Duration,
+    ) -> anyhow::Result<()> {
         self.kv
-            .set(&revoked_before_key(user_id), at.timestamp().to_string().as_bytes(), ttl)
+            .set(
+                &revoked_before_key(user_id),
+                at.timestamp().to_string().as_bytes(),
+                ttl,
+            )
             .await
     }
 }

@@ -302,16 +302,37 @@ pub struct Settings {
     #[arg(long, env = "SMTP_PASS", hide_env_values = true, global = true)]
     pub smtp_pass: Option<SecretString>,
     /// SMTP transport security.
-    #[arg(long, env = "SMTP_TLS", value_enum, default_value = "starttls", global = true)]
+    #[arg(
+        long,
+        env = "SMTP_TLS",
+        value_enum,
+        default_value = "starttls",
+        global = true
+    )]
     pub smtp_tls: SmtpTls,
     /// Sender address of outgoing mail.
-    #[arg(long, env = "EMAIL_FROM", default_value = "ecom <no-reply@ecom.local>", global = true)]
+    #[arg(
+        long,
+        env = "EMAIL_FROM",
+        default_value = "ecom <no-reply@ecom.local>",
+        global = true
+    )]
     pub email_from: String,
     /// Public URL of the shop's frontend; password reset links point there (never at the Host header).
-    #[arg(long, env = "FRONTEND_URL", default_value = "http://localhost:5173", global = true)]
+    #[arg(
+        long,
+        env = "FRONTEND_URL",
+        default_value = "http://localhost:5173",
+        global = true
+    )]
     pub frontend_url: String,
     /// Failed logins of one account within the window that lock it.
-    #[arg(long, env = "LOGIN_LOCKOUT_THRESHOLD", default_value_t = 5, global = true)]
+    #[arg(
+        long,
+        env = "LOGIN_LOCKOUT_THRESHOLD",
+        default_value_t = 5,
+        global = true
+    )]
     pub login_lockout_threshold: i32,
     /// Window in which failed logins are counted, e.g. 15m.
     #[arg(long, env = "LOGIN_LOCKOUT_WINDOW", default_value = "15m", value_parser = parse_duration, global = true)]
@@ -320,7 +341,12 @@ pub struct Settings {
     #[arg(long, env = "LOGIN_LOCKOUT_DURATION", default_value = "15m", value_parser = parse_duration, global = true)]
     pub login_lockout_duration: Duration,
     /// Longest access token a client may ask for with `expiresInMins` (DummyJSON), in minutes.
-    #[arg(long, env = "JWT_MAX_EXPIRES_IN_MINS", default_value_t = 60, global = true)]
+    #[arg(
+        long,
+        env = "JWT_MAX_EXPIRES_IN_MINS",
+        default_value_t = 60,
+        global = true
+    )]
     pub jwt_max_expires_in_mins: u32,
     /// Grace period of a deleted account before its personal data is purged, e.g. 30d.
     #[arg(long, env = "ACCOUNT_DELETION_GRACE", default_value = "30d", value_parser = parse_duration, global = true)]
@@ -331,6 +357,58 @@ pub struct Settings {
     /// Password of the ADMIN_EMAIL account.
     #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true, global = true)]
     pub admin_password: Option<SecretString>,
+
+    // Commerce: orders, carts and payments (services/orders, services/payments).
+    /// Tax rate applied to the discounted subtotal of an order, e.g. 0.08 for 8 %.
+    #[arg(long, env = "TAX_RATE", default_value_t = 0.08, global = true)]
+    pub tax_rate: f64,
+    /// Flat shipping fee of an order below the free-shipping threshold, in currency units.
+    #[arg(long, env = "SHIPPING_FLAT_FEE", default_value_t = 9.99, global = true)]
+    pub shipping_flat_fee: f64,
+    /// Discounted subtotal from which shipping is free, in currency units.
+    #[arg(
+        long,
+        env = "FREE_SHIPPING_THRESHOLD",
+        default_value_t = 100.0,
+        global = true
+    )]
+    pub free_shipping_threshold: f64,
+    /// Days after delivery during which a return may be requested.
+    #[arg(long, env = "RETURN_WINDOW_DAYS", default_value_t = 30, global = true)]
+    pub return_window_days: u32,
+    /// Payment provider: sandbox (fake, default) or stripe.
+    #[arg(
+        long,
+        env = "PAYMENT_PROVIDER",
+        default_value = "sandbox",
+        global = true
+    )]
+    pub payment_provider: String,
+    /// Stripe secret API key (PAYMENT_PROVIDER=stripe).
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true, global = true)]
+    pub stripe_secret_key: Option<SecretString>,
+    /// Secret that signs Stripe webhook events (Stripe-Signature).
+    #[arg(
+        long,
+        env = "STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub stripe_webhook_secret: Option<SecretString>,
+    /// Base URL of the Stripe API (a fake server in tests).
+    #[arg(
+        long,
+        env = "STRIPE_API_BASE",
+        default_value = "https://api.stripe.com",
+        global = true
+    )]
+    pub stripe_api_base: String,
+    /// Where the orders service reaches the catalog service over gRPC; unset: in-process.
+    #[arg(long, env = "CATALOG_URL", global = true)]
+    pub catalog_url: Option<String>,
+    /// Where the payments service reaches the orders service over gRPC; unset: in-process.
+    #[arg(long, env = "ORDERS_URL", global = true)]
+    pub orders_url: Option<String>,
 }
 
 /// How the mail sender secures its SMTP connection.

@@ -43,7 +43,9 @@ async fn run() -> anyhow::Result<()> {
             tracing::info!(products, "catalog seeded");
             return Ok(());
         }
-        Command::Admin { command: AdminCommand::Create { email, password } } => {
+        Command::Admin {
+            command: AdminCommand::Create { email, password },
+        } => {
             let db = ecom::db::migrate(&settings.database_url).await?;
             let id = ecom::auth::seed::ensure_admin(&db, &email, &password).await?;
             tracing::info!(id, %email, "admin account ready");

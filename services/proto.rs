@@ -92,14 +92,23 @@ mod tests {
     const SERVICES: &[(&str, usize)] = &[
         // 8 endpoints of spec 4 + GET /auth/me.
         ("ecom.auth.v1.AuthService", 9),
-        // 8 endpoints of spec 5 (ListCategories and UpdateProduct carry one extra binding each).
-        ("ecom.catalog.v1.CatalogService", 8),
+        // 8 endpoints of spec 5 (ListCategories and UpdateProduct carry one extra binding each)
+        // + 4 internal RPCs without a rule (INTERNAL_RPCS).
+        ("ecom.catalog.v1.CatalogService", 12),
         // 10 endpoints of spec 6 + 7 cart endpoints.
         ("ecom.orders.v1.OrdersService", 17),
         // 11 endpoints of spec 7 + PUT /users/{id}.
         ("ecom.users.v1.UsersService", 12),
         // 3 endpoints of spec 8 + the webhook.
         ("ecom.payments.v1.PaymentsService", 4),
+    ];
+
+    /// Service-to-service RPCs that the REST edge must never route (no http rule).
+    const INTERNAL_RPCS: &[&str] = &[
+        "ReserveStock",
+        "CommitReservation",
+        "ReleaseReservation",
+        "GetProductsForPricing",
     ];
 
     /// The `google.api.http` rule of a method, if it has one.
@@ -151,6 +160,14 @@ mod tests {
                 "number of RPCs of {name}"
             );
             for method in service.methods() {
+                if INTERNAL_RPCS.contains(&method.name()) {
+                    assert!(
+                        http_rule(&pool, &method).is_none(),
+                        "{} is internal",
+                        method.full_name()
+                    );
+                    continue;
+                }
                 let rule = http_rule(&pool, &method).unwrap_or_else(|| {
                     panic!("{} has no google.api.http rule", method.full_name())
                 });

@@ -150,7 +150,12 @@ impl Application {
                 if services.contains(&ServiceName::Auth) || services.contains(&ServiceName::Users) {
                     identity_start(&shared, &services, &stop).await?;
                 }
-                let routes = grpc_routes(&shared, &services);
+                let routes = grpc_routes(&shared, &services)?;
+                tokio::spawn(commerce_sweeper(
+                    shared.clone(),
+                    services.clone(),
+                    stop.clone(),
+                ));
                 let listener = TcpListener::bind((settings.host, settings.grpc_port))
                     .await
                     .with_context(|| format!("binding the gRPC port {}", settings.grpc_port))?;
@@ -233,7 +238,11 @@ impl Application {
 
 /// Identity start-up: checks the mail settings, ensures ADMIN_EMAIL, seeds the demo users
 /// (never in production), and spawns the mail sender and the account purge job.
-async fn identity_start(shared: &Shared, services: &[ServiceName], stop: &watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn identity_start(
+    shared: &Shared,
+    services: &[ServiceName],
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let settings = &shared.settings;
     crate::auth::mail::check_settings(settings)?;
     // Computed now, so the first login of an unknown email is not slower than the others.
@@ -244,19 +253,29 @@ async fn identity_start(shared: &Shared, services: &[ServiceName], stop: &watch:
             .context("ensuring ADMIN_EMAIL")?;
     }
     if settings.seed_demo_data && !settings.is_production() {
-        crate::auth::seed::seed_demo_users(&shared.db).await.context("seeding demo users")?;
+        crate::auth::seed::seed_demo_users(&shared.db)
+            .await
+            .context("seeding demo users")?;
     }
     if services.contains(&ServiceName::Auth) {
-        tokio::spawn(crate::auth::mail::run_sender(shared.db.clone(), settings.clone(), stop.clone()));
+        tokio::spawn(crate::auth::mail::run_sender(
+            shared.db.clone(),
+            settings.clone(),
+            stop.clone(),
+        ));
     }
     if services.contains(&ServiceName::Users) {
-        tokio::spawn(users::run_purge(shared.clone(), Duration::from_secs(3600), stop.clone()));
+        tokio::spawn(users::run_purge(
+            shared.clone(),
+            Duration::from_secs(3600),
+            stop.clone(),
+        ));
     }
     Ok(())
 }
 
 /// The gRPC services this process runs, plus reflection and health.
-fn grpc_routes(shared: &Shared, services: &[ServiceName]) -> Routes {
+fn grpc_routes(shared: &Shared, services: &[ServiceName]) -> anyhow::Result<Routes> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -264,17 +283,115 @@ fn grpc_routes(shared: &Shared, services: &[ServiceName]) -> Routes {
     let mut routes = Routes::new(reflection);
     for service in services {
         routes = match service {
-            ServiceName::Auth => routes.add_service(AuthServiceServer::new(auth::AuthApi::new(shared.clone()))),
-            ServiceName::Catalog => routes.add_service(CatalogServiceServer::new(CatalogService::new(
-                shared.db.clone(),
-                shared.cache.clone(),
-            ))),
-            ServiceName::Orders => routes.add_service(OrdersServiceServer::new(orders::OrdersApi)),
-            ServiceName::Users => routes.add_service(UsersServiceServer::new(users::UsersApi::new(shared.clone()))),
-            ServiceName::Payments => routes.add_service(PaymentsServiceServer::new(payments::PaymentsApi)),
+            ServiceName::Auth => {
+                routes.add_service(AuthServiceServer::new(auth::AuthApi::new(shared.clone())))
+            }
+            ServiceName::Catalog => routes.add_service(CatalogServiceServer::new(
+                CatalogService::new(shared.db.clone(), shared.cache.clone()),
+            )),
+            ServiceName::Orders => {
+                routes.add_service(OrdersServiceServer::new(orders_service(shared)?))
+            }
+            ServiceName::Users => routes.add_service(UsersServiceServer::new(
+                users::UsersApi::new(shared.clone()),
+            )),
+            ServiceName::Payments => {
+                routes.add_service(PaymentsServiceServer::new(payments_service(shared)?))
+            }
         };
     }
-    routes
+    Ok(routes)
+}
+
+/// The orders service, reaching the catalog in this process or at CATALOG_URL.
+fn orders_service(shared: &Shared) -> anyhow::Result<orders::OrdersService> {
+    let settings = &shared.settings;
+    let catalog = match &settings.catalog_url {
+        Some(url) => orders::Catalog::remote(url, shared.tokens.clone())?,
+        None => orders::Catalog::in_process(
+            CatalogService::new(shared.db.clone(), shared.cache.clone()),
+            shared.authenticator.clone(),
+            shared.tokens.clone(),
+        ),
+    };
+    let cents = |v: f64, name: &str| {
+        crate::money::from_wire_non_negative(v)
+            .with_context(|| format!("{name} must be an amount in currency units"))
+    };
+    let pricing = orders::domain::PricingRules {
+        tax_bp: orders::domain::pricing::basis_points(settings.tax_rate),
+        shipping_fee_cents: cents(settings.shipping_flat_fee, "SHIPPING_FLAT_FEE")?,
+        free_shipping_threshold_cents: cents(
+            settings.free_shipping_threshold,
+            "FREE_SHIPPING_THRESHOLD",
+        )?,
+    };
+    Ok(orders::OrdersService::new(
+        shared.db.clone(),
+        catalog,
+        shared.clock.clone(),
+        pricing,
+    ))
+}
+
+/// The payments service with the configured provider.
+fn payments_service(shared: &Shared) -> anyhow::Result<payments::PaymentsService> {
+    let settings = &shared.settings;
+    let provider: Arc<dyn payments::provider::PaymentProvider> =
+        match settings.payment_provider.as_str() {
+            "sandbox" => Arc::new(payments::provider::Sandbox),
+            other => anyhow::bail!("PAYMENT_PROVIDER `{other}` is not supported (sandbox)"),
+        };
+    Ok(payments::PaymentsService::new(
+        shared.db.clone(),
+        shared.clock.clone(),
+        provider,
+        settings.stripe_webhook_secret.clone(),
+    ))
+}
+
+/// Every minute: the catalog releases expired stock reservations, the orders
+/// service reconciles orders whose reservation commit was not confirmed, and
+/// idempotency keys older than 24 hours are purged.
+async fn commerce_sweeper(
+    shared: Shared,
+    services: Vec<ServiceName>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let orders = if services.contains(&ServiceName::Orders) {
+        match orders_service(&shared) {
+            Ok(orders) => Some(orders),
+            Err(err) => {
+                tracing::error!(error = ?err, "orders reconciler not started");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = shared.clock.now();
+        if services.contains(&ServiceName::Catalog)
+            && let Err(err) =
+                crate::catalog::reservations::release_expired(&shared.db, &shared.cache, now).await
+        {
+            tracing::warn!(error = ?err, "releasing expired reservations");
+        }
+        if let Some(orders) = &orders {
+            if let Err(err) = orders.reconcile().await {
+                tracing::warn!(error = ?err, "reconciling orders");
+            }
+            if let Err(err) = orders::idempotency::purge(&shared.db, now).await {
+                tracing::warn!(error = ?err, "purging idempotency keys");
+            }
+        }
+    }
 }
 
 /// Serves gRPC (HTTP/2), gRPC-Web (HTTP/1.1) and health on `listener`.
@@ -366,6 +483,8 @@ fn edge_router(
         .timeout(settings.upstream_timeout())
         .max_body_bytes(settings.body_max_size)
         .max_multipart_bytes(settings.upload_max_size)
+        // The payments webhook verifies the provider's signature of the raw body.
+        .forward_header("stripe-signature")
         .reject_unknown_query(false);
     for (name, upstream) in upstreams {
         builder = builder.upstream(name, upstream);
@@ -388,9 +507,15 @@ fn edge_router(
         .route("/ready", get(ready))
         .route("/metrics", get(render_metrics))
         .route("/openapi.json", get(openapi_document))
-        .route(&format!("{}/openapi.json", settings.api_base_path), get(openapi_document))
+        .route(
+            &format!("{}/openapi.json", settings.api_base_path),
+            get(openapi_document),
+        )
         // Identity: avatars (server-made PNG names; SecurityHeaders adds nosniff).
-        .nest_service("/uploads", tower_http::services::ServeDir::new(&settings.upload_dir))
+        .nest_service(
+            "/uploads",
+            tower_http::services::ServeDir::new(&settings.upload_dir),
+        )
         .with_state(state)
         .fallback_service(transcoder);
 

@@ -93,7 +93,8 @@ async fn a_path_variable_of_the_wrong_type_is_a_400_naming_the_field() {
 async fn services_not_built_yet_answer_501_in_the_contract_shape() {
     let app = spawn_app().await;
     let token = app.user_token();
-    let response = app.get_as("/orders", &token).await;
+    // The invoice is not built yet (GET /orders is, since the commerce branch).
+    let response = app.get_as("/orders/ORD-2025010101/invoice", &token).await;
     assert_error(response, 501, "NOT_IMPLEMENTED").await;
 }
 

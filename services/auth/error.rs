@@ -85,9 +85,11 @@ impl From<AuthError> for Status {
     fn from(err: AuthError) -> Status {
         match err {
             AuthError::Invalid(v) => errors::validation(v.into_inner()),
-            AuthError::EmailExists => {
-                errors::status(Code::AlreadyExists, ErrorReason::EmailExists, "Email already registered")
-            }
+            AuthError::EmailExists => errors::status(
+                Code::AlreadyExists,
+                ErrorReason::EmailExists,
+                "Email already registered",
+            ),
             AuthError::InvalidCredentials => errors::status(
                 Code::InvalidArgument,
                 ErrorReason::InvalidCredentials,
@@ -102,7 +104,9 @@ impl From<AuthError> for Status {
                 errors::with_metadata(
                     Code::FailedPrecondition,
                     ErrorReason::AccountLocked,
-                    format!("Account locked after too many failed logins. Try again in {secs} seconds."),
+                    format!(
+                        "Account locked after too many failed logins. Try again in {secs} seconds."
+                    ),
                     metadata,
                 )
             }
@@ -130,14 +134,22 @@ impl From<AuthError> for Status {
                 ErrorReason::InvalidResetToken,
                 "Reset token is invalid or already used",
             ),
-            AuthError::ResetTokenExpired => {
-                errors::status(Code::InvalidArgument, ErrorReason::ResetTokenExpired, "Reset token has expired")
+            AuthError::ResetTokenExpired => errors::status(
+                Code::InvalidArgument,
+                ErrorReason::ResetTokenExpired,
+                "Reset token has expired",
+            ),
+            AuthError::UserNotFound => {
+                errors::status(Code::NotFound, ErrorReason::UserNotFound, "User not found")
             }
-            AuthError::UserNotFound => errors::status(Code::NotFound, ErrorReason::UserNotFound, "User not found"),
-            AuthError::Forbidden(why) => errors::status(Code::PermissionDenied, ErrorReason::Forbidden, why),
-            AuthError::AddressNotFound => {
-                errors::status(Code::NotFound, ErrorReason::AddressNotFound, "Address not found")
+            AuthError::Forbidden(why) => {
+                errors::status(Code::PermissionDenied, ErrorReason::Forbidden, why)
             }
+            AuthError::AddressNotFound => errors::status(
+                Code::NotFound,
+                ErrorReason::AddressNotFound,
+                "Address not found",
+            ),
             AuthError::UnsupportedMediaType(why) => errors::status_with_http(
                 Code::InvalidArgument,
                 ErrorReason::UnsupportedMediaType,

@@ -42,20 +42,30 @@ pub async fn load_profile(shared: &Shared, id: i64) -> Result<common::User, Auth
     {
         return Ok(user);
     }
-    let row = store::find_user(&shared.db, id).await?.ok_or(AuthError::UserNotFound)?;
+    let row = store::find_user(&shared.db, id)
+        .await?
+        .ok_or(AuthError::UserNotFound)?;
     Ok(cache_profile(shared, &row).await)
 }
 
 /// Writes a user's profile through to the cache; returns it.
 pub async fn cache_profile(shared: &Shared, row: &UserRow) -> common::User {
     let user = row.to_wire();
-    shared.cache.set(&profile_key(row.id), &user.encode_to_vec(), PROFILE_TTL).await;
+    shared
+        .cache
+        .set(&profile_key(row.id), &user.encode_to_vec(), PROFILE_TTL)
+        .await;
     user
 }
 
 /// Counts a hit on a per-account limit; `Err(RateLimited)` over it. Fails open when the store
 /// is down (as the edge limiter does).
-pub async fn account_limit(shared: &Shared, group: &str, account: &str, (max, window): (u64, Duration)) -> Result<(), AuthError> {
+pub async fn account_limit(
+    shared: &Shared,
+    group: &str,
+    account: &str,
+    (max, window): (u64, Duration),
+) -> Result<(), AuthError> {
     let key = format!("rl:{group}:{}", account.trim().to_lowercase());
     match shared.kv.hit(&key, window).await {
         Ok((count, _)) if count <= max => Ok(()),
@@ -111,7 +121,10 @@ impl AuthApi {
         ttl: Option<Duration>,
         family: Option<Uuid>,
     ) -> Result<Session, AuthError> {
-        let (access, claims) = self.shared.tokens.mint(user.id, &user.email, user.role(), ttl);
+        let (access, claims) = self
+            .shared
+            .tokens
+            .mint(user.id, &user.email, user.role(), ttl);
         let refresh = secret_token::generate();
         let refresh_ttl = chrono::Duration::from_std(self.shared.settings.jwt_refresh_expires_in)
             .context("JWT_REFRESH_EXPIRES_IN out of range")?;
@@ -123,18 +136,28 @@ impl AuthApi {
             self.now() + refresh_ttl,
         )
         .await?;
-        Ok(Session { access, refresh, expires_at: crate::tokens::Tokens::expires_at(&claims) })
+        Ok(Session {
+            access,
+            refresh,
+            expires_at: crate::tokens::Tokens::expires_at(&claims),
+        })
     }
 
     /// Whether a deleted account is past its grace period (then it cannot log in any more).
     fn past_grace(&self, user: &UserRow) -> bool {
-        let grace = chrono::Duration::from_std(self.shared.settings.account_deletion_grace).unwrap_or(chrono::Duration::MAX);
-        user.deletion_requested_at.is_some_and(|at| at + grace <= self.now())
+        let grace = chrono::Duration::from_std(self.shared.settings.account_deletion_grace)
+            .unwrap_or(chrono::Duration::MAX);
+        user.deletion_requested_at
+            .is_some_and(|at| at + grace <= self.now())
     }
 
     async fn login_inner(&self, r: pb::LoginRequest) -> Result<pb::LoginResponse, AuthError> {
         let mut v = Violations::default();
-        let login = if r.email.trim().is_empty() { r.username.trim() } else { r.email.trim() };
+        let login = if r.email.trim().is_empty() {
+            r.username.trim()
+        } else {
+            r.email.trim()
+        };
         if login.is_empty() {
             v.push("email", "Email or username is required");
         }
@@ -158,7 +181,9 @@ impl AuthApi {
         };
         let now = self.now();
         if let Some(until) = user.locked_until.filter(|until| *until > now) {
-            return Err(AuthError::AccountLocked((until - now).to_std().unwrap_or_default()));
+            return Err(AuthError::AccountLocked(
+                (until - now).to_std().unwrap_or_default(),
+            ));
         }
         if !password::verify(password, user.password_hash.clone()).await? {
             let locked = store::record_failed_login(
@@ -179,7 +204,9 @@ impl AuthApi {
         store::record_successful_login(&mut *tx, user.id).await?;
         let session = self.session(&mut *tx, &user, ttl, None).await?;
         tx.commit().await?;
-        let row = store::find_user(&self.shared.db, user.id).await?.ok_or(AuthError::UserNotFound)?;
+        let row = store::find_user(&self.shared.db, user.id)
+            .await?
+            .ok_or(AuthError::UserNotFound)?;
         let u = cache_profile(&self.shared, &row).await;
         Ok(pb::LoginResponse {
             token: session.access.clone(),
@@ -197,7 +224,10 @@ impl AuthApi {
         })
     }
 
-    async fn register_inner(&self, r: pb::RegisterRequest) -> Result<pb::RegisterResponse, AuthError> {
+    async fn register_inner(
+        &self,
+        r: pb::RegisterRequest,
+    ) -> Result<pb::RegisterResponse, AuthError> {
         let mut v = Violations::default();
         let email = v.check("email", Email::parse(&r.email));
         let password = v.check("password", NewPassword::parse(&r.password));
@@ -217,10 +247,17 @@ impl AuthApi {
         let hash = password::hash(new.password.secret().clone()).await?;
 
         let chosen = new.username.is_some();
-        let base = new.username.clone().unwrap_or_else(|| Username::from_email(&new.email));
+        let base = new
+            .username
+            .clone()
+            .unwrap_or_else(|| Username::from_email(&new.email));
         let mut attempt = 0u32;
         let user = loop {
-            let username = if attempt == 0 { base.clone() } else { base.with_suffix(rand::random::<u32>() % 100_000) };
+            let username = if attempt == 0 {
+                base.clone()
+            } else {
+                base.with_suffix(rand::random::<u32>() % 100_000)
+            };
             let inserted = store::insert_user(
                 &self.shared.db,
                 new.email.as_str(),
@@ -282,16 +319,27 @@ impl AuthApi {
         })
     }
 
-    async fn forgot_inner(&self, r: pb::ForgotPasswordRequest) -> Result<pb::ForgotPasswordResponse, AuthError> {
+    async fn forgot_inner(
+        &self,
+        r: pb::ForgotPasswordRequest,
+    ) -> Result<pb::ForgotPasswordResponse, AuthError> {
         let email = Email::parse(&r.email).map_err(|m| {
             let mut v = Violations::default();
             v.check::<()>("email", Err(m));
             AuthError::Invalid(v)
         })?;
-        account_limit(&self.shared, "forgot-account", email.as_str(), RESET_PER_ACCOUNT).await?;
+        account_limit(
+            &self.shared,
+            "forgot-account",
+            email.as_str(),
+            RESET_PER_ACCOUNT,
+        )
+        .await?;
         let user = store::find_by_login(&self.shared.db, email.as_str()).await?;
         // Only an exact email match counts (not a username), and never a deleted account.
-        if let Some(user) = user.filter(|u| u.email.eq_ignore_ascii_case(email.as_str()) && u.deletion_requested_at.is_none()) {
+        if let Some(user) = user.filter(|u| {
+            u.email.eq_ignore_ascii_case(email.as_str()) && u.deletion_requested_at.is_none()
+        }) {
             let token = secret_token::generate();
             let link = format!(
                 "{}/reset-password?token={token}",
@@ -302,30 +350,52 @@ impl AuthApi {
                 user.first_name
             );
             let mut tx = self.shared.db.begin().await?;
-            store::insert_password_reset(&mut *tx, &secret_token::digest(&token), user.id, self.now() + RESET_TOKEN_TTL).await?;
+            store::insert_password_reset(
+                &mut *tx,
+                &secret_token::digest(&token),
+                user.id,
+                self.now() + RESET_TOKEN_TTL,
+            )
+            .await?;
             store::enqueue_mail(&mut *tx, &user.email, "Reset your password", &body).await?;
             tx.commit().await?;
         }
-        Ok(pb::ForgotPasswordResponse { message: "Password reset email sent".to_owned() })
+        Ok(pb::ForgotPasswordResponse {
+            message: "Password reset email sent".to_owned(),
+        })
     }
 
-    async fn reset_inner(&self, r: pb::ResetPasswordRequest) -> Result<pb::ResetPasswordResponse, AuthError> {
+    async fn reset_inner(
+        &self,
+        r: pb::ResetPasswordRequest,
+    ) -> Result<pb::ResetPasswordResponse, AuthError> {
         let mut v = Violations::default();
         if r.token.trim().is_empty() {
             v.push("token", "Reset token is required");
         }
         let password = v.check("newPassword", NewPassword::parse(&r.new_password));
         let password = v.finish(|| password.expect("checked"))?;
-        account_limit(&self.shared, "reset-token", &hex_prefix(r.token.trim()), RESET_PER_ACCOUNT).await?;
+        account_limit(
+            &self.shared,
+            "reset-token",
+            &hex_prefix(r.token.trim()),
+            RESET_PER_ACCOUNT,
+        )
+        .await?;
         let hash = password::hash(password.secret().clone()).await?;
         let now = self.now();
         let mut tx = self.shared.db.begin().await?;
-        let user_id = match store::redeem_password_reset(&mut tx, &secret_token::digest(r.token.trim()), now).await? {
-            Redemption::Redeemed(id) => id,
-            Redemption::Invalid => return Err(AuthError::InvalidResetToken),
-            Redemption::Expired => return Err(AuthError::ResetTokenExpired),
-        };
-        let user = store::find_user(&mut *tx, user_id).await?.ok_or(AuthError::InvalidResetToken)?;
+        let user_id =
+            match store::redeem_password_reset(&mut tx, &secret_token::digest(r.token.trim()), now)
+                .await?
+            {
+                Redemption::Redeemed(id) => id,
+                Redemption::Invalid => return Err(AuthError::InvalidResetToken),
+                Redemption::Expired => return Err(AuthError::ResetTokenExpired),
+            };
+        let user = store::find_user(&mut *tx, user_id)
+            .await?
+            .ok_or(AuthError::InvalidResetToken)?;
         store::set_password(&mut *tx, user_id, &hash).await?;
         store::revoke_all_refresh_tokens(&mut *tx, user_id, now).await?;
         store::enqueue_mail(
@@ -337,27 +407,45 @@ impl AuthApi {
         .await?;
         tx.commit().await?;
         self.revoke_access_tokens(user_id).await;
-        Ok(pb::ResetPasswordResponse { message: "Password reset successfully".to_owned() })
+        Ok(pb::ResetPasswordResponse {
+            message: "Password reset successfully".to_owned(),
+        })
     }
 
     /// Revokes every access token of a user issued before now (best effort: logged on failure).
     async fn revoke_access_tokens(&self, user_id: i64) {
         let ttl = Duration::from_secs(60 * u64::from(self.shared.settings.jwt_max_expires_in_mins))
             .max(self.shared.settings.jwt_expires_in);
-        if let Err(e) = self.shared.authenticator.revoke_user(user_id, self.now(), ttl).await {
+        if let Err(e) = self
+            .shared
+            .authenticator
+            .revoke_user(user_id, self.now(), ttl)
+            .await
+        {
             tracing::error!(error = ?e, user_id, "could not revoke the user's access tokens");
         }
     }
 
-    async fn change_inner(&self, principal: authn::Principal, r: pb::ChangePasswordRequest) -> Result<pb::ChangePasswordResponse, AuthError> {
+    async fn change_inner(
+        &self,
+        principal: authn::Principal,
+        r: pb::ChangePasswordRequest,
+    ) -> Result<pb::ChangePasswordResponse, AuthError> {
         let mut v = Violations::default();
         if r.current_password.is_empty() {
             v.push("currentPassword", "Current password is required");
         }
         let password = v.check("newPassword", NewPassword::parse(&r.new_password));
         let password = v.finish(|| password.expect("checked"))?;
-        let user = store::find_user(&self.shared.db, principal.user_id).await?.ok_or(AuthError::UserNotFound)?;
-        if !password::verify(SecretString::from(r.current_password), user.password_hash.clone()).await? {
+        let user = store::find_user(&self.shared.db, principal.user_id)
+            .await?
+            .ok_or(AuthError::UserNotFound)?;
+        if !password::verify(
+            SecretString::from(r.current_password),
+            user.password_hash.clone(),
+        )
+        .await?
+        {
             return Err(AuthError::InvalidCredentials);
         }
         let hash = password::hash(password.secret().clone()).await?;
@@ -365,32 +453,47 @@ impl AuthApi {
         store::set_password(&mut *tx, user.id, &hash).await?;
         store::revoke_all_refresh_tokens(&mut *tx, user.id, self.now()).await?;
         tx.commit().await?;
-        Ok(pb::ChangePasswordResponse { message: "Password changed successfully".to_owned() })
+        Ok(pb::ChangePasswordResponse {
+            message: "Password changed successfully".to_owned(),
+        })
     }
 }
 
 /// A short, non-secret key for a token (its digest's first bytes), for rate limiting.
 fn hex_prefix(token: &str) -> String {
-    secret_token::digest(token).iter().take(8).map(|b| format!("{b:02x}")).collect()
+    secret_token::digest(token)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[tonic::async_trait]
 impl AuthService for AuthApi {
     /// Spec 4.2.1 (plus DummyJSON's username and expiresInMins).
     #[tracing::instrument(skip_all)]
-    async fn login(&self, req: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+    async fn login(
+        &self,
+        req: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
         Ok(Response::new(self.login_inner(req.into_inner()).await?))
     }
 
     /// Spec 4.2.2.
     #[tracing::instrument(skip_all)]
-    async fn register(&self, req: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+    async fn register(
+        &self,
+        req: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
         Ok(Response::new(self.register_inner(req.into_inner()).await?))
     }
 
     /// Spec 4.2.3: an invalid token is the standard 401 error (see the report on the body).
     #[tracing::instrument(skip_all)]
-    async fn validate(&self, req: Request<pb::ValidateRequest>) -> Result<Response<pb::ValidateResponse>, Status> {
+    async fn validate(
+        &self,
+        req: Request<pb::ValidateRequest>,
+    ) -> Result<Response<pb::ValidateResponse>, Status> {
         let principal = authn::require_user(&req)?;
         let user = match load_profile(&self.shared, principal.user_id).await {
             Ok(u) => u,
@@ -403,12 +506,18 @@ impl AuthService for AuthApi {
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(Response::new(pb::ValidateResponse { is_valid: true, user: Some(user) }))
+        Ok(Response::new(pb::ValidateResponse {
+            is_valid: true,
+            user: Some(user),
+        }))
     }
 
     /// Spec 4.2.4: revokes the access token's jti and the refresh token's family.
     #[tracing::instrument(skip_all)]
-    async fn logout(&self, req: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
+    async fn logout(
+        &self,
+        req: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
         let body = req.into_inner();
         self.shared
@@ -417,41 +526,65 @@ impl AuthService for AuthApi {
             .await
             .map_err(|e| AuthError::Unexpected(e.context("revoking the access token")))?;
         if !body.refresh_token.trim().is_empty() {
-            store::revoke_family_of(&self.shared.db, &secret_token::digest(body.refresh_token.trim()), principal.user_id, self.now())
-                .await
-                .map_err(AuthError::from)?;
+            store::revoke_family_of(
+                &self.shared.db,
+                &secret_token::digest(body.refresh_token.trim()),
+                principal.user_id,
+                self.now(),
+            )
+            .await
+            .map_err(AuthError::from)?;
         }
-        Ok(Response::new(pb::LogoutResponse { message: "Logged out successfully".to_owned() }))
+        Ok(Response::new(pb::LogoutResponse {
+            message: "Logged out successfully".to_owned(),
+        }))
     }
 
     /// Spec 4.2.5: rotation with reuse detection.
     #[tracing::instrument(skip_all)]
-    async fn refresh(&self, req: Request<pb::RefreshRequest>) -> Result<Response<pb::RefreshResponse>, Status> {
+    async fn refresh(
+        &self,
+        req: Request<pb::RefreshRequest>,
+    ) -> Result<Response<pb::RefreshResponse>, Status> {
         Ok(Response::new(self.refresh_inner(req.into_inner()).await?))
     }
 
     /// Spec 4.2.6: the same answer whether or not the email exists.
     #[tracing::instrument(skip_all)]
-    async fn forgot_password(&self, req: Request<pb::ForgotPasswordRequest>) -> Result<Response<pb::ForgotPasswordResponse>, Status> {
+    async fn forgot_password(
+        &self,
+        req: Request<pb::ForgotPasswordRequest>,
+    ) -> Result<Response<pb::ForgotPasswordResponse>, Status> {
         Ok(Response::new(self.forgot_inner(req.into_inner()).await?))
     }
 
     /// Spec 4.2.7.
     #[tracing::instrument(skip_all)]
-    async fn reset_password(&self, req: Request<pb::ResetPasswordRequest>) -> Result<Response<pb::ResetPasswordResponse>, Status> {
+    async fn reset_password(
+        &self,
+        req: Request<pb::ResetPasswordRequest>,
+    ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
         Ok(Response::new(self.reset_inner(req.into_inner()).await?))
     }
 
     /// Spec 4.2.8.
     #[tracing::instrument(skip_all)]
-    async fn change_password(&self, req: Request<pb::ChangePasswordRequest>) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+    async fn change_password(
+        &self,
+        req: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
-        Ok(Response::new(self.change_inner(principal, req.into_inner()).await?))
+        Ok(Response::new(
+            self.change_inner(principal, req.into_inner()).await?,
+        ))
     }
 
     /// DummyJSON's GET /auth/me.
     #[tracing::instrument(skip_all)]
-    async fn get_me(&self, req: Request<pb::GetMeRequest>) -> Result<Response<pb::GetMeResponse>, Status> {
+    async fn get_me(
+        &self,
+        req: Request<pb::GetMeRequest>,
+    ) -> Result<Response<pb::GetMeResponse>, Status> {
         let principal = authn::require_user(&req)?;
         let user = load_profile(&self.shared, principal.user_id).await?;
         Ok(Response::new(pb::GetMeResponse { user: Some(user) }))

@@ -36,7 +36,9 @@ fn transport(settings: &Settings) -> anyhow::Result<Transport> {
     let mut builder = match settings.smtp_tls {
         SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
             .context("configuring SMTP (STARTTLS)")?,
-        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host).context("configuring SMTP (TLS)")?,
+        SmtpTls::Tls => {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(host).context("configuring SMTP (TLS)")?
+        }
         SmtpTls::Plain => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
     }
     .port(settings.smtp_port)
@@ -52,10 +54,12 @@ fn transport(settings: &Settings) -> anyhow::Result<Transport> {
 
 /// Checks the mail settings at start-up; production requires an SMTP server.
 pub fn check_settings(settings: &Settings) -> anyhow::Result<()> {
-    settings
-        .email_from
-        .parse::<Mailbox>()
-        .with_context(|| format!("EMAIL_FROM `{}` is not a valid mailbox", settings.email_from))?;
+    settings.email_from.parse::<Mailbox>().with_context(|| {
+        format!(
+            "EMAIL_FROM `{}` is not a valid mailbox",
+            settings.email_from
+        )
+    })?;
     if settings.smtp_host.is_none() && settings.is_production() {
         anyhow::bail!("SMTP_HOST must be set in production (password reset mails)");
     }
@@ -72,7 +76,11 @@ struct Pending {
 }
 
 /// Sends due mail until `stop` turns true.
-pub async fn run_sender(db: PgPool, settings: std::sync::Arc<Settings>, mut stop: watch::Receiver<bool>) {
+pub async fn run_sender(
+    db: PgPool,
+    settings: std::sync::Arc<Settings>,
+    mut stop: watch::Receiver<bool>,
+) {
     let transport = match transport(&settings) {
         Ok(t) => t,
         Err(e) => {

@@ -16,7 +16,8 @@ pub const ITERATIONS: u32 = 2;
 pub const PARALLELISM: u32 = 1;
 
 fn argon2() -> Argon2<'static> {
-    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).expect("OWASP parameters are valid");
+    let params =
+        Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).expect("OWASP parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -30,7 +31,9 @@ static DUMMY: LazyLock<String> = LazyLock::new(|| {
 
 /// The dummy hash (computed once, off the async workers at first use).
 pub async fn dummy_hash() -> String {
-    tokio::task::spawn_blocking(|| DUMMY.clone()).await.unwrap_or_default()
+    tokio::task::spawn_blocking(|| DUMMY.clone())
+        .await
+        .unwrap_or_default()
 }
 
 /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
@@ -64,8 +67,16 @@ mod tests {
     async fn hashes_are_argon2id_with_owasp_parameters() {
         let h = hash(SecretString::from("SecurePass123")).await.unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert!(verify(SecretString::from("SecurePass123"), h.clone()).await.unwrap());
+        assert!(
+            verify(SecretString::from("SecurePass123"), h.clone())
+                .await
+                .unwrap()
+        );
         assert!(!verify(SecretString::from("WrongPass123"), h).await.unwrap());
-        assert!(!verify(SecretString::from("x"), "not a hash".into()).await.unwrap());
+        assert!(
+            !verify(SecretString::from("x"), "not a hash".into())
+                .await
+                .unwrap()
+        );
     }
 }

@@ -11,17 +11,51 @@ use super::{password, store};
 
 /// The demo accounts: (email, username, first name, last name, role, password).
 pub const DEMO_USERS: &[(&str, &str, &str, &str, &str, &str)] = &[
-    ("admin@ecom.local", "admin", "Ada", "Admin", "admin", "AdminPass123"),
-    ("emily@ecom.local", "emilys", "Emily", "Johnson", "user", "EmilyPass123"),
-    ("michael@ecom.local", "michaelw", "Michael", "Williams", "user", "MichaelPass123"),
-    ("sophia@ecom.local", "sophiab", "Sophia", "Brown", "user", "SophiaPass123"),
+    (
+        "admin@ecom.local",
+        "admin",
+        "Ada",
+        "Admin",
+        "admin",
+        "AdminPass123",
+    ),
+    (
+        "emily@ecom.local",
+        "emilys",
+        "Emily",
+        "Johnson",
+        "user",
+        "EmilyPass123",
+    ),
+    (
+        "michael@ecom.local",
+        "michaelw",
+        "Michael",
+        "Williams",
+        "user",
+        "MichaelPass123",
+    ),
+    (
+        "sophia@ecom.local",
+        "sophiab",
+        "Sophia",
+        "Brown",
+        "user",
+        "SophiaPass123",
+    ),
 ];
 
 /// Creates an admin with this email and password, or makes the existing account an admin with
 /// this password. Idempotent. Returns the account's id.
-pub async fn ensure_admin(db: &PgPool, email: &str, password: &SecretString) -> anyhow::Result<i64> {
-    let email = Email::parse(email).map_err(|m| anyhow::anyhow!("admin email: {}", m.join(", ")))?;
-    NewPassword::parse(password.expose_secret()).map_err(|m| anyhow::anyhow!("admin password: {}", m.join(", ")))?;
+pub async fn ensure_admin(
+    db: &PgPool,
+    email: &str,
+    password: &SecretString,
+) -> anyhow::Result<i64> {
+    let email =
+        Email::parse(email).map_err(|m| anyhow::anyhow!("admin email: {}", m.join(", ")))?;
+    NewPassword::parse(password.expose_secret())
+        .map_err(|m| anyhow::anyhow!("admin password: {}", m.join(", ")))?;
     let hash = password::hash(password.clone()).await?;
     let username = Username::from_email(&email).with_suffix(rand::random::<u16>() as u32);
     store::upsert_admin(db, email.as_str(), username.as_str(), &hash)

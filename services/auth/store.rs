@@ -34,7 +34,11 @@ pub struct UserRow {
 impl UserRow {
     /// The token role of the account.
     pub fn role(&self) -> crate::tokens::Role {
-        if self.role == "admin" { crate::tokens::Role::Admin } else { crate::tokens::Role::User }
+        if self.role == "admin" {
+            crate::tokens::Role::Admin
+        } else {
+            crate::tokens::Role::User
+        }
     }
 
     /// The full profile on the wire (spec 9.1 `User`).
@@ -61,7 +65,10 @@ impl UserRow {
 
 /// A protobuf timestamp.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
 }
 
 /// Inserts an account; unique violations come back as `sqlx::Error` for the caller to map by
@@ -107,7 +114,10 @@ pub async fn find_user(ex: impl PgExecutor<'_>, id: i64) -> Result<Option<UserRo
 
 /// A live account by email or username, case-insensitively (DummyJSON clients log in with
 /// either).
-pub async fn find_by_login(ex: impl PgExecutor<'_>, login: &str) -> Result<Option<UserRow>, sqlx::Error> {
+pub async fn find_by_login(
+    ex: impl PgExecutor<'_>,
+    login: &str,
+) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as!(
         UserRow,
         r#"SELECT id, email, username, password_hash, first_name, last_name, gender, image, phone, age,
@@ -161,7 +171,10 @@ pub async fn record_failed_login(
 
 /// A successful login: forgets failures and cancels a pending deletion (logging in during the
 /// grace period restores the account, spec 7.2.6).
-pub async fn record_successful_login(ex: impl PgExecutor<'_>, user_id: i64) -> Result<(), sqlx::Error> {
+pub async fn record_successful_login(
+    ex: impl PgExecutor<'_>,
+    user_id: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
         r#"UPDATE users
            SET failed_logins = 0, failures_since = NULL, locked_until = NULL,
@@ -175,7 +188,11 @@ pub async fn record_successful_login(ex: impl PgExecutor<'_>, user_id: i64) -> R
 }
 
 /// Sets a new password hash and clears any lockout (a reset unlocks the account).
-pub async fn set_password(ex: impl PgExecutor<'_>, user_id: i64, hash: &str) -> Result<(), sqlx::Error> {
+pub async fn set_password(
+    ex: impl PgExecutor<'_>,
+    user_id: i64,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
         r#"UPDATE users
            SET password_hash = $2, failed_logins = 0, failures_since = NULL, locked_until = NULL
@@ -255,7 +272,10 @@ pub async fn rotate_refresh_token(
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = rotated {
-        return Ok(Rotation::Rotated { user_id: row.user_id, family: row.family_id });
+        return Ok(Rotation::Rotated {
+            user_id: row.user_id,
+            family: row.family_id,
+        });
     }
     // Reuse of a rotated token means it leaked: kill the family (RFC 9700 section 4.14.2).
     sqlx::query!(
@@ -360,7 +380,11 @@ pub async fn redeem_password_reset(
     )
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(if expired == Some(true) { Redemption::Expired } else { Redemption::Invalid })
+    Ok(if expired == Some(true) {
+        Redemption::Expired
+    } else {
+        Redemption::Invalid
+    })
 }
 
 /// Queues a mail in the outbox (in the caller's transaction).

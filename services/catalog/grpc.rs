@@ -236,6 +236,36 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
             product: Some(to_wire(product)),
         }))
     }
+
+    // Internal stock reservation RPCs (commerce): see super::reservations.
+
+    async fn reserve_stock(
+        &self,
+        request: Request<pb::ReserveStockRequest>,
+    ) -> Result<Response<pb::ReserveStockResponse>, Status> {
+        super::reservations::reserve_stock(&self.db, &self.cache, request).await
+    }
+
+    async fn commit_reservation(
+        &self,
+        request: Request<pb::CommitReservationRequest>,
+    ) -> Result<Response<pb::CommitReservationResponse>, Status> {
+        super::reservations::commit_reservation(&self.db, request).await
+    }
+
+    async fn release_reservation(
+        &self,
+        request: Request<pb::ReleaseReservationRequest>,
+    ) -> Result<Response<pb::ReleaseReservationResponse>, Status> {
+        super::reservations::release_reservation(&self.db, &self.cache, request).await
+    }
+
+    async fn get_products_for_pricing(
+        &self,
+        request: Request<pb::GetProductsForPricingRequest>,
+    ) -> Result<Response<pb::GetProductsForPricingResponse>, Status> {
+        super::reservations::get_products_for_pricing(&self.db, request).await
+    }
 }
 
 /// Inserts the product and its gallery in one transaction.

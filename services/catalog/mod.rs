@@ -12,6 +12,7 @@
 mod domain;
 mod error;
 mod grpc;
+pub mod reservations;
 pub mod seed;
 mod store;
 

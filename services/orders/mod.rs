@@ -1,11 +1,44 @@
-//! The orders service. Its RPCs are declared in proto/ecom/orders/v1/orders.proto; until they are
-//! built, the generated default stubs answer UNIMPLEMENTED (the REST edge says 501).
+//! The orders service: orders and their life cycle (contract section 6), behind
+//! `ecom.orders.v1.OrdersService`.
+//!
+//! It owns the `orders`, `order_items`, `order_history`, `order_notes`,
+//! `order_numbers` and `idempotency_keys` tables
+//! (migrations/20261127000300_orders.sql). Product data and stock belong to the
+//! catalog: this service asks the catalog service over gRPC ([`catalog`]), never
+//! reads its tables.
+//!
+//! Placing an order (POST /orders), and why it never oversells or loses stock:
+//! 1. Idempotency-Key: the first request with a key owns it; duplicates wait and
+//!    replay the stored response ([`idempotency`]).
+//! 2. Prices come from the catalog (`GetProductsForPricing`), never from the
+//!    client; totals are computed in integer cents ([`domain::pricing`]).
+//! 3. The order id (ORD-YYYYMMDDNN) is taken from a per-day counter in its own
+//!    statement: never reused, even when the order then fails.
+//! 4. `ReserveStock(order id, lines)`: the catalog takes all lines or none in one
+//!    transaction, guarded by `stock >= quantity`; a short line is 422
+//!    INSUFFICIENT_STOCK naming the products. Retrying with the same order id
+//!    never reserves twice.
+//! 5. One transaction inserts the order and stores the idempotent response. If it
+//!    fails, the reservation is released at once.
+//! 6. `CommitReservation(order id)` makes the reservation permanent and the order
+//!    is marked `stock_committed`.
+//!
+//! A crash between 4 and 5 leaves a reservation without an order: the catalog's
+//! sweeper releases it at expiry (15 minutes), so the stock comes back. A crash
+//! between 5 and 6 leaves an order whose reservation is not committed: the
+//! reconciler ([`OrdersService::reconcile`], every minute) commits it; if the
+//! reservation expired in between, the order is cancelled (its units went back
+//! to the shelf and may have been sold). Cancelling an order releases its stock.
 
-use crate::proto::ecom::orders::v1::orders_service_server::OrdersService;
+pub mod carts;
+pub mod catalog;
+pub mod domain;
+mod error;
+mod grpc;
+pub mod idempotency;
+mod store;
 
-/// The orders service's gRPC implementation.
-#[derive(Debug, Default, Clone)]
-pub struct OrdersApi;
-
-#[tonic::async_trait]
-impl OrdersService for OrdersApi {}
+pub use catalog::Catalog;
+pub use error::OrderError;
+pub use grpc::OrdersService;
+pub use store::timestamp as store_timestamp;

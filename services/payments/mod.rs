@@ -1,11 +1,16 @@
-//! The payments service. Its RPCs are declared in proto/ecom/payments/v1/payments.proto; until they are
-//! built, the generated default stubs answer UNIMPLEMENTED (the REST edge says 501).
+//! The payments service (contract section 8), behind `ecom.payments.v1.PaymentsService`.
+//!
+//! It owns the `payment_intents` and `payment_webhook_events` tables
+//! (migrations/20261127000400_payments.sql). Money moves only through a
+//! [`provider::PaymentProvider`]: the sandbox by default (PAYMENT_PROVIDER).
+//! No card data is stored. A confirmation locks the intent's row while the
+//! provider is called, so concurrent confirmations never charge twice; a
+//! webhook event's id is inserted in the transaction that applies it, so a
+//! redelivered event changes nothing.
 
-use crate::proto::ecom::payments::v1::payments_service_server::PaymentsService;
+mod grpc;
+pub mod provider;
+mod store;
+pub mod webhook;
 
-/// The payments service's gRPC implementation.
-#[derive(Debug, Default, Clone)]
-pub struct PaymentsApi;
-
-#[tonic::async_trait]
-impl PaymentsService for PaymentsApi {}
+pub use grpc::PaymentsService;

@@ -21,7 +21,10 @@ pub enum AvatarError {
 /// Checks, decodes, scales and re-encodes an uploaded image as PNG (runs on a blocking thread).
 pub fn normalise(bytes: &[u8]) -> Result<Vec<u8>, AvatarError> {
     let format = image::guess_format(bytes).map_err(|_| AvatarError::Unsupported)?;
-    if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP) {
+    if !matches!(
+        format,
+        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP
+    ) {
         return Err(AvatarError::Unsupported);
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
@@ -37,6 +40,7 @@ pub fn normalise(bytes: &[u8]) -> Result<Vec<u8>, AvatarError> {
         img
     };
     let mut out = Cursor::new(Vec::new());
-    img.write_to(&mut out, ImageFormat::Png).map_err(|_| AvatarError::Unsupported)?;
+    img.write_to(&mut out, ImageFormat::Png)
+        .map_err(|_| AvatarError::Unsupported)?;
     Ok(out.into_inner())
 }

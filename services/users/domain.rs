@@ -1,7 +1,9 @@
 //! The users service's domain types: profile patches, preferences and addresses, valid by
 //! construction (one violation per bad field, named by its JSON name).
 
-use crate::auth::domain::{Email, PersonName, Phone, Username, Violations, parse_age, parse_gender};
+use crate::auth::domain::{
+    Email, PersonName, Phone, Username, Violations, parse_age, parse_gender,
+};
 use crate::proto::ecom::common::v1 as common;
 use crate::proto::ecom::users::v1 as pb;
 
@@ -36,13 +38,19 @@ impl ProfilePatch {
     pub fn parse(f: ProfileFields<'_>) -> Result<ProfilePatch, Violations> {
         let mut v = Violations::default();
         let patch = ProfilePatch {
-            first_name: f.first_name.and_then(|s| v.check("firstName", PersonName::parse(s))),
-            last_name: f.last_name.and_then(|s| v.check("lastName", PersonName::parse(s))),
+            first_name: f
+                .first_name
+                .and_then(|s| v.check("firstName", PersonName::parse(s))),
+            last_name: f
+                .last_name
+                .and_then(|s| v.check("lastName", PersonName::parse(s))),
             email: f.email.and_then(|s| v.check("email", Email::parse(s))),
             phone: f.phone.and_then(|s| v.check("phone", Phone::parse(s))),
             age: f.age.and_then(|a| v.check("age", parse_age(a))),
             gender: f.gender.and_then(|s| v.check("gender", parse_gender(s))),
-            username: f.username.and_then(|s| v.check("username", Username::parse(s))),
+            username: f
+                .username
+                .and_then(|s| v.check("username", Username::parse(s))),
             role: match f.role.map(common::Role::try_from) {
                 None => None,
                 Some(Ok(common::Role::Admin)) => Some("admin"),
@@ -125,7 +133,11 @@ impl Preferences {
     /// On the wire.
     pub fn to_wire(&self) -> pb::Preferences {
         pb::Preferences {
-            theme: (if self.theme == "dark" { pb::Theme::Dark } else { pb::Theme::Light }) as i32,
+            theme: (if self.theme == "dark" {
+                pb::Theme::Dark
+            } else {
+                pb::Theme::Light
+            }) as i32,
             notifications: self.notifications,
             email_notifications: self.email_notifications,
             currency: self.currency.clone(),
@@ -139,7 +151,14 @@ fn text(v: &mut Violations, field: &str, s: &str, min: usize, max: usize) -> Opt
     let s = s.trim();
     let len = s.chars().count();
     if len < min {
-        v.push(field, if min == 1 { "Is required".to_owned() } else { format!("Must be at least {min} characters") });
+        v.push(
+            field,
+            if min == 1 {
+                "Is required".to_owned()
+            } else {
+                format!("Must be at least {min} characters")
+            },
+        );
         None
     } else if len > max {
         v.push(field, format!("Must be at most {max} characters"));
@@ -155,10 +174,16 @@ fn text(v: &mut Violations, field: &str, s: &str, min: usize, max: usize) -> Opt
 /// A postal code: 2 to 12 letters, digits, spaces or dashes.
 fn zip(v: &mut Violations, s: &str) -> Option<String> {
     let s = s.trim();
-    if (2..=12).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-') {
+    if (2..=12).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
+    {
         Some(s.to_owned())
     } else {
-        v.push("zipCode", "Must be 2 to 12 letters, digits, spaces or dashes");
+        v.push(
+            "zipCode",
+            "Must be 2 to 12 letters, digits, spaces or dashes",
+        );
         None
     }
 }
@@ -183,14 +208,23 @@ impl AddressFields {
         let mut v = Violations::default();
         let f = AddressFields {
             label: text(&mut v, "label", &r.label, 0, 50).unwrap_or_default(),
-            first_name: v.check("firstName", PersonName::parse(&r.first_name)).map(|n| n.as_str().to_owned()).unwrap_or_default(),
-            last_name: v.check("lastName", PersonName::parse(&r.last_name)).map(|n| n.as_str().to_owned()).unwrap_or_default(),
+            first_name: v
+                .check("firstName", PersonName::parse(&r.first_name))
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default(),
+            last_name: v
+                .check("lastName", PersonName::parse(&r.last_name))
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default(),
             address: text(&mut v, "address", &r.address, 3, 200).unwrap_or_default(),
             city: text(&mut v, "city", &r.city, 1, 100).unwrap_or_default(),
             state: text(&mut v, "state", &r.state, 0, 100).unwrap_or_default(),
             zip_code: zip(&mut v, &r.zip_code).unwrap_or_default(),
             country: text(&mut v, "country", &r.country, 2, 60).unwrap_or_default(),
-            phone: v.check("phone", Phone::parse(&r.phone)).map(|p| p.as_str().to_owned()).unwrap_or_default(),
+            phone: v
+                .check("phone", Phone::parse(&r.phone))
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
         };
         v.finish(|| f)
     }

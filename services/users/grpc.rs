@@ -45,10 +45,18 @@ impl UsersApi {
         Ok(cache_profile(&self.shared, &row).await)
     }
 
-    async fn upload(&self, principal: &Principal, r: pb::UploadAvatarRequest) -> Result<pb::UploadAvatarResponse, AuthError> {
+    async fn upload(
+        &self,
+        principal: &Principal,
+        r: pb::UploadAvatarRequest,
+    ) -> Result<pb::UploadAvatarResponse, AuthError> {
         let settings = &self.shared.settings;
         if r.image.is_empty() {
-            return Err(("image", "An image file is required (multipart part `image`)").into());
+            return Err((
+                "image",
+                "An image file is required (multipart part `image`)",
+            )
+                .into());
         }
         if r.image.len() > settings.upload_max_size {
             return Err(AuthError::PayloadTooLarge(format!(
@@ -59,28 +67,51 @@ impl UsersApi {
         let png = tokio::task::spawn_blocking(move || avatar::normalise(&r.image))
             .await
             .context("avatar task panicked")?
-            .map_err(|AvatarError::Unsupported| AuthError::UnsupportedMediaType("Image must be a JPEG, PNG or WebP file"))?;
-        let name = format!("avatar-{}-{}.png", principal.user_id, uuid::Uuid::new_v4().simple());
+            .map_err(|AvatarError::Unsupported| {
+                AuthError::UnsupportedMediaType("Image must be a JPEG, PNG or WebP file")
+            })?;
+        let name = format!(
+            "avatar-{}-{}.png",
+            principal.user_id,
+            uuid::Uuid::new_v4().simple()
+        );
         let dir = std::path::PathBuf::from(&settings.upload_dir);
-        tokio::fs::create_dir_all(&dir).await.context("creating UPLOAD_DIR")?;
-        tokio::fs::write(dir.join(&name), &png).await.context("writing the avatar")?;
-        let base = settings.cdn_url.as_deref().unwrap_or("/uploads").trim_end_matches('/');
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .context("creating UPLOAD_DIR")?;
+        tokio::fs::write(dir.join(&name), &png)
+            .await
+            .context("writing the avatar")?;
+        let base = settings
+            .cdn_url
+            .as_deref()
+            .unwrap_or("/uploads")
+            .trim_end_matches('/');
         let url = format!("{base}/{name}");
         let row = store::set_image(&self.shared.db, principal.user_id, &url)
             .await?
             .ok_or(AuthError::UserNotFound)?;
         cache_profile(&self.shared, &row).await;
-        Ok(pb::UploadAvatarResponse { id: row.id, image: url })
+        Ok(pb::UploadAvatarResponse {
+            id: row.id,
+            image: url,
+        })
     }
 
-    async fn delete(&self, principal: &Principal, r: pb::DeleteMeRequest) -> Result<pb::DeleteMeResponse, AuthError> {
+    async fn delete(
+        &self,
+        principal: &Principal,
+        r: pb::DeleteMeRequest,
+    ) -> Result<pb::DeleteMeResponse, AuthError> {
         if r.password.is_empty() {
             return Err(("password", "Password is required").into());
         }
         if r.reason.chars().count() > 500 {
             return Err(("reason", "Must be at most 500 characters").into());
         }
-        let user = accounts::find_user(&self.shared.db, principal.user_id).await?.ok_or(AuthError::UserNotFound)?;
+        let user = accounts::find_user(&self.shared.db, principal.user_id)
+            .await?
+            .ok_or(AuthError::UserNotFound)?;
         if !password::verify(SecretString::from(r.password), user.password_hash.clone()).await? {
             return Err(AuthError::InvalidCredentials);
         }
@@ -91,15 +122,27 @@ impl UsersApi {
         tx.commit().await?;
         // Tokens die at once: this one by its jti, older ones by the per-user cutoff.
         let auth = &self.shared.authenticator;
-        auth.revoke(principal).await.context("revoking the access token")?;
-        let ttl = std::time::Duration::from_secs(60 * u64::from(self.shared.settings.jwt_max_expires_in_mins))
-            .max(self.shared.settings.jwt_expires_in);
-        auth.revoke_user(user.id, now, ttl).await.context("revoking the user's tokens")?;
+        auth.revoke(principal)
+            .await
+            .context("revoking the access token")?;
+        let ttl = std::time::Duration::from_secs(
+            60 * u64::from(self.shared.settings.jwt_max_expires_in_mins),
+        )
+        .max(self.shared.settings.jwt_expires_in);
+        auth.revoke_user(user.id, now, ttl)
+            .await
+            .context("revoking the user's tokens")?;
         self.shared.cache.delete(&[profile_key(user.id)]).await;
-        Ok(pb::DeleteMeResponse { message: "Account scheduled for deletion".to_owned() })
+        Ok(pb::DeleteMeResponse {
+            message: "Account scheduled for deletion".to_owned(),
+        })
     }
 
-    async fn add_address(&self, user_id: i64, r: pb::AddAddressRequest) -> Result<pb::Address, AuthError> {
+    async fn add_address(
+        &self,
+        user_id: i64,
+        r: pb::AddAddressRequest,
+    ) -> Result<pb::Address, AuthError> {
         let fields = AddressFields::parse_new(&r)?;
         let mut tx = self.shared.db.begin().await?;
         if !store::lock_user(&mut tx, user_id).await? {
@@ -115,7 +158,11 @@ impl UsersApi {
         Ok(row.to_wire())
     }
 
-    async fn update_address(&self, user_id: i64, r: pb::UpdateAddressRequest) -> Result<pb::Address, AuthError> {
+    async fn update_address(
+        &self,
+        user_id: i64,
+        r: pb::UpdateAddressRequest,
+    ) -> Result<pb::Address, AuthError> {
         let mut tx = self.shared.db.begin().await?;
         store::lock_user(&mut tx, user_id).await?;
         let current = store::find_address_for_update(&mut tx, user_id, r.id)
@@ -150,7 +197,10 @@ fn public_view(u: common::User) -> common::User {
 impl UsersService for UsersApi {
     /// Spec 7.2.1.
     #[tracing::instrument(skip_all)]
-    async fn get_me(&self, req: Request<pb::GetMeRequest>) -> Result<Response<pb::GetMeResponse>, Status> {
+    async fn get_me(
+        &self,
+        req: Request<pb::GetMeRequest>,
+    ) -> Result<Response<pb::GetMeResponse>, Status> {
         let principal = authn::require_user(&req)?;
         let user = load_profile(&self.shared, principal.user_id).await?;
         Ok(Response::new(pb::GetMeResponse { user: Some(user) }))
@@ -158,17 +208,27 @@ impl UsersService for UsersApi {
 
     /// The full profile for oneself or an admin; public fields for anyone else.
     #[tracing::instrument(skip_all, fields(user.id = req.get_ref().id))]
-    async fn get_user(&self, req: Request<pb::GetUserRequest>) -> Result<Response<pb::GetUserResponse>, Status> {
+    async fn get_user(
+        &self,
+        req: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
         let principal = authn::require_user(&req)?;
         let id = req.get_ref().id;
         let user = load_profile(&self.shared, id).await?;
-        let user = if principal.user_id == id || principal.is_admin() { user } else { public_view(user) };
+        let user = if principal.user_id == id || principal.is_admin() {
+            user
+        } else {
+            public_view(user)
+        };
         Ok(Response::new(pb::GetUserResponse { user: Some(user) }))
     }
 
     /// Spec 7.2.2: partial update; role, id and password are not fields of the request.
     #[tracing::instrument(skip_all)]
-    async fn update_me(&self, req: Request<pb::UpdateMeRequest>) -> Result<Response<pb::UpdateMeResponse>, Status> {
+    async fn update_me(
+        &self,
+        req: Request<pb::UpdateMeRequest>,
+    ) -> Result<Response<pb::UpdateMeResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
         let r = req.into_inner();
         let patch = ProfilePatch::parse(ProfileFields {
@@ -188,7 +248,10 @@ impl UsersService for UsersApi {
 
     /// Like UpdateMe for oneself; any user (and the role) for an admin; 403 otherwise.
     #[tracing::instrument(skip_all, fields(user.id = req.get_ref().id))]
-    async fn update_user(&self, req: Request<pb::UpdateUserRequest>) -> Result<Response<pb::UpdateUserResponse>, Status> {
+    async fn update_user(
+        &self,
+        req: Request<pb::UpdateUserRequest>,
+    ) -> Result<Response<pb::UpdateUserResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
         let r = req.into_inner();
         if r.id != principal.user_id && !principal.is_admin() {
@@ -214,76 +277,132 @@ impl UsersService for UsersApi {
 
     /// Spec 7.2.4, with the defaults when never set.
     #[tracing::instrument(skip_all)]
-    async fn get_preferences(&self, req: Request<pb::GetPreferencesRequest>) -> Result<Response<pb::GetPreferencesResponse>, Status> {
+    async fn get_preferences(
+        &self,
+        req: Request<pb::GetPreferencesRequest>,
+    ) -> Result<Response<pb::GetPreferencesResponse>, Status> {
         let principal = authn::require_user(&req)?;
-        let prefs = store::preferences(&self.shared.db, principal.user_id).await.map_err(AuthError::from)?;
-        Ok(Response::new(pb::GetPreferencesResponse { preferences: Some(prefs.to_wire()) }))
+        let prefs = store::preferences(&self.shared.db, principal.user_id)
+            .await
+            .map_err(AuthError::from)?;
+        Ok(Response::new(pb::GetPreferencesResponse {
+            preferences: Some(prefs.to_wire()),
+        }))
     }
 
     /// Spec 7.2.4: partial update, every field validated.
     #[tracing::instrument(skip_all)]
-    async fn update_preferences(&self, req: Request<pb::UpdatePreferencesRequest>) -> Result<Response<pb::UpdatePreferencesResponse>, Status> {
+    async fn update_preferences(
+        &self,
+        req: Request<pb::UpdatePreferencesRequest>,
+    ) -> Result<Response<pb::UpdatePreferencesResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
         let r = req.into_inner();
         let mut tx = self.shared.db.begin().await.map_err(AuthError::from)?;
-        store::lock_user(&mut tx, principal.user_id).await.map_err(AuthError::from)?;
-        let current = store::preferences(&mut *tx, principal.user_id).await.map_err(AuthError::from)?;
+        store::lock_user(&mut tx, principal.user_id)
+            .await
+            .map_err(AuthError::from)?;
+        let current = store::preferences(&mut *tx, principal.user_id)
+            .await
+            .map_err(AuthError::from)?;
         let updated = current.apply(&r).map_err(AuthError::from)?;
-        store::save_preferences(&mut *tx, principal.user_id, &updated).await.map_err(AuthError::from)?;
+        store::save_preferences(&mut *tx, principal.user_id, &updated)
+            .await
+            .map_err(AuthError::from)?;
         tx.commit().await.map_err(AuthError::from)?;
-        Ok(Response::new(pb::UpdatePreferencesResponse { preferences: Some(updated.to_wire()) }))
+        Ok(Response::new(pb::UpdatePreferencesResponse {
+            preferences: Some(updated.to_wire()),
+        }))
     }
 
     /// Spec 7.2.3.
     #[tracing::instrument(skip_all)]
-    async fn upload_avatar(&self, req: Request<pb::UploadAvatarRequest>) -> Result<Response<pb::UploadAvatarResponse>, Status> {
+    async fn upload_avatar(
+        &self,
+        req: Request<pb::UploadAvatarRequest>,
+    ) -> Result<Response<pb::UploadAvatarResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
-        Ok(Response::new(self.upload(&principal, req.into_inner()).await?))
+        Ok(Response::new(
+            self.upload(&principal, req.into_inner()).await?,
+        ))
     }
 
     /// Spec 7.2.6: soft delete with a grace period.
     #[tracing::instrument(skip_all)]
-    async fn delete_me(&self, req: Request<pb::DeleteMeRequest>) -> Result<Response<pb::DeleteMeResponse>, Status> {
+    async fn delete_me(
+        &self,
+        req: Request<pb::DeleteMeRequest>,
+    ) -> Result<Response<pb::DeleteMeResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
-        Ok(Response::new(self.delete(&principal, req.into_inner()).await?))
+        Ok(Response::new(
+            self.delete(&principal, req.into_inner()).await?,
+        ))
     }
 
     /// Spec 7.2.5: a bare array, the default first.
     #[tracing::instrument(skip_all)]
-    async fn list_addresses(&self, req: Request<pb::ListAddressesRequest>) -> Result<Response<pb::ListAddressesResponse>, Status> {
+    async fn list_addresses(
+        &self,
+        req: Request<pb::ListAddressesRequest>,
+    ) -> Result<Response<pb::ListAddressesResponse>, Status> {
         let principal = authn::require_user(&req)?;
-        let rows = store::list_addresses(&self.shared.db, principal.user_id).await.map_err(AuthError::from)?;
-        Ok(Response::new(pb::ListAddressesResponse { addresses: rows.iter().map(|r| r.to_wire()).collect() }))
+        let rows = store::list_addresses(&self.shared.db, principal.user_id)
+            .await
+            .map_err(AuthError::from)?;
+        Ok(Response::new(pb::ListAddressesResponse {
+            addresses: rows.iter().map(|r| r.to_wire()).collect(),
+        }))
     }
 
     /// Spec 7.2.5.
     #[tracing::instrument(skip_all)]
-    async fn add_address(&self, req: Request<pb::AddAddressRequest>) -> Result<Response<pb::AddAddressResponse>, Status> {
+    async fn add_address(
+        &self,
+        req: Request<pb::AddAddressRequest>,
+    ) -> Result<Response<pb::AddAddressResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
-        let address = self.add_address(principal.user_id, req.into_inner()).await?;
-        Ok(Response::new(pb::AddAddressResponse { address: Some(address) }))
+        let address = self
+            .add_address(principal.user_id, req.into_inner())
+            .await?;
+        Ok(Response::new(pb::AddAddressResponse {
+            address: Some(address),
+        }))
     }
 
     /// Spec 7.2.5: only the owner's; another user's address is 404.
     #[tracing::instrument(skip_all, fields(address.id = req.get_ref().id))]
-    async fn update_address(&self, req: Request<pb::UpdateAddressRequest>) -> Result<Response<pb::UpdateAddressResponse>, Status> {
+    async fn update_address(
+        &self,
+        req: Request<pb::UpdateAddressRequest>,
+    ) -> Result<Response<pb::UpdateAddressResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
-        let address = self.update_address(principal.user_id, req.into_inner()).await?;
-        Ok(Response::new(pb::UpdateAddressResponse { address: Some(address) }))
+        let address = self
+            .update_address(principal.user_id, req.into_inner())
+            .await?;
+        Ok(Response::new(pb::UpdateAddressResponse {
+            address: Some(address),
+        }))
     }
 
     /// Spec 7.2.5: 204; another user's address is 404.
     #[tracing::instrument(skip_all, fields(address.id = req.get_ref().id))]
-    async fn delete_address(&self, req: Request<pb::DeleteAddressRequest>) -> Result<Response<pb::DeleteAddressResponse>, Status> {
+    async fn delete_address(
+        &self,
+        req: Request<pb::DeleteAddressRequest>,
+    ) -> Result<Response<pb::DeleteAddressResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
         let id = req.get_ref().id;
         let mut tx = self.shared.db.begin().await.map_err(AuthError::from)?;
-        store::lock_user(&mut tx, principal.user_id).await.map_err(AuthError::from)?;
-        if !store::delete_address(&mut tx, principal.user_id, id).await.map_err(AuthError::from)? {
+        store::lock_user(&mut tx, principal.user_id)
+            .await
+            .map_err(AuthError::from)?;
+        if !store::delete_address(&mut tx, principal.user_id, id)
+            .await
+            .map_err(AuthError::from)?
+        {
             return Err(AuthError::AddressNotFound.into());
         }
         tx.commit().await.map_err(AuthError::from)?;
         Ok(Response::new(pb::DeleteAddressResponse {}))
     }
 }
-

@@ -21,7 +21,11 @@ use tokio::sync::watch;
 pub use grpc::UsersApi;
 
 /// Anonymises accounts whose grace period ended before `now`; returns how many.
-pub async fn purge_expired(db: &PgPool, now: DateTime<Utc>, grace: Duration) -> anyhow::Result<usize> {
+pub async fn purge_expired(
+    db: &PgPool,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> anyhow::Result<usize> {
     let cutoff = now - chrono::Duration::from_std(grace).context("grace period out of range")?;
     let mut tx = db.begin().await?;
     let ids = store::purge_deleted(&mut tx, cutoff, now).await?;
@@ -33,7 +37,11 @@ pub async fn purge_expired(db: &PgPool, now: DateTime<Utc>, grace: Duration) -> 
 }
 
 /// The purge job: runs [`purge_expired`] every `every` until `stop`.
-pub async fn run_purge(shared: crate::server::Shared, every: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn run_purge(
+    shared: crate::server::Shared,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let grace = shared.settings.account_deletion_grace;
         if let Err(e) = purge_expired(&shared.db, shared.clock.now(), grace).await {

@@ -12,7 +12,11 @@ use crate::auth::store::{UserRow, timestamp};
 use crate::proto::ecom::users::v1 as pb;
 
 /// Applies a profile patch; unique violations come back for mapping by constraint name.
-pub async fn update_profile(ex: impl PgExecutor<'_>, id: i64, p: &ProfilePatch) -> Result<Option<UserRow>, sqlx::Error> {
+pub async fn update_profile(
+    ex: impl PgExecutor<'_>,
+    id: i64,
+    p: &ProfilePatch,
+) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as!(
         UserRow,
         r#"UPDATE users SET
@@ -42,7 +46,11 @@ pub async fn update_profile(ex: impl PgExecutor<'_>, id: i64, p: &ProfilePatch) 
 }
 
 /// Sets the avatar URL.
-pub async fn set_image(ex: impl PgExecutor<'_>, id: i64, image: &str) -> Result<Option<UserRow>, sqlx::Error> {
+pub async fn set_image(
+    ex: impl PgExecutor<'_>,
+    id: i64,
+    image: &str,
+) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as!(
         UserRow,
         r#"UPDATE users SET image = $2 WHERE id = $1 AND purged_at IS NULL
@@ -56,7 +64,10 @@ pub async fn set_image(ex: impl PgExecutor<'_>, id: i64, image: &str) -> Result<
 }
 
 /// A user's preferences (the defaults when never set).
-pub async fn preferences(ex: impl PgExecutor<'_>, user_id: i64) -> Result<Preferences, sqlx::Error> {
+pub async fn preferences(
+    ex: impl PgExecutor<'_>,
+    user_id: i64,
+) -> Result<Preferences, sqlx::Error> {
     let row = sqlx::query!(
         r#"SELECT theme, notifications, email_notifications, currency, language
            FROM user_preferences WHERE user_id = $1"#,
@@ -77,7 +88,11 @@ pub async fn preferences(ex: impl PgExecutor<'_>, user_id: i64) -> Result<Prefer
 }
 
 /// Stores a user's preferences.
-pub async fn save_preferences(ex: impl PgExecutor<'_>, user_id: i64, p: &Preferences) -> Result<(), sqlx::Error> {
+pub async fn save_preferences(
+    ex: impl PgExecutor<'_>,
+    user_id: i64,
+    p: &Preferences,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
         r#"INSERT INTO user_preferences (user_id, theme, notifications, email_notifications, currency, language)
            VALUES ($1, $2, $3, $4, $5, $6)
@@ -153,7 +168,10 @@ impl AddressRow {
 }
 
 /// A user's addresses, the default first.
-pub async fn list_addresses(ex: impl PgExecutor<'_>, user_id: i64) -> Result<Vec<AddressRow>, sqlx::Error> {
+pub async fn list_addresses(
+    ex: impl PgExecutor<'_>,
+    user_id: i64,
+) -> Result<Vec<AddressRow>, sqlx::Error> {
     sqlx::query_as!(
         AddressRow,
         r#"SELECT id, user_id, label, first_name, last_name, address, city, state, zip_code, country, phone,
@@ -167,14 +185,20 @@ pub async fn list_addresses(ex: impl PgExecutor<'_>, user_id: i64) -> Result<Vec
 
 /// Locks the user's row for an address change (serializes default switching per user).
 pub async fn lock_user(conn: &mut PgConnection, user_id: i64) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query_scalar!(r#"SELECT id FROM users WHERE id = $1 FOR UPDATE"#, user_id)
-        .fetch_optional(conn)
-        .await?
-        .is_some())
+    Ok(
+        sqlx::query_scalar!(r#"SELECT id FROM users WHERE id = $1 FOR UPDATE"#, user_id)
+            .fetch_optional(conn)
+            .await?
+            .is_some(),
+    )
 }
 
 /// One of the user's addresses, locked; `None` for another user's address.
-pub async fn find_address_for_update(conn: &mut PgConnection, user_id: i64, id: i64) -> Result<Option<AddressRow>, sqlx::Error> {
+pub async fn find_address_for_update(
+    conn: &mut PgConnection,
+    user_id: i64,
+    id: i64,
+) -> Result<Option<AddressRow>, sqlx::Error> {
     sqlx::query_as!(
         AddressRow,
         r#"SELECT id, user_id, label, first_name, last_name, address, city, state, zip_code, country, phone,
@@ -189,21 +213,32 @@ pub async fn find_address_for_update(conn: &mut PgConnection, user_id: i64, id: 
 
 /// Whether the user has any address.
 pub async fn has_addresses(conn: &mut PgConnection, user_id: i64) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM addresses WHERE user_id = $1) AS "e!""#, user_id)
-        .fetch_one(conn)
-        .await?)
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM addresses WHERE user_id = $1) AS "e!""#,
+        user_id
+    )
+    .fetch_one(conn)
+    .await?)
 }
 
 /// Clears the default flag of all the user's addresses.
 pub async fn clear_default(conn: &mut PgConnection, user_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query!(r#"UPDATE addresses SET is_default = false WHERE user_id = $1 AND is_default"#, user_id)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        r#"UPDATE addresses SET is_default = false WHERE user_id = $1 AND is_default"#,
+        user_id
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Inserts an address.
-pub async fn insert_address(conn: &mut PgConnection, user_id: i64, f: &AddressFields, is_default: bool) -> Result<AddressRow, sqlx::Error> {
+pub async fn insert_address(
+    conn: &mut PgConnection,
+    user_id: i64,
+    f: &AddressFields,
+    is_default: bool,
+) -> Result<AddressRow, sqlx::Error> {
     sqlx::query_as!(
         AddressRow,
         r#"INSERT INTO addresses (user_id, label, first_name, last_name, address, city, state, zip_code, country, phone, is_default)
@@ -227,7 +262,12 @@ pub async fn insert_address(conn: &mut PgConnection, user_id: i64, f: &AddressFi
 }
 
 /// Rewrites an address.
-pub async fn update_address(conn: &mut PgConnection, id: i64, f: &AddressFields, is_default: bool) -> Result<AddressRow, sqlx::Error> {
+pub async fn update_address(
+    conn: &mut PgConnection,
+    id: i64,
+    f: &AddressFields,
+    is_default: bool,
+) -> Result<AddressRow, sqlx::Error> {
     sqlx::query_as!(
         AddressRow,
         r#"UPDATE addresses SET label = $2, first_name = $3, last_name = $4, address = $5, city = $6, state = $7,
@@ -252,7 +292,11 @@ pub async fn update_address(conn: &mut PgConnection, id: i64, f: &AddressFields,
 }
 
 /// Deletes an address; when it was the default, the oldest remaining one becomes the default.
-pub async fn delete_address(conn: &mut PgConnection, user_id: i64, id: i64) -> Result<bool, sqlx::Error> {
+pub async fn delete_address(
+    conn: &mut PgConnection,
+    user_id: i64,
+    id: i64,
+) -> Result<bool, sqlx::Error> {
     let deleted = sqlx::query_scalar!(
         r#"DELETE FROM addresses WHERE id = $1 AND user_id = $2 RETURNING is_default"#,
         id,
@@ -278,7 +322,12 @@ pub async fn delete_address(conn: &mut PgConnection, user_id: i64, id: i64) -> R
 }
 
 /// Schedules the account for deletion (spec 7.2.6).
-pub async fn request_deletion(ex: impl PgExecutor<'_>, user_id: i64, now: DateTime<Utc>, reason: &str) -> Result<(), sqlx::Error> {
+pub async fn request_deletion(
+    ex: impl PgExecutor<'_>,
+    user_id: i64,
+    now: DateTime<Utc>,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
         r#"UPDATE users SET deletion_requested_at = $2, deletion_reason = NULLIF($3, '') WHERE id = $1"#,
         user_id,
@@ -293,7 +342,11 @@ pub async fn request_deletion(ex: impl PgExecutor<'_>, user_id: i64, now: DateTi
 /// Anonymises every account whose deletion was requested before `cutoff`: personal data is
 /// replaced, addresses, preferences and tokens are deleted; the row (and the orders pointing at
 /// its id) stays. Returns the purged ids.
-pub async fn purge_deleted(conn: &mut PgConnection, cutoff: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<i64>, sqlx::Error> {
+pub async fn purge_deleted(
+    conn: &mut PgConnection,
+    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, sqlx::Error> {
     let ids = sqlx::query_scalar!(
         r#"UPDATE users SET
                email = 'deleted-' || id || '@deleted.invalid',
@@ -310,10 +363,27 @@ pub async fn purge_deleted(conn: &mut PgConnection, cutoff: DateTime<Utc>, now: 
     .fetch_all(&mut *conn)
     .await?;
     if !ids.is_empty() {
-        sqlx::query!("DELETE FROM addresses WHERE user_id = ANY($1)", &ids[..]).execute(&mut *conn).await?;
-        sqlx::query!("DELETE FROM user_preferences WHERE user_id = ANY($1)", &ids[..]).execute(&mut *conn).await?;
-        sqlx::query!("DELETE FROM refresh_tokens WHERE user_id = ANY($1)", &ids[..]).execute(&mut *conn).await?;
-        sqlx::query!("DELETE FROM password_resets WHERE user_id = ANY($1)", &ids[..]).execute(&mut *conn).await?;
+        sqlx::query!("DELETE FROM addresses WHERE user_id = ANY($1)", &ids[..])
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query!(
+            "DELETE FROM user_preferences WHERE user_id = ANY($1)",
+            &ids[..]
+        )
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query!(
+            "DELETE FROM refresh_tokens WHERE user_id = ANY($1)",
+            &ids[..]
+        )
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query!(
+            "DELETE FROM password_resets WHERE user_id = ANY($1)",
+            &ids[..]
+        )
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(ids)
 }

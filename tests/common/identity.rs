@@ -20,7 +20,8 @@ pub const PASSWORD: &str = "SecurePass123";
 impl TestApp {
     /// Registers `email` with [`PASSWORD`] and returns its tokens.
     pub async fn register(&self, email: &str) -> Account {
-        let body = json!({"email": email, "password": PASSWORD, "firstName": "Jane", "lastName": "Smith"});
+        let body =
+            json!({"email": email, "password": PASSWORD, "firstName": "Jane", "lastName": "Smith"});
         let response = self.post_json("/auth/register", &body, None).await;
         assert_eq!(response.status().as_u16(), 201, "register {email}");
         let body = json(response).await;
@@ -29,7 +30,10 @@ impl TestApp {
             email: email.to_owned(),
             password: PASSWORD.to_owned(),
             token: body["token"].as_str().expect("token").to_owned(),
-            refresh_token: body["refreshToken"].as_str().expect("refreshToken").to_owned(),
+            refresh_token: body["refreshToken"]
+                .as_str()
+                .expect("refreshToken")
+                .to_owned(),
         }
     }
 
@@ -46,7 +50,12 @@ impl TestApp {
 
     /// POST /auth/login with email and password; the raw response.
     pub async fn login_raw(&self, email: &str, password: &str) -> reqwest::Response {
-        self.post_json("/auth/login", &json!({"email": email, "password": password}), None).await
+        self.post_json(
+            "/auth/login",
+            &json!({"email": email, "password": password}),
+            None,
+        )
+        .await
     }
 
     /// Logs in (expects 200).
@@ -66,8 +75,12 @@ impl TestApp {
 
 /// The reset token in a password reset mail.
 pub fn reset_token_in(mail: &str) -> String {
-    let start = mail.find("reset-password?token=").expect("a reset link") + "reset-password?token=".len();
-    mail[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+    let start =
+        mail.find("reset-password?token=").expect("a reset link") + "reset-password?token=".len();
+    mail[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
 }
 
 /// An application with rate limiting on (`spawn_app_with` cannot turn it on: clap refuses a
@@ -79,17 +92,32 @@ pub async fn spawn_app_with_rate_limits(prefix: Option<&str>, extra: &[&str]) ->
     let db_name = format!("ecom_test_{id}");
     let database_url = format!("{}/{db_name}", super::postgres_base());
     let redis = super::redis_url();
-    let prefix = prefix.map(str::to_owned).unwrap_or_else(|| format!("ecom-test:{id}:"));
+    let prefix = prefix
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("ecom-test:{id}:"));
     let mut args = vec![
-        "--host", "127.0.0.1", "--port", "0", "--grpc-port", "0",
-        "--database-url", &database_url,
-        "--redis-url", &redis,
-        "--redis-key-prefix", &prefix,
-        "--jwt-secret", super::TEST_JWT_SECRET,
-        "--rate-limit-enabled", "true",
-        "--seed-demo-data", "false",
-        "--database-pool-size", "5",
-        "--app-env", "test",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--grpc-port",
+        "0",
+        "--database-url",
+        &database_url,
+        "--redis-url",
+        &redis,
+        "--redis-key-prefix",
+        &prefix,
+        "--jwt-secret",
+        super::TEST_JWT_SECRET,
+        "--rate-limit-enabled",
+        "true",
+        "--seed-demo-data",
+        "false",
+        "--database-pool-size",
+        "5",
+        "--app-env",
+        "test",
     ];
     args.extend_from_slice(extra);
     let mut settings = ecom::config::Settings::for_tests(&args).expect("test settings parse");

@@ -33,7 +33,9 @@ impl MailServer {
 
     /// Starts a server on `port` (0 picks one).
     pub async fn start_on(port: u16) -> MailServer {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("SMTP port free");
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("SMTP port free");
         let server = MailServer {
             port: listener.local_addr().unwrap().port(),
             mails: Arc::default(),
@@ -63,18 +65,30 @@ impl MailServer {
             }
             let upper = line.to_ascii_uppercase();
             if upper.starts_with("EHLO") {
-                write.write_all(b"250-test-smtp\r\n250 8BITMIME\r\n").await?;
-            } else if upper.starts_with("HELO") || upper.starts_with("RSET") || upper.starts_with("NOOP") {
+                write
+                    .write_all(b"250-test-smtp\r\n250 8BITMIME\r\n")
+                    .await?;
+            } else if upper.starts_with("HELO")
+                || upper.starts_with("RSET")
+                || upper.starts_with("NOOP")
+            {
                 write.write_all(b"250 OK\r\n").await?;
             } else if upper.starts_with("MAIL FROM:") {
                 from = line[10..].trim().to_owned();
                 to.clear();
                 write.write_all(b"250 OK\r\n").await?;
             } else if upper.starts_with("RCPT TO:") {
-                to.push(line[8..].trim().trim_matches(|c| c == '<' || c == '>').to_owned());
+                to.push(
+                    line[8..]
+                        .trim()
+                        .trim_matches(|c| c == '<' || c == '>')
+                        .to_owned(),
+                );
                 write.write_all(b"250 OK\r\n").await?;
             } else if upper.starts_with("DATA") {
-                write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                write
+                    .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    .await?;
                 let mut data = String::new();
                 loop {
                     let mut l = String::new();
@@ -84,10 +98,18 @@ impl MailServer {
                     if l == ".\r\n" || l == ".\n" {
                         break;
                     }
-                    data.push_str(l.strip_prefix('.').filter(|_| l.starts_with("..")).unwrap_or(&l));
+                    data.push_str(
+                        l.strip_prefix('.')
+                            .filter(|_| l.starts_with(".."))
+                            .unwrap_or(&l),
+                    );
                 }
                 let data = data.replace("=\r\n", "").replace("=3D", "=");
-                self.mails.lock().unwrap().push(Mail { from: from.clone(), to: to.clone(), data });
+                self.mails.lock().unwrap().push(Mail {
+                    from: from.clone(),
+                    to: to.clone(),
+                    data,
+                });
                 self.arrived.notify_waiters();
                 write.write_all(b"250 OK: queued\r\n").await?;
             } else if upper.starts_with("QUIT") {
@@ -109,12 +131,19 @@ impl MailServer {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.arrived.notified();
-            let mails: Vec<Mail> = self.mails().into_iter().filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(to))).collect();
+            let mails: Vec<Mail> = self
+                .mails()
+                .into_iter()
+                .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(to)))
+                .collect();
             if mails.len() >= n {
                 return mails;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("{n} mail(s) to {to} did not arrive in {timeout:?}; got {}", mails.len());
+                panic!(
+                    "{n} mail(s) to {to} did not arrive in {timeout:?}; got {}",
+                    mails.len()
+                );
             }
         }
     }

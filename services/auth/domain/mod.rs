@@ -32,7 +32,11 @@ impl Violations {
 
     /// `Ok(value)` when nothing failed, the violations otherwise.
     pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, Violations> {
-        if self.0.is_empty() { Ok(value()) } else { Err(self) }
+        if self.0.is_empty() {
+            Ok(value())
+        } else {
+            Err(self)
+        }
     }
 
     /// Whether nothing failed.
@@ -78,7 +82,11 @@ impl Email {
                         .chars()
                         .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
             });
-        if valid { Ok(Email(s.to_owned())) } else { Err(vec!["Invalid email format".to_owned()]) }
+        if valid {
+            Ok(Email(s.to_owned()))
+        } else {
+            Err(vec!["Invalid email format".to_owned()])
+        }
     }
 
     /// The address as entered (trimmed).
@@ -109,7 +117,11 @@ impl NewPassword {
         if !s.chars().any(|c| c.is_ascii_digit()) {
             failures.push("Must contain a number".to_owned());
         }
-        if failures.is_empty() { Ok(NewPassword(SecretString::from(s.to_owned()))) } else { Err(failures) }
+        if failures.is_empty() {
+            Ok(NewPassword(SecretString::from(s.to_owned())))
+        } else {
+            Err(failures)
+        }
     }
 
     /// The password, for hashing.
@@ -159,8 +171,13 @@ impl Username {
         if !(3..=30).contains(&len) {
             return Err(vec!["Must be between 3 and 30 characters".to_owned()]);
         }
-        if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
-            return Err(vec!["May contain only letters, digits, '.', '_' and '-'".to_owned()]);
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(vec![
+                "May contain only letters, digits, '.', '_' and '-'".to_owned(),
+            ]);
         }
         Ok(Username(s.to_owned()))
     }
@@ -203,7 +220,9 @@ impl Phone {
         }
         let body = s.strip_prefix('+').unwrap_or(s);
         let digits = body.chars().filter(char::is_ascii_digit).count();
-        let allowed = body.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')'));
+        let allowed = body
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')'));
         if allowed && (6..=20).contains(&digits) && s.len() <= 30 {
             Ok(Phone(s.to_owned()))
         } else {
@@ -219,7 +238,11 @@ impl Phone {
 
 /// An age in years, 0 to 150.
 pub fn parse_age(age: i32) -> Result<i32, Vec<String>> {
-    if (0..=150).contains(&age) { Ok(age) } else { Err(vec!["Must be between 0 and 150".to_owned()]) }
+    if (0..=150).contains(&age) {
+        Ok(age)
+    } else {
+        Err(vec!["Must be between 0 and 150".to_owned()])
+    }
 }
 
 /// A gender as entered: at most 30 characters, no control characters.
@@ -258,7 +281,9 @@ mod tests {
     #[test]
     fn emails_are_checked() {
         assert!(Email::parse("Jane.Doe@Example.com").is_ok());
-        for bad in ["", "no-at", "a@b", "a@@b.co", "a b@c.co", "@b.co", "a@.b.co"] {
+        for bad in [
+            "", "no-at", "a@b", "a@@b.co", "a b@c.co", "@b.co", "a@.b.co",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

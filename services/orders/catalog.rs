@@ -1,0 +1,205 @@
+//! The orders service's view of the catalog: a generated `CatalogServiceClient`
+//! over the catalog server in this process (no socket), or over a `Channel` to
+//! `CATALOG_URL` in mesh mode. Every call carries the internal service token
+//! (role admin, signed with the shared JWT secret) that the catalog's internal
+//! RPCs require.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::future::BoxFuture;
+use tonic::transport::Endpoint;
+use tower::util::BoxCloneSyncService;
+use tower::{BoxError, ServiceBuilder, ServiceExt};
+
+use super::error::OrderError;
+use crate::authn::{Authenticate, Authenticator};
+use crate::catalog::CatalogService;
+use crate::catalog::reservations;
+use crate::proto::ecom::catalog::v1 as pb;
+use crate::proto::ecom::catalog::v1::catalog_service_client::CatalogServiceClient;
+use crate::proto::ecom::catalog::v1::catalog_service_server::CatalogServiceServer;
+use crate::tokens::{Role, Tokens};
+
+/// The transport under the client: in-process service or channel, boxed.
+type Transport = BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    TransportError,
+>;
+
+/// A transport failure. A concrete error type (not `BoxError` itself): a boxed
+/// trait object here trips rustc's higher-ranked Send check in the handlers.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct TransportError(BoxError);
+
+/// The user id of the internal service token (no such user exists).
+const SERVICE_USER_ID: i64 = 0;
+/// The email claim of the internal service token.
+const SERVICE_EMAIL: &str = "orders@service.internal";
+/// How long a reservation holds before the catalog's sweeper releases it.
+pub const RESERVATION_TTL_SECONDS: i32 = 900;
+
+/// A catalog client for the orders service. Cheap to clone.
+#[derive(Clone)]
+pub struct Catalog {
+    client: CatalogServiceClient<Transport>,
+    tokens: Tokens,
+}
+
+impl Catalog {
+    /// A client over `service` in this process, behind the same authentication
+    /// layer the gRPC server has.
+    pub fn in_process(
+        service: CatalogService,
+        authenticator: Authenticator,
+        tokens: Tokens,
+    ) -> Catalog {
+        let stack = ServiceBuilder::new()
+            .layer(Authenticate::layer(authenticator))
+            .service(CatalogServiceServer::new(service));
+        let stack = ServiceExt::<http::Request<tonic::body::Body>>::map_err(
+            stack,
+            |never: std::convert::Infallible| -> TransportError { match never {} },
+        );
+        Catalog {
+            client: CatalogServiceClient::new(BoxCloneSyncService::new(stack)),
+            tokens,
+        }
+    }
+
+    /// A client over a lazily connected channel to `url`.
+    pub fn remote(url: &str, tokens: Tokens) -> anyhow::Result<Catalog> {
+        let channel = Endpoint::from_shared(url.to_owned())
+            .with_context(|| format!("invalid CATALOG_URL `{url}`"))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let transport =
+            BoxCloneSyncService::new(channel.map_err(|e| TransportError(BoxError::from(e))));
+        Ok(Catalog {
+            client: CatalogServiceClient::new(transport),
+            tokens,
+        })
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let (token, _) = self.tokens.mint(
+            SERVICE_USER_ID,
+            SERVICE_EMAIL,
+            Role::Admin,
+            Some(Duration::from_secs(60)),
+        );
+        let mut request = tonic::Request::new(message);
+        let value = format!("Bearer {token}")
+            .parse()
+            .expect("a JWT is valid metadata");
+        request.metadata_mut().insert("authorization", value);
+        request
+    }
+
+    /// Current prices of `ids`; an unknown id is 404 PRODUCT_NOT_FOUND naming it.
+    // Each call is boxed as a `Send + 'static` future over owned values: the
+    // generic client's bounds otherwise defeat the Send check of the async
+    // trait methods calling it (a rustc higher-ranked lifetime limitation).
+    pub fn pricing(
+        &self,
+        ids: Vec<i64>,
+    ) -> BoxFuture<'static, Result<Vec<pb::PricedProduct>, OrderError>> {
+        let mut client = self.client.clone();
+        let request = self.request(pb::GetProductsForPricingRequest { ids });
+        Box::pin(async move {
+            let response = client
+                .get_products_for_pricing(request)
+                .await
+                .map_err(OrderError::Upstream)?
+                .into_inner();
+            if !response.missing_ids.is_empty() {
+                return Err(OrderError::Upstream(reservations::products_not_found(
+                    &response.missing_ids,
+                )));
+            }
+            Ok(response.products)
+        })
+    }
+
+    /// Current prices of the live products among `ids`; unknown ids are left out.
+    pub fn pricing_lenient(
+        &self,
+        ids: Vec<i64>,
+    ) -> BoxFuture<'static, Result<Vec<pb::PricedProduct>, OrderError>> {
+        let mut client = self.client.clone();
+        let request = self.request(pb::GetProductsForPricingRequest { ids });
+        Box::pin(async move {
+            let response = client
+                .get_products_for_pricing(request)
+                .await
+                .map_err(OrderError::Upstream)?;
+            Ok(response.into_inner().products)
+        })
+    }
+
+    /// Reserves every line under `order_key`, or none (422 INSUFFICIENT_STOCK).
+    pub fn reserve(
+        &self,
+        order_key: String,
+        lines: Vec<(i64, i32)>,
+    ) -> BoxFuture<'static, Result<(), OrderError>> {
+        let mut client = self.client.clone();
+        let lines = lines
+            .into_iter()
+            .map(|(product_id, quantity)| pb::StockLine {
+                product_id,
+                quantity,
+            })
+            .collect();
+        let request = self.request(pb::ReserveStockRequest {
+            order_key,
+            lines,
+            ttl_seconds: RESERVATION_TTL_SECONDS,
+        });
+        Box::pin(async move {
+            let response = client
+                .reserve_stock(request)
+                .await
+                .map_err(OrderError::Upstream)?;
+            match response.into_inner().state() {
+                pb::ReservationState::Reserved | pb::ReservationState::Committed => Ok(()),
+                // A key already released is never reserved again: order ids are not reused.
+                state => Err(OrderError::Unexpected(anyhow::anyhow!(
+                    "reservation is {state:?}"
+                ))),
+            }
+        })
+    }
+
+    /// Commits the reservation of `order_key`; its state afterwards.
+    pub fn commit(
+        &self,
+        order_key: String,
+    ) -> BoxFuture<'static, Result<pb::ReservationState, OrderError>> {
+        let mut client = self.client.clone();
+        let request = self.request(pb::CommitReservationRequest { order_key });
+        Box::pin(async move {
+            let response = client
+                .commit_reservation(request)
+                .await
+                .map_err(OrderError::Upstream)?;
+            Ok(response.into_inner().state())
+        })
+    }
+
+    /// Gives the stock of `order_key` back.
+    pub fn release(&self, order_key: String) -> BoxFuture<'static, Result<(), OrderError>> {
+        let mut client = self.client.clone();
+        let request = self.request(pb::ReleaseReservationRequest { order_key });
+        Box::pin(async move {
+            client
+                .release_reservation(request)
+                .await
+                .map_err(OrderError::Upstream)?;
+            Ok(())
+        })
+    }
+}

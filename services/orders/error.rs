@@ -1,0 +1,78 @@
+//! How the orders service fails, and what each failure looks like on the wire.
+
+use tonic::{Code, Status};
+
+use crate::errors::{self, ErrorReason};
+
+/// Everything an orders RPC can fail with. Each variant's doc names the
+/// status it becomes; the conversion is [`From<OrderError> for Status`].
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// NOT_FOUND (404), ORDER_NOT_FOUND: unknown, or another user's order.
+    #[error("order not found")]
+    NotFound,
+    /// INVALID_ARGUMENT (400), VALIDATION_ERROR, one violation per field.
+    #[error("invalid request: {0:?}")]
+    Invalid(Vec<(String, String)>),
+    /// FAILED_PRECONDITION, 422 ORDER_CANNOT_CANCEL.
+    #[error("order cannot be cancelled in status {0}")]
+    CannotCancel(&'static str),
+    /// FAILED_PRECONDITION, 422 INVALID_STATUS_TRANSITION.
+    #[error("order cannot go from {0} to {1}")]
+    InvalidTransition(&'static str, &'static str),
+    /// FAILED_PRECONDITION, 422 IDEMPOTENCY_KEY_REUSED: same key, other body.
+    #[error("idempotency key reused with another request")]
+    KeyReused,
+    /// ABORTED (409), CONFLICT: a duplicate request is still running after the wait.
+    #[error("a request with this idempotency key is still in progress")]
+    KeyInProgress,
+    /// A status from another service (the catalog), passed through as it is.
+    #[error("upstream: {0}")]
+    Upstream(Status),
+    /// INTERNAL (500); the cause chain is logged once.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for OrderError {
+    fn from(err: sqlx::Error) -> Self {
+        OrderError::Unexpected(anyhow::Error::new(err).context("orders database"))
+    }
+}
+
+impl From<OrderError> for Status {
+    fn from(err: OrderError) -> Status {
+        match err {
+            OrderError::NotFound => errors::status(
+                Code::NotFound,
+                ErrorReason::OrderNotFound,
+                "Order not found",
+            ),
+            OrderError::Invalid(violations) => errors::validation(violations),
+            OrderError::CannotCancel(status) => errors::status_with_http(
+                Code::FailedPrecondition,
+                ErrorReason::OrderCannotCancel,
+                422,
+                format!("Cannot cancel order that is {status}"),
+            ),
+            OrderError::InvalidTransition(from, to) => errors::status_with_http(
+                Code::FailedPrecondition,
+                ErrorReason::InvalidStatusTransition,
+                422,
+                format!("Cannot change order status from {from} to {to}"),
+            ),
+            OrderError::KeyReused => errors::status_with_http(
+                Code::FailedPrecondition,
+                ErrorReason::IdempotencyKeyReused,
+                422,
+                "Idempotency-Key was already used with a different request",
+            ),
+            // No ErrorInfo: the edge's default code for ABORTED is CONFLICT (409).
+            OrderError::KeyInProgress => {
+                Status::aborted("A request with this Idempotency-Key is still in progress")
+            }
+            OrderError::Upstream(status) => status,
+            OrderError::Unexpected(err) => errors::internal(err),
+        }
+    }
+}

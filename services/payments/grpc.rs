@@ -1,0 +1,322 @@
+//! `PaymentsService` over gRPC (contract section 8): intents, confirmation
+//! through the provider, status, and the provider's webhook.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound as _, Utc};
+use prost::Message as _;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+use tonic::{Code, Request, Response, Status};
+
+use super::provider::{Outcome, PaymentProvider};
+use super::store::{self, IntentRow};
+use super::webhook;
+use crate::authn;
+use crate::clock::Clock;
+use crate::errors::{self, ErrorReason};
+use crate::orders::idempotency::{self, Claim};
+use crate::proto::ecom::payments::v1 as pb;
+
+/// The idempotency scope of POST /payments/intents.
+const CREATE_SCOPE: &str = "payments.create_intent";
+/// The largest amount of one intent, in cents (Stripe's limit).
+const MAX_AMOUNT_CENTS: i64 = 99_999_999;
+
+/// The payments service. Cheap to clone.
+#[derive(Clone)]
+pub struct PaymentsService {
+    db: PgPool,
+    clock: Clock,
+    provider: Arc<dyn PaymentProvider>,
+    webhook_secret: Option<SecretString>,
+}
+
+impl PaymentsService {
+    /// A service storing intents in `db`, paying through `provider`.
+    pub fn new(
+        db: PgPool,
+        clock: Clock,
+        provider: Arc<dyn PaymentProvider>,
+        webhook_secret: Option<SecretString>,
+    ) -> Self {
+        PaymentsService {
+            db,
+            clock,
+            provider,
+            webhook_secret,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now().trunc_subsecs(6)
+    }
+}
+
+fn status_of(s: &str) -> pb::PaymentStatus {
+    match s {
+        "requires_payment_method" => pb::PaymentStatus::RequiresPaymentMethod,
+        "requires_confirmation" => pb::PaymentStatus::RequiresConfirmation,
+        "processing" => pb::PaymentStatus::Processing,
+        "succeeded" => pb::PaymentStatus::Succeeded,
+        "failed" => pb::PaymentStatus::Failed,
+        _ => pb::PaymentStatus::Unspecified,
+    }
+}
+
+fn to_wire(row: &IntentRow) -> pb::PaymentIntent {
+    pb::PaymentIntent {
+        id: row.id.clone(),
+        client_secret: row.client_secret.clone(),
+        amount: row.amount_cents,
+        currency: row.currency.clone(),
+        status: status_of(&row.status) as i32,
+        created_at: Some(crate::orders::store_timestamp(row.created_at)),
+    }
+}
+
+fn not_found() -> Status {
+    errors::status(
+        Code::NotFound,
+        ErrorReason::PaymentIntentNotFound,
+        "Payment intent not found",
+    )
+}
+
+fn internal(err: impl Into<anyhow::Error>) -> Status {
+    errors::internal(err.into())
+}
+
+#[tonic::async_trait]
+impl pb::payments_service_server::PaymentsService for PaymentsService {
+    /// Contract 8: creates an intent (amount in cents); honours Idempotency-Key.
+    #[tracing::instrument(skip_all)]
+    async fn create_payment_intent(
+        &self,
+        request: Request<pb::CreatePaymentIntentRequest>,
+    ) -> Result<Response<pb::CreatePaymentIntentResponse>, Status> {
+        let user_id = authn::require_user(&request)?.user_id;
+        let r = request.get_ref();
+        if r.amount < 50 || r.amount > MAX_AMOUNT_CENTS {
+            return Err(errors::invalid_field(
+                "amount",
+                "must be between 50 and 99999999 cents",
+            ));
+        }
+        let currency = if r.currency.trim().is_empty() {
+            "usd".to_owned()
+        } else {
+            r.currency.trim().to_lowercase()
+        };
+        if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_lowercase()) {
+            return Err(errors::invalid_field(
+                "currency",
+                "must be a three-letter ISO code",
+            ));
+        }
+        if r.metadata.len() > 50
+            || r.metadata
+                .iter()
+                .any(|(k, v)| k.len() > 40 || v.len() > 500)
+        {
+            return Err(errors::invalid_field(
+                "metadata",
+                "at most 50 keys of 40 characters, values of 500",
+            ));
+        }
+        let body = r.encode_to_vec();
+        let key = idempotency::key_of(&request, user_id, CREATE_SCOPE, &body)?;
+        if let Some(key) = &key {
+            match idempotency::claim(&self.db, key, self.now()).await? {
+                Claim::Replay(bytes) => {
+                    let replayed = pb::CreatePaymentIntentResponse::decode(bytes.as_slice())
+                        .map_err(internal)?;
+                    let mut response = Response::new(replayed);
+                    idempotency::mark_replayed(&mut response);
+                    return Ok(response);
+                }
+                Claim::Owner => {}
+            }
+        }
+        let result = async {
+            let id = format!("pi_{}", uuid::Uuid::new_v4().simple());
+            let provider_ref = self
+                .provider
+                .create_intent(&id, r.amount, &currency)
+                .await
+                .map_err(|e| {
+                    errors::unavailable(e.context("creating the intent at the provider"))
+                })?;
+            let row = IntentRow {
+                client_secret: format!("{id}_secret_{}", uuid::Uuid::new_v4().simple()),
+                id,
+                user_id,
+                amount_cents: r.amount,
+                currency: currency.clone(),
+                status: "requires_payment_method".to_owned(),
+                provider_ref,
+                created_at: self.now(),
+            };
+            let response = pb::CreatePaymentIntentResponse {
+                payment_intent: Some(to_wire(&row)),
+            };
+            let metadata = serde_json::to_value(&r.metadata).map_err(internal)?;
+            let mut tx = self.db.begin().await.map_err(errors::database)?;
+            store::insert_intent(&mut tx, &row, &metadata, self.provider.name())
+                .await
+                .map_err(errors::database)?;
+            if let Some(key) = &key {
+                idempotency::finish(&mut tx, key, &response.encode_to_vec()).await?;
+            }
+            tx.commit().await.map_err(errors::database)?;
+            Ok::<_, Status>(response)
+        }
+        .await;
+        match result {
+            Ok(response) => Ok(Response::new(response)),
+            Err(status) => {
+                if let Some(key) = &key {
+                    idempotency::abandon(&self.db, key).await;
+                }
+                Err(status)
+            }
+        }
+    }
+
+    /// Contract 8: confirms an intent with a payment method through the provider.
+    /// The intent row is locked for the call, so it is never charged twice.
+    #[tracing::instrument(skip_all, fields(id = %request.get_ref().id))]
+    async fn confirm_payment_intent(
+        &self,
+        request: Request<pb::ConfirmPaymentIntentRequest>,
+    ) -> Result<Response<pb::ConfirmPaymentIntentResponse>, Status> {
+        let user_id = authn::require_user(&request)?.user_id;
+        let r = request.into_inner();
+        let payment_method = r.payment_method_id.trim().to_owned();
+        if payment_method.is_empty() || payment_method.len() > 100 {
+            return Err(errors::invalid_field("paymentMethodId", "is required"));
+        }
+        let mut tx = self.db.begin().await.map_err(errors::database)?;
+        let row = store::lock_intent(&mut tx, &r.id)
+            .await
+            .map_err(errors::database)?;
+        let Some(row) = row.filter(|row| row.user_id == user_id) else {
+            return Err(not_found());
+        };
+        let answer = |status: &str| pb::ConfirmPaymentIntentResponse {
+            id: row.id.clone(),
+            status: status_of(status) as i32,
+            amount: row.amount_cents,
+            currency: row.currency.clone(),
+        };
+        if row.status == "succeeded" {
+            // Already paid: confirming again charges nothing.
+            return Ok(Response::new(answer("succeeded")));
+        }
+        let outcome = self
+            .provider
+            .confirm(&row.provider_ref, &payment_method)
+            .await
+            .map_err(|e| errors::unavailable(e.context("confirming at the provider")))?;
+        let now = self.now();
+        match outcome {
+            Outcome::Succeeded => {
+                store::set_status(&mut tx, &row.id, "succeeded", None, now)
+                    .await
+                    .map_err(errors::database)?;
+                tx.commit().await.map_err(errors::database)?;
+                tracing::info!(intent = %row.id, user_id, "payment succeeded");
+                Ok(Response::new(answer("succeeded")))
+            }
+            Outcome::Failed(reason) => {
+                store::set_status(&mut tx, &row.id, "failed", Some(&reason), now)
+                    .await
+                    .map_err(errors::database)?;
+                tx.commit().await.map_err(errors::database)?;
+                tracing::info!(intent = %row.id, user_id, "payment failed");
+                let metadata = std::collections::HashMap::from([
+                    ("http_status".to_owned(), "422".to_owned()),
+                    ("paymentIntentId".to_owned(), row.id.clone()),
+                ]);
+                Err(errors::with_metadata(
+                    Code::FailedPrecondition,
+                    ErrorReason::PaymentFailed,
+                    format!("Payment failed: {reason}"),
+                    metadata,
+                ))
+            }
+        }
+    }
+
+    /// Contract 8: an intent's status; only its owner sees it.
+    #[tracing::instrument(skip_all, fields(id = %request.get_ref().id))]
+    async fn get_payment_intent_status(
+        &self,
+        request: Request<pb::GetPaymentIntentStatusRequest>,
+    ) -> Result<Response<pb::GetPaymentIntentStatusResponse>, Status> {
+        let user_id = authn::require_user(&request)?.user_id;
+        let row = store::find_intent(&self.db, &request.get_ref().id)
+            .await
+            .map_err(errors::database)?
+            .filter(|row| row.user_id == user_id)
+            .ok_or_else(not_found)?;
+        Ok(Response::new(pb::GetPaymentIntentStatusResponse {
+            status: status_of(&row.status) as i32,
+        }))
+    }
+
+    /// The provider's webhook: Stripe-Signature verified (HMAC-SHA256 over
+    /// `t.body`, constant-time, 300 s tolerance; else 400 INVALID_SIGNATURE);
+    /// each event id takes effect once.
+    #[tracing::instrument(skip_all)]
+    async fn handle_webhook(
+        &self,
+        request: Request<pb::HandleWebhookRequest>,
+    ) -> Result<Response<pb::HandleWebhookResponse>, Status> {
+        let refused = |why: &str| {
+            errors::status(
+                Code::InvalidArgument,
+                ErrorReason::InvalidSignature,
+                format!("Invalid webhook signature: {why}"),
+            )
+        };
+        let Some(secret) = &self.webhook_secret else {
+            return Err(refused("no webhook secret is configured"));
+        };
+        let header = request
+            .metadata()
+            .get("stripe-signature")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| refused("missing Stripe-Signature"))?;
+        let body = request
+            .into_inner()
+            .body
+            .map(|b| b.data)
+            .unwrap_or_default();
+        webhook::verify(
+            secret.expose_secret().as_bytes(),
+            &header,
+            &body,
+            self.clock.now().timestamp(),
+        )
+        .map_err(|e| refused(&e.to_string()))?;
+        let event: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| errors::invalid_field("body", "is not a JSON event"))?;
+        let event_id = event["id"]
+            .as_str()
+            .ok_or_else(|| errors::invalid_field("id", "is required"))?;
+        let event_type = event["type"].as_str().unwrap_or_default();
+        let object = &event["data"]["object"];
+        // charge.* events carry the charge; its intent is `payment_intent`.
+        let reference = object["payment_intent"]
+            .as_str()
+            .or_else(|| object["id"].as_str())
+            .unwrap_or_default();
+        let applied = store::apply_event(&self.db, event_id, event_type, reference, self.now())
+            .await
+            .map_err(errors::database)?;
+        tracing::info!(event_id, event_type, applied, "webhook event");
+        Ok(Response::new(pb::HandleWebhookResponse { received: true }))
+    }
+}
