@@ -21,7 +21,9 @@ use bytes::Bytes;
 use ecom::clock::Clock;
 use ecom::config::Settings;
 use ecom::proto::ecom::catalog::v1::catalog_service_client::CatalogServiceClient;
-use ecom::proto::ecom::catalog::v1::{GetProductRequest, ListProductsRequest, SearchProductsRequest};
+use ecom::proto::ecom::catalog::v1::{
+    GetProductRequest, ListProductsRequest, SearchProductsRequest,
+};
 use ecom::server::{Application, Mode};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
@@ -31,7 +33,10 @@ use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// One scenario's result.
@@ -69,7 +74,9 @@ where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = bool> + Send,
 {
-    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap()));
+    let histogram = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap(),
+    ));
     let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
@@ -157,7 +164,10 @@ fn http_worker(
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(run());
 }
 
@@ -192,14 +202,28 @@ async fn run() {
     ])
     .unwrap();
     settings.validate().unwrap();
-    let app = Application::build(settings.clone(), Mode::all(), Clock::system()).await.unwrap();
+    let app = Application::build(settings.clone(), Mode::all(), Clock::system())
+        .await
+        .unwrap();
     let db = sqlx::PgPool::connect(&database_url).await.unwrap();
     let seeding = Instant::now();
-    ecom::catalog::seed::seed_demo_catalog(&db, products).await.unwrap();
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM products").fetch_one(&db).await.unwrap();
-    println!("catalog: {count} products (seeding took {:.1?} if it ran)", seeding.elapsed());
+    ecom::catalog::seed::seed_demo_catalog(&db, products)
+        .await
+        .unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM products")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    println!(
+        "catalog: {count} products (seeding took {:.1?} if it ran)",
+        seeding.elapsed()
+    );
 
-    let rest = format!("http://{}{}", app.rest_addr().unwrap(), settings.api_base_path);
+    let rest = format!(
+        "http://{}{}",
+        app.rest_addr().unwrap(),
+        settings.api_base_path
+    );
     let grpc = format!("http://{}", app.grpc_addr().unwrap());
     tokio::spawn(app.run_until_stopped());
 
@@ -207,12 +231,25 @@ async fn run() {
         .pool_max_idle_per_host(workers)
         .build_http();
     let product_url = format!("{rest}/products/1");
-    let body = client.get(product_url.parse().unwrap()).await.unwrap().into_body().collect().await.unwrap();
+    let body = client
+        .get(product_url.parse().unwrap())
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
     let ceiling_addr = ceiling(body.to_bytes()).await;
 
     let mut channels = Vec::new();
     for _ in 0..workers {
-        channels.push(Channel::from_shared(grpc.clone()).unwrap().connect().await.unwrap());
+        channels.push(
+            Channel::from_shared(grpc.clone())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        );
     }
     let channels = Arc::new(channels);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -221,7 +258,9 @@ async fn run() {
         CatalogServiceClient::new(channels[i].clone())
     };
 
-    println!("\n{workers} concurrent workers, {seconds} s per scenario, server and load generator on one machine\n");
+    println!(
+        "\n{workers} concurrent workers, {seconds} s per scenario, server and load generator on one machine\n"
+    );
     let warm = drive("warm-up", workers, Duration::from_secs(1), || {
         http_worker(client.clone(), product_url.clone())
     })
@@ -260,18 +299,24 @@ async fn run() {
         move || {
             let mut c = c.clone();
             Box::pin(async move {
-                c.list_products(ListProductsRequest { limit: Some(10), ..Default::default() })
-                    .await
-                    .is_ok()
+                c.list_products(ListProductsRequest {
+                    limit: Some(10),
+                    ..Default::default()
+                })
+                .await
+                .is_ok()
             }) as std::pin::Pin<Box<dyn Future<Output = bool> + Send>>
         }
     })
     .await;
     grpc_list.print();
 
-    let edge_search = drive("REST  GET /products/search?q=phone", workers, duration, || {
-        http_worker(client.clone(), format!("{rest}/products/search?q=phone"))
-    })
+    let edge_search = drive(
+        "REST  GET /products/search?q=phone",
+        workers,
+        duration,
+        || http_worker(client.clone(), format!("{rest}/products/search?q=phone")),
+    )
     .await;
     edge_search.print();
     let grpc_search = drive("gRPC  SearchProducts{q:phone}", workers, duration, || {
@@ -279,9 +324,12 @@ async fn run() {
         move || {
             let mut c = c.clone();
             Box::pin(async move {
-                c.search_products(SearchProductsRequest { q: "phone".into(), ..Default::default() })
-                    .await
-                    .is_ok()
+                c.search_products(SearchProductsRequest {
+                    q: "phone".into(),
+                    ..Default::default()
+                })
+                .await
+                .is_ok()
             }) as std::pin::Pin<Box<dyn Future<Output = bool> + Send>>
         }
     })

@@ -70,7 +70,10 @@ impl Authenticator {
         };
         let token = std::str::from_utf8(value)
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
         let Some(token) = token else {
             return Caller::Refused(TokenError::Invalid);
@@ -87,6 +90,20 @@ impl Authenticator {
                 tracing::warn!(error = %e, "token deny-list unavailable; failing open");
             }
         }
+        // Identity: every token of the user issued before a cutoff (password reset, deletion).
+        match self.kv.get(&revoked_before_key(claims.sub)).await {
+            Ok(Some(cutoff)) => {
+                let cutoff = std::str::from_utf8(&cutoff).ok().and_then(|s| s.parse::<i64>().ok());
+                if cutoff.is_some_and(|cutoff| claims.iat < cutoff) {
+                    return Caller::Refused(TokenError::Invalid);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                metrics::counter!("auth_denylist_errors_total").increment(1);
+                tracing::warn!(error = %e, "token deny-list unavailable; failing open");
+            }
+        }
         Caller::User(principal(claims))
     }
 
@@ -95,11 +112,29 @@ impl Authenticator {
         let left = principal.expires_at - chrono::Utc::now().timestamp();
         if left > 0 {
             self.kv
-                .set(&revoked_key(&principal.jti), b"1", Duration::from_secs(left as u64))
+                .set(
+                    &revoked_key(&principal.jti),
+                    b"1",
+                    Duration::from_secs(left as u64),
+                )
                 .await?;
         }
         Ok(())
     }
+}
+
+impl Authenticator {
+    /// Identity: revokes every access token of `user_id` issued before `at` (whole seconds;
+    /// a token minted in the same second survives). Kept for `ttl`, the longest token life.
+    pub async fn revoke_user(&self, user_id: i64, at: chrono::DateTime<chrono::Utc>, ttl: Duration) -> anyhow::Result<()> {
+        self.kv
+            .set(&revoked_before_key(user_id), at.timestamp().to_string().as_bytes(), ttl)
+            .await
+    }
+}
+
+fn revoked_before_key(user_id: i64) -> String {
+    format!("auth:revoked-before:{user_id}")
 }
 
 fn revoked_key(jti: &str) -> String {
@@ -211,7 +246,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let authenticator = self.authenticator.clone();
         Box::pin(async move {
-            let header = req.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+            let header = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes().to_vec());
             let caller = authenticator.caller(header.as_deref()).await;
             req.extensions_mut().insert(caller);
             inner.call(req).await

@@ -56,9 +56,11 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
+        if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied()
+        {
             let ip = resolve(peer.ip(), req.headers(), &self.trusted);
-            req.extensions_mut().insert(ClientAddr(SocketAddr::new(ip, peer.port())));
+            req.extensions_mut()
+                .insert(ClientAddr(SocketAddr::new(ip, peer.port())));
         }
         self.inner.call(req)
     }

@@ -16,7 +16,7 @@ const DEV_JWT_SECRET: &str = "ecom-development-secret-do-not-use-in-production";
 
 /// `ecom`: the backend of an online shop.
 #[derive(Debug, Parser)]
-#[command(name = "ecom", version, about, long_about = None)]
+#[command(name = "ecom", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -49,11 +49,30 @@ pub enum Command {
     },
     /// Create the database if missing and apply migrations.
     Migrate,
+    /// Account administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Apply migrations and seed the demo catalog when it is empty.
     Seed {
         /// Number of products to generate (deterministic; up to 1,000,000).
         #[arg(long, default_value_t = 240)]
         products: usize,
+    },
+}
+
+/// `ecom admin ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin account, or make an existing account an admin with this password.
+    Create {
+        /// The admin's email.
+        #[arg(long)]
+        email: String,
+        /// The admin's password (same rules as registration).
+        #[arg(long)]
+        password: SecretString,
     },
 }
 
@@ -95,8 +114,13 @@ fn parse_upstream(s: &str) -> Result<(ServiceName, Vec<String>), String> {
         .ok_or_else(|| format!("expected service=url, got `{s}`"))?;
     let service = ServiceName::from_str(name, true)?;
     let urls: Vec<String> = urls.split(',').map(str::to_owned).collect();
-    if urls.iter().any(|u| !u.starts_with("http://") && !u.starts_with("https://")) {
-        return Err(format!("upstream urls must start with http:// or https://: `{s}`"));
+    if urls
+        .iter()
+        .any(|u| !u.starts_with("http://") && !u.starts_with("https://"))
+    {
+        return Err(format!(
+            "upstream urls must start with http:// or https://: `{s}`"
+        ));
     }
     Ok((service, urls))
 }
@@ -122,7 +146,13 @@ pub enum LogFormat {
 #[command(next_help_heading = "Settings (flag or environment variable)")]
 pub struct Settings {
     /// Deployment environment (NODE_ENV is read too, for the contract's name).
-    #[arg(long, env = "APP_ENV", value_enum, default_value = "development", global = true)]
+    #[arg(
+        long,
+        env = "APP_ENV",
+        value_enum,
+        default_value = "development",
+        global = true
+    )]
     pub app_env: AppEnv,
     /// Address the REST edge and gRPC server bind to.
     #[arg(long, env = "HOST", default_value = "0.0.0.0", global = true)]
@@ -197,22 +227,47 @@ pub struct Settings {
     #[arg(long, env = "RATE_LIMIT_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub rate_limit_enabled: bool,
     /// Window of the per-group limits, in milliseconds.
-    #[arg(long, env = "RATE_LIMIT_WINDOW_MS", default_value_t = 60_000, global = true)]
+    #[arg(
+        long,
+        env = "RATE_LIMIT_WINDOW_MS",
+        default_value_t = 60_000,
+        global = true
+    )]
     pub rate_limit_window_ms: u64,
     /// Requests per window for /products/* (and the default for unlisted groups).
-    #[arg(long, env = "RATE_LIMIT_MAX_REQUESTS", default_value_t = 100, global = true)]
+    #[arg(
+        long,
+        env = "RATE_LIMIT_MAX_REQUESTS",
+        default_value_t = 100,
+        global = true
+    )]
     pub rate_limit_max_requests: u64,
     /// Requests per window for /orders/* and /cart*.
-    #[arg(long, env = "RATE_LIMIT_ORDERS_MAX", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "RATE_LIMIT_ORDERS_MAX",
+        default_value_t = 30,
+        global = true
+    )]
     pub rate_limit_orders_max: u64,
     /// Requests per window for /payments/*.
-    #[arg(long, env = "RATE_LIMIT_PAYMENTS_MAX", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PAYMENTS_MAX",
+        default_value_t = 10,
+        global = true
+    )]
     pub rate_limit_payments_max: u64,
     /// Comma-separated proxy addresses whose X-Forwarded-For is believed.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', global = true)]
     pub trusted_proxies: Vec<IpAddr>,
     /// Deadline of every call from the edge to a service, in milliseconds.
-    #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    #[arg(
+        long,
+        env = "UPSTREAM_TIMEOUT_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
     pub upstream_timeout_ms: u64,
     /// Strict-Transport-Security max-age in seconds; unset sends no HSTS header.
     #[arg(long, env = "HSTS_MAX_AGE", global = true)]
@@ -221,11 +276,73 @@ pub struct Settings {
     #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
     pub log_level: String,
     /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
     pub log_format: LogFormat,
     /// Seed the demo catalog at start-up when the database has no products.
     #[arg(long, env = "SEED_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub seed_demo_data: bool,
+
+    // Identity (auth and users services): mail, lockout, the bootstrap admin, deletion.
+    /// SMTP server of outgoing mail; unset logs mails instead of sending them (not in production).
+    #[arg(long, env = "SMTP_HOST", global = true)]
+    pub smtp_host: Option<String>,
+    /// SMTP port.
+    #[arg(long, env = "SMTP_PORT", default_value_t = 587, global = true)]
+    pub smtp_port: u16,
+    /// SMTP user name.
+    #[arg(long, env = "SMTP_USER", hide_env_values = true, global = true)]
+    pub smtp_user: Option<SecretString>,
+    /// SMTP password.
+    #[arg(long, env = "SMTP_PASS", hide_env_values = true, global = true)]
+    pub smtp_pass: Option<SecretString>,
+    /// SMTP transport security.
+    #[arg(long, env = "SMTP_TLS", value_enum, default_value = "starttls", global = true)]
+    pub smtp_tls: SmtpTls,
+    /// Sender address of outgoing mail.
+    #[arg(long, env = "EMAIL_FROM", default_value = "ecom <no-reply@ecom.local>", global = true)]
+    pub email_from: String,
+    /// Public URL of the shop's frontend; password reset links point there (never at the Host header).
+    #[arg(long, env = "FRONTEND_URL", default_value = "http://localhost:5173", global = true)]
+    pub frontend_url: String,
+    /// Failed logins of one account within the window that lock it.
+    #[arg(long, env = "LOGIN_LOCKOUT_THRESHOLD", default_value_t = 5, global = true)]
+    pub login_lockout_threshold: i32,
+    /// Window in which failed logins are counted, e.g. 15m.
+    #[arg(long, env = "LOGIN_LOCKOUT_WINDOW", default_value = "15m", value_parser = parse_duration, global = true)]
+    pub login_lockout_window: Duration,
+    /// How long a locked account stays locked, e.g. 15m.
+    #[arg(long, env = "LOGIN_LOCKOUT_DURATION", default_value = "15m", value_parser = parse_duration, global = true)]
+    pub login_lockout_duration: Duration,
+    /// Longest access token a client may ask for with `expiresInMins` (DummyJSON), in minutes.
+    #[arg(long, env = "JWT_MAX_EXPIRES_IN_MINS", default_value_t = 60, global = true)]
+    pub jwt_max_expires_in_mins: u32,
+    /// Grace period of a deleted account before its personal data is purged, e.g. 30d.
+    #[arg(long, env = "ACCOUNT_DELETION_GRACE", default_value = "30d", value_parser = parse_duration, global = true)]
+    pub account_deletion_grace: Duration,
+    /// Email of an admin account ensured at start-up (with ADMIN_PASSWORD).
+    #[arg(long, env = "ADMIN_EMAIL", global = true)]
+    pub admin_email: Option<String>,
+    /// Password of the ADMIN_EMAIL account.
+    #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true, global = true)]
+    pub admin_password: Option<SecretString>,
+}
+
+/// How the mail sender secures its SMTP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required).
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+    /// No encryption (loopback test servers only).
+    #[value(name = "none")]
+    Plain,
 }
 
 impl Settings {
@@ -339,7 +456,8 @@ mod tests {
         let mut s = Settings::for_tests(&["--app-env", "production"]).unwrap();
         assert!(s.validate().unwrap_err().to_string().contains("JWT_SECRET"));
 
-        let mut s = Settings::for_tests(&["--app-env", "production", "--jwt-secret", "short"]).unwrap();
+        let mut s =
+            Settings::for_tests(&["--app-env", "production", "--jwt-secret", "short"]).unwrap();
         assert!(s.validate().unwrap_err().to_string().contains("32 bytes"));
 
         let secret = "x".repeat(32);
@@ -352,7 +470,12 @@ mod tests {
             "*",
         ])
         .unwrap();
-        assert!(s.validate().unwrap_err().to_string().contains("CORS_ORIGINS"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("CORS_ORIGINS")
+        );
     }
 
     #[test]

@@ -29,15 +29,17 @@ pub async fn ensure_database(options: &PgConnectOptions) -> anyhow::Result<()> {
     let mut admin = PgConnection::connect_with(&options.clone().database("postgres"))
         .await
         .context("connecting to PostgreSQL (database `postgres`) to check the database exists")?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await
-        .context("checking whether the database exists")?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await
+            .context("checking whether the database exists")?;
     if !exists {
         // Identifiers cannot be bound as parameters; quote it the PostgreSQL way.
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        match admin.execute(format!("CREATE DATABASE {quoted}").as_str()).await {
+        let create = format!("CREATE DATABASE {quoted}");
+        match admin.execute(sqlx::AssertSqlSafe(create)).await {
             Ok(_) => tracing::info!(database = %name, "created database"),
             // Another instance created it at the same moment.
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}

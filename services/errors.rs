@@ -28,7 +28,12 @@ pub fn status(code: Code, reason: ErrorReason, message: impl Into<String>) -> St
 
 /// Like [`status`], with the HTTP status the contract fixes where the gRPC code does not give it
 /// (422, 423, 409 for some reasons): the edge reads `ErrorInfo.metadata["http_status"]`.
-pub fn status_with_http(code: Code, reason: ErrorReason, http_status: u16, message: impl Into<String>) -> Status {
+pub fn status_with_http(
+    code: Code,
+    reason: ErrorReason,
+    http_status: u16,
+    message: impl Into<String>,
+) -> Status {
     let metadata = HashMap::from([("http_status".to_owned(), http_status.to_string())]);
     with_metadata(code, reason, message, metadata)
 }
@@ -46,7 +51,11 @@ pub fn with_metadata(
 
 /// 400 VALIDATION_ERROR with one field violation per `(json field, message)`.
 pub fn validation(violations: Vec<(String, String)>) -> Status {
-    let mut details = ErrorDetails::with_error_info(reason_name(ErrorReason::ValidationError), DOMAIN, HashMap::new());
+    let mut details = ErrorDetails::with_error_info(
+        reason_name(ErrorReason::ValidationError),
+        DOMAIN,
+        HashMap::new(),
+    );
     for (field, message) in violations {
         details.add_bad_request_violation(field, message);
     }
@@ -61,7 +70,11 @@ pub fn invalid_field(field: &str, message: impl Into<String>) -> Status {
 /// 500 INTERNAL_ERROR: logs the whole cause chain once and answers with a generic message.
 pub fn internal(err: anyhow::Error) -> Status {
     tracing::error!(error = ?err, "internal error");
-    status(Code::Internal, ErrorReason::InternalError, "Internal server error")
+    status(
+        Code::Internal,
+        ErrorReason::InternalError,
+        "Internal server error",
+    )
 }
 
 /// 503 for a dependency that is down (PostgreSQL unreachable, pool timed out).

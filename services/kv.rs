@@ -25,10 +25,13 @@ pub struct Kv {
     backend: Backend,
 }
 
+/// The in-process map: value and expiry per key.
+type MemoryMap = Arc<Mutex<HashMap<String, (Bytes, Option<Instant>)>>>;
+
 #[derive(Clone)]
 enum Backend {
     Redis(bb8::Pool<RedisConnectionManager>),
-    Memory(Arc<Mutex<HashMap<String, (Bytes, Option<Instant>)>>>),
+    Memory(MemoryMap),
 }
 
 impl Kv {
@@ -78,18 +81,21 @@ impl Kv {
         format!("{}{key}", self.prefix)
     }
 
-    async fn redis<T, F, Fut>(
+    /// Runs one Redis operation on a pooled connection within [`REDIS_DEADLINE`].
+    async fn run<T>(
         pool: &bb8::Pool<RedisConnectionManager>,
         what: &'static str,
-        f: F,
+        cmd: impl FnOnce() -> redis::Pipeline,
     ) -> anyhow::Result<T>
     where
-        F: FnOnce(bb8::PooledConnection<'_, RedisConnectionManager>) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+        T: redis::FromRedisValue,
     {
         let work = async {
-            let conn = pool.get().await.map_err(|e| anyhow!("redis pool: {e}"))?;
-            f(conn).await.map_err(|e| anyhow!("redis {what}: {e}"))
+            let mut conn = pool.get().await.map_err(|e| anyhow!("redis pool: {e}"))?;
+            cmd()
+                .query_async::<T>(&mut *conn)
+                .await
+                .map_err(|e| anyhow!("redis {what}: {e}"))
         };
         tokio::time::timeout(REDIS_DEADLINE, work)
             .await
@@ -101,8 +107,10 @@ impl Kv {
         let key = self.key(key);
         match &self.backend {
             Backend::Redis(pool) => {
-                let value: Option<Vec<u8>> = Self::redis(pool, "GET", |mut c| async move {
-                    redis::cmd("GET").arg(&key).query_async(&mut *c).await
+                let (value,): (Option<Vec<u8>>,) = Self::run(pool, "GET", || {
+                    let mut p = redis::pipe();
+                    p.cmd("GET").arg(&key);
+                    p
                 })
                 .await?;
                 Ok(value.map(Bytes::from))
@@ -132,14 +140,15 @@ impl Kv {
         let millis = ttl.as_millis().max(1) as u64;
         match &self.backend {
             Backend::Redis(pool) => {
-                Self::redis(pool, "SET", |mut c| async move {
-                    redis::cmd("SET")
+                Self::run::<()>(pool, "SET", || {
+                    let mut p = redis::pipe();
+                    p.cmd("SET")
                         .arg(&key)
                         .arg(value)
                         .arg("PX")
                         .arg(millis)
-                        .query_async::<()>(&mut *c)
-                        .await
+                        .ignore();
+                    p
                 })
                 .await
             }
@@ -161,8 +170,10 @@ impl Kv {
         let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
         match &self.backend {
             Backend::Redis(pool) => {
-                Self::redis(pool, "DEL", |mut c| async move {
-                    redis::cmd("DEL").arg(&keys).query_async::<()>(&mut *c).await
+                Self::run::<()>(pool, "DEL", || {
+                    let mut p = redis::pipe();
+                    p.cmd("DEL").arg(&keys).ignore();
+                    p
                 })
                 .await
             }
@@ -184,23 +195,21 @@ impl Kv {
         let millis = window.as_millis().max(1) as u64;
         match &self.backend {
             Backend::Redis(pool) => {
-                let (count, ttl): (u64, i64) =
-                    Self::redis(pool, "rate limit", |mut c| async move {
-                        redis::pipe()
-                            .atomic()
-                            .cmd("INCR")
-                            .arg(&key)
-                            .cmd("PEXPIRE")
-                            .arg(&key)
-                            .arg(millis)
-                            .arg("NX")
-                            .ignore()
-                            .cmd("PTTL")
-                            .arg(&key)
-                            .query_async::<(u64, i64)>(&mut *c)
-                            .await
-                    })
-                    .await?;
+                let (count, ttl): (u64, i64) = Self::run(pool, "rate limit", || {
+                    let mut p = redis::pipe();
+                    p.atomic()
+                        .cmd("INCR")
+                        .arg(&key)
+                        .cmd("PEXPIRE")
+                        .arg(&key)
+                        .arg(millis)
+                        .arg("NX")
+                        .ignore()
+                        .cmd("PTTL")
+                        .arg(&key);
+                    p
+                })
+                .await?;
                 let left = Duration::from_millis(ttl.max(0) as u64);
                 Ok((count, left))
             }
@@ -229,8 +238,10 @@ impl Kv {
     pub async fn ping(&self) -> anyhow::Result<()> {
         match &self.backend {
             Backend::Redis(pool) => {
-                Self::redis(pool, "PING", |mut c| async move {
-                    redis::cmd("PING").query_async::<String>(&mut *c).await
+                let (_pong,): (String,) = Self::run(pool, "PING", || {
+                    let mut p = redis::pipe();
+                    p.cmd("PING");
+                    p
                 })
                 .await?;
                 Ok(())

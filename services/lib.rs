@@ -16,6 +16,7 @@ pub mod db;
 pub mod errors;
 pub mod kv;
 pub mod money;
+pub mod proto;
 pub mod ratelimit;
 pub mod server;
 pub mod telemetry;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use ecom::clock::Clock;
-use ecom::config::{Command, ServiceName, Settings};
+use ecom::config::{AdminCommand, Command, ServiceName, Settings};
 use ecom::server::{Application, Mode};
 use ecom::telemetry::{get_subscriber, init_subscriber};
 
@@ -26,7 +26,10 @@ async fn run() -> anyhow::Result<()> {
     init_subscriber(get_subscriber(&settings.log_level, settings.log_format));
     settings.validate()?;
 
-    let mode = match cli.command.unwrap_or(Command::Serve { services: Vec::new(), edge: false }) {
+    let mode = match cli.command.unwrap_or(Command::Serve {
+        services: Vec::new(),
+        edge: false,
+    }) {
         Command::Migrate => {
             ecom::db::migrate(&settings.database_url).await?;
             tracing::info!("migrations applied");
@@ -40,19 +43,35 @@ async fn run() -> anyhow::Result<()> {
             tracing::info!(products, "catalog seeded");
             return Ok(());
         }
+        Command::Admin { command: AdminCommand::Create { email, password } } => {
+            let db = ecom::db::migrate(&settings.database_url).await?;
+            let id = ecom::auth::seed::ensure_admin(&db, &email, &password).await?;
+            tracing::info!(id, %email, "admin account ready");
+            return Ok(());
+        }
         Command::Serve { services, edge } => {
             let all = services.is_empty() || ServiceName::ALL.iter().all(|s| services.contains(s));
-            let services = if services.is_empty() { ServiceName::ALL.to_vec() } else { services };
-            Mode::Services { services, edge: edge || all }
+            let services = if services.is_empty() {
+                ServiceName::ALL.to_vec()
+            } else {
+                services
+            };
+            Mode::Services {
+                services,
+                edge: edge || all,
+            }
         }
-        Command::Edge { upstreams, default_upstream } => {
+        Command::Edge {
+            upstreams,
+            default_upstream,
+        } => {
             let mut map: HashMap<ServiceName, Vec<String>> = upstreams.into_iter().collect();
             for service in ServiceName::ALL {
-                if !map.contains_key(&service) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(service) {
                     let url = default_upstream.clone().with_context(|| {
                         format!("no --upstream for {service:?} and no --default-upstream")
                     })?;
-                    map.insert(service, vec![url]);
+                    slot.insert(vec![url]);
                 }
             }
             Mode::Edge { upstreams: map }
@@ -65,6 +84,12 @@ async fn run() -> anyhow::Result<()> {
     }
     if let Some(addr) = app.grpc_addr() {
         tracing::info!("gRPC (reflection, health, gRPC-Web) on {addr}");
+    }
+
+    if settings.seed_demo_data && !settings.is_production() && app.grpc_addr().is_some() {
+        for (email, username, _, _, role, password) in ecom::auth::seed::DEMO_USERS {
+            tracing::info!("demo login ({role}): {email} or {username} / {password}");
+        }
     }
 
     let shutdown = app.shutdown_handle();

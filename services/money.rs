@@ -131,9 +131,6 @@ mod tests {
         assert_eq!(from_wire_non_negative(-0.01), Err(MoneyError::Negative));
         assert_eq!(from_wire_non_negative(0.0), Ok(0));
         assert_eq!(from_wire_non_negative(12.34), Ok(1_234));
-        assert_eq!(
-            from_wire_non_negative(f64::NAN),
-            Err(MoneyError::NotFinite)
-        );
+        assert_eq!(from_wire_non_negative(f64::NAN), Err(MoneyError::NotFinite));
     }
 }

@@ -36,14 +36,54 @@ pub struct Rule {
 pub fn rules(settings: &Settings) -> Vec<Rule> {
     let minute = Duration::from_millis(settings.rate_limit_window_ms);
     vec![
-        Rule { group: "auth-login", prefix: "/auth/login", max: 5, window: Duration::from_secs(15 * 60) },
-        Rule { group: "auth-register", prefix: "/auth/register", max: 3, window: Duration::from_secs(3600) },
-        Rule { group: "auth-forgot", prefix: "/auth/forgot-password", max: 3, window: Duration::from_secs(3600) },
-        Rule { group: "products", prefix: "/products", max: settings.rate_limit_max_requests, window: minute },
-        Rule { group: "orders", prefix: "/orders", max: settings.rate_limit_orders_max, window: minute },
-        Rule { group: "orders", prefix: "/cart", max: settings.rate_limit_orders_max, window: minute },
-        Rule { group: "orders", prefix: "/carts", max: settings.rate_limit_orders_max, window: minute },
-        Rule { group: "payments", prefix: "/payments", max: settings.rate_limit_payments_max, window: minute },
+        Rule {
+            group: "auth-login",
+            prefix: "/auth/login",
+            max: 5,
+            window: Duration::from_secs(15 * 60),
+        },
+        Rule {
+            group: "auth-register",
+            prefix: "/auth/register",
+            max: 3,
+            window: Duration::from_secs(3600),
+        },
+        Rule {
+            group: "auth-forgot",
+            prefix: "/auth/forgot-password",
+            max: 3,
+            window: Duration::from_secs(3600),
+        },
+        Rule {
+            group: "products",
+            prefix: "/products",
+            max: settings.rate_limit_max_requests,
+            window: minute,
+        },
+        Rule {
+            group: "orders",
+            prefix: "/orders",
+            max: settings.rate_limit_orders_max,
+            window: minute,
+        },
+        Rule {
+            group: "orders",
+            prefix: "/cart",
+            max: settings.rate_limit_orders_max,
+            window: minute,
+        },
+        Rule {
+            group: "orders",
+            prefix: "/carts",
+            max: settings.rate_limit_orders_max,
+            window: minute,
+        },
+        Rule {
+            group: "payments",
+            prefix: "/payments",
+            max: settings.rate_limit_payments_max,
+            window: minute,
+        },
     ]
 }
 
@@ -132,7 +172,10 @@ impl<S> Layer<S> for RateLimitLayer {
 
 impl<S, B> Service<http::Request<B>> for RateLimit<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<axum::body::Body>> + Clone + Send + 'static,
+    S: Service<http::Request<B>, Response = http::Response<axum::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send,
     B: Send + 'static,
 {

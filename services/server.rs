@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint};
 use tower::ServiceBuilder;
+use tower_http::map_response_body::MapResponseBodyLayer;
 
 use crate::authn::{Authenticate, Authenticator};
 use crate::cache::Cache;
@@ -45,7 +46,10 @@ use crate::{auth, db, orders, payments, proto, users};
 #[derive(Debug, Clone)]
 pub enum Mode {
     /// These services on the gRPC port, and the edge in front of them when `edge` is true.
-    Services { services: Vec<ServiceName>, edge: bool },
+    Services {
+        services: Vec<ServiceName>,
+        edge: bool,
+    },
     /// The edge alone; each service at its upstream addresses (several are balanced).
     Edge {
         upstreams: HashMap<ServiceName, Vec<String>>,
@@ -88,9 +92,15 @@ impl Shared {
         let options = db::connect_options(&settings.database_url)?;
         let db = db::pool(options, settings.database_pool_size);
         let kv = match &settings.redis_url {
-            Some(url) => Kv::redis(url, settings.redis_password.as_ref(), &settings.redis_key_prefix)?,
+            Some(url) => Kv::redis(
+                url,
+                settings.redis_password.as_ref(),
+                &settings.redis_key_prefix,
+            )?,
             None => {
-                tracing::info!("REDIS_URL is not set: cache, rate limits and token deny-list run in-process");
+                tracing::info!(
+                    "REDIS_URL is not set: cache, rate limits and token deny-list run in-process"
+                );
                 Kv::memory(&settings.redis_key_prefix)
             }
         };
@@ -115,7 +125,11 @@ impl Shared {
 
 impl Application {
     /// Prepares the database (when services run here), binds the ports and starts serving.
-    pub async fn build(settings: Settings, mode: Mode, clock: Clock) -> anyhow::Result<Application> {
+    pub async fn build(
+        settings: Settings,
+        mode: Mode,
+        clock: Clock,
+    ) -> anyhow::Result<Application> {
         let metrics = prometheus_handle();
         let shared = Shared::new(settings, clock)?;
         let settings = shared.settings.clone();
@@ -132,32 +146,51 @@ impl Application {
                         .await
                         .context("seeding the demo catalog")?;
                 }
+                // Identity: accounts that must exist, and the background jobs of auth and users.
+                if services.contains(&ServiceName::Auth) || services.contains(&ServiceName::Users) {
+                    identity_start(&shared, &services, &stop).await?;
+                }
                 let routes = grpc_routes(&shared, &services);
                 let listener = TcpListener::bind((settings.host, settings.grpc_port))
                     .await
                     .with_context(|| format!("binding the gRPC port {}", settings.grpc_port))?;
                 grpc_addr = Some(listener.local_addr()?);
-                tasks.push(tokio::spawn(serve_grpc(listener, routes.clone(), shared.clone(), stop.clone())));
+                tasks.push(tokio::spawn(serve_grpc(
+                    listener,
+                    routes.clone(),
+                    shared.clone(),
+                    stop.clone(),
+                )));
 
                 if edge {
                     let local = ServiceBuilder::new()
+                        .layer(transcoder::layers::GrpcCatchPanic::layer())
                         .layer(GrpcMetrics::layer())
                         .layer(Authenticate::layer(shared.authenticator.clone()))
                         .service(routes);
                     let upstreams = services
                         .iter()
-                        .map(|s| (s.grpc_name(), transcoder::Upstream::in_process(local.clone())))
+                        .map(|s| {
+                            (
+                                s.grpc_name(),
+                                transcoder::Upstream::in_process(local.clone()),
+                            )
+                        })
                         .collect();
                     let listener = bind_rest(&settings).await?;
                     rest_addr = Some(listener.local_addr()?);
-                    let app = edge_router(&shared, upstreams, metrics, Readiness::Local, stop.clone())?;
+                    let app =
+                        edge_router(&shared, upstreams, metrics, Readiness::Local, stop.clone())?;
                     tasks.push(tokio::spawn(serve_rest(listener, app, stop.clone())));
                 }
             }
             Mode::Edge { upstreams } => {
                 let mut map = Vec::new();
                 for (service, urls) in upstreams {
-                    map.push((service.grpc_name(), transcoder::Upstream::channel(channel(&urls)?)));
+                    map.push((
+                        service.grpc_name(),
+                        transcoder::Upstream::channel(channel(&urls)?),
+                    ));
                 }
                 let listener = bind_rest(&settings).await?;
                 rest_addr = Some(listener.local_addr()?);
@@ -198,6 +231,30 @@ impl Application {
     }
 }
 
+/// Identity start-up: checks the mail settings, ensures ADMIN_EMAIL, seeds the demo users
+/// (never in production), and spawns the mail sender and the account purge job.
+async fn identity_start(shared: &Shared, services: &[ServiceName], stop: &watch::Receiver<bool>) -> anyhow::Result<()> {
+    let settings = &shared.settings;
+    crate::auth::mail::check_settings(settings)?;
+    // Computed now, so the first login of an unknown email is not slower than the others.
+    crate::auth::password::dummy_hash().await;
+    if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
+        crate::auth::seed::ensure_admin(&shared.db, email, password)
+            .await
+            .context("ensuring ADMIN_EMAIL")?;
+    }
+    if settings.seed_demo_data && !settings.is_production() {
+        crate::auth::seed::seed_demo_users(&shared.db).await.context("seeding demo users")?;
+    }
+    if services.contains(&ServiceName::Auth) {
+        tokio::spawn(crate::auth::mail::run_sender(shared.db.clone(), settings.clone(), stop.clone()));
+    }
+    if services.contains(&ServiceName::Users) {
+        tokio::spawn(users::run_purge(shared.clone(), Duration::from_secs(3600), stop.clone()));
+    }
+    Ok(())
+}
+
 /// The gRPC services this process runs, plus reflection and health.
 fn grpc_routes(shared: &Shared, services: &[ServiceName]) -> Routes {
     let reflection = tonic_reflection::server::Builder::configure()
@@ -207,13 +264,13 @@ fn grpc_routes(shared: &Shared, services: &[ServiceName]) -> Routes {
     let mut routes = Routes::new(reflection);
     for service in services {
         routes = match service {
-            ServiceName::Auth => routes.add_service(AuthServiceServer::new(auth::AuthApi)),
+            ServiceName::Auth => routes.add_service(AuthServiceServer::new(auth::AuthApi::new(shared.clone()))),
             ServiceName::Catalog => routes.add_service(CatalogServiceServer::new(CatalogService::new(
                 shared.db.clone(),
                 shared.cache.clone(),
             ))),
             ServiceName::Orders => routes.add_service(OrdersServiceServer::new(orders::OrdersApi)),
-            ServiceName::Users => routes.add_service(UsersServiceServer::new(users::UsersApi)),
+            ServiceName::Users => routes.add_service(UsersServiceServer::new(users::UsersApi::new(shared.clone()))),
             ServiceName::Payments => routes.add_service(PaymentsServiceServer::new(payments::PaymentsApi)),
         };
     }
@@ -237,6 +294,8 @@ async fn serve_grpc(
     tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
+        // A panicking handler answers INTERNAL instead of leaving its stream open.
+        .layer(transcoder::layers::GrpcCatchPanic::layer())
         .layer(GrpcMetrics::layer())
         .layer(Authenticate::layer(shared.authenticator.clone()))
         .add_routes(routes)
@@ -305,7 +364,8 @@ fn edge_router(
     let mut builder = transcoder::Transcoder::builder(proto::descriptor_pool().clone())
         .base_path(&settings.api_base_path)
         .timeout(settings.upstream_timeout())
-        .max_body_bytes(settings.body_max_size.max(settings.upload_max_size))
+        .max_body_bytes(settings.body_max_size)
+        .max_multipart_bytes(settings.upload_max_size)
         .reject_unknown_query(false);
     for (name, upstream) in upstreams {
         builder = builder.upstream(name, upstream);
@@ -329,6 +389,8 @@ fn edge_router(
         .route("/metrics", get(render_metrics))
         .route("/openapi.json", get(openapi_document))
         .route(&format!("{}/openapi.json", settings.api_base_path), get(openapi_document))
+        // Identity: avatars (server-made PNG names; SecurityHeaders adds nosniff).
+        .nest_service("/uploads", tower_http::services::ServeDir::new(&settings.upload_dir))
         .with_state(state)
         .fallback_service(transcoder);
 
@@ -337,19 +399,6 @@ fn edge_router(
         allow_credentials: true,
         max_age: Duration::from_secs(600),
     };
-    let stack = ServiceBuilder::new()
-        // Outermost: a panic anywhere below becomes a 500 in the contract's shape.
-        .layer(transcoder::layers::CatchPanic::layer())
-        // Before tracing and metrics, so both carry the request id.
-        .layer(transcoder::layers::RequestId::layer())
-        .layer(transcoder::layers::Metrics::layer())
-        .layer(transcoder::layers::SecurityHeaders::layer(
-            settings.hsts_max_age.map(Duration::from_secs),
-        ))
-        // CORS answers preflights before the rate limiter counts anything.
-        .layer(transcoder::layers::Cors::layer(cors))
-        // The client address must be known before the rate limiter keys on it.
-        .layer(crate::client_ip::ClientIp::layer(settings.trusted_proxies.clone()));
     let router = if settings.rate_limit_enabled {
         router.layer(RateLimit::layer(
             ratelimit::rules(settings),
@@ -360,7 +409,25 @@ fn edge_router(
     } else {
         router
     };
-    Ok(router.layer(stack))
+    let stack = ServiceBuilder::new()
+        // Outermost: a panic anywhere below becomes a 500 in the contract's shape.
+        .layer(transcoder::layers::CatchPanic::layer())
+        // Before tracing and metrics, so both carry the request id.
+        .layer(transcoder::layers::RequestId::layer())
+        .layer(transcoder::layers::Trace::layer())
+        .layer(transcoder::layers::Metrics::layer())
+        .layer(transcoder::layers::SecurityHeaders::layer(
+            settings.hsts_max_age.map(Duration::from_secs),
+        ))
+        // CORS answers preflights before the rate limiter counts anything.
+        .layer(transcoder::layers::Cors::layer(cors))
+        .layer(MapResponseBodyLayer::new(transcoder::Body::new))
+        // The client address must be known before the rate limiter keys on it.
+        .layer(crate::client_ip::ClientIp::layer(
+            settings.trusted_proxies.clone(),
+        ))
+        .service(router);
+    Ok(Router::new().fallback_service(stack))
 }
 
 async fn health() -> impl IntoResponse {
@@ -377,12 +444,20 @@ async fn ready(State(state): State<EdgeState>) -> Response {
     let db = sqlx::query("SELECT 1").execute(&state.shared.db).await;
     let kv = state.shared.kv.ping().await;
     match (db, kv) {
-        (Ok(_), Ok(())) => axum::Json(serde_json::json!({ "status": "ready", "postgres": "up", "redis": "up" }))
-            .into_response(),
+        (Ok(_), Ok(())) => {
+            axum::Json(serde_json::json!({ "status": "ready", "postgres": "up", "redis": "up" }))
+                .into_response()
+        }
         (db, kv) => {
             let mut details = serde_json::Map::new();
-            details.insert("postgres".into(), if db.is_ok() { "up" } else { "down" }.into());
-            details.insert("redis".into(), if kv.is_ok() { "up" } else { "down" }.into());
+            details.insert(
+                "postgres".into(),
+                if db.is_ok() { "up" } else { "down" }.into(),
+            );
+            details.insert(
+                "redis".into(),
+                if kv.is_ok() { "up" } else { "down" }.into(),
+            );
             transcoder::error_response(
                 http::StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",
@@ -417,13 +492,20 @@ async fn openapi_document(State(state): State<EdgeState>) -> impl IntoResponse {
 
 /// Serves the edge on `listener` (HTTP/1.1 and HTTP/2) until the stop signal, then lets
 /// in-flight requests finish.
-async fn serve_rest(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
-        .context("REST edge failed")
+async fn serve_rest(
+    listener: TcpListener,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await
+    .context("REST edge failed")
 }
 
 /// The process-wide Prometheus recorder (installed once; tests start many applications).
@@ -432,7 +514,9 @@ fn prometheus_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             PrometheusBuilder::new()
-                .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+                .set_buckets(&[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ])
                 .expect("static buckets are valid")
                 .install_recorder()
                 .expect("no other metrics recorder is installed")
@@ -519,27 +603,30 @@ mod grpc_metrics {
                 let _entered = span.enter();
                 self.inner.call(req)
             };
-            Box::pin(tracing::Instrument::instrument(async move {
-                let result = future.await;
-                // Errors of unary RPCs come as trailers-only responses, so the status is in the
-                // headers; a missing grpc-status in the headers means the body will say OK.
-                let code = match &result {
-                    Ok(response) => response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .map(|c| tonic::Code::from_bytes(c.as_bytes()))
-                        .unwrap_or(tonic::Code::Ok),
-                    Err(_) => tonic::Code::Unknown,
-                };
-                metrics::counter!("grpc_requests_total", "method" => method.clone(), "code" => format!("{code:?}"))
+            Box::pin(tracing::Instrument::instrument(
+                async move {
+                    let result = future.await;
+                    // Errors of unary RPCs come as trailers-only responses, so the status is in the
+                    // headers; a missing grpc-status in the headers means the body will say OK.
+                    let code = match &result {
+                        Ok(response) => response
+                            .headers()
+                            .get("grpc-status")
+                            .and_then(|v| v.to_str().ok())
+                            .map(|c| tonic::Code::from_bytes(c.as_bytes()))
+                            .unwrap_or(tonic::Code::Ok),
+                        Err(_) => tonic::Code::Unknown,
+                    };
+                    metrics::counter!("grpc_requests_total", "method" => method.clone(), "code" => format!("{code:?}"))
                     .increment(1);
-                let elapsed = started.elapsed();
-                metrics::histogram!("grpc_request_duration_seconds", "method" => method)
-                    .record(elapsed.as_secs_f64());
-                tracing::debug!(code = ?code, latency_ms = elapsed.as_secs_f64() * 1000.0, "rpc finished");
-                result
-            }, span))
+                    let elapsed = started.elapsed();
+                    metrics::histogram!("grpc_request_duration_seconds", "method" => method)
+                        .record(elapsed.as_secs_f64());
+                    tracing::debug!(code = ?code, latency_ms = elapsed.as_secs_f64() * 1000.0, "rpc finished");
+                    result
+                },
+                span,
+            ))
         }
     }
 }

@@ -65,13 +65,21 @@ pub struct Tokens {
 
 impl Tokens {
     /// Tokens signed with `secret`, valid for `ttl`.
-    pub fn new(secret: &SecretString, issuer: &str, audience: &str, ttl: Duration, clock: Clock) -> Tokens {
+    pub fn new(
+        secret: &SecretString,
+        issuer: &str,
+        audience: &str,
+        ttl: Duration,
+        clock: Clock,
+    ) -> Tokens {
         let key = secret.expose_secret().as_bytes();
         // Only HS256 is accepted, whatever the token's header says.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        // `sub` is a number in this contract (section 4.3), and the library's `sub` check only
+        // understands strings; serde requires it when decoding `Claims` instead.
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         // Expiry is checked against our clock below, so tests can move time.
         validation.validate_exp = false;
         validation.leeway = 0;
@@ -87,7 +95,13 @@ impl Tokens {
     }
 
     /// Signs an access token for a user; `ttl` overrides the configured lifetime.
-    pub fn mint(&self, user_id: i64, email: &str, role: Role, ttl: Option<Duration>) -> (String, Claims) {
+    pub fn mint(
+        &self,
+        user_id: i64,
+        email: &str,
+        role: Role,
+        ttl: Option<Duration>,
+    ) -> (String, Claims) {
         let now = self.clock.now();
         let ttl = ttl.unwrap_or(self.ttl);
         let claims = Claims {
@@ -95,7 +109,8 @@ impl Tokens {
             email: email.to_owned(),
             role,
             iat: now.timestamp(),
-            exp: (now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)).timestamp(),
+            exp: (now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX))
+                .timestamp(),
             jti: uuid::Uuid::new_v4().to_string(),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -108,12 +123,11 @@ impl Tokens {
 
     /// Verifies signature, algorithm, issuer, audience, type and expiry.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-            match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            }
-        })?;
+            })?;
         let claims = data.claims;
         if claims.typ != "access" {
             return Err(TokenError::Invalid);
@@ -164,13 +178,24 @@ mod tests {
         let mut parts: Vec<&str> = token.split('.').collect();
         let none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         parts[0] = &none;
-        assert_eq!(t.verify(&format!("{}.{}.", parts[0], parts[1])), Err(TokenError::Invalid));
+        assert_eq!(
+            t.verify(&format!("{}.{}.", parts[0], parts[1])),
+            Err(TokenError::Invalid)
+        );
 
-        let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+        let payload = String::from_utf8(
+            URL_SAFE_NO_PAD
+                .decode(token.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
         let forged = URL_SAFE_NO_PAD.encode(payload.replace("\"user\"", "\"admin\""));
         let sig = token.split('.').nth(2).unwrap();
         let head = token.split('.').next().unwrap();
-        assert_eq!(t.verify(&format!("{head}.{forged}.{sig}")), Err(TokenError::Invalid));
+        assert_eq!(
+            t.verify(&format!("{head}.{forged}.{sig}")),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]

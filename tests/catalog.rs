@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_error, authorized, json, spawn_app, TestApp};
+use common::{TestApp, assert_error, authorized, json, spawn_app};
 use ecom::proto::ecom::catalog::v1 as pb;
 use ecom::proto::ecom::catalog::v1::catalog_service_client::CatalogServiceClient;
 use serde_json::{Value, json};
@@ -41,7 +41,9 @@ fn new_product() -> Value {
 
 /// Creates a product as the admin and returns the response body.
 async fn create(app: &TestApp, body: &Value) -> Value {
-    let response = app.post_json("/products/add", body, Some(&app.admin_token())).await;
+    let response = app
+        .post_json("/products/add", body, Some(&app.admin_token()))
+        .await;
     assert_eq!(response.status().as_u16(), 201, "create failed");
     json(response).await
 }
@@ -54,7 +56,12 @@ async fn get_ok(app: &TestApp, path: &str) -> Value {
 }
 
 fn ids(page: &Value) -> Vec<i64> {
-    page["products"].as_array().unwrap().iter().map(|p| p["id"].as_i64().unwrap()).collect()
+    page["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect()
 }
 
 fn products(page: &Value) -> &Vec<Value> {
@@ -63,7 +70,9 @@ fn products(page: &Value) -> &Vec<Value> {
 
 /// The messages of `details[field]` of an error body.
 fn details<'a>(body: &'a Value, field: &str) -> &'a Vec<Value> {
-    body["details"][field].as_array().unwrap_or_else(|| panic!("no details for {field}: {body}"))
+    body["details"][field]
+        .as_array()
+        .unwrap_or_else(|| panic!("no details for {field}: {body}"))
 }
 
 // ---------------------------------------------------------------- listing
@@ -80,9 +89,19 @@ async fn list_products_defaults_to_the_first_ten_by_id() {
     assert_eq!(page["limit"], 10);
     let ids = ids(&page);
     assert_eq!(ids.len(), 10);
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ascending ids: {ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ascending ids: {ids:?}"
+    );
     let first = &products(&page)[0];
-    for field in ["title", "description", "thumbnail", "category", "brand", "availabilityStatus"] {
+    for field in [
+        "title",
+        "description",
+        "thumbnail",
+        "category",
+        "brand",
+        "availabilityStatus",
+    ] {
         assert!(first[field].is_string(), "{field}: {first}");
     }
     for field in ["price", "discountPercentage", "rating", "stock"] {
@@ -128,15 +147,29 @@ async fn the_page_size_is_clamped_and_limit_zero_means_the_maximum() {
 async fn negative_paging_is_a_validation_error_per_field() {
     let app = spawn_app().await;
 
-    let body = assert_error(app.get("/products?skip=-1&limit=-5").await, 400, "VALIDATION_ERROR").await;
+    let body = assert_error(
+        app.get("/products?skip=-1&limit=-5").await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
     assert!(!details(&body, "skip").is_empty());
     assert!(!details(&body, "limit").is_empty());
 
-    let body = assert_error(app.get("/products/search?q=x&limit=-1").await, 400, "VALIDATION_ERROR").await;
+    let body = assert_error(
+        app.get("/products/search?q=x&limit=-1").await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
     assert!(!details(&body, "limit").is_empty());
 
-    let body =
-        assert_error(app.get("/products/category/tops?skip=-3").await, 400, "VALIDATION_ERROR").await;
+    let body = assert_error(
+        app.get("/products/category/tops?skip=-3").await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
     assert!(!details(&body, "skip").is_empty());
 }
 
@@ -147,21 +180,37 @@ async fn products_sort_by_price_rating_and_title_in_both_orders() {
 
     for (key, field) in [("price", "price"), ("rating", "rating"), ("title", "title")] {
         for order in ["asc", "desc"] {
-            let page = get_ok(&app, &format!("/products?sortBy={key}&order={order}&limit=0")).await;
+            let page = get_ok(
+                &app,
+                &format!("/products?sortBy={key}&order={order}&limit=0"),
+            )
+            .await;
             let rows = products(&page);
             assert_eq!(rows.len(), 60);
             for pair in rows.windows(2) {
                 let (a, b) = (&pair[0], &pair[1]);
                 let ordering = match field {
                     "title" => a[field].as_str().unwrap().cmp(b[field].as_str().unwrap()),
-                    _ => a[field].as_f64().unwrap().partial_cmp(&b[field].as_f64().unwrap()).unwrap(),
+                    _ => a[field]
+                        .as_f64()
+                        .unwrap()
+                        .partial_cmp(&b[field].as_f64().unwrap())
+                        .unwrap(),
                 };
-                let ordering = if order == "desc" { ordering.reverse() } else { ordering };
+                let ordering = if order == "desc" {
+                    ordering.reverse()
+                } else {
+                    ordering
+                };
                 assert!(ordering.is_le(), "{key} {order}: {a} then {b}");
                 if ordering.is_eq() {
                     // Ties break on id, in the same direction.
                     let by_id = a["id"].as_i64().unwrap().cmp(&b["id"].as_i64().unwrap());
-                    let by_id = if order == "desc" { by_id.reverse() } else { by_id };
+                    let by_id = if order == "desc" {
+                        by_id.reverse()
+                    } else {
+                        by_id
+                    };
                     assert!(by_id.is_lt(), "tie {key} {order}: {a} then {b}");
                 }
             }
@@ -181,13 +230,28 @@ async fn products_sort_by_price_rating_and_title_in_both_orders() {
 async fn an_unknown_sort_key_or_order_is_a_validation_error() {
     let app = spawn_app().await;
 
-    let body = assert_error(app.get("/products?sortBy=stock").await, 400, "VALIDATION_ERROR").await;
+    let body = assert_error(
+        app.get("/products?sortBy=stock").await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
     assert!(!details(&body, "sortBy").is_empty());
 
-    let body = assert_error(app.get("/products?sortBy=price&order=up").await, 400, "VALIDATION_ERROR").await;
+    let body = assert_error(
+        app.get("/products?sortBy=price&order=up").await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
     assert!(!details(&body, "order").is_empty());
 
-    let body = assert_error(app.get("/products/search?q=a&sortBy=id").await, 400, "VALIDATION_ERROR").await;
+    let body = assert_error(
+        app.get("/products/search?q=a&sortBy=id").await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
     assert!(!details(&body, "sortBy").is_empty());
 }
 
@@ -196,18 +260,40 @@ async fn filters_combine_with_each_other_and_with_sorting() {
     let app = spawn_app().await;
     app.seed_catalog(200).await;
     let all = products(&get_ok(&app, "/products?limit=0").await).clone();
-    let all = [all, products(&get_ok(&app, "/products?limit=0&skip=100").await).clone()].concat();
+    let all = [
+        all,
+        products(&get_ok(&app, "/products?limit=0&skip=100").await).clone(),
+    ]
+    .concat();
     assert_eq!(all.len(), 200);
 
     // Price bounds are inclusive.
-    let page = get_ok(&app, "/products?minPrice=50&maxPrice=300&limit=0&sortBy=price").await;
-    let expected = all.iter().filter(|p| (50.0..=300.0).contains(&p["price"].as_f64().unwrap())).count();
+    let page = get_ok(
+        &app,
+        "/products?minPrice=50&maxPrice=300&limit=0&sortBy=price",
+    )
+    .await;
+    let expected = all
+        .iter()
+        .filter(|p| (50.0..=300.0).contains(&p["price"].as_f64().unwrap()))
+        .count();
     assert_eq!(page["total"], expected as i64);
-    assert!(products(&page).iter().all(|p| (50.0..=300.0).contains(&p["price"].as_f64().unwrap())));
+    assert!(
+        products(&page)
+            .iter()
+            .all(|p| (50.0..=300.0).contains(&p["price"].as_f64().unwrap()))
+    );
 
     // Brand, case-insensitively.
     let brand = all[0]["brand"].as_str().unwrap().to_owned();
-    let page = get_ok(&app, &format!("/products?brand={}&limit=0", brand.to_uppercase().replace(' ', "%20").replace('&', "%26"))).await;
+    let page = get_ok(
+        &app,
+        &format!(
+            "/products?brand={}&limit=0",
+            brand.to_uppercase().replace(' ', "%20").replace('&', "%26")
+        ),
+    )
+    .await;
     let expected = all.iter().filter(|p| p["brand"] == brand.as_str()).count();
     assert!(expected > 0);
     assert_eq!(page["total"], expected as i64);
@@ -218,21 +304,42 @@ async fn filters_combine_with_each_other_and_with_sorting() {
     assert!(out_of_stock > 0, "the seed has out-of-stock products");
     let page = get_ok(&app, "/products?inStock=true&limit=0").await;
     assert_eq!(page["total"], (200 - out_of_stock) as i64);
-    assert!(products(&page).iter().all(|p| p["stock"].as_i64().unwrap() > 0));
+    assert!(
+        products(&page)
+            .iter()
+            .all(|p| p["stock"].as_i64().unwrap() > 0)
+    );
 
     // All together, sorted.
-    let page = get_ok(&app, "/products?inStock=true&minPrice=10&maxPrice=500&sortBy=rating&order=desc&limit=0").await;
+    let page = get_ok(
+        &app,
+        "/products?inStock=true&minPrice=10&maxPrice=500&sortBy=rating&order=desc&limit=0",
+    )
+    .await;
     let rows = products(&page);
     assert!(rows.iter().all(|p| {
         let price = p["price"].as_f64().unwrap();
         p["stock"].as_i64().unwrap() > 0 && (10.0..=500.0).contains(&price)
     }));
-    assert!(rows.windows(2).all(|w| w[0]["rating"].as_f64() >= w[1]["rating"].as_f64()));
+    assert!(
+        rows.windows(2)
+            .all(|w| w[0]["rating"].as_f64() >= w[1]["rating"].as_f64())
+    );
 
     // Bad bounds.
-    let body = assert_error(app.get("/products?minPrice=-1").await, 400, "VALIDATION_ERROR").await;
+    let body = assert_error(
+        app.get("/products?minPrice=-1").await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
     assert!(!details(&body, "minPrice").is_empty());
-    let body = assert_error(app.get("/products?minPrice=20&maxPrice=10").await, 400, "VALIDATION_ERROR").await;
+    let body = assert_error(
+        app.get("/products?minPrice=20&maxPrice=10").await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
     assert!(!details(&body, "maxPrice").is_empty());
 }
 
@@ -244,7 +351,12 @@ async fn categories_are_a_bare_array_of_slugs_under_both_paths() {
     app.seed_catalog(10).await;
 
     let categories = get_ok(&app, "/products/categories").await;
-    let slugs: Vec<&str> = categories.as_array().expect("a bare array").iter().map(|s| s.as_str().unwrap()).collect();
+    let slugs: Vec<&str> = categories
+        .as_array()
+        .expect("a bare array")
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     assert!(slugs.len() >= 24, "{slugs:?}");
     for slug in CONTRACT_CATEGORIES {
         assert!(slugs.contains(&slug), "{slug} missing");
@@ -270,13 +382,23 @@ async fn products_by_category_are_paginated_and_an_unknown_category_is_an_empty_
     assert!(total >= 4);
     let all = get_ok(&app, "/products/category/smartphones?limit=0").await;
     assert_eq!(products(&all).len() as i64, total);
-    assert!(products(&all).iter().all(|p| p["category"] == "smartphones"));
+    assert!(
+        products(&all)
+            .iter()
+            .all(|p| p["category"] == "smartphones")
+    );
 
     let sorted = get_ok(&app, "/products/category/laptops?sortBy=price&order=desc").await;
-    let prices: Vec<f64> = products(&sorted).iter().map(|p| p["price"].as_f64().unwrap()).collect();
+    let prices: Vec<f64> = products(&sorted)
+        .iter()
+        .map(|p| p["price"].as_f64().unwrap())
+        .collect();
     assert!(prices.windows(2).all(|w| w[0] >= w[1]));
 
-    for unknown in ["/products/category/no-such-category", "/products/category/Not%20A%20Slug"] {
+    for unknown in [
+        "/products/category/no-such-category",
+        "/products/category/Not%20A%20Slug",
+    ] {
         let empty = get_ok(&app, unknown).await;
         assert_eq!(empty["total"], 0, "{unknown}");
         assert!(products(&empty).is_empty());
@@ -290,20 +412,28 @@ async fn products_by_category_are_paginated_and_an_unknown_category_is_an_empty_
 async fn a_product_reads_with_images_and_reviews() {
     let app = spawn_app().await;
     app.seed_catalog(24).await;
-    let reviewed: i64 = sqlx::query_scalar("SELECT product_id FROM reviews ORDER BY product_id LIMIT 1")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let reviewed: i64 =
+        sqlx::query_scalar("SELECT product_id FROM reviews ORDER BY product_id LIMIT 1")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
 
     let product = get_ok(&app, &format!("/products/{reviewed}")).await;
 
     assert_eq!(product["id"], reviewed);
     let images = product["images"].as_array().unwrap();
     assert_eq!(images.len(), 3);
-    assert_eq!(images[0], format!("https://cdn.ecom.local/products/{reviewed}/1.webp"));
+    assert_eq!(
+        images[0],
+        format!("https://cdn.ecom.local/products/{reviewed}/1.webp")
+    );
     let review = &product["reviews"][0];
     assert!((1..=5).contains(&review["rating"].as_i64().unwrap()));
-    assert_eq!(review["date"].as_str().unwrap().len(), 10, "YYYY-MM-DD: {review}");
+    assert_eq!(
+        review["date"].as_str().unwrap().len(),
+        10,
+        "YYYY-MM-DD: {review}"
+    );
     assert!(review["reviewerEmail"].as_str().unwrap().contains('@'));
     assert!(product["createdAt"].is_string());
     assert_eq!(product["isDeleted"], false);
@@ -322,15 +452,31 @@ async fn reads_work_over_grpc_too() {
     app.seed_catalog(12).await;
     let mut client = CatalogServiceClient::new(app.grpc_channel().await);
 
-    let page = client.list_products(pb::ListProductsRequest { limit: Some(5), ..Default::default() }).await.unwrap().into_inner();
+    let page = client
+        .list_products(pb::ListProductsRequest {
+            limit: Some(5),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(page.products.len(), 5);
     assert_eq!(page.total, 12);
 
     let id = page.products[0].id;
-    let product = client.get_product(pb::GetProductRequest { id }).await.unwrap().into_inner().product.unwrap();
+    let product = client
+        .get_product(pb::GetProductRequest { id })
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
     assert_eq!(product.id, id);
 
-    let missing = client.get_product(pb::GetProductRequest { id: 424_242 }).await.unwrap_err();
+    let missing = client
+        .get_product(pb::GetProductRequest { id: 424_242 })
+        .await
+        .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
 }
 
@@ -357,7 +503,10 @@ async fn search_is_full_text_ranked_and_tolerates_typos() {
 
     // The title match ranks above the description match.
     let page = get_ok(&app, "/products/search?q=iphone").await;
-    assert_eq!(ids(&page)[..2], [iphone["id"].as_i64().unwrap(), case["id"].as_i64().unwrap()]);
+    assert_eq!(
+        ids(&page)[..2],
+        [iphone["id"].as_i64().unwrap(), case["id"].as_i64().unwrap()]
+    );
     assert_eq!(page["total"], 2);
 
     // A transposition still finds it.
@@ -372,7 +521,10 @@ async fn search_is_full_text_ranked_and_tolerates_typos() {
     let page = get_ok(&app, "/products/search?q=iphone&maxPrice=100").await;
     assert_eq!(ids(&page), [case["id"].as_i64().unwrap()]);
     let page = get_ok(&app, "/products/search?q=iphone&sortBy=price").await;
-    assert_eq!(ids(&page), [case["id"].as_i64().unwrap(), iphone["id"].as_i64().unwrap()]);
+    assert_eq!(
+        ids(&page),
+        [case["id"].as_i64().unwrap(), iphone["id"].as_i64().unwrap()]
+    );
 
     // Nothing matches nonsense.
     let page = get_ok(&app, "/products/search?q=zzzqqqxxx").await;
@@ -430,10 +582,22 @@ async fn a_create_reports_every_invalid_field() {
         "stock": -1
     });
 
-    let response = app.post_json("/products/add", &body, Some(&app.admin_token())).await;
+    let response = app
+        .post_json("/products/add", &body, Some(&app.admin_token()))
+        .await;
 
     let error = assert_error(response, 400, "VALIDATION_ERROR").await;
-    for field in ["title", "description", "price", "discountPercentage", "thumbnail", "images", "category", "brand", "stock"] {
+    for field in [
+        "title",
+        "description",
+        "price",
+        "discountPercentage",
+        "thumbnail",
+        "images",
+        "category",
+        "brand",
+        "stock",
+    ] {
         assert!(!details(&error, field).is_empty(), "{field}: {error}");
     }
 }
@@ -446,12 +610,22 @@ async fn a_create_needs_a_positive_price_and_at_most_twenty_images() {
 
     let mut body = new_product();
     body["price"] = json!(0);
-    let error = assert_error(app.post_json("/products/add", &body, Some(&admin)).await, 400, "VALIDATION_ERROR").await;
+    let error = assert_error(
+        app.post_json("/products/add", &body, Some(&admin)).await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
     assert!(!details(&error, "price").is_empty());
 
     let mut body = new_product();
     body["images"] = json!(vec!["https://cdn.example.com/x.jpg"; 21]);
-    let error = assert_error(app.post_json("/products/add", &body, Some(&admin)).await, 400, "VALIDATION_ERROR").await;
+    let error = assert_error(
+        app.post_json("/products/add", &body, Some(&admin)).await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
     assert!(!details(&error, "images").is_empty());
 }
 
@@ -462,10 +636,17 @@ async fn a_create_in_an_unknown_category_is_rejected() {
     let mut body = new_product();
     body["category"] = json!("electronics");
 
-    let response = app.post_json("/products/add", &body, Some(&app.admin_token())).await;
+    let response = app
+        .post_json("/products/add", &body, Some(&app.admin_token()))
+        .await;
 
     let error = assert_error(response, 400, "VALIDATION_ERROR").await;
-    assert!(details(&error, "category")[0].as_str().unwrap().contains("electronics"));
+    assert!(
+        details(&error, "category")[0]
+            .as_str()
+            .unwrap()
+            .contains("electronics")
+    );
 }
 
 #[tokio::test]
@@ -476,13 +657,38 @@ async fn admin_endpoints_refuse_anonymous_callers_and_customers_over_rest() {
     let body = new_product();
     let patch = json!({ "stock": 1 });
 
-    assert_error(app.post_json("/products/add", &body, None).await, 401, "UNAUTHORIZED").await;
-    assert_error(app.put_json("/products/1", &patch, None).await, 401, "UNAUTHORIZED").await;
+    assert_error(
+        app.post_json("/products/add", &body, None).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    assert_error(
+        app.put_json("/products/1", &patch, None).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
     assert_error(app.delete("/products/1", None).await, 401, "UNAUTHORIZED").await;
 
-    assert_error(app.post_json("/products/add", &body, Some(&user)).await, 403, "FORBIDDEN").await;
-    assert_error(app.put_json("/products/1", &patch, Some(&user)).await, 403, "FORBIDDEN").await;
-    assert_error(app.delete("/products/1", Some(&user)).await, 403, "FORBIDDEN").await;
+    assert_error(
+        app.post_json("/products/add", &body, Some(&user)).await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+    assert_error(
+        app.put_json("/products/1", &patch, Some(&user)).await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+    assert_error(
+        app.delete("/products/1", Some(&user)).await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
 
     // Nothing changed.
     let product = get_ok(&app, "/products/1").await;
@@ -506,20 +712,37 @@ async fn admin_rpcs_refuse_customers_over_grpc() {
         ..Default::default()
     };
 
-    let denied = client.create_product(authorized(create.clone(), &user)).await.unwrap_err();
-    assert_eq!(denied.code(), Code::PermissionDenied);
     let denied = client
-        .update_product(authorized(pb::UpdateProductRequest { id: 1, stock: Some(0), ..Default::default() }, &user))
+        .create_product(authorized(create.clone(), &user))
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
-    let denied = client.delete_product(authorized(pb::DeleteProductRequest { id: 1 }, &user)).await.unwrap_err();
+    let denied = client
+        .update_product(authorized(
+            pb::UpdateProductRequest {
+                id: 1,
+                stock: Some(0),
+                ..Default::default()
+            },
+            &user,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let denied = client
+        .delete_product(authorized(pb::DeleteProductRequest { id: 1 }, &user))
+        .await
+        .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
 
     let anonymous = client.create_product(create.clone()).await.unwrap_err();
     assert_eq!(anonymous.code(), Code::Unauthenticated);
 
-    let created = client.create_product(authorized(create, &app.admin_token())).await.unwrap().into_inner();
+    let created = client
+        .create_product(authorized(create, &app.admin_token()))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(created.product.unwrap().category, "toys");
 }
 
@@ -531,14 +754,29 @@ async fn an_update_changes_only_the_fields_present_and_zero_is_a_value() {
     let before = create(&app, &new_product()).await;
     let id = before["id"].as_i64().unwrap();
 
-    let response = app.put_json(&format!("/products/{id}"), &json!({ "stock": 0, "discountPercentage": 0 }), Some(&admin)).await;
+    let response = app
+        .put_json(
+            &format!("/products/{id}"),
+            &json!({ "stock": 0, "discountPercentage": 0 }),
+            Some(&admin),
+        )
+        .await;
     assert_eq!(response.status().as_u16(), 200);
     let after = json(response).await;
 
     assert_eq!(after["stock"], 0);
     assert_eq!(after["discountPercentage"], 0.0);
     assert_eq!(after["availabilityStatus"], "Out of Stock");
-    for unchanged in ["title", "description", "price", "thumbnail", "images", "category", "brand", "createdAt"] {
+    for unchanged in [
+        "title",
+        "description",
+        "price",
+        "thumbnail",
+        "images",
+        "category",
+        "brand",
+        "createdAt",
+    ] {
         assert_eq!(after[unchanged], before[unchanged], "{unchanged}");
     }
 
@@ -563,19 +801,35 @@ async fn an_update_validates_the_fields_present_and_needs_a_live_product() {
     let admin = app.admin_token();
 
     let body = json!({ "price": -5, "title": "x", "thumbnail": "nope" });
-    let error = assert_error(app.put_json("/products/1", &body, Some(&admin)).await, 400, "VALIDATION_ERROR").await;
+    let error = assert_error(
+        app.put_json("/products/1", &body, Some(&admin)).await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
     for field in ["price", "title", "thumbnail"] {
         assert!(!details(&error, field).is_empty(), "{field}");
     }
     let error = assert_error(
-        app.put_json("/products/1", &json!({ "category": "nowhere" }), Some(&admin)).await,
+        app.put_json(
+            "/products/1",
+            &json!({ "category": "nowhere" }),
+            Some(&admin),
+        )
+        .await,
         400,
         "VALIDATION_ERROR",
     )
     .await;
     assert!(!details(&error, "category").is_empty());
 
-    assert_error(app.put_json("/products/999999", &json!({ "stock": 1 }), Some(&admin)).await, 404, "PRODUCT_NOT_FOUND").await;
+    assert_error(
+        app.put_json("/products/999999", &json!({ "stock": 1 }), Some(&admin))
+            .await,
+        404,
+        "PRODUCT_NOT_FOUND",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -595,27 +849,55 @@ async fn a_deleted_product_is_soft_deleted_and_disappears() {
     assert_eq!(deleted["id"], id);
     assert_eq!(deleted["title"], "iPhone 15 Pro");
     assert_eq!(deleted["isDeleted"], true);
-    assert!(deleted["deletedOn"].as_str().unwrap().contains('T'), "RFC 3339: {deleted}");
+    assert!(
+        deleted["deletedOn"].as_str().unwrap().contains('T'),
+        "RFC 3339: {deleted}"
+    );
 
-    assert_error(app.get(&format!("/products/{id}")).await, 404, "PRODUCT_NOT_FOUND").await;
+    assert_error(
+        app.get(&format!("/products/{id}")).await,
+        404,
+        "PRODUCT_NOT_FOUND",
+    )
+    .await;
     let listed = get_ok(&app, "/products?limit=0").await;
     assert_eq!(listed["total"], 10);
     assert!(!ids(&listed).contains(&id));
     assert_eq!(get_ok(&app, "/products/search?q=iphone").await["total"], 0);
-    assert_eq!(get_ok(&app, "/products/category/smartphones?limit=0").await["total"].as_i64().unwrap() as usize,
-        products(&get_ok(&app, "/products/category/smartphones?limit=0").await).len());
+    assert_eq!(
+        get_ok(&app, "/products/category/smartphones?limit=0").await["total"]
+            .as_i64()
+            .unwrap() as usize,
+        products(&get_ok(&app, "/products/category/smartphones?limit=0").await).len()
+    );
     assert!(!ids(&get_ok(&app, "/products/category/smartphones?limit=0").await).contains(&id));
 
     // Deleting or updating it again: it is gone.
-    assert_error(app.delete(&format!("/products/{id}"), Some(&admin)).await, 404, "PRODUCT_NOT_FOUND").await;
-    assert_error(app.put_json(&format!("/products/{id}"), &json!({ "stock": 3 }), Some(&admin)).await, 404, "PRODUCT_NOT_FOUND").await;
+    assert_error(
+        app.delete(&format!("/products/{id}"), Some(&admin)).await,
+        404,
+        "PRODUCT_NOT_FOUND",
+    )
+    .await;
+    assert_error(
+        app.put_json(
+            &format!("/products/{id}"),
+            &json!({ "stock": 3 }),
+            Some(&admin),
+        )
+        .await,
+        404,
+        "PRODUCT_NOT_FOUND",
+    )
+    .await;
 
     // The row stays for the orders that point at it.
-    let kept: bool = sqlx::query_scalar("SELECT deleted_at IS NOT NULL FROM products WHERE id = $1")
-        .bind(id)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let kept: bool =
+        sqlx::query_scalar("SELECT deleted_at IS NOT NULL FROM products WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
     assert!(kept);
 }
 
@@ -634,7 +916,9 @@ async fn product_reads_are_cached_and_a_write_invalidates_them() {
     assert_eq!(get_ok(&app, path).await["title"], original["title"]);
 
     // A write through the API evicts the entry: the next read is fresh.
-    let response = app.put_json(path, &json!({ "price": 12.34 }), Some(&app.admin_token())).await;
+    let response = app
+        .put_json(path, &json!({ "price": 12.34 }), Some(&app.admin_token()))
+        .await;
     assert_eq!(response.status().as_u16(), 200);
     let fresh = get_ok(&app, path).await;
     assert_eq!(fresh["price"], 12.34);
@@ -648,12 +932,22 @@ async fn seeding_is_deterministic_and_idempotent() {
     let first = get_ok(&app, "/products?limit=0").await;
 
     app.seed_catalog(30).await;
-    assert_eq!(get_ok(&app, "/products?limit=0").await["total"], 30, "a second seed adds nothing");
+    assert_eq!(
+        get_ok(&app, "/products?limit=0").await["total"],
+        30,
+        "a second seed adds nothing"
+    );
 
     let other = spawn_app().await;
     other.seed_catalog(30).await;
     let titles = |page: &Value| -> Vec<String> {
-        products(page).iter().map(|p| p["title"].as_str().unwrap().to_owned()).collect()
+        products(page)
+            .iter()
+            .map(|p| p["title"].as_str().unwrap().to_owned())
+            .collect()
     };
-    assert_eq!(titles(&get_ok(&other, "/products?limit=0").await), titles(&first));
+    assert_eq!(
+        titles(&get_ok(&other, "/products?limit=0").await),
+        titles(&first)
+    );
 }

@@ -13,7 +13,11 @@ use ecom::server::{Application, Mode};
 
 /// A port that was free a moment ago.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Kills the child when the test ends, whatever happens.
@@ -48,13 +52,20 @@ async fn the_catalog_serves_through_a_separate_edge_process() {
         services: vec![ServiceName::Catalog],
         edge: false,
     };
-    let catalog = Application::build(settings, mode, Clock::system()).await.unwrap();
-    assert!(catalog.rest_addr().is_none(), "no edge in a services-only process");
+    let catalog = Application::build(settings, mode, Clock::system())
+        .await
+        .unwrap();
+    assert!(
+        catalog.rest_addr().is_none(),
+        "no edge in a services-only process"
+    );
     let grpc = catalog.grpc_addr().unwrap();
     let stop = catalog.shutdown_handle();
     tokio::spawn(catalog.run_until_stopped());
     let db = sqlx::PgPool::connect(&database_url).await.unwrap();
-    ecom::catalog::seed::seed_demo_catalog(&db, 30).await.unwrap();
+    ecom::catalog::seed::seed_demo_catalog(&db, 30)
+        .await
+        .unwrap();
 
     // The edge as its own process; other services point at a port where nothing listens.
     let port = free_port();
@@ -76,7 +87,12 @@ async fn the_catalog_serves_through_a_separate_edge_process() {
     let base = format!("http://127.0.0.1:{port}/api/v1");
     let mut up = false;
     for _ in 0..100 {
-        if client.get(format!("http://127.0.0.1:{port}/health")).send().await.is_ok() {
+        if client
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .is_ok()
+        {
             up = true;
             break;
         }
@@ -84,15 +100,38 @@ async fn the_catalog_serves_through_a_separate_edge_process() {
     }
     assert!(up, "the edge process did not come up");
 
-    let product = json(client.get(format!("{base}/products/1")).send().await.unwrap()).await;
+    let product = json(
+        client
+            .get(format!("{base}/products/1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(product["id"], 1);
-    let page = json(client.get(format!("{base}/products?limit=5")).send().await.unwrap()).await;
+    let page = json(
+        client
+            .get(format!("{base}/products?limit=5"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(page["products"].as_array().unwrap().len(), 5);
 
     // A service that is not running: 503 for its routes only, in the contract's shape.
-    let down = client.post(format!("{base}/auth/login")).json(&serde_json::json!({})).send().await.unwrap();
+    let down = client
+        .post(format!("{base}/auth/login"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_error(down, 503, "SERVICE_UNAVAILABLE").await;
-    let still = client.get(format!("{base}/products/categories")).send().await.unwrap();
+    let still = client
+        .get(format!("{base}/products/categories"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(still.status(), 200);
 
     let _ = stop.send(true);

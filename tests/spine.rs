@@ -11,11 +11,21 @@ use reqwest::Method;
 async fn health_ready_and_metrics_answer() {
     let app = spawn_app().await;
 
-    let health = app.client.get(format!("{}/health", app.origin)).send().await.unwrap();
+    let health = app
+        .client
+        .get(format!("{}/health", app.origin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(json(health).await["status"], "ok");
 
-    let ready = app.client.get(format!("{}/ready", app.origin)).send().await.unwrap();
+    let ready = app
+        .client
+        .get(format!("{}/ready", app.origin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
     let ready = json(ready).await;
     assert_eq!(ready["postgres"], "up");
@@ -23,7 +33,12 @@ async fn health_ready_and_metrics_answer() {
 
     // One request through the edge, so per-route metrics exist.
     app.get("/products/categories").await;
-    let metrics = app.client.get(format!("{}/metrics", app.origin)).send().await.unwrap();
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.origin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
     assert!(text.contains("http_requests_total"), "{text}");
@@ -34,7 +49,12 @@ async fn health_ready_and_metrics_answer() {
 async fn ready_reports_a_dead_redis_as_503() {
     // A Redis port nothing listens on.
     let app = spawn_app_with(&["--redis-url", "redis://127.0.0.1:1"]).await;
-    let ready = app.client.get(format!("{}/ready", app.origin)).send().await.unwrap();
+    let ready = app
+        .client
+        .get(format!("{}/ready", app.origin))
+        .send()
+        .await
+        .unwrap();
     let body = assert_error(ready, 503, "SERVICE_UNAVAILABLE").await;
     assert_eq!(body["details"]["redis"], "down");
     assert_eq!(body["details"]["postgres"], "up");
@@ -45,9 +65,20 @@ async fn unknown_routes_and_methods_are_404_and_405() {
     let app = spawn_app().await;
     assert_error(app.get("/no-such-thing").await, 404, "NOT_FOUND").await;
 
-    let response = app.request(Method::PATCH, "/products/categories", None).send().await.unwrap();
+    // POST: no POST rule has this shape (PATCH would match `/products/{id}` and be a 400).
+    let response = app
+        .request(Method::POST, "/products/categories", None)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 405);
-    let allow = response.headers().get("allow").expect("Allow header").to_str().unwrap().to_owned();
+    let allow = response
+        .headers()
+        .get("allow")
+        .expect("Allow header")
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(allow.contains("GET"), "{allow}");
 }
 
@@ -79,9 +110,15 @@ async fn cors_allows_listed_origins_only() {
         .unwrap();
     assert!(preflight.status().is_success(), "{}", preflight.status());
     let headers = preflight.headers();
-    assert_eq!(headers["access-control-allow-origin"], "http://localhost:5173");
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
     assert_eq!(headers["access-control-allow-credentials"], "true");
-    let allowed = headers["access-control-allow-headers"].to_str().unwrap().to_lowercase();
+    let allowed = headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
     assert!(allowed.contains("authorization"), "{allowed}");
 
     let evil = app
@@ -105,7 +142,10 @@ async fn responses_carry_security_headers_and_a_request_id() {
     let h = response.headers();
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["x-frame-options"], "DENY");
-    assert_eq!(h["content-security-policy"], "default-src 'none'; frame-ancestors 'none'");
+    assert_eq!(
+        h["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
     assert_eq!(h["x-request-id"], "req-123");
 
     let generated = app.get("/products/categories").await;
@@ -121,24 +161,45 @@ async fn bad_tokens_are_refused_by_the_service() {
     // An admin route: no token, garbage, and an expired token.
     let body = serde_json::json!({});
     assert_error(app.delete("/products/1", None).await, 401, "UNAUTHORIZED").await;
-    assert_error(app.delete("/products/1", Some("not-a-jwt")).await, 401, "UNAUTHORIZED").await;
+    assert_error(
+        app.delete("/products/1", Some("not-a-jwt")).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
 
     let token = app.admin_token();
     app.clock.advance(chrono::Duration::hours(2));
-    assert_error(app.put_json("/products/1", &body, Some(&token)).await, 401, "TOKEN_EXPIRED").await;
+    assert_error(
+        app.put_json("/products/1", &body, Some(&token)).await,
+        401,
+        "TOKEN_EXPIRED",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_customer_gets_403_on_admin_routes() {
     let app = spawn_app().await;
     let token = app.user_token();
-    assert_error(app.delete("/products/1", Some(&token)).await, 403, "FORBIDDEN").await;
+    assert_error(
+        app.delete("/products/1", Some(&token)).await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn rate_limits_hold_across_two_instances_sharing_redis() {
     // Two applications on one Redis prefix: the second sees the first one's count.
-    let first = spawn_app_with(&["--rate-limit-enabled", "true", "--rate-limit-payments-max", "3"]).await;
+    let first = spawn_app_with(&[
+        "--rate-limit-enabled",
+        "true",
+        "--rate-limit-payments-max",
+        "3",
+    ])
+    .await;
     let prefix = first.redis_prefix.clone();
     let second = spawn_app_with(&[
         "--rate-limit-enabled",
@@ -155,7 +216,11 @@ async fn rate_limits_hold_across_two_instances_sharing_redis() {
         assert_ne!(r.status(), 429);
     }
     let limited = second.get_as("/payments/intents/pi_1/status", &token).await;
-    let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     let body = assert_error(limited, 429, "RATE_LIMITED").await;
     assert_eq!(body["details"]["retryAfter"], retry_after);
@@ -178,10 +243,10 @@ async fn grpc_reflection_and_health_answer() {
         .into_inner();
     assert_eq!(status.status, 1, "SERVING");
 
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
     let mut reflection = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),
@@ -204,17 +269,35 @@ async fn grpc_reflection_and_health_answer() {
         "ecom.users.v1.UsersService",
         "ecom.payments.v1.PaymentsService",
     ] {
-        assert!(names.iter().any(|n| n == service), "{service} missing from {names:?}");
+        assert!(
+            names.iter().any(|n| n == service),
+            "{service} missing from {names:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn the_openapi_document_lists_every_route_the_edge_serves() {
     let app = spawn_app().await;
-    let doc = json(app.client.get(format!("{}/openapi.json", app.origin)).send().await.unwrap()).await;
-    assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true));
+    let doc = json(
+        app.client
+            .get(format!("{}/openapi.json", app.origin))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        doc["openapi"].as_str().map(|v| v.starts_with("3.1")),
+        Some(true)
+    );
     let paths = doc["paths"].as_object().expect("paths");
-    for path in ["/api/v1/products", "/api/v1/products/{id}", "/api/v1/orders/{id}/invoice", "/api/v1/auth/login"] {
+    for path in [
+        "/api/v1/products",
+        "/api/v1/products/{id}",
+        "/api/v1/orders/{id}/invoice",
+        "/api/v1/auth/login",
+    ] {
         assert!(paths.contains_key(path), "{path} missing");
     }
 }

@@ -56,9 +56,11 @@ impl From<Violations> for CatalogError {
 impl From<CatalogError> for Status {
     fn from(err: CatalogError) -> Status {
         match err {
-            CatalogError::ProductNotFound(_) => {
-                errors::status(Code::NotFound, ErrorReason::ProductNotFound, "Product not found")
-            }
+            CatalogError::ProductNotFound(_) => errors::status(
+                Code::NotFound,
+                ErrorReason::ProductNotFound,
+                "Product not found",
+            ),
             CatalogError::Invalid(violations) => errors::validation(violations.into_inner()),
             CatalogError::UnknownCategory(slug) => errors::validation(vec![(
                 "category".to_owned(),

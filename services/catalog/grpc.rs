@@ -59,7 +59,9 @@ impl CatalogService {
             .await?
             .ok_or(CatalogError::ProductNotFound(id))?;
         let product = to_wire(product);
-        self.cache.set(&key, &product.encode_to_vec(), PRODUCT_TTL).await;
+        self.cache
+            .set(&key, &product.encode_to_vec(), PRODUCT_TTL)
+            .await;
         Ok(product)
     }
 
@@ -125,9 +127,13 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         {
             return Ok(Response::new(cached));
         }
-        let categories = store::category_slugs(&self.db).await.map_err(CatalogError::from)?;
+        let categories = store::category_slugs(&self.db)
+            .await
+            .map_err(CatalogError::from)?;
         let response = pb::ListCategoriesResponse { categories };
-        self.cache.set(CATEGORIES_KEY, &response.encode_to_vec(), CATEGORIES_TTL).await;
+        self.cache
+            .set(CATEGORIES_KEY, &response.encode_to_vec(), CATEGORIES_TTL)
+            .await;
         Ok(Response::new(response))
     }
 
@@ -138,7 +144,9 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         request: Request<pb::GetProductRequest>,
     ) -> Result<Response<pb::GetProductResponse>, Status> {
         let product = self.live_product(request.get_ref().id).await?;
-        Ok(Response::new(pb::GetProductResponse { product: Some(product) }))
+        Ok(Response::new(pb::GetProductResponse {
+            product: Some(product),
+        }))
     }
 
     /// Contract 5.2.4: full text plus typo-tolerant title matches, best
@@ -188,7 +196,9 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         // Nothing cached can hold the new id, but a racing read of it
         // (answered 404, never cached) costs nothing to rule out.
         self.invalidate(vec![product_key(product.id)]).await;
-        Ok(Response::new(pb::CreateProductResponse { product: Some(to_wire(product)) }))
+        Ok(Response::new(pb::CreateProductResponse {
+            product: Some(to_wire(product)),
+        }))
     }
 
     /// Contract 5.2.7, admin only: changes the fields present; 404 if the
@@ -204,7 +214,9 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         let product = update(&self.db, id, &patch).await?;
         tracing::info!(admin, product = id, "product updated");
         self.invalidate(vec![product_key(id)]).await;
-        Ok(Response::new(pb::UpdateProductResponse { product: Some(to_wire(product)) }))
+        Ok(Response::new(pb::UpdateProductResponse {
+            product: Some(to_wire(product)),
+        }))
     }
 
     /// Contract 5.2.8, admin only: soft delete; answers the product with
@@ -220,7 +232,9 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         let product = soft_delete(&self.db, id).await?;
         tracing::info!(admin, product = id, "product deleted");
         self.invalidate(vec![product_key(id)]).await;
-        Ok(Response::new(pb::DeleteProductResponse { product: Some(to_wire(product)) }))
+        Ok(Response::new(pb::DeleteProductResponse {
+            product: Some(to_wire(product)),
+        }))
     }
 }
 

@@ -45,7 +45,9 @@ const CATEGORIES: &[CategorySpec] = &[
         name: "Smartphones",
         brands: &["Nimbus", "Vertex", "Orbita", "Kestrel"],
         adjectives: &["Pro", "Lite", "Max", "Mini", "Plus"],
-        nouns: &["Phone 12", "Phone 14", "Phone X", "Fold 3", "Flip 2", "Edge 5G"],
+        nouns: &[
+            "Phone 12", "Phone 14", "Phone X", "Fold 3", "Flip 2", "Edge 5G",
+        ],
         variants: &["128GB", "256GB", "512GB"],
         price: (149, 1499),
         features: &[
@@ -60,7 +62,13 @@ const CATEGORIES: &[CategorySpec] = &[
         name: "Laptops",
         brands: &["Corvid", "Altair", "Northbook", "Quillon"],
         adjectives: &["Slim", "Ultra", "Creator", "Gaming", "Business"],
-        nouns: &["Laptop 14", "Laptop 16", "Notebook 13", "Ultrabook", "Workstation 17"],
+        nouns: &[
+            "Laptop 14",
+            "Laptop 16",
+            "Notebook 13",
+            "Ultrabook",
+            "Workstation 17",
+        ],
         variants: &["8GB RAM", "16GB RAM", "32GB RAM"],
         price: (399, 3299),
         features: &[
@@ -89,8 +97,20 @@ const CATEGORIES: &[CategorySpec] = &[
         slug: "skincare",
         name: "Skincare",
         brands: &["Dermalune", "Purely", "Hydrea", "Botanika"],
-        adjectives: &["Hydrating", "Brightening", "Gentle", "Repairing", "Soothing"],
-        nouns: &["Face Serum", "Night Cream", "Cleanser", "Sunscreen SPF 50", "Eye Cream"],
+        adjectives: &[
+            "Hydrating",
+            "Brightening",
+            "Gentle",
+            "Repairing",
+            "Soothing",
+        ],
+        nouns: &[
+            "Face Serum",
+            "Night Cream",
+            "Cleanser",
+            "Sunscreen SPF 50",
+            "Eye Cream",
+        ],
         variants: &["30ml", "50ml", "150ml"],
         price: (8, 89),
         features: &[
@@ -105,7 +125,15 @@ const CATEGORIES: &[CategorySpec] = &[
         name: "Groceries",
         brands: &["Green Acre", "Millbrook", "Sunhill Farm", "Pantry & Co"],
         adjectives: &["Organic", "Fresh", "Wholegrain", "Free-Range", "Roasted"],
-        nouns: &["Honey", "Coffee Beans", "Olive Oil", "Pasta", "Eggs", "Almonds", "Rice"],
+        nouns: &[
+            "Honey",
+            "Coffee Beans",
+            "Olive Oil",
+            "Pasta",
+            "Eggs",
+            "Almonds",
+            "Rice",
+        ],
         variants: &["250g", "500g", "1kg"],
         price: (2, 29),
         features: &[
@@ -120,7 +148,13 @@ const CATEGORIES: &[CategorySpec] = &[
         name: "Home Decoration",
         brands: &["Hearth & Loom", "Casa Lume", "Nordvik", "Ivywood"],
         adjectives: &["Ceramic", "Woven", "Rustic", "Minimalist", "Handmade"],
-        nouns: &["Vase", "Wall Mirror", "Photo Frame", "Candle Holder", "Throw Pillow"],
+        nouns: &[
+            "Vase",
+            "Wall Mirror",
+            "Photo Frame",
+            "Candle Holder",
+            "Throw Pillow",
+        ],
         variants: &["Small", "Medium", "Large"],
         price: (9, 149),
         features: &[
@@ -134,8 +168,21 @@ const CATEGORIES: &[CategorySpec] = &[
         slug: "furniture",
         name: "Furniture",
         brands: &["Oakhaven", "Lindqvist", "Studio Forma", "Timberline"],
-        adjectives: &["Solid Oak", "Upholstered", "Folding", "Mid-Century", "Modular"],
-        nouns: &["Dining Chair", "Coffee Table", "Bookshelf", "Sofa", "Bed Frame", "Desk"],
+        adjectives: &[
+            "Solid Oak",
+            "Upholstered",
+            "Folding",
+            "Mid-Century",
+            "Modular",
+        ],
+        nouns: &[
+            "Dining Chair",
+            "Coffee Table",
+            "Bookshelf",
+            "Sofa",
+            "Bed Frame",
+            "Desk",
+        ],
         variants: &["Natural", "Walnut", "Black"],
         price: (59, 1899),
         features: &[
@@ -165,7 +212,13 @@ const CATEGORIES: &[CategorySpec] = &[
         name: "Women's Dresses",
         brands: &["Rosalind", "Belle Rive", "Marlowe", "Seraphine"],
         adjectives: &["Floral", "Wrap", "Maxi", "Satin", "Pleated"],
-        nouns: &["Dress", "Midi Dress", "Evening Gown", "Shirt Dress", "Sundress"],
+        nouns: &[
+            "Dress",
+            "Midi Dress",
+            "Evening Gown",
+            "Shirt Dress",
+            "Sundress",
+        ],
         variants: &["Size 8", "Size 10", "Size 12"],
         price: (29, 299),
         features: &[
@@ -210,7 +263,13 @@ const CATEGORIES: &[CategorySpec] = &[
         name: "Men's Shoes",
         brands: &["Brogan", "Ridgeway", "Trailcraft", "Pace & Poise"],
         adjectives: &["Leather", "Canvas", "Waterproof", "Classic", "Running"],
-        nouns: &["Derby Shoes", "Chelsea Boots", "Sneakers", "Trainers", "Hiking Boots"],
+        nouns: &[
+            "Derby Shoes",
+            "Chelsea Boots",
+            "Sneakers",
+            "Trainers",
+            "Hiking Boots",
+        ],
         variants: &["EU 42", "EU 43", "EU 44"],
         price: (39, 279),
         features: &[
@@ -255,7 +314,13 @@ const CATEGORIES: &[CategorySpec] = &[
         name: "Women's Bags",
         brands: &["Corallo", "Amalfi Atelier", "Wildrose", "Nordvik"],
         adjectives: &["Leather", "Quilted", "Woven", "Mini", "Structured"],
-        nouns: &["Tote Bag", "Crossbody Bag", "Shoulder Bag", "Clutch", "Backpack"],
+        nouns: &[
+            "Tote Bag",
+            "Crossbody Bag",
+            "Shoulder Bag",
+            "Clutch",
+            "Backpack",
+        ],
         variants: &["Black", "Tan", "Cream"],
         price: (29, 599),
         features: &[
@@ -269,7 +334,13 @@ const CATEGORIES: &[CategorySpec] = &[
         slug: "jewellery",
         name: "Jewellery",
         brands: &["Aurelia", "Lunette", "Silverleaf", "Opaline"],
-        adjectives: &["Sterling Silver", "Gold-Plated", "Pearl", "Dainty", "Statement"],
+        adjectives: &[
+            "Sterling Silver",
+            "Gold-Plated",
+            "Pearl",
+            "Dainty",
+            "Statement",
+        ],
         nouns: &["Necklace", "Earrings", "Ring", "Bracelet", "Pendant"],
         variants: &["Silver", "Gold", "Rose Gold"],
         price: (15, 499),
@@ -315,7 +386,13 @@ const CATEGORIES: &[CategorySpec] = &[
         name: "Mobile Accessories",
         brands: &["Voltix", "Kestrel", "Amplo", "Cordwise"],
         adjectives: &["Fast", "Wireless", "Rugged", "Magnetic", "Compact"],
-        nouns: &["Charger", "Power Bank", "Phone Case", "Earbuds", "USB-C Cable"],
+        nouns: &[
+            "Charger",
+            "Power Bank",
+            "Phone Case",
+            "Earbuds",
+            "USB-C Cable",
+        ],
         variants: &["Black", "White", "Blue"],
         price: (5, 199),
         features: &[
@@ -329,8 +406,20 @@ const CATEGORIES: &[CategorySpec] = &[
         slug: "kitchen-accessories",
         name: "Kitchen Accessories",
         brands: &["Copperpot", "Millbrook", "Chef Atelier", "Ivywood"],
-        adjectives: &["Stainless Steel", "Non-Stick", "Cast Iron", "Bamboo", "Enamel"],
-        nouns: &["Frying Pan", "Chef Knife", "Cutting Board", "Saucepan", "Kettle"],
+        adjectives: &[
+            "Stainless Steel",
+            "Non-Stick",
+            "Cast Iron",
+            "Bamboo",
+            "Enamel",
+        ],
+        nouns: &[
+            "Frying Pan",
+            "Chef Knife",
+            "Cutting Board",
+            "Saucepan",
+            "Kettle",
+        ],
         variants: &["20cm", "24cm", "28cm"],
         price: (9, 249),
         features: &[
@@ -344,8 +433,20 @@ const CATEGORIES: &[CategorySpec] = &[
         slug: "sports-accessories",
         name: "Sports Accessories",
         brands: &["Peakform", "Trailcraft", "Stride", "Velocity"],
-        adjectives: &["Pro", "Training", "Lightweight", "Adjustable", "Competition"],
-        nouns: &["Yoga Mat", "Dumbbells", "Football", "Tennis Racket", "Water Bottle"],
+        adjectives: &[
+            "Pro",
+            "Training",
+            "Lightweight",
+            "Adjustable",
+            "Competition",
+        ],
+        nouns: &[
+            "Yoga Mat",
+            "Dumbbells",
+            "Football",
+            "Tennis Racket",
+            "Water Bottle",
+        ],
         variants: &["Blue", "Red", "Black"],
         price: (7, 299),
         features: &[
@@ -360,7 +461,13 @@ const CATEGORIES: &[CategorySpec] = &[
         name: "Lighting",
         brands: &["Lumen & Ash", "Casa Lume", "Brightwell", "Nordvik"],
         adjectives: &["Dimmable", "Brass", "Arc", "Smart", "Industrial"],
-        nouns: &["Floor Lamp", "Table Lamp", "Pendant Light", "LED Strip", "Wall Sconce"],
+        nouns: &[
+            "Floor Lamp",
+            "Table Lamp",
+            "Pendant Light",
+            "LED Strip",
+            "Wall Sconce",
+        ],
         variants: &["Warm White", "Cool White", "Colour"],
         price: (12, 399),
         features: &[
@@ -374,8 +481,20 @@ const CATEGORIES: &[CategorySpec] = &[
         slug: "automotive",
         name: "Automotive",
         brands: &["Roadwise", "Gearhead", "Autoline", "Voltix"],
-        adjectives: &["Heavy-Duty", "Portable", "Universal", "Digital", "All-Weather"],
-        nouns: &["Car Vacuum", "Tyre Inflator", "Dash Cam", "Seat Covers", "Jump Starter"],
+        adjectives: &[
+            "Heavy-Duty",
+            "Portable",
+            "Universal",
+            "Digital",
+            "All-Weather",
+        ],
+        nouns: &[
+            "Car Vacuum",
+            "Tyre Inflator",
+            "Dash Cam",
+            "Seat Covers",
+            "Jump Starter",
+        ],
         variants: &["Standard", "Deluxe", "Kit"],
         price: (14, 349),
         features: &[
@@ -389,8 +508,20 @@ const CATEGORIES: &[CategorySpec] = &[
         slug: "toys",
         name: "Toys",
         brands: &["Playmoor", "Tinker Tree", "Brightwell", "Little Comet"],
-        adjectives: &["Wooden", "Magnetic", "Plush", "Remote-Control", "Educational"],
-        nouns: &["Building Blocks", "Puzzle", "Teddy Bear", "Race Car", "Train Set"],
+        adjectives: &[
+            "Wooden",
+            "Magnetic",
+            "Plush",
+            "Remote-Control",
+            "Educational",
+        ],
+        nouns: &[
+            "Building Blocks",
+            "Puzzle",
+            "Teddy Bear",
+            "Race Car",
+            "Train Set",
+        ],
         variants: &["Ages 3+", "Ages 6+", "Ages 8+"],
         price: (6, 149),
         features: &[
@@ -404,8 +535,20 @@ const CATEGORIES: &[CategorySpec] = &[
         slug: "garden",
         name: "Garden",
         brands: &["Greenthumb", "Oakhaven", "Sunhill Farm", "Fernway"],
-        adjectives: &["Galvanised", "Solar", "Folding", "Self-Watering", "Terracotta"],
-        nouns: &["Planter", "Garden Hose", "Pruning Shears", "Bird Feeder", "String Lights"],
+        adjectives: &[
+            "Galvanised",
+            "Solar",
+            "Folding",
+            "Self-Watering",
+            "Terracotta",
+        ],
+        nouns: &[
+            "Planter",
+            "Garden Hose",
+            "Pruning Shears",
+            "Bird Feeder",
+            "String Lights",
+        ],
         variants: &["Small", "Medium", "Large"],
         price: (6, 299),
         features: &[
@@ -419,7 +562,13 @@ const CATEGORIES: &[CategorySpec] = &[
         slug: "books",
         name: "Books",
         brands: &["Pagecraft Press", "Inkwell", "Lanternfield", "Northbook"],
-        adjectives: &["Illustrated", "Hardcover", "Paperback", "Collector's", "Pocket"],
+        adjectives: &[
+            "Illustrated",
+            "Hardcover",
+            "Paperback",
+            "Collector's",
+            "Pocket",
+        ],
         nouns: &["Cookbook", "Travel Guide", "Novel", "Field Guide", "Atlas"],
         variants: &["First Edition", "Second Edition", "Anniversary Edition"],
         price: (6, 79),
@@ -500,7 +649,11 @@ pub async fn seed_demo_catalog(db: &PgPool, products: usize) -> anyhow::Result<(
         .await
         .context("analyzing the seeded tables")?;
     tx.commit().await.context("committing the seed")?;
-    tracing::info!(products, categories = CATEGORIES.len(), "seeded the demo catalog");
+    tracing::info!(
+        products,
+        categories = CATEGORIES.len(),
+        "seeded the demo catalog"
+    );
     Ok(())
 }
 
@@ -618,39 +771,69 @@ impl Batch {
             let dollars = rng.random_range(spec.price.0..=spec.price.1);
             let cents = if rng.random_bool(0.7) { 99 } else { 0 };
             let rating = f64::from(rng.random_range(250..=500_u16)) / 100.0;
-            let stock = if rng.random_bool(0.1) { 0 } else { rng.random_range(1..=250) };
+            let stock = if rng.random_bool(0.1) {
+                0
+            } else {
+                rng.random_range(1..=250)
+            };
 
             b.id.push(id);
             b.title.push(title);
             b.description.push(description);
             b.price_cents.push(dollars * 100 + cents);
-            b.discount.push(f64::from(rng.random_range(0..=2500_u16)) / 100.0);
+            b.discount
+                .push(f64::from(rng.random_range(0..=2500_u16)) / 100.0);
             b.brand.push(brand.to_owned());
             b.stock.push(stock);
             b.rating.push(rating);
             b.category_id.push(category_ids[which]);
             b.category_tag.push(spec.slug.to_owned());
-            b.thumbnail.push(format!("https://cdn.ecom.local/products/{id}/thumbnail.webp"));
+            b.thumbnail.push(format!(
+                "https://cdn.ecom.local/products/{id}/thumbnail.webp"
+            ));
             b.sku.push(format!(
                 "{}-{}-{id:08}",
                 &spec.slug[..3].to_uppercase(),
-                brand.chars().filter(char::is_ascii_alphabetic).take(3).collect::<String>().to_uppercase()
+                brand
+                    .chars()
+                    .filter(char::is_ascii_alphabetic)
+                    .take(3)
+                    .collect::<String>()
+                    .to_uppercase()
             ));
-            b.weight.push(f64::from(rng.random_range(1..=500_u16)) / 100.0);
-            b.width.push(f64::from(rng.random_range(100..=6000_u16)) / 100.0);
-            b.height.push(f64::from(rng.random_range(100..=6000_u16)) / 100.0);
-            b.depth.push(f64::from(rng.random_range(100..=6000_u16)) / 100.0);
-            b.warranty.push((*WARRANTIES.choose(rng).expect("warranties")).to_owned());
-            b.shipping.push((*SHIPPING.choose(rng).expect("shipping")).to_owned());
-            b.return_policy.push((*RETURN_POLICIES.choose(rng).expect("policies")).to_owned());
-            b.minimum_order_quantity.push(if rng.random_bool(0.8) { 1 } else { rng.random_range(2..=10) });
-            b.barcode.push(format!("{:013}", rng.random_range(0..10_000_000_000_000_u64)));
-            b.qr_code.push(format!("https://cdn.ecom.local/qr/{id}.png"));
+            b.weight
+                .push(f64::from(rng.random_range(1..=500_u16)) / 100.0);
+            b.width
+                .push(f64::from(rng.random_range(100..=6000_u16)) / 100.0);
+            b.height
+                .push(f64::from(rng.random_range(100..=6000_u16)) / 100.0);
+            b.depth
+                .push(f64::from(rng.random_range(100..=6000_u16)) / 100.0);
+            b.warranty
+                .push((*WARRANTIES.choose(rng).expect("warranties")).to_owned());
+            b.shipping
+                .push((*SHIPPING.choose(rng).expect("shipping")).to_owned());
+            b.return_policy
+                .push((*RETURN_POLICIES.choose(rng).expect("policies")).to_owned());
+            b.minimum_order_quantity.push(if rng.random_bool(0.8) {
+                1
+            } else {
+                rng.random_range(2..=10)
+            });
+            b.barcode.push(format!(
+                "{:013}",
+                rng.random_range(0..10_000_000_000_000_u64)
+            ));
+            b.qr_code
+                .push(format!("https://cdn.ecom.local/qr/{id}.png"));
 
             for position in 0..3_i16 {
                 b.image_product_id.push(id);
                 b.image_position.push(position);
-                b.image_url.push(format!("https://cdn.ecom.local/products/{id}/{}.webp", position + 1));
+                b.image_url.push(format!(
+                    "https://cdn.ecom.local/products/{id}/{}.webp",
+                    position + 1
+                ));
             }
             for _ in 0..rng.random_range(0..=3) {
                 // Reviews lean towards the product's rating.
@@ -665,13 +848,17 @@ impl Batch {
                 let last: String = LastName().fake_with_rng(rng);
                 let email = format!(
                     "{}.{}@example.com",
-                    first.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), ""),
-                    last.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "")
+                    first
+                        .to_lowercase()
+                        .replace(|c: char| !c.is_ascii_alphanumeric(), ""),
+                    last.to_lowercase()
+                        .replace(|c: char| !c.is_ascii_alphanumeric(), "")
                 );
                 b.review_product_id.push(id);
                 b.review_rating.push(stars);
                 b.review_comment.push(comment.to_owned());
-                b.review_date.push(epoch - chrono::Days::new(rng.random_range(0..730)));
+                b.review_date
+                    .push(epoch - chrono::Days::new(rng.random_range(0..730)));
                 b.review_name.push(format!("{first} {last}"));
                 b.review_email.push(email);
             }
@@ -789,13 +976,20 @@ mod tests {
     #[test]
     fn every_category_can_make_a_product() {
         for spec in CATEGORIES {
-            assert!(super::super::domain::CategorySlug::parse(spec.slug).is_ok(), "{}", spec.slug);
+            assert!(
+                super::super::domain::CategorySlug::parse(spec.slug).is_ok(),
+                "{}",
+                spec.slug
+            );
             assert!(!spec.brands.is_empty() && !spec.adjectives.is_empty());
             assert!(!spec.nouns.is_empty() && !spec.variants.is_empty());
             assert!(spec.features.len() >= 2);
             assert!(spec.price.0 > 0 && spec.price.0 <= spec.price.1);
             for brand in spec.brands {
-                assert!(brand.chars().filter(char::is_ascii_alphabetic).count() >= 3, "{brand}");
+                assert!(
+                    brand.chars().filter(char::is_ascii_alphabetic).count() >= 3,
+                    "{brand}"
+                );
             }
         }
         for (stars, _) in REVIEW_COMMENTS {

@@ -193,7 +193,11 @@ impl<'a> ListingArgs<'a> {
             max_price: query.filter.price.max_cents,
             brand: query.filter.brand.as_deref(),
             in_stock: query.filter.in_stock,
-            text: query.text.as_deref().map(str::trim).filter(|t| !t.is_empty()),
+            text: query
+                .text
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty()),
             limit: query.page.limit(),
             skip: query.page.skip(),
         }
@@ -215,10 +219,13 @@ pub async fn category_id(
     db: impl PgExecutor<'_>,
     slug: &CategorySlug,
 ) -> anyhow::Result<Option<i64>> {
-    sqlx::query_scalar!(r#"SELECT id FROM categories WHERE slug = $1"#, slug.as_str())
-        .fetch_optional(db)
-        .await
-        .with_context(|| format!("looking up category {}", slug.as_str()))
+    sqlx::query_scalar!(
+        r#"SELECT id FROM categories WHERE slug = $1"#,
+        slug.as_str()
+    )
+    .fetch_optional(db)
+    .await
+    .with_context(|| format!("looking up category {}", slug.as_str()))
 }
 
 /// Which rows [`find_product`] may return.
@@ -333,7 +340,10 @@ async fn page_rows(
 
 /// Loads the images and reviews of `rows` (one query each) and assembles
 /// the products, keeping the order of `rows`.
-async fn attach_details(db: &mut PgConnection, rows: Vec<ProductRow>) -> anyhow::Result<Vec<Product>> {
+async fn attach_details(
+    db: &mut PgConnection,
+    rows: Vec<ProductRow>,
+) -> anyhow::Result<Vec<Product>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -352,7 +362,10 @@ async fn attach_details(db: &mut PgConnection, rows: Vec<ProductRow>) -> anyhow:
         .collect())
 }
 
-async fn images_of(db: impl PgExecutor<'_>, ids: &[i64]) -> anyhow::Result<HashMap<i64, Vec<String>>> {
+async fn images_of(
+    db: impl PgExecutor<'_>,
+    ids: &[i64],
+) -> anyhow::Result<HashMap<i64, Vec<String>>> {
     let rows = sqlx::query!(
         r#"
         SELECT product_id, url
@@ -372,7 +385,10 @@ async fn images_of(db: impl PgExecutor<'_>, ids: &[i64]) -> anyhow::Result<HashM
     Ok(by_product)
 }
 
-async fn reviews_of(db: impl PgExecutor<'_>, ids: &[i64]) -> anyhow::Result<HashMap<i64, Vec<Review>>> {
+async fn reviews_of(
+    db: impl PgExecutor<'_>,
+    ids: &[i64],
+) -> anyhow::Result<HashMap<i64, Vec<Review>>> {
     let rows = sqlx::query_as!(
         Review,
         r#"
@@ -388,7 +404,10 @@ async fn reviews_of(db: impl PgExecutor<'_>, ids: &[i64]) -> anyhow::Result<Hash
     .context("loading product reviews")?;
     let mut by_product: HashMap<i64, Vec<Review>> = HashMap::new();
     for review in rows {
-        by_product.entry(review.product_id).or_default().push(review);
+        by_product
+            .entry(review.product_id)
+            .or_default()
+            .push(review);
     }
     Ok(by_product)
 }
@@ -511,7 +530,11 @@ pub async fn update_product(
 
 /// Replaces a product's gallery with `images`, in order.
 #[tracing::instrument(skip(db, images))]
-pub async fn replace_images(db: &mut PgConnection, id: i64, images: &[ImageUrl]) -> Result<(), sqlx::Error> {
+pub async fn replace_images(
+    db: &mut PgConnection,
+    id: i64,
+    images: &[ImageUrl],
+) -> Result<(), sqlx::Error> {
     sqlx::query!(r#"DELETE FROM product_images WHERE product_id = $1"#, id)
         .execute(&mut *db)
         .await?;
@@ -532,7 +555,10 @@ pub async fn replace_images(db: &mut PgConnection, id: i64, images: &[ImageUrl])
 
 /// Marks a live product deleted; `None` if there is no such product.
 #[tracing::instrument(skip(db))]
-pub async fn soft_delete_product(db: impl PgExecutor<'_>, id: i64) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+pub async fn soft_delete_product(
+    db: impl PgExecutor<'_>,
+    id: i64,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     sqlx::query_scalar!(
         r#"
         UPDATE products SET deleted_at = now()

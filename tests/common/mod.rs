@@ -27,7 +27,11 @@ pub const OTHER_USER_ID: i64 = 3;
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if let Ok(level) = std::env::var("TEST_LOG") {
-        let filter = if level.is_empty() { "info".to_owned() } else { level };
+        let filter = if level.is_empty() {
+            "info".to_owned()
+        } else {
+            level
+        };
         ecom::telemetry::init_subscriber(ecom::telemetry::get_subscriber(
             &filter,
             ecom::config::LogFormat::Pretty,
@@ -60,7 +64,8 @@ impl Drop for TestApp {
 
 /// The base PostgreSQL URL of test databases (without a database name).
 fn postgres_base() -> String {
-    std::env::var("TEST_DATABASE_BASE").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+    std::env::var("TEST_DATABASE_BASE")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
 /// The Redis the tests share (each with its own key prefix).
@@ -151,17 +156,23 @@ async fn spawn_with_settings(settings: Settings, db_name: String, redis_prefix: 
 impl TestApp {
     /// An access token of the admin (id [`ADMIN_ID`]).
     pub fn admin_token(&self) -> String {
-        self.tokens.mint(ADMIN_ID, "admin@ecom.test", Role::Admin, None).0
+        self.tokens
+            .mint(ADMIN_ID, "admin@ecom.test", Role::Admin, None)
+            .0
     }
 
     /// An access token of a customer (id [`USER_ID`]).
     pub fn user_token(&self) -> String {
-        self.tokens.mint(USER_ID, "user@ecom.test", Role::User, None).0
+        self.tokens
+            .mint(USER_ID, "user@ecom.test", Role::User, None)
+            .0
     }
 
     /// An access token of another customer (id [`OTHER_USER_ID`]).
     pub fn other_user_token(&self) -> String {
-        self.tokens.mint(OTHER_USER_ID, "other@ecom.test", Role::User, None).0
+        self.tokens
+            .mint(OTHER_USER_ID, "other@ecom.test", Role::User, None)
+            .0
     }
 
     /// A request to `path` under the API base path, with a bearer token when given.
@@ -175,27 +186,44 @@ impl TestApp {
 
     /// GET without a token.
     pub async fn get(&self, path: &str) -> Response {
-        self.request(Method::GET, path, None).send().await.expect("request sent")
+        self.request(Method::GET, path, None)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// GET with a token.
     pub async fn get_as(&self, path: &str, token: &str) -> Response {
-        self.request(Method::GET, path, Some(token)).send().await.expect("request sent")
+        self.request(Method::GET, path, Some(token))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// POST a JSON body.
     pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
-        self.request(Method::POST, path, token).json(body).send().await.expect("request sent")
+        self.request(Method::POST, path, token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// PUT a JSON body.
     pub async fn put_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
-        self.request(Method::PUT, path, token).json(body).send().await.expect("request sent")
+        self.request(Method::PUT, path, token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// DELETE.
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
-        self.request(Method::DELETE, path, token).send().await.expect("request sent")
+        self.request(Method::DELETE, path, token)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// A gRPC channel to the application's gRPC port.
@@ -229,7 +257,8 @@ pub fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
 pub async fn json(response: Response) -> Value {
     let status = response.status();
     let text = response.text().await.expect("body read");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text}"))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text}"))
 }
 
 /// Asserts the contract's error shape and returns the body.
@@ -241,3 +270,7 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
     assert!(body["message"].is_string(), "body.message: {body}");
     body
 }
+
+// Identity helpers (tests/common/identity.rs, tests/common/smtp.rs).
+pub mod identity;
+pub mod smtp;

@@ -41,7 +41,10 @@ impl Page {
                 None
             }
         };
-        Some(Page { skip: skip?, limit: limit? })
+        Some(Page {
+            skip: skip?,
+            limit: limit?,
+        })
     }
 
     /// Rows to skip.
@@ -57,7 +60,10 @@ impl Page {
 
 impl Default for Page {
     fn default() -> Self {
-        Page { skip: 0, limit: Self::DEFAULT_LIMIT }
+        Page {
+            skip: 0,
+            limit: Self::DEFAULT_LIMIT,
+        }
     }
 }
 
@@ -116,10 +122,16 @@ impl PriceRange {
         violations: &mut Violations,
     ) -> Option<PriceRange> {
         let min_cents = min.map(|v| {
-            violations.check("minPrice", money::from_wire_non_negative(v).map_err(|e| e.to_string()))
+            violations.check(
+                "minPrice",
+                money::from_wire_non_negative(v).map_err(|e| e.to_string()),
+            )
         });
         let max_cents = max.map(|v| {
-            violations.check("maxPrice", money::from_wire_non_negative(v).map_err(|e| e.to_string()))
+            violations.check(
+                "maxPrice",
+                money::from_wire_non_negative(v).map_err(|e| e.to_string()),
+            )
         });
         let (min_cents, max_cents) = match (min_cents, max_cents) {
             (Some(None), _) | (_, Some(None)) => return None,
@@ -131,7 +143,10 @@ impl PriceRange {
             violations.push("maxPrice", "must not be less than minPrice");
             return None;
         }
-        Some(PriceRange { min_cents, max_cents })
+        Some(PriceRange {
+            min_cents,
+            max_cents,
+        })
     }
 }
 
@@ -187,7 +202,11 @@ mod tests {
     #[test]
     fn negative_paging_is_a_violation_per_field() {
         let violations = page(Some(-1), Some(-5)).unwrap_err();
-        let fields: Vec<_> = violations.as_slice().iter().map(|(f, _)| f.as_str()).collect();
+        let fields: Vec<_> = violations
+            .as_slice()
+            .iter()
+            .map(|(f, _)| f.as_str())
+            .collect();
         assert_eq!(fields, ["skip", "limit"]);
     }
 
@@ -213,7 +232,13 @@ mod tests {
     fn price_ranges() {
         let mut v = Violations::default();
         let range = PriceRange::parse(Some(10.5), Some(20.0), &mut v).unwrap();
-        assert_eq!(range, PriceRange { min_cents: Some(1050), max_cents: Some(2000) });
+        assert_eq!(
+            range,
+            PriceRange {
+                min_cents: Some(1050),
+                max_cents: Some(2000)
+            }
+        );
 
         let mut v = Violations::default();
         assert!(PriceRange::parse(Some(-1.0), None, &mut v).is_none());
@@ -224,6 +249,9 @@ mod tests {
         assert_eq!(v.as_slice()[0].0, "maxPrice");
 
         let mut v = Violations::default();
-        assert_eq!(PriceRange::parse(None, None, &mut v), Some(PriceRange::default()));
+        assert_eq!(
+            PriceRange::parse(None, None, &mut v),
+            Some(PriceRange::default())
+        );
     }
 }

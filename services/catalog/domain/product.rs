@@ -193,7 +193,9 @@ impl Sku {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let sku = raw.trim();
         let ok = (1..=64).contains(&sku.len())
-            && sku.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            && sku
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if ok {
             Ok(Sku(sku.to_owned()))
         } else {
@@ -218,7 +220,8 @@ pub fn parse_tags(raw: &[String]) -> Result<Vec<String>, String> {
     }
     let mut tags: Vec<String> = Vec::with_capacity(raw.len());
     for tag in raw {
-        let tag = bounded_text(tag, 1, 50).map_err(|_| "entries must be 1 to 50 characters".to_owned())?;
+        let tag = bounded_text(tag, 1, 50)
+            .map_err(|_| "entries must be 1 to 50 characters".to_owned())?;
         let tag = tag.to_lowercase();
         if !tags.contains(&tag) {
             tags.push(tag);
@@ -345,10 +348,7 @@ pub struct ProductPatch {
 
 /// Parses a gallery: at most [`MAX_IMAGES`] URLs, each reported as
 /// `images[i]` when invalid.
-pub fn parse_images(
-    raw: &[String],
-    violations: &mut super::Violations,
-) -> Option<Vec<ImageUrl>> {
+pub fn parse_images(raw: &[String], violations: &mut super::Violations) -> Option<Vec<ImageUrl>> {
     if raw.len() > MAX_IMAGES {
         violations.push("images", format!("must have at most {MAX_IMAGES} entries"));
         return None;
@@ -485,14 +485,23 @@ mod tests {
     fn image_urls_must_be_http() {
         assert!(ImageUrl::parse("https://cdn.ecom.local/products/1/1.webp").is_ok());
         assert!(ImageUrl::parse("http://example.com/a.jpg").is_ok());
-        for bad in ["", "not a url", "ftp://example.com/a.jpg", "/relative.jpg", "https://"] {
+        for bad in [
+            "",
+            "not a url",
+            "ftp://example.com/a.jpg",
+            "/relative.jpg",
+            "https://",
+        ] {
             assert!(ImageUrl::parse(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn category_slugs_are_normalised() {
-        assert_eq!(CategorySlug::parse(" Smartphones ").unwrap().as_str(), "smartphones");
+        assert_eq!(
+            CategorySlug::parse(" Smartphones ").unwrap().as_str(),
+            "smartphones"
+        );
         assert!(CategorySlug::parse("home-decoration").is_ok());
         for bad in ["", "home decoration", "-tops", "tops-", "a--b", "shoes/1"] {
             assert!(CategorySlug::parse(bad).is_err(), "{bad:?}");
@@ -518,7 +527,10 @@ mod tests {
         assert!(Sku::parse("ABC-123_x.1").is_ok());
         assert!(Sku::parse("has space").is_err());
         assert!(Sku::parse("").is_err());
-        assert_eq!(parse_tags(&[" Apple ".into(), "apple".into()]).unwrap(), ["apple"]);
+        assert_eq!(
+            parse_tags(&[" Apple ".into(), "apple".into()]).unwrap(),
+            ["apple"]
+        );
         assert!(parse_tags(&["".into()]).is_err());
         assert!(parse_tags(&vec!["t".to_owned(); MAX_TAGS + 1]).is_err());
         assert_eq!(Measure::parse(1.234).unwrap().value(), 1.23);

@@ -1,13 +1,12 @@
 //! Wire requests into domain values: every field is checked, and every bad
 //! field is reported under its JSON name.
 
+use super::product::Price;
 use super::{
     Brand, CategorySlug, Description, Dimensions, DiscountPercentage, ImageUrl, InfoText, Measure,
-    MinimumOrderQuantity, NewProduct, Page, PriceRange, ProductExtras, ProductFilter,
-    ProductPatch, ProductQuery, Sku, SortKey, SortOrder, Stock, Title, Violations, parse_images,
-    parse_tags,
+    MinimumOrderQuantity, NewProduct, Page, PriceRange, ProductExtras, ProductFilter, ProductPatch,
+    ProductQuery, Sku, SortKey, SortOrder, Stock, Title, Violations, parse_images, parse_tags,
 };
-use super::product::Price;
 use crate::proto::ecom::catalog::v1 as pb;
 
 impl TryFrom<pb::CreateProductRequest> for NewProduct {
@@ -105,9 +104,17 @@ impl TryFrom<&pb::UpdateProductRequest> for ProductPatch {
                 "discountPercentage",
                 req.discount_percentage.map(DiscountPercentage::parse),
             ),
-            thumbnail: present(&mut v, "thumbnail", req.thumbnail.as_deref().map(ImageUrl::parse)),
+            thumbnail: present(
+                &mut v,
+                "thumbnail",
+                req.thumbnail.as_deref().map(ImageUrl::parse),
+            ),
             images: None,
-            category: present(&mut v, "category", req.category.as_deref().map(CategorySlug::parse)),
+            category: present(
+                &mut v,
+                "category",
+                req.category.as_deref().map(CategorySlug::parse),
+            ),
             brand: present(&mut v, "brand", req.brand.as_deref().map(Brand::parse)),
             stock: present(&mut v, "stock", req.stock.map(|s| Stock::parse(s.into()))),
             extras: ProductExtras::default(),
@@ -148,13 +155,21 @@ pub(super) struct ListingInput<'a> {
 }
 
 impl ListingInput<'_> {
-    fn into_query(self, text: Option<String>, category: Option<String>) -> Result<ProductQuery, Violations> {
+    fn into_query(
+        self,
+        text: Option<String>,
+        category: Option<String>,
+    ) -> Result<ProductQuery, Violations> {
         let mut v = Violations::default();
         let page = Page::parse(self.skip, self.limit, &mut v);
         let sort = v.check("sortBy", SortKey::parse(Some(self.sort_by)));
         let order = v.check("order", SortOrder::parse(Some(self.order)));
         let price = PriceRange::parse(self.min_price, self.max_price, &mut v);
-        let brand = self.brand.map(str::trim).filter(|b| !b.is_empty()).map(str::to_owned);
+        let brand = self
+            .brand
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(str::to_owned);
         let (Some(page), Some(sort), Some(order), Some(price)) = (page, sort, order, price) else {
             return Err(v);
         };
@@ -251,7 +266,11 @@ fn parse_extras(input: ExtrasInput<'_>, v: &mut Violations) -> Option<ProductExt
         let width = v.check("dimensions", Measure::parse(d.width));
         let height = v.check("dimensions", Measure::parse(d.height));
         let depth = v.check("dimensions", Measure::parse(d.depth));
-        Some(Dimensions { width: width?, height: height?, depth: depth? })
+        Some(Dimensions {
+            width: width?,
+            height: height?,
+            depth: depth?,
+        })
     });
     let extras = ProductExtras {
         sku: present(v, "sku", input.sku.map(Sku::parse)),
@@ -276,7 +295,9 @@ fn parse_extras(input: ExtrasInput<'_>, v: &mut Violations) -> Option<ProductExt
         minimum_order_quantity: present(
             v,
             "minimumOrderQuantity",
-            input.minimum_order_quantity.map(MinimumOrderQuantity::parse),
+            input
+                .minimum_order_quantity
+                .map(MinimumOrderQuantity::parse),
         ),
     };
     (v.as_slice().len() == before).then_some(extras)
@@ -352,7 +373,10 @@ mod tests {
 
     #[test]
     fn a_price_with_three_decimals_is_rejected() {
-        let req = pb::CreateProductRequest { price: 9.999, ..valid_create() };
+        let req = pb::CreateProductRequest {
+            price: 9.999,
+            ..valid_create()
+        };
         assert_eq!(fields(&NewProduct::try_from(req).unwrap_err()), ["price"]);
     }
 
@@ -366,11 +390,21 @@ mod tests {
         };
         let patch = ProductPatch::try_from(&req).unwrap();
         assert_eq!(patch.stock.map(Stock::units), Some(0));
-        assert_eq!(patch.discount_percentage.map(DiscountPercentage::value), Some(0.0));
+        assert_eq!(
+            patch.discount_percentage.map(DiscountPercentage::value),
+            Some(0.0)
+        );
         assert!(patch.title.is_none() && patch.images.is_none());
 
-        let req = pb::UpdateProductRequest { id: 1, price: Some(0.0), ..Default::default() };
-        assert_eq!(fields(&ProductPatch::try_from(&req).unwrap_err()), ["price"]);
+        let req = pb::UpdateProductRequest {
+            id: 1,
+            price: Some(0.0),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(&ProductPatch::try_from(&req).unwrap_err()),
+            ["price"]
+        );
     }
 
     #[test]
@@ -380,7 +414,10 @@ mod tests {
             order: "sideways".into(),
             ..Default::default()
         };
-        assert_eq!(fields(&ProductQuery::try_from(&req).unwrap_err()), ["sortBy", "order"]);
+        assert_eq!(
+            fields(&ProductQuery::try_from(&req).unwrap_err()),
+            ["sortBy", "order"]
+        );
 
         let req = pb::ListProductsRequest {
             brand: Some("  ".into()),
@@ -395,7 +432,10 @@ mod tests {
 
     #[test]
     fn a_blank_search_lists_everything() {
-        let req = pb::SearchProductsRequest { q: "  ".into(), ..Default::default() };
+        let req = pb::SearchProductsRequest {
+            q: "  ".into(),
+            ..Default::default()
+        };
         assert_eq!(ProductQuery::try_from(&req).unwrap().text, None);
     }
 }

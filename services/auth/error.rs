@@ -1,0 +1,156 @@
+//! How the auth service fails, and what each failure looks like on the wire.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tonic::{Code, Status};
+
+use super::domain::Violations;
+use crate::errors;
+use crate::proto::ecom::common::v1::ErrorReason;
+
+/// Everything an auth or users RPC can fail with. Each variant's doc names the status it
+/// becomes; the conversion is [`From<AuthError> for Status`].
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// INVALID_ARGUMENT (400) VALIDATION_ERROR, one violation per field.
+    #[error("invalid request: {0:?}")]
+    Invalid(Violations),
+    /// ALREADY_EXISTS (409) EMAIL_EXISTS.
+    #[error("email already registered")]
+    EmailExists,
+    /// INVALID_ARGUMENT (400) INVALID_CREDENTIALS: the same answer for an unknown account and a
+    /// wrong password.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// FAILED_PRECONDITION, HTTP 423 ACCOUNT_LOCKED, details.retryAfter.
+    #[error("account locked")]
+    AccountLocked(Duration),
+    /// RESOURCE_EXHAUSTED (429) RATE_LIMITED, details.retryAfter and a `retry-after` header.
+    #[error("rate limited")]
+    RateLimited(Duration),
+    /// UNAUTHENTICATED (401) INVALID_REFRESH_TOKEN.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    /// INVALID_ARGUMENT (400) INVALID_RESET_TOKEN: unknown or already used.
+    #[error("invalid reset token")]
+    InvalidResetToken,
+    /// INVALID_ARGUMENT (400) RESET_TOKEN_EXPIRED.
+    #[error("reset token expired")]
+    ResetTokenExpired,
+    /// NOT_FOUND (404) USER_NOT_FOUND.
+    #[error("user not found")]
+    UserNotFound,
+    /// PERMISSION_DENIED (403) FORBIDDEN.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// NOT_FOUND (404) ADDRESS_NOT_FOUND, also for another user's address.
+    #[error("address not found")]
+    AddressNotFound,
+    /// Unsupported media type (415) UNSUPPORTED_MEDIA_TYPE.
+    #[error("unsupported media type")]
+    UnsupportedMediaType(&'static str),
+    /// Payload too large (413) PAYLOAD_TOO_LARGE.
+    #[error("payload too large")]
+    PayloadTooLarge(String),
+    /// INTERNAL (500) INTERNAL_ERROR; the cause chain is logged once.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<Violations> for AuthError {
+    fn from(v: Violations) -> Self {
+        AuthError::Invalid(v)
+    }
+}
+
+impl From<(&str, &str)> for AuthError {
+    fn from(violation: (&str, &str)) -> Self {
+        AuthError::Invalid(violation.into())
+    }
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(e: sqlx::Error) -> Self {
+        AuthError::Unexpected(anyhow::Error::new(e).context("database"))
+    }
+}
+
+/// Whole seconds, rounded up, at least 1.
+fn seconds(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+}
+
+impl From<AuthError> for Status {
+    fn from(err: AuthError) -> Status {
+        match err {
+            AuthError::Invalid(v) => errors::validation(v.into_inner()),
+            AuthError::EmailExists => {
+                errors::status(Code::AlreadyExists, ErrorReason::EmailExists, "Email already registered")
+            }
+            AuthError::InvalidCredentials => errors::status(
+                Code::InvalidArgument,
+                ErrorReason::InvalidCredentials,
+                "Invalid email or password",
+            ),
+            AuthError::AccountLocked(left) => {
+                let secs = seconds(left);
+                let metadata = HashMap::from([
+                    ("http_status".to_owned(), "423".to_owned()),
+                    ("retryAfter".to_owned(), secs.to_string()),
+                ]);
+                errors::with_metadata(
+                    Code::FailedPrecondition,
+                    ErrorReason::AccountLocked,
+                    format!("Account locked after too many failed logins. Try again in {secs} seconds."),
+                    metadata,
+                )
+            }
+            AuthError::RateLimited(left) => {
+                let secs = seconds(left);
+                let metadata = HashMap::from([("retryAfter".to_owned(), secs.to_string())]);
+                let mut status = errors::with_metadata(
+                    Code::ResourceExhausted,
+                    ErrorReason::RateLimited,
+                    format!("Rate limit exceeded. Try again in {secs} seconds."),
+                    metadata,
+                );
+                if let Ok(value) = secs.to_string().parse() {
+                    status.metadata_mut().insert("retry-after", value);
+                }
+                status
+            }
+            AuthError::InvalidRefreshToken => errors::status(
+                Code::Unauthenticated,
+                ErrorReason::InvalidRefreshToken,
+                "Refresh token is invalid, expired or revoked",
+            ),
+            AuthError::InvalidResetToken => errors::status(
+                Code::InvalidArgument,
+                ErrorReason::InvalidResetToken,
+                "Reset token is invalid or already used",
+            ),
+            AuthError::ResetTokenExpired => {
+                errors::status(Code::InvalidArgument, ErrorReason::ResetTokenExpired, "Reset token has expired")
+            }
+            AuthError::UserNotFound => errors::status(Code::NotFound, ErrorReason::UserNotFound, "User not found"),
+            AuthError::Forbidden(why) => errors::status(Code::PermissionDenied, ErrorReason::Forbidden, why),
+            AuthError::AddressNotFound => {
+                errors::status(Code::NotFound, ErrorReason::AddressNotFound, "Address not found")
+            }
+            AuthError::UnsupportedMediaType(why) => errors::status_with_http(
+                Code::InvalidArgument,
+                ErrorReason::UnsupportedMediaType,
+                415,
+                why,
+            ),
+            AuthError::PayloadTooLarge(why) => errors::status_with_http(
+                Code::InvalidArgument,
+                ErrorReason::PayloadTooLarge,
+                413,
+                why,
+            ),
+            AuthError::Unexpected(e) => errors::internal(e),
+        }
+    }
+}

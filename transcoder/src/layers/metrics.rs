@@ -1,0 +1,91 @@
+//! Per-route request metrics through the `metrics` facade (the application
+//! installs the recorder/exporter): counter `http_requests_total{method,
+//! route,status}` and histogram `http_request_duration_seconds{method,
+//! route}`. `route` is the matched pattern from the response's
+//! [`MatchedRoute`] extension, or `unmatched`, so label
+//! cardinality is bounded by the route table, never by raw paths.
+
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use http::{Method, Request, Response};
+use tower::{Layer, Service};
+
+use crate::service::MatchedRoute;
+
+/// The metrics layer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Metrics;
+
+impl Metrics {
+    /// The layer.
+    pub fn layer() -> Metrics {
+        Metrics
+    }
+}
+
+impl<S> Layer<S> for Metrics {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService { inner }
+    }
+}
+
+/// The service of [`Metrics`].
+#[derive(Debug, Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+}
+
+/// The method label: the standard methods by name, anything else `OTHER`
+/// (a client must not be able to create label values).
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for MetricsService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<ResB>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let method = method_label(req.method());
+        let start = Instant::now();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let result = fut.await;
+            if let Ok(response) = &result {
+                let route: metrics::SharedString = match response.extensions().get::<MatchedRoute>()
+                {
+                    Some(MatchedRoute(pattern)) => pattern.to_string().into(),
+                    None => "unmatched".into(),
+                };
+                let status = response.status().as_u16().to_string();
+                metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
+                    .increment(1);
+                metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+                    .record(start.elapsed().as_secs_f64());
+            }
+            result
+        })
+    }
+}

@@ -1,0 +1,713 @@
+//! The transcoder itself: its builder and the request pipeline that turns
+//! one HTTP request into one unary gRPC call and its answer back into HTTP.
+//!
+//! Pipeline: strip the base path -> match a route -> build the input
+//! message (body by the route's body rule, then path variables, then query
+//! parameters) -> headers to metadata -> unary call with a deadline through
+//! the route's upstream -> response (success status, JSON or raw
+//! `google.api.HttpBody`, declared response headers) or an error in the
+//! contract's shape. This module owns the orchestration only: JSON mapping
+//! is `codec`'s, route matching `routes`', the error table `error`'s.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, FieldDescriptor, MessageDescriptor, ReflectMessage, Value,
+};
+
+use crate::body::{Body, BoxError};
+use crate::codec::{JsonMarshaler, Marshaler, Selector, bind_value};
+use crate::error::{EdgeError, copy_metadata};
+use crate::openapi::{self, OpenApiInfo};
+use crate::routes::{BodyRule, Route, RouteError, RouteMatch, RouteTable};
+use crate::upstream::{DynamicCodec, Upstream};
+
+/// The client's socket address. The server inserts it into each request's
+/// extensions; the transcoder forwards it as `x-forwarded-for` metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The pattern of the route a request matched (e.g. `/v1/shelves/{shelf}`),
+/// put on the response's extensions for metrics and tracing; low
+/// cardinality by construction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedRoute(pub Arc<str>);
+
+/// Why a transcoder could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The `google.api.http` rules are invalid or collide.
+    #[error(transparent)]
+    Routes(#[from] RouteError),
+    /// A routed RPC's service has no upstream.
+    #[error("no upstream for service {service} (needed by {rpc})")]
+    MissingUpstream {
+        /// The service's full name.
+        service: String,
+        /// The RPC's full name.
+        rpc: String,
+    },
+    /// An upstream was given for a service the descriptor pool lacks.
+    #[error("upstream given for unknown service {0}")]
+    UnknownService(String),
+    /// The base path is not `""` or `/segment[/segment..]`.
+    #[error("invalid base path {0:?}: it must be empty or start with '/' and not end with '/'")]
+    BasePath(String),
+    /// A streaming RPC has an HTTP rule; the edge serves unary RPCs only.
+    #[error("{0} is a streaming RPC with an HTTP rule; the edge serves unary RPCs only")]
+    Streaming(String),
+    /// A `forward_header` name is not a valid header name.
+    #[error("invalid forwarded header name {0:?}")]
+    HeaderName(String),
+}
+
+/// Request headers always sent as gRPC metadata (besides `x-request-id`
+/// and `x-forwarded-for`, which the edge sets itself).
+const FORWARDED: [HeaderName; 4] = [
+    http::header::AUTHORIZATION,
+    http::header::USER_AGENT,
+    HeaderName::from_static("x-client-version"),
+    HeaderName::from_static("idempotency-key"),
+];
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const HTTP_BODY: &str = "google.api.HttpBody";
+
+/// Configures a [`Transcoder`]; from [`Transcoder::builder`].
+#[derive(Debug)]
+pub struct TranscoderBuilder {
+    pool: DescriptorPool,
+    base_path: String,
+    upstreams: HashMap<String, Upstream>,
+    forward: Vec<String>,
+    timeout: Duration,
+    max_body: usize,
+    max_multipart: usize,
+    reject_unknown_query: bool,
+}
+
+impl TranscoderBuilder {
+    /// A prefix every request path must start with (`/api/v1`); stripped
+    /// before matching. Default: none.
+    pub fn base_path(mut self, base_path: impl Into<String>) -> Self {
+        self.base_path = base_path.into();
+        self
+    }
+
+    /// Sends the RPCs of the service `service` (full name, e.g.
+    /// `library.v1.LibraryService`) to `upstream`.
+    pub fn upstream(mut self, service: impl Into<String>, upstream: Upstream) -> Self {
+        self.upstreams.insert(service.into(), upstream);
+        self
+    }
+
+    /// Forwards one more request header as gRPC metadata of the same name.
+    pub fn forward_header(mut self, name: impl Into<String>) -> Self {
+        self.forward.push(name.into());
+        self
+    }
+
+    /// The deadline of every upstream call (sent as `grpc-timeout` and
+    /// enforced locally); past it the client gets 504. Default 10 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest JSON or `HttpBody` request body; 413 above. Default 1 MiB.
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body = max;
+        self
+    }
+
+    /// The largest `multipart/form-data` request body; 413 above.
+    /// Default 10 MiB.
+    pub fn max_multipart_bytes(mut self, max: usize) -> Self {
+        self.max_multipart = max;
+        self
+    }
+
+    /// Answer 400 to query parameters that name no field, instead of
+    /// ignoring them (the default, since clients send extras).
+    pub fn reject_unknown_query(mut self, reject: bool) -> Self {
+        self.reject_unknown_query = reject;
+        self
+    }
+
+    /// Compiles the route table and checks that every routed service has
+    /// an upstream.
+    pub fn build(self) -> Result<Transcoder, BuildError> {
+        let base_path = self.base_path;
+        if !(base_path.is_empty() || base_path.starts_with('/') && !base_path.ends_with('/')) {
+            return Err(BuildError::BasePath(base_path));
+        }
+        for service in self.upstreams.keys() {
+            if self.pool.get_service_by_name(service).is_none() {
+                return Err(BuildError::UnknownService(service.clone()));
+            }
+        }
+        let forward = self
+            .forward
+            .iter()
+            .map(|n| {
+                HeaderName::try_from(n.as_str()).map_err(|_| BuildError::HeaderName(n.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let routes = RouteTable::from_pool(&self.pool)?;
+        let mut targets = HashMap::new();
+        for route in routes.routes() {
+            let rpc = &route.rpc;
+            if rpc.is_client_streaming() || rpc.is_server_streaming() {
+                return Err(BuildError::Streaming(rpc.full_name().to_owned()));
+            }
+            let service = rpc.parent_service();
+            let upstream = self.upstreams.get(service.full_name()).ok_or_else(|| {
+                BuildError::MissingUpstream {
+                    service: service.full_name().to_owned(),
+                    rpc: rpc.full_name().to_owned(),
+                }
+            })?;
+            let path = PathAndQuery::try_from(format!("/{}/{}", service.full_name(), rpc.name()))
+                .expect("protobuf names are valid path segments");
+            targets
+                .entry(rpc.full_name().to_owned())
+                .or_insert_with(|| Target {
+                    upstream: upstream.clone(),
+                    path,
+                    patterns: Vec::new(),
+                })
+                .patterns
+                .push(MatchedRoute(Arc::from(route.pattern.as_str())));
+        }
+        Ok(Transcoder {
+            inner: Arc::new(Inner {
+                routes,
+                base_path,
+                targets,
+                marshaler: JsonMarshaler,
+                forward,
+                timeout: self.timeout,
+                max_body: self.max_body,
+                max_multipart: self.max_multipart,
+                reject_unknown_query: self.reject_unknown_query,
+            }),
+        })
+    }
+}
+
+/// The REST/JSON edge: a `tower::Service` that answers HTTP requests by
+/// calling the annotated gRPC methods of its upstreams. Cheap to clone.
+#[derive(Clone)]
+pub struct Transcoder {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Transcoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transcoder")
+            .field("base_path", &self.inner.base_path)
+            .field("routes", &self.inner.targets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    routes: RouteTable,
+    base_path: String,
+    /// By RPC full name: where its calls go.
+    targets: HashMap<String, Target>,
+    marshaler: JsonMarshaler,
+    forward: Vec<HeaderName>,
+    timeout: Duration,
+    max_body: usize,
+    max_multipart: usize,
+    reject_unknown_query: bool,
+}
+
+/// A matched route and its bound path variables.
+type Matched<'a> = (&'a Route, Vec<(String, String)>);
+
+struct Target {
+    upstream: Upstream,
+    path: PathAndQuery,
+    /// The patterns of the RPC's routes (one per binding), made once so
+    /// that tagging a response costs no allocation.
+    patterns: Vec<MatchedRoute>,
+}
+
+impl Transcoder {
+    /// Starts configuring an edge for the annotated services of `pool`
+    /// (which must include `google/api/annotations.proto` extensions).
+    pub fn builder(pool: DescriptorPool) -> TranscoderBuilder {
+        TranscoderBuilder {
+            pool,
+            base_path: String::new(),
+            upstreams: HashMap::new(),
+            forward: Vec::new(),
+            timeout: Duration::from_secs(10),
+            max_body: 1 << 20,
+            max_multipart: 10 << 20,
+            reject_unknown_query: false,
+        }
+    }
+
+    /// The OpenAPI document of every route, under the base path.
+    pub fn openapi(&self, info: &OpenApiInfo) -> serde_json::Value {
+        openapi::document(&self.inner.routes, &self.inner.base_path, info)
+    }
+}
+
+impl<B> tower::Service<Request<B>> for Transcoder
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(inner.handle(req).await) })
+    }
+}
+
+impl Inner {
+    async fn handle<B>(&self, req: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let request_id = req
+            .headers()
+            .get(X_REQUEST_ID)
+            .filter(|v| crate::layers::request_id::is_acceptable(v))
+            .cloned()
+            .unwrap_or_else(crate::layers::request_id::generate);
+        let (parts, body) = req.into_parts();
+        let mut response = match self.find_route(&parts.method, parts.uri.path()) {
+            Err(response) => response,
+            Ok((route, vars)) => {
+                let mut response = self
+                    .call(route, vars, parts, body, &request_id)
+                    .await
+                    .unwrap_or_else(EdgeError::into_response);
+                let matched = self
+                    .targets
+                    .get(route.rpc.full_name())
+                    .and_then(|t| t.patterns.iter().find(|p| *p.0 == *route.pattern))
+                    .cloned()
+                    .unwrap_or_else(|| MatchedRoute(Arc::from(route.pattern.as_str())));
+                response.extensions_mut().insert(matched);
+                response
+            }
+        };
+        response.headers_mut().insert(X_REQUEST_ID, request_id);
+        response
+    }
+
+    /// Base path and route matching; `Err` is the answer (404, 405, 400, or
+    /// 204 to an `OPTIONS` on a known path).
+    #[allow(clippy::result_large_err)]
+    fn find_route(&self, method: &Method, path: &str) -> Result<Matched<'_>, Response<Body>> {
+        let not_found = || EdgeError::new(StatusCode::NOT_FOUND, "Not found").into_response();
+        let Some(rest) = path.strip_prefix(self.base_path.as_str()) else {
+            return Err(not_found());
+        };
+        let rest = match rest {
+            "" => "/",
+            r if r.starts_with('/') => r,
+            _ => return Err(not_found()),
+        };
+        match self.routes.match_request(method, rest) {
+            RouteMatch::Found { route, vars } => Ok((route, vars)),
+            RouteMatch::MethodNotAllowed { allow } => {
+                let allow = allow_header(&allow);
+                let mut response = if method == Method::OPTIONS {
+                    // A plain OPTIONS (or a preflight from an origin the CORS
+                    // layer did not allow): say what the path supports.
+                    let mut r = Response::new(Body::empty());
+                    *r.status_mut() = StatusCode::NO_CONTENT;
+                    r
+                } else {
+                    EdgeError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+                        .into_response()
+                };
+                response.headers_mut().insert(ALLOW, allow);
+                Err(response)
+            }
+            RouteMatch::NotFound => Err(not_found()),
+            RouteMatch::BadPath { message } => {
+                Err(EdgeError::new(StatusCode::BAD_REQUEST, message).into_response())
+            }
+        }
+    }
+
+    async fn call<B>(
+        &self,
+        route: &Route,
+        vars: Vec<(String, String)>,
+        parts: http::request::Parts,
+        body: B,
+        request_id: &HeaderValue,
+    ) -> Result<Response<Body>, EdgeError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let mut msg = DynamicMessage::new(route.rpc.input());
+        match &route.body {
+            BodyRule::None => drop(body),
+            BodyRule::Whole => self.read_body(&parts.headers, body, &mut msg, None).await?,
+            BodyRule::Field(field) => {
+                self.read_body(&parts.headers, body, &mut msg, Some(field))
+                    .await?
+            }
+        }
+        for (path, raw) in &vars {
+            match bind_value(&mut msg, path, raw) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(EdgeError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        crate::error::INTERNAL_MESSAGE,
+                    ));
+                }
+                Err(e) => {
+                    return Err(EdgeError::validation(
+                        Some(e.field.as_deref().unwrap_or(path)),
+                        e.message,
+                    ));
+                }
+            }
+        }
+        let select = match parts.uri.query() {
+            Some(query) => self.bind_query(query, &mut msg)?,
+            None => None,
+        };
+
+        let metadata = self.metadata(&parts, request_id);
+        let target = self
+            .targets
+            .get(route.rpc.full_name())
+            .expect("every route has a target, checked at build");
+        let mut request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), msg);
+        request.set_timeout(self.timeout);
+        let codec = DynamicCodec {
+            output: route.rpc.output(),
+        };
+        let mut client = target.upstream.client();
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let call = client.unary(request, target.path.clone(), codec);
+        let timed_out =
+            || EdgeError::new(StatusCode::GATEWAY_TIMEOUT, "Upstream deadline exceeded");
+        match tokio::time::timeout_at(deadline, call).await {
+            Err(_elapsed) => Err(timed_out()),
+            // The upstream saw the same deadline (`grpc-timeout`) and may
+            // answer it first, by a status or by resetting the stream (tonic
+            // servers do): once the deadline has passed, that is a timeout.
+            Ok(Err(status))
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Unknown
+                ) && tokio::time::Instant::now() + Duration::from_millis(1) >= deadline =>
+            {
+                Err(timed_out())
+            }
+            Ok(Err(status)) => {
+                let mut response = EdgeError::from_status(&status).into_response();
+                copy_metadata(
+                    status.metadata(),
+                    &route.response_headers,
+                    response.headers_mut(),
+                );
+                Ok(response)
+            }
+            Ok(Ok(response)) => Ok(self.success(route, response, select.as_ref())),
+        }
+    }
+
+    /// Fills `msg` (or its field `field`) from the request body.
+    async fn read_body<B>(
+        &self,
+        headers: &HeaderMap,
+        body: B,
+        msg: &mut DynamicMessage,
+        field: Option<&FieldDescriptor>,
+    ) -> Result<(), EdgeError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let target: Option<MessageDescriptor> = match field {
+            Some(f) => f.kind().as_message().cloned().filter(|_| !f.is_list()),
+            None => Some(msg.descriptor()),
+        };
+        let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let declared_len = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+
+        // google.api.HttpBody: the raw bytes and their content type.
+        if let Some(target) = target.as_ref().filter(|t| t.full_name() == HTTP_BODY) {
+            check_length(declared_len, self.max_body)?;
+            let data = read_limited(body, self.max_body).await?;
+            let mut http_body = DynamicMessage::new(target.clone());
+            http_body.set_field_by_name(
+                "content_type",
+                Value::String(content_type.unwrap_or_default().to_owned()),
+            );
+            http_body.set_field_by_name("data", Value::Bytes(data));
+            match field {
+                Some(f) => msg.set_field(f, Value::Message(http_body)),
+                None => *msg = http_body,
+            }
+            return Ok(());
+        }
+
+        let media = content_type.map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
+        if media.as_deref() == Some("multipart/form-data") {
+            let Some(target) = target.filter(crate::multipart::accepts) else {
+                return Err(unsupported_media_type());
+            };
+            check_length(declared_len, self.max_multipart)?;
+            let boundary = multer::parse_boundary(content_type.unwrap_or_default())
+                .map_err(|e| EdgeError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+            let sub = match field {
+                Some(f) => {
+                    if !msg.has_field(f) {
+                        msg.set_field(f, Value::Message(DynamicMessage::new(target)));
+                    }
+                    msg.get_field_mut(f)
+                        .as_message_mut()
+                        .expect("the body field is a message")
+                }
+                None => msg,
+            };
+            return crate::multipart::bind(body, boundary, sub, self.max_multipart).await;
+        }
+
+        if media.as_deref().is_some_and(|m| m != "application/json") {
+            return Err(unsupported_media_type());
+        }
+        check_length(declared_len, self.max_body)?;
+        let data = read_limited(body, self.max_body).await?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        if media.is_none() {
+            return Err(unsupported_media_type());
+        }
+        self.marshaler
+            .decode(&data, msg, field)
+            .map_err(|e| EdgeError::validation(e.field.as_deref(), e.message))
+    }
+
+    /// Binds query parameters; returns the field selector if one was given.
+    fn bind_query(
+        &self,
+        query: &str,
+        msg: &mut DynamicMessage,
+    ) -> Result<Option<Selector>, EdgeError> {
+        let mut select = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = decode_component(key)?;
+            let value = decode_component(value)?;
+            if key == "select" && msg.descriptor().get_field_by_name("select").is_none() {
+                select = Some(Selector::parse(&value));
+                continue;
+            }
+            match bind_value(msg, &key, &value) {
+                Ok(true) => {}
+                Ok(false) if self.reject_unknown_query => {
+                    return Err(EdgeError::validation(Some(&key), "unknown query parameter"));
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(EdgeError::validation(
+                        Some(e.field.as_deref().unwrap_or(&key)),
+                        e.message,
+                    ));
+                }
+            }
+        }
+        Ok(select)
+    }
+
+    /// The gRPC metadata of the call: the forwarded headers, the request id
+    /// and the client address.
+    fn metadata(
+        &self,
+        parts: &http::request::Parts,
+        request_id: &HeaderValue,
+    ) -> tonic::metadata::MetadataMap {
+        let mut headers = HeaderMap::with_capacity(8);
+        for name in FORWARDED.iter().chain(&self.forward) {
+            for value in parts.headers.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        headers.insert(X_REQUEST_ID, request_id.clone());
+        // The address the server saw wins over a client-sent header, which
+        // anyone can forge.
+        let forwarded_for = match parts.extensions.get::<ClientAddr>() {
+            Some(ClientAddr(addr)) => HeaderValue::try_from(addr.ip().to_string()).ok(),
+            None => parts.headers.get(X_FORWARDED_FOR).cloned(),
+        };
+        if let Some(v) = forwarded_for {
+            headers.insert(X_FORWARDED_FOR, v);
+        }
+        tonic::metadata::MetadataMap::from_headers(headers)
+    }
+
+    fn success(
+        &self,
+        route: &Route,
+        response: tonic::Response<DynamicMessage>,
+        select: Option<&Selector>,
+    ) -> Response<Body> {
+        let (metadata, msg, _) = response.into_parts();
+        let mut out = Response::new(Body::empty());
+        *out.status_mut() = route.success_status;
+        copy_metadata(&metadata, &route.response_headers, out.headers_mut());
+        if route.success_status == StatusCode::NO_CONTENT {
+            return out;
+        }
+        let raw = match &route.response_body {
+            Some(f) if is_http_body_field(f) => Some(match msg.get_field(f).as_message() {
+                Some(m) => http_body_parts(m),
+                None => (String::new(), Bytes::new()),
+            }),
+            None if msg.descriptor().full_name() == HTTP_BODY => Some(http_body_parts(&msg)),
+            _ => None,
+        };
+        if let Some((content_type, data)) = raw {
+            let content_type = if content_type.is_empty() {
+                HeaderValue::from_static("application/octet-stream")
+            } else {
+                HeaderValue::try_from(content_type)
+                    .unwrap_or(HeaderValue::from_static("application/octet-stream"))
+            };
+            out.headers_mut().insert(CONTENT_TYPE, content_type);
+            *out.body_mut() = Body::full(data);
+            return out;
+        }
+        let mut buf = Vec::with_capacity(256);
+        match &route.response_body {
+            Some(f) => self.marshaler.encode_field(&msg, f, select, &mut buf),
+            None => self.marshaler.encode_message(&msg, select, &mut buf),
+        }
+        out.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(self.marshaler.content_type()),
+        );
+        *out.body_mut() = Body::from(buf);
+        out
+    }
+}
+
+fn is_http_body_field(f: &FieldDescriptor) -> bool {
+    !f.is_list()
+        && f.kind()
+            .as_message()
+            .is_some_and(|m| m.full_name() == HTTP_BODY)
+}
+
+fn http_body_parts(m: &DynamicMessage) -> (String, Bytes) {
+    let content_type = m
+        .get_field_by_name("content_type")
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let data = m
+        .get_field_by_name("data")
+        .and_then(|v| v.as_bytes().cloned())
+        .unwrap_or_default();
+    (content_type, data)
+}
+
+fn allow_header(allow: &[Method]) -> HeaderValue {
+    let mut list: Vec<&str> = allow.iter().map(Method::as_str).collect();
+    list.push("OPTIONS");
+    list.dedup();
+    HeaderValue::try_from(list.join(", ")).expect("method names are valid header values")
+}
+
+fn unsupported_media_type() -> EdgeError {
+    EdgeError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "Content-Type must be application/json",
+    )
+}
+
+fn payload_too_large(max: usize) -> EdgeError {
+    EdgeError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("Request body larger than {max} bytes"),
+    )
+}
+
+/// 413 early, from `Content-Length`, before reading anything.
+fn check_length(declared: Option<u64>, max: usize) -> Result<(), EdgeError> {
+    match declared {
+        Some(n) if n > max as u64 => Err(payload_too_large(max)),
+        _ => Ok(()),
+    }
+}
+
+async fn read_limited<B>(body: B, max: usize) -> Result<Bytes, EdgeError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(payload_too_large(max)),
+        Err(e) => {
+            tracing::debug!(error = %e, "reading request body");
+            Err(EdgeError::new(
+                StatusCode::BAD_REQUEST,
+                "Could not read the request body",
+            ))
+        }
+    }
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component (`+` is a
+/// space).
+fn decode_component(raw: &str) -> Result<std::borrow::Cow<'_, str>, EdgeError> {
+    let invalid = || EdgeError::validation(None, "query string is not valid UTF-8");
+    if raw.contains('+') {
+        let spaced = raw.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(|s| std::borrow::Cow::Owned(s.into_owned()))
+            .map_err(|_| invalid())
+    } else {
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| invalid())
+    }
+}

@@ -1,0 +1,1040 @@
+//! The edge end to end on the crate's own test API (`library.v1`): routing,
+//! JSON mapping, bodies, HttpBody, multipart, errors, deadlines, panics,
+//! headers, layers, and in-process vs network upstreams.
+
+mod library;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{Full, StreamBody};
+use library::*;
+use serde_json::json;
+use tower::ServiceBuilder;
+use transcoder::layers::{CatchPanic, Cors, CorsConfig, RequestId, SecurityHeaders};
+use transcoder::{ClientAddr, MatchedRoute, Transcoder, Upstream};
+
+fn assert_error(r: &Reply, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(r.status, status, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let j = r.json();
+    assert_eq!(j["status"], status, "{j}");
+    assert_eq!(j["code"], code, "{j}");
+    assert!(j["message"].is_string(), "{j}");
+    assert!(j["details"].is_object(), "{j}");
+    assert_eq!(
+        j.as_object().unwrap().len(),
+        4,
+        "exactly the four keys: {j}"
+    );
+    j
+}
+
+// ---- routing ----
+
+#[tokio::test]
+async fn get_binds_path_variables_and_writes_json() {
+    let r = send(&edge(), get("/api/v1/shelves/7/books/3")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let j = r.json();
+    assert_eq!(j["id"], 3);
+    assert_eq!(j["title"], "The Book of 3");
+    assert_eq!(j["genre"], "fiction");
+    assert_eq!(j["inStock"], true);
+    assert_eq!(j["tags"], json!(["classic", "sf", "award"]));
+    assert!(r.header("x-request-id").is_some());
+}
+
+#[tokio::test]
+async fn unknown_path_is_404_outside_base_path_too() {
+    let e = edge();
+    assert_error(&send(&e, get("/api/v1/nothing")).await, 404, "NOT_FOUND");
+    assert_error(&send(&e, get("/v1/shelves/1")).await, 404, "NOT_FOUND");
+    assert_error(&send(&e, get("/apiv1/shelves/1")).await, 404, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn wrong_method_is_405_with_allow() {
+    let r = send(&edge(), req("PUT", "/api/v1/shelves/1/books", Bytes::new())).await;
+    assert_error(&r, 405, "METHOD_NOT_ALLOWED");
+    let allow = r.header("allow").unwrap();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+}
+
+#[tokio::test]
+async fn plain_options_answers_allow() {
+    let r = send(
+        &edge(),
+        req("OPTIONS", "/api/v1/shelves/1/books", Bytes::new()),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    assert!(r.header("allow").unwrap().contains("POST"));
+}
+
+#[tokio::test]
+async fn path_variable_of_wrong_type_is_400_naming_it() {
+    let r = send(&edge(), get("/api/v1/shelves/abc")).await;
+    let j = assert_error(&r, 400, "VALIDATION_ERROR");
+    assert!(j["details"]["shelf"].is_array(), "{j}");
+}
+
+#[tokio::test]
+async fn custom_verb_routes_to_its_rpc() {
+    let r = send(
+        &edge(),
+        json_req("POST", "/api/v1/shelves/5:archive", r#"{"reason":"moved"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(
+        (j["id"].clone(), j["archived"].clone(), j["theme"].clone()),
+        (json!(5), json!(true), json!("moved"))
+    );
+}
+
+#[tokio::test]
+async fn matched_route_is_on_the_response() {
+    use tower::ServiceExt;
+    let resp = edge()
+        .oneshot(get("/api/v1/shelves/7/books/3"))
+        .await
+        .unwrap();
+    let m = resp
+        .extensions()
+        .get::<MatchedRoute>()
+        .expect("matched route");
+    assert!(
+        m.0.contains("{shelf}") && m.0.contains("books"),
+        "{:?}",
+        m.0
+    );
+    let resp = edge().oneshot(get("/api/nope")).await.unwrap();
+    assert!(resp.extensions().get::<MatchedRoute>().is_none());
+}
+
+// ---- bodies ----
+
+#[tokio::test]
+async fn create_is_201_with_the_body_field() {
+    let r = send(
+        &edge(),
+        json_req(
+            "POST",
+            "/api/v1/shelves/1/books",
+            r#"{"title":"Dune","price":9.99,"genre":"science"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["id"], 42);
+    assert_eq!(j["title"], "Dune");
+    assert_eq!(j["price"], 9.99);
+    assert_eq!(j["genre"], "science");
+}
+
+#[tokio::test]
+async fn json_content_type_with_charset_is_accepted() {
+    let mut r = json_req("POST", "/api/v1/shelves/1/books", r#"{"title":"Dune"}"#);
+    r.headers_mut().insert(
+        "content-type",
+        "application/json; charset=utf-8".parse().unwrap(),
+    );
+    assert_eq!(send(&edge(), r).await.status, 201);
+}
+
+#[tokio::test]
+async fn update_binds_body_field_and_path() {
+    let r = send(
+        &edge(),
+        json_req(
+            "PATCH",
+            "/api/v1/shelves/1/books/9",
+            r#"{"title":"New","subtitle":""}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["id"], 9);
+    assert_eq!(j["title"], "New");
+    assert_eq!(j["subtitle"], "", "an explicitly set optional is kept: {j}");
+}
+
+#[tokio::test]
+async fn delete_is_204_without_body() {
+    let r = send(
+        &edge(),
+        req("DELETE", "/api/v1/shelves/1/books/9", Bytes::new()),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    assert!(r.body.is_empty());
+    assert!(r.header("content-type").is_none());
+}
+
+#[tokio::test]
+async fn unknown_json_field_is_400_naming_it() {
+    let r = send(
+        &edge(),
+        json_req(
+            "POST",
+            "/api/v1/shelves/1/books",
+            r#"{"title":"x","colour":"red"}"#,
+        ),
+    )
+    .await;
+    let j = assert_error(&r, 400, "VALIDATION_ERROR");
+    assert!(j.to_string().contains("colour"), "{j}");
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_with_position() {
+    let r = send(
+        &edge(),
+        json_req("POST", "/api/v1/shelves/1/books", "{\"title\": "),
+    )
+    .await;
+    let j = assert_error(&r, 400, "VALIDATION_ERROR");
+    let msg = j["message"].as_str().unwrap();
+    assert!(
+        msg.contains("line") || msg.contains("column") || msg.contains("position"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_or_missing_content_type_is_415() {
+    let mut r = req("POST", "/api/v1/shelves/1/books", r#"{"title":"x"}"#);
+    r.headers_mut()
+        .insert("content-type", "text/plain".parse().unwrap());
+    assert_error(&send(&edge(), r).await, 415, "UNSUPPORTED_MEDIA_TYPE");
+    let r = req("POST", "/api/v1/shelves/1/books", r#"{"title":"x"}"#);
+    assert_error(&send(&edge(), r).await, 415, "UNSUPPORTED_MEDIA_TYPE");
+}
+
+#[tokio::test]
+async fn empty_body_means_empty_object() {
+    let r = send(
+        &edge(),
+        req("POST", "/api/v1/shelves/3:archive", Bytes::new()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["archived"], true);
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413_by_length_and_by_stream() {
+    let big = format!(r#"{{"title":"{}"}}"#, "x".repeat(2000));
+    let mut r = json_req("POST", "/api/v1/shelves/1/books", &big);
+    r.headers_mut().insert("content-length", big.len().into());
+    assert_error(&send(&edge(), r).await, 413, "PAYLOAD_TOO_LARGE");
+
+    // No Content-Length: a chunked body cut while streaming.
+    let chunks: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> = (0..10)
+        .map(|_| Ok(http_body::Frame::data(Bytes::from(vec![b' '; 300]))))
+        .collect();
+    let mut r = http::Request::builder()
+        .method("POST")
+        .uri("/api/v1/shelves/1/books")
+        .body(StreamBody::new(futures::stream::iter(chunks)))
+        .unwrap();
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    let reply = send(&edge(), r).await;
+    assert_error(&reply, 413, "PAYLOAD_TOO_LARGE");
+}
+
+// ---- responses ----
+
+#[tokio::test]
+async fn response_body_repeated_field_is_a_bare_array() {
+    let r = send(&edge(), get("/api/v1/shelves/2/titles")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    let list = j.as_array().expect("a bare array");
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], 201);
+}
+
+#[tokio::test]
+async fn select_keeps_only_the_named_fields() {
+    let r = send(&edge(), get("/api/v1/shelves/7/books/3?select=title,price")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    let keys: Vec<&String> = j.as_object().unwrap().keys().collect();
+    assert!(
+        keys.iter()
+            .all(|k| ["id", "title", "price"].contains(&k.as_str())),
+        "{j}"
+    );
+    assert_eq!(j["title"], "The Book of 3");
+    assert_eq!(j["price"], 12.5);
+    // On a list response, the selector applies to each item.
+    let r = send(&edge(), get("/api/v1/shelves/7/titles?select=title")).await;
+    for item in r.json().as_array().unwrap() {
+        assert!(item.get("author").is_none(), "{item}");
+        assert!(item.get("title").is_some(), "{item}");
+    }
+}
+
+// ---- query ----
+
+#[tokio::test]
+async fn query_parameters_bind_scalars_enums_and_repeated() {
+    let r = send(
+        &edge(),
+        get("/api/v1/shelves/1/books?pageSize=3&author=Iain%20M.+Banks&genre=science&tags=a&tags=b&delay=5"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["total"], 3);
+    let b = &j["books"][0];
+    assert_eq!(b["author"], "Iain M. Banks");
+    assert_eq!(b["genre"], "science");
+    assert_eq!(b["tags"], json!(["a", "b"]));
+}
+
+#[tokio::test]
+async fn query_parameter_of_wrong_type_is_400() {
+    let r = send(&edge(), get("/api/v1/shelves/1/books?pageSize=many")).await;
+    let j = assert_error(&r, 400, "VALIDATION_ERROR");
+    assert!(
+        j["details"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.contains("age")),
+        "{j}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_query_parameters_can_be_rejected() {
+    let e = edge_with(Upstream::in_process(routes()), |b| {
+        b.reject_unknown_query(true)
+    });
+    let r = send(&e, get("/api/v1/shelves/1/books?delay=5")).await;
+    let j = assert_error(&r, 400, "VALIDATION_ERROR");
+    assert!(j["details"]["delay"].is_array(), "{j}");
+    // `select` is never unknown.
+    assert_eq!(
+        send(&e, get("/api/v1/shelves/1/books?select=total"))
+            .await
+            .status,
+        200
+    );
+}
+
+// ---- HttpBody ----
+
+#[tokio::test]
+async fn http_body_response_is_raw_with_declared_headers() {
+    let r = send(&edge(), get("/api/v1/shelves/2/books/5:download")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"book-5.txt\"")
+    );
+    assert_eq!(r.text(), "Book 5 of shelf 2\n");
+}
+
+#[tokio::test]
+async fn http_body_request_takes_raw_bytes_and_content_type() {
+    let mut r = req(
+        "POST",
+        "/api/v1/shelves/2/books:import",
+        "title,author\nDune,Herbert\n",
+    );
+    r.headers_mut()
+        .insert("content-type", "text/csv".parse().unwrap());
+    let r = send(&edge(), r).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["contentType"], "text/csv");
+    assert_eq!(j["size"], 26);
+    assert_eq!(j["firstLine"], "title,author");
+}
+
+// ---- multipart ----
+
+/// One multipart part: name, (file name, content type) for a file, data.
+type Part<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a [u8]);
+
+fn multipart(parts: &[Part<'_>]) -> http::Request<Full<Bytes>> {
+    let boundary = "XyZzY-boundary";
+    let mut body = Vec::new();
+    for (name, file, data) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file {
+            Some((filename, ct)) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: {ct}\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let mut r = req("POST", "/api/v1/shelves/1/books/2/cover", body);
+    r.headers_mut().insert(
+        "content-type",
+        format!("multipart/form-data; boundary={boundary}")
+            .parse()
+            .unwrap(),
+    );
+    r
+}
+
+#[tokio::test]
+async fn multipart_file_and_text_parts_fill_the_message() {
+    let png = [0x89u8, b'P', b'N', b'G', 0, 1, 2, 3];
+    let r = send(
+        &edge(),
+        multipart(&[
+            ("cover", Some(("front.png", "image/png")), &png),
+            ("caption", None, b"The front"),
+            ("width", None, b"640"),
+        ]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["size"], 8);
+    assert_eq!(j["contentType"], "image/png");
+    assert_eq!(j["filename"], "front.png");
+    assert_eq!(j["caption"], "The front");
+    assert_eq!(j["width"], 640);
+}
+
+#[tokio::test]
+async fn multipart_unknown_part_is_400_and_bad_value_is_400() {
+    let r = send(&edge(), multipart(&[("nonsense", None, b"x")])).await;
+    let j = assert_error(&r, 400, "VALIDATION_ERROR");
+    assert!(j["details"]["nonsense"].is_array(), "{j}");
+    let r = send(&edge(), multipart(&[("width", None, b"wide")])).await;
+    assert_error(&r, 400, "VALIDATION_ERROR");
+}
+
+#[tokio::test]
+async fn multipart_over_its_limit_is_413() {
+    let e = edge_with(Upstream::in_process(routes()), |b| {
+        b.max_multipart_bytes(512)
+    });
+    let big = vec![7u8; 4096];
+    let r = send(
+        &e,
+        multipart(&[("cover", Some(("a.bin", "application/octet-stream")), &big)]),
+    )
+    .await;
+    assert_error(&r, 413, "PAYLOAD_TOO_LARGE");
+}
+
+#[tokio::test]
+async fn multipart_to_a_message_without_bytes_is_415() {
+    let boundary = "b";
+    let mut r = req(
+        "POST",
+        "/api/v1/shelves/1:archive",
+        format!("--{boundary}--\r\n"),
+    );
+    r.headers_mut().insert(
+        "content-type",
+        format!("multipart/form-data; boundary={boundary}")
+            .parse()
+            .unwrap(),
+    );
+    assert_error(&send(&edge(), r).await, 415, "UNSUPPORTED_MEDIA_TYPE");
+}
+
+// ---- errors ----
+
+#[tokio::test]
+async fn error_info_sets_code_status_override_and_details() {
+    let r = send(&edge(), json_req("POST", "/api/v1/books/1:checkout", "{}")).await;
+    let j = assert_error(&r, 423, "BOOK_ON_LOAN");
+    assert_eq!(j["message"], "book is on loan");
+    assert_eq!(j["details"], json!({"retryAfter": 60, "holder": "someone"}));
+    assert_eq!(
+        r.header("retry-after"),
+        Some("60"),
+        "declared response header on error"
+    );
+}
+
+#[tokio::test]
+async fn bad_request_violations_are_grouped_by_field() {
+    let r = send(&edge(), json_req("POST", "/api/v1/books/2:checkout", "{}")).await;
+    let j = assert_error(&r, 400, "INVALID_LOAN");
+    assert_eq!(
+        j["details"],
+        json!({"member": ["required", "must be a card number"], "book": ["not lendable"]})
+    );
+    let r = send(&edge(), json_req("POST", "/api/v1/shelves/1/books", "{}")).await;
+    let j = assert_error(&r, 400, "VALIDATION_ERROR");
+    assert_eq!(j["details"], json!({"title": ["required"]}));
+}
+
+#[tokio::test]
+async fn internal_errors_hide_their_message() {
+    let r = send(&edge(), json_req("POST", "/api/v1/books/3:checkout", "{}")).await;
+    let j = assert_error(&r, 500, "INTERNAL_ERROR");
+    assert_eq!(j["message"], "Internal server error");
+    assert!(!r.text().contains("10.1.2.3"));
+}
+
+#[tokio::test]
+async fn plain_statuses_use_the_default_codes() {
+    let e = edge();
+    let j = assert_error(
+        &send(&e, json_req("POST", "/api/v1/books/4:checkout", "{}")).await,
+        404,
+        "NOT_FOUND",
+    );
+    assert_eq!(j["message"], "no such book");
+    assert_eq!(j["details"], json!({}));
+    assert_error(
+        &send(&e, json_req("POST", "/api/v1/books/6:checkout", "{}")).await,
+        429,
+        "RATE_LIMITED",
+    );
+    // An override outside 400..=599 is ignored: the code's own status stays.
+    assert_error(
+        &send(&e, json_req("POST", "/api/v1/books/5:checkout", "{}")).await,
+        409,
+        "ALREADY_LOANED",
+    );
+    let r = send(
+        &e,
+        json_req("POST", "/api/v1/books/9:checkout", r#"{"member":"m1"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["loanId"], "loan-9-m1");
+}
+
+#[tokio::test]
+async fn panic_is_500_and_the_next_request_is_served() {
+    let svc = ServiceBuilder::new()
+        .layer(CatchPanic::layer())
+        .service(edge());
+    let r = send(&svc, get("/api/v1/panic")).await;
+    let j = assert_error(&r, 500, "INTERNAL_ERROR");
+    assert_eq!(j["message"], "Internal server error");
+    assert!(!r.text().contains("hunter2"));
+    assert_eq!(send(&svc, get("/api/v1/shelves/1")).await.status, 200);
+}
+
+#[tokio::test]
+async fn slow_upstream_is_504_on_time() {
+    for upstream in [
+        Upstream::in_process(routes()),
+        Upstream::channel(channel(serve_grpc().await)),
+    ] {
+        let e = edge_with(upstream, |b| b.timeout(Duration::from_millis(200)));
+        let start = Instant::now();
+        let r = send(&e, get("/api/v1/slow?millis=5000")).await;
+        assert_error(&r, 504, "GATEWAY_TIMEOUT");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(send(&e, get("/api/v1/slow?millis=10")).await.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn upstream_down_is_503() {
+    // A port that was just free: nothing listens there.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let e = edge_with(Upstream::channel(channel(addr)), |b| b);
+    let start = Instant::now();
+    let r = send(&e, get("/api/v1/shelves/1")).await;
+    let j = assert_error(&r, 503, "SERVICE_UNAVAILABLE");
+    assert!(!j["message"].as_str().unwrap().contains("127.0.0.1"), "{j}");
+    assert!(start.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn a_service_without_upstream_is_a_build_error() {
+    let err = Transcoder::builder(pool()).build().unwrap_err();
+    assert!(
+        err.to_string().contains("library.v1.LibraryService"),
+        "{err}"
+    );
+    let err = Transcoder::builder(pool())
+        .upstream("nope.v1.Nothing", Upstream::in_process(routes()))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("nope.v1.Nothing"), "{err}");
+}
+
+#[tokio::test]
+async fn upstream_panic_behind_grpc_catch_panic_is_500_both_ways() {
+    use transcoder::layers::GrpcCatchPanic;
+    let local = edge_with(
+        Upstream::in_process(
+            ServiceBuilder::new()
+                .layer(GrpcCatchPanic::layer())
+                .service(routes()),
+        ),
+        |b| b,
+    );
+    let remote = edge_with(
+        Upstream::channel(channel(serve_grpc_guarded().await)),
+        |b| b,
+    );
+    for e in [&local, &remote] {
+        let r = send(e, get("/api/v1/panic")).await;
+        let j = assert_error(&r, 500, "INTERNAL_ERROR");
+        assert_eq!(j["message"], "Internal server error");
+        assert!(!r.text().contains("hunter2"));
+        assert_eq!(send(e, get("/api/v1/shelves/1")).await.status, 200);
+    }
+}
+
+// ---- headers ----
+
+#[tokio::test]
+async fn headers_are_forwarded_as_metadata() {
+    let mut r = get("/api/v1/echo");
+    let h = r.headers_mut();
+    h.insert("authorization", "Bearer abc".parse().unwrap());
+    h.insert("x-request-id", "req-123".parse().unwrap());
+    h.insert("x-client-version", "web/1.2".parse().unwrap());
+    h.insert("idempotency-key", "k-1".parse().unwrap());
+    h.insert("user-agent", "curl/8".parse().unwrap());
+    h.insert("x-tenant", "t-9".parse().unwrap());
+    h.insert("cookie", "secret=1".parse().unwrap());
+    h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+    r.extensions_mut()
+        .insert(ClientAddr("10.9.8.7:5555".parse().unwrap()));
+    let reply = send(&edge(), r).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("x-request-id"), Some("req-123"));
+    assert_eq!(
+        reply.json()["metadata"],
+        json!({
+            "authorization": "Bearer abc",
+            "x-request-id": "req-123",
+            "x-client-version": "web/1.2",
+            "idempotency-key": "k-1",
+            "user-agent": "curl/8",
+            "x-tenant": "t-9",
+            "x-forwarded-for": "10.9.8.7",
+            "grpc-timeout": "set",
+        })
+    );
+}
+
+#[tokio::test]
+async fn request_id_is_generated_when_absent_and_incoming_xff_kept_without_client_addr() {
+    let mut r = get("/api/v1/echo");
+    r.headers_mut()
+        .insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
+    let reply = send(&edge(), r).await;
+    let id = reply.header("x-request-id").unwrap().to_owned();
+    assert_eq!(id.len(), 36, "{id}");
+    let j = reply.json();
+    assert_eq!(j["metadata"]["x-request-id"], id.as_str());
+    assert_eq!(j["metadata"]["x-forwarded-for"], "1.2.3.4");
+}
+
+#[tokio::test]
+async fn request_id_layer_generates_and_echoes() {
+    let svc = ServiceBuilder::new()
+        .layer(RequestId::layer())
+        .service(edge());
+    let reply = send(&svc, get("/api/v1/echo")).await;
+    let id = reply.header("x-request-id").unwrap();
+    assert_eq!(reply.json()["metadata"]["x-request-id"], id);
+    let mut r = get("/api/v1/echo");
+    r.headers_mut()
+        .insert("x-request-id", "bad id with spaces".parse().unwrap());
+    let reply = send(&svc, r).await;
+    assert_ne!(reply.header("x-request-id"), Some("bad id with spaces"));
+}
+
+// ---- layers ----
+
+fn cors_edge(
+    credentials: bool,
+) -> impl tower::Service<
+    http::Request<Full<Bytes>>,
+    Response = http::Response<transcoder::Body>,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone {
+    ServiceBuilder::new()
+        .layer(Cors::layer(CorsConfig {
+            allowed_origins: vec!["https://app.example.com".into()],
+            allow_credentials: credentials,
+            max_age: Duration::from_secs(600),
+        }))
+        .service(edge())
+}
+
+#[tokio::test]
+async fn cors_preflight_from_an_allowed_origin() {
+    let mut r = req("OPTIONS", "/api/v1/shelves/1/books", Bytes::new());
+    r.headers_mut()
+        .insert("origin", "https://app.example.com".parse().unwrap());
+    r.headers_mut()
+        .insert("access-control-request-method", "POST".parse().unwrap());
+    r.headers_mut().insert(
+        "access-control-request-headers",
+        "authorization, content-type".parse().unwrap(),
+    );
+    let reply = send(&cors_edge(true), r).await;
+    assert_eq!(reply.status, 204);
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        reply.header("access-control-allow-credentials"),
+        Some("true")
+    );
+    assert!(
+        reply
+            .header("access-control-allow-headers")
+            .unwrap()
+            .contains("authorization")
+    );
+    assert!(
+        reply
+            .header("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+    assert_eq!(reply.header("access-control-max-age"), Some("600"));
+    assert!(reply.header("vary").unwrap().contains("origin"));
+}
+
+#[tokio::test]
+async fn cors_actual_request_and_disallowed_origin() {
+    let mut r = get("/api/v1/shelves/1");
+    r.headers_mut()
+        .insert("origin", "https://app.example.com".parse().unwrap());
+    let reply = send(&cors_edge(false), r).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert!(reply.header("access-control-allow-credentials").is_none());
+    assert!(
+        reply
+            .header("access-control-expose-headers")
+            .unwrap()
+            .contains("x-request-id")
+    );
+
+    let mut r = req("OPTIONS", "/api/v1/shelves/1", Bytes::new());
+    r.headers_mut()
+        .insert("origin", "https://evil.example.com".parse().unwrap());
+    r.headers_mut()
+        .insert("access-control-request-method", "GET".parse().unwrap());
+    let reply = send(&cors_edge(true), r).await;
+    assert!(reply.header("access-control-allow-origin").is_none());
+    assert!(reply.header("access-control-allow-credentials").is_none());
+    assert_eq!(
+        reply.status, 204,
+        "the edge answers OPTIONS itself, without CORS headers"
+    );
+}
+
+#[tokio::test]
+async fn security_headers_and_no_store_when_authenticated() {
+    let svc = ServiceBuilder::new()
+        .layer(SecurityHeaders::layer(Some(Duration::from_secs(31536000))))
+        .service(edge());
+    let reply = send(&svc, get("/api/v1/shelves/1")).await;
+    assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(reply.header("x-frame-options"), Some("DENY"));
+    assert_eq!(
+        reply.header("content-security-policy"),
+        Some("default-src 'none'; frame-ancestors 'none'")
+    );
+    assert_eq!(
+        reply.header("strict-transport-security"),
+        Some("max-age=31536000; includeSubDomains")
+    );
+    assert!(reply.header("cache-control").is_none());
+    let mut r = get("/api/v1/shelves/1");
+    r.headers_mut()
+        .insert("authorization", "Bearer x".parse().unwrap());
+    let reply = send(&svc, r).await;
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+}
+
+// ---- in-process vs network ----
+
+#[tokio::test]
+async fn in_process_and_network_upstreams_answer_identically() {
+    let local = edge();
+    let remote = edge_with(Upstream::channel(channel(serve_grpc().await)), |b| b);
+    let cases: Vec<Box<dyn Fn() -> http::Request<Full<Bytes>>>> = vec![
+        Box::new(|| get("/api/v1/shelves/7/books/3")),
+        Box::new(|| get("/api/v1/shelves/404")),
+        Box::new(|| get("/api/v1/shelves/1/books?pageSize=3&genre=fiction&select=title")),
+        Box::new(|| get("/api/v1/shelves/2/titles")),
+        Box::new(|| json_req("POST", "/api/v1/shelves/1/books", r#"{"title":"Dune"}"#)),
+        Box::new(|| json_req("POST", "/api/v1/shelves/1/books", r#"{"bogus":1}"#)),
+        Box::new(|| req("DELETE", "/api/v1/shelves/1/books/9", Bytes::new())),
+        Box::new(|| get("/api/v1/shelves/2/books/5:download")),
+        Box::new(|| json_req("POST", "/api/v1/books/1:checkout", "{}")),
+        Box::new(|| json_req("POST", "/api/v1/books/2:checkout", "{}")),
+        Box::new(|| json_req("POST", "/api/v1/books/3:checkout", "{}")),
+        Box::new(|| {
+            let mut r = get("/api/v1/echo");
+            r.headers_mut()
+                .insert("x-request-id", "same".parse().unwrap());
+            r.headers_mut()
+                .insert("user-agent", "ua/1".parse().unwrap());
+            r
+        }),
+        Box::new(|| {
+            multipart(&[
+                ("cover", Some(("f.png", "image/png")), b"1234"),
+                ("caption", None, b"c"),
+            ])
+        }),
+    ];
+    for case in &cases {
+        let a = send(&local, case()).await;
+        let b = send(&remote, case()).await;
+        let strip = |mut r: Reply| {
+            r.headers.remove("x-request-id");
+            r
+        };
+        assert_eq!(strip(a), strip(b), "{:?}", case().uri());
+    }
+}
+
+// ---- OpenAPI ----
+
+#[test]
+fn openapi_document_lists_the_routes() {
+    let doc = edge().openapi(&transcoder::OpenApiInfo {
+        title: "Library".into(),
+        version: "1".into(),
+    });
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(
+        paths.keys().any(|p| p.starts_with("/api/v1/shelves")),
+        "{:?}",
+        paths.keys()
+    );
+}
+
+// ---- the whole stack over a real socket ----
+
+#[tokio::test]
+async fn full_layer_stack_over_http() {
+    use http_body_util::{BodyExt, Empty};
+    use transcoder::layers::{Metrics, Trace};
+    let app = ServiceBuilder::new()
+        .layer(Trace::layer())
+        .layer(Metrics::layer())
+        .layer(CatchPanic::layer())
+        .layer(RequestId::layer())
+        .layer(SecurityHeaders::layer(None))
+        .layer(Cors::layer(CorsConfig {
+            allowed_origins: vec!["https://app.example.com".into()],
+            allow_credentials: true,
+            max_age: Duration::from_secs(60),
+        }))
+        .service(edge_with(
+            Upstream::channel(channel(serve_grpc().await)),
+            |b| b,
+        ));
+    let addr = serve_http(app).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    let response = client
+        .get(format!("http://{addr}/api/v1/echo").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(j["metadata"]["x-forwarded-for"], "127.0.0.1", "{j}");
+    assert_eq!(j["metadata"]["x-request-id"], id.as_str());
+    // A panic below the stack: 500 in the contract's shape, then business as usual.
+    let response = client
+        .get(format!("http://{addr}/api/v1/panic").parse().unwrap())
+        .await
+        .unwrap();
+    // Over the network, without `GrpcCatchPanic` on the upstream server, a
+    // panic in its handler kills the stream's task: the stream is reset
+    // (503) or left open until the edge's deadline (504). Never a hang, and
+    // the edge keeps serving. (With `GrpcCatchPanic` it is a 500: see
+    // `upstream_panic_behind_grpc_catch_panic_is_500_both_ways`.)
+    assert!(
+        [503, 504].contains(&response.status().as_u16()),
+        "{}",
+        response.status()
+    );
+    let response = client
+        .get(format!("http://{addr}/api/v1/shelves/3").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+// ---- metrics ----
+
+mod recorder {
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+        SharedString, Unit,
+    };
+
+    /// One counter increment or histogram record: (name, labels, value).
+    pub type Sample = (String, Vec<(String, String)>, f64);
+
+    /// Every sample recorded.
+    #[derive(Clone, Default)]
+    pub struct Captured(pub Arc<Mutex<Vec<Sample>>>);
+
+    struct Handle(Key, Captured);
+
+    impl Handle {
+        fn push(&self, v: f64) {
+            let labels = self
+                .0
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            self.1
+                .0
+                .lock()
+                .unwrap()
+                .push((self.0.name().to_owned(), labels, v));
+        }
+    }
+
+    impl CounterFn for Handle {
+        fn increment(&self, value: u64) {
+            self.push(value as f64)
+        }
+        fn absolute(&self, value: u64) {
+            self.push(value as f64)
+        }
+    }
+
+    impl HistogramFn for Handle {
+        fn record(&self, value: f64) {
+            self.push(value)
+        }
+    }
+
+    impl Recorder for Captured {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(Arc::new(Handle(key.clone(), self.clone())))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::from_arc(Arc::new(Handle(key.clone(), self.clone())))
+        }
+    }
+}
+
+#[test]
+fn metrics_count_by_matched_route_and_status() {
+    use transcoder::layers::Metrics;
+    let captured = recorder::Captured::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&captured, || {
+        rt.block_on(async {
+            let svc = ServiceBuilder::new()
+                .layer(Metrics::layer())
+                .service(edge());
+            send(&svc, get("/api/v1/shelves/7/books/3")).await;
+            send(&svc, get("/api/v1/shelves/404")).await;
+            send(&svc, get("/api/v1/no/such/thing")).await;
+        })
+    });
+    let seen = captured.0.lock().unwrap().clone();
+    let counters: Vec<_> = seen
+        .iter()
+        .filter(|(n, _, _)| n == "http_requests_total")
+        .map(|(_, labels, _)| {
+            let get = |k: &str| labels.iter().find(|(lk, _)| lk == k).unwrap().1.clone();
+            (get("method"), get("route"), get("status"))
+        })
+        .collect();
+    assert_eq!(counters.len(), 3, "{seen:?}");
+    assert_eq!(counters[0].0, "GET");
+    assert!(
+        counters[0].1.contains("{shelf}") && counters[0].1.contains("{book}"),
+        "{counters:?}"
+    );
+    assert_eq!(counters[0].2, "200");
+    assert_eq!(counters[1].2, "404");
+    assert!(
+        counters[1].1.contains("{shelf}"),
+        "a service 404 still has its route"
+    );
+    assert_eq!(
+        (counters[2].1.as_str(), counters[2].2.as_str()),
+        ("unmatched", "404")
+    );
+    let histograms = seen
+        .iter()
+        .filter(|(n, _, _)| n == "http_request_duration_seconds")
+        .count();
+    assert_eq!(histograms, 3);
+}
+
+#[test]
+fn the_edge_is_send_sync_clone_and_its_future_send() {
+    fn check<T: Send + Sync + Clone + 'static>(_: &T) {}
+    fn future_is_send<F: std::future::Future + Send>(_: F) {}
+    let e = edge();
+    check(&e);
+    let mut svc = e.clone();
+    future_is_send(tower::Service::call(&mut svc, get("/api/v1/shelves/1")));
+}
+
+#[tokio::test]
+async fn a_balanced_channel_over_several_addresses_is_one_upstream() {
+    let (a, b) = (serve_grpc().await, serve_grpc().await);
+    let endpoints = [a, b]
+        .map(|addr| tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap());
+    let channel = tonic::transport::Channel::balance_list(endpoints.into_iter());
+    let e = edge_with(Upstream::channel(channel), |b| b);
+    for i in 1..=6 {
+        let r = send(&e, get(&format!("/api/v1/shelves/{i}"))).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["id"], i);
+    }
+}
