@@ -26,5 +26,4 @@ pub mod auth;
 pub mod catalog;
 pub mod orders;
 pub mod payments;
-pub mod proto;
 pub mod users;
