@@ -520,9 +520,20 @@ async fn search_is_full_text_ranked_and_tolerates_typos() {
     // Filters and sorting apply to search results.
     let page = get_ok(&app, "/products/search?q=iphone&maxPrice=100&limit=0").await;
     assert!(ids(&page).contains(&case) && !ids(&page).contains(&iphone));
-    assert!(products(&page).iter().all(|p| p["price"].as_f64().unwrap() <= 100.0));
-    let page = get_ok(&app, "/products/search?q=iphone&sortBy=price&order=desc&limit=0").await;
-    let prices: Vec<f64> = products(&page).iter().map(|p| p["price"].as_f64().unwrap()).collect();
+    assert!(
+        products(&page)
+            .iter()
+            .all(|p| p["price"].as_f64().unwrap() <= 100.0)
+    );
+    let page = get_ok(
+        &app,
+        "/products/search?q=iphone&sortBy=price&order=desc&limit=0",
+    )
+    .await;
+    let prices: Vec<f64> = products(&page)
+        .iter()
+        .map(|p| p["price"].as_f64().unwrap())
+        .collect();
     assert!(prices.windows(2).all(|w| w[0] >= w[1]), "{prices:?}");
     assert!(ids(&page).contains(&iphone) && ids(&page).contains(&case));
 
