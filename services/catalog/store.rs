@@ -316,11 +316,14 @@ async fn page_rows(
     // Ties break on id in the same direction: pages are stable, and one
     // (key, id) index serves both directions.
     match (sort, order, args.text.is_some()) {
-        // Searches: by relevance, best first whatever `order` says.
+        // Searches: by relevance, best first whatever `order` says. Every
+        // full-text hit comes before the typo-only (trigram) hits; within
+        // each group, the text rank plus the title's similarity decides.
         (None, _, true) => listing_page!(
             db,
             args,
-            "ts_rank(p.search_document, websearch_to_tsquery('english', $6)) \
+            "p.search_document @@ websearch_to_tsquery('english', $6) DESC, \
+             ts_rank(p.search_document, websearch_to_tsquery('english', $6)) \
              + word_similarity($6, p.title) DESC, p.id ASC"
         ),
         // Listings: by id.
