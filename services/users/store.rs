@@ -213,12 +213,12 @@ pub async fn find_address_for_update(
 
 /// Whether the user has any address.
 pub async fn has_addresses(conn: &mut PgConnection, user_id: i64) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query_scalar!(
+    sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM addresses WHERE user_id = $1) AS "e!""#,
         user_id
     )
     .fetch_one(conn)
-    .await?)
+    .await
 }
 
 /// Clears the default flag of all the user's addresses.
