@@ -519,7 +519,7 @@ fn edge_router(
             tower_http::services::ServeDir::new(&settings.upload_dir),
         )
         .with_state(state)
-        .fallback_service(transcoder);
+        .fallback_service(transcoder.clone());
 
     let cors = transcoder::layers::CorsConfig {
         allowed_origins: settings.cors_origins.clone(),
@@ -536,6 +536,12 @@ fn edge_router(
     } else {
         router
     };
+    // Outside the rate limiter, so an alias counts in its resource's group.
+    let router = router.layer(crate::auth_alias::AuthAlias::layer(
+        &settings.api_base_path,
+        transcoder,
+        shared.authenticator.clone(),
+    ));
     let stack = ServiceBuilder::new()
         // Outermost: a panic anywhere below becomes a 500 in the contract's shape.
         .layer(transcoder::layers::CatchPanic::layer())
