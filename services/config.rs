@@ -258,6 +258,15 @@ pub struct Settings {
         global = true
     )]
     pub rate_limit_payments_max: u64,
+    /// POST /auth/login per client address per 15 minutes.
+    #[arg(long, env = "RATE_LIMIT_LOGIN_MAX", default_value_t = 5, global = true)]
+    pub rate_limit_login_max: u64,
+    /// POST /auth/register per client address per hour.
+    #[arg(long, env = "RATE_LIMIT_REGISTER_MAX", default_value_t = 3, global = true)]
+    pub rate_limit_register_max: u64,
+    /// POST /auth/forgot-password per client address per hour.
+    #[arg(long, env = "RATE_LIMIT_FORGOT_MAX", default_value_t = 3, global = true)]
+    pub rate_limit_forgot_max: u64,
     /// Comma-separated proxy addresses whose X-Forwarded-For is believed.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', global = true)]
     pub trusted_proxies: Vec<IpAddr>,
