@@ -469,8 +469,22 @@ async fn order_confirmation_and_shipping_mails_go_out_once() {
     let (app, smtp) = app_with_mail().await;
     let buyer = app.register("mailme@example.com").await;
     let p = product(&app, "iPhone 15 Pro", 119_999, 5.5, 3).await;
-    let order = place(&app, &[(p, 2)], &buyer.token).await;
-    let id = order["id"].as_str().unwrap();
+    // Placed with an Idempotency-Key and retried: one order, one confirmation.
+    let body = json!({"products": [{"id": p, "quantity": 2}], "shippingAddress": shipping_address(), "paymentMethod": "card"});
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .request(Method::POST, "/orders", Some(&buyer.token))
+            .header("Idempotency-Key", "checkout-1")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 201);
+        ids.push(json(response).await["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids[0], ids[1], "the retry replays the order");
+    let id = ids[0].as_str();
 
     let mails = smtp
         .wait_for("mailme@example.com", 1, Duration::from_secs(10))
