@@ -385,6 +385,22 @@ pub struct Settings {
     /// Days after delivery during which a return may be requested.
     #[arg(long, env = "RETURN_WINDOW_DAYS", default_value_t = 30, global = true)]
     pub return_window_days: u32,
+    /// Seller's name on invoices.
+    #[arg(
+        long,
+        env = "SELLER_NAME",
+        default_value = "ecom Store Inc.",
+        global = true
+    )]
+    pub seller_name: String,
+    /// Seller's postal address on invoices, lines separated by `;`.
+    #[arg(
+        long,
+        env = "SELLER_ADDRESS",
+        default_value = "123 Commerce Street;New York, NY 10001;USA",
+        global = true
+    )]
+    pub seller_address: String,
     /// Payment provider: sandbox (fake, default) or stripe.
     #[arg(
         long,

@@ -326,12 +326,23 @@ fn orders_service(shared: &Shared) -> anyhow::Result<orders::OrdersService> {
             "FREE_SHIPPING_THRESHOLD",
         )?,
     };
-    Ok(orders::OrdersService::new(
-        shared.db.clone(),
-        catalog,
-        shared.clock.clone(),
-        pricing,
-    ))
+    let after_sales = orders::AfterSales {
+        seller: orders::invoice::Seller {
+            name: settings.seller_name.trim().to_owned(),
+            address: settings
+                .seller_address
+                .split(';')
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        },
+        return_window_days: settings.return_window_days,
+    };
+    Ok(
+        orders::OrdersService::new(shared.db.clone(), catalog, shared.clock.clone(), pricing)
+            .with_after_sales(after_sales),
+    )
 }
 
 /// The payments service with the configured provider.
