@@ -262,10 +262,20 @@ pub struct Settings {
     #[arg(long, env = "RATE_LIMIT_LOGIN_MAX", default_value_t = 5, global = true)]
     pub rate_limit_login_max: u64,
     /// POST /auth/register per client address per hour.
-    #[arg(long, env = "RATE_LIMIT_REGISTER_MAX", default_value_t = 3, global = true)]
+    #[arg(
+        long,
+        env = "RATE_LIMIT_REGISTER_MAX",
+        default_value_t = 3,
+        global = true
+    )]
     pub rate_limit_register_max: u64,
     /// POST /auth/forgot-password per client address per hour.
-    #[arg(long, env = "RATE_LIMIT_FORGOT_MAX", default_value_t = 3, global = true)]
+    #[arg(
+        long,
+        env = "RATE_LIMIT_FORGOT_MAX",
+        default_value_t = 3,
+        global = true
+    )]
     pub rate_limit_forgot_max: u64,
     /// Comma-separated proxy addresses whose X-Forwarded-For is believed.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', global = true)]

@@ -36,7 +36,11 @@ async fn catalog_reads_survive_redis_going_down_and_the_cache_recovers() {
             started.elapsed()
         );
         if path == "/products/1" {
-            assert_eq!(json(response).await, before, "the same product, from PostgreSQL");
+            assert_eq!(
+                json(response).await,
+                before,
+                "the same product, from PostgreSQL"
+            );
         }
     }
 
