@@ -57,22 +57,17 @@ impl CatalogService {
     /// (then cached). Deleted products are not found.
     async fn live_product(&self, id: i64) -> Result<pb::Product, CatalogError> {
         let key = product_key(id);
-        if let Some(bytes) = self.cache.get(&key).await {
-            match pb::Product::decode(bytes) {
-                Ok(product) => return Ok(product),
-                // A stale encoding (after a deploy) is a miss, not an error.
-                Err(err) => tracing::warn!(%key, error = %err, "undecodable cache entry"),
-            }
-        }
-        let mut conn = self.db.acquire().await.context("acquiring a connection")?;
-        let product = store::find_product(&mut conn, id, Visibility::Live)
-            .await?
-            .ok_or(CatalogError::ProductNotFound(id))?;
-        let product = to_wire(product);
-        self.cache
-            .set(&key, &product.encode_to_vec(), PRODUCT_TTL)
-            .await;
-        Ok(product)
+        let bytes = self
+            .cache
+            .get_or_load(&key, PRODUCT_TTL, || async {
+                let mut conn = self.db.acquire().await.context("acquiring a connection")?;
+                let product = store::find_product(&mut conn, id, Visibility::Live)
+                    .await?
+                    .ok_or(CatalogError::ProductNotFound(id))?;
+                Ok::<_, CatalogError>(to_wire(product).encode_to_vec().into())
+            })
+            .await?;
+        self.decode_cached(&key, bytes).await
     }
 
     /// A page of products and the total, converted: from the cache, else from the database
@@ -80,21 +75,39 @@ impl CatalogService {
     /// a scan of every match, so repeated pages come from the cache.
     async fn page(&self, query: &ProductQuery) -> Result<pb::ListProductsResponse, CatalogError> {
         let key = self.page_key(query).await;
-        if let Some(bytes) = self.cache.get(&key).await {
-            match pb::ListProductsResponse::decode(bytes) {
-                Ok(cached) => return Ok(cached),
-                Err(err) => tracing::warn!(%key, error = %err, "undecodable cache entry"),
+        let bytes = self
+            .cache
+            .get_or_load(&key, PAGE_TTL, || async {
+                let (products, total) = store::list_products(&self.db, query).await?;
+                let page = pb::ListProductsResponse {
+                    products: products.into_iter().map(to_wire).collect(),
+                    total: saturating_i32(total),
+                    skip: saturating_i32(query.page.skip()),
+                    limit: saturating_i32(query.page.limit()),
+                };
+                Ok::<_, CatalogError>(page.encode_to_vec().into())
+            })
+            .await?;
+        self.decode_cached(&key, bytes).await
+    }
+
+    /// A message from the cache (or just encoded for it). An entry that does not decode
+    /// (corrupt, or written by an incompatible version) fails this one request and is
+    /// deleted, so the next one loads afresh.
+    async fn decode_cached<M: prost::Message + Default>(
+        &self,
+        key: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<M, CatalogError> {
+        match M::decode(bytes) {
+            Ok(message) => Ok(message),
+            Err(err) => {
+                self.cache.delete(&[key.to_owned()]).await;
+                Err(anyhow::Error::new(err)
+                    .context(format!("decoding the cache entry {key}"))
+                    .into())
             }
         }
-        let (products, total) = store::list_products(&self.db, query).await?;
-        let page = pb::ListProductsResponse {
-            products: products.into_iter().map(to_wire).collect(),
-            total: saturating_i32(total),
-            skip: saturating_i32(query.page.skip()),
-            limit: saturating_i32(query.page.limit()),
-        };
-        self.cache.set(&key, &page.encode_to_vec(), PAGE_TTL).await;
-        Ok(page)
     }
 
     /// The cache key of a listing page: the current generation and a digest of the query.
