@@ -409,6 +409,9 @@ pub struct Settings {
     /// Where the payments service reaches the orders service over gRPC; unset: in-process.
     #[arg(long, env = "ORDERS_URL", global = true)]
     pub orders_url: Option<String>,
+    /// Where the orders service reaches the payments service over gRPC; unset: in-process.
+    #[arg(long, env = "PAYMENTS_URL", global = true)]
+    pub payments_url: Option<String>,
 }
 
 /// How the mail sender secures its SMTP connection.

@@ -11,11 +11,13 @@ use super::catalog::Catalog;
 use super::domain::{NewOrder, OrderStatus, PricedLine, PricingRules};
 use super::error::OrderError;
 use super::idempotency::{self, Claim};
+use super::payments::Payments;
 use super::store::{self, PlacedOrder, timestamp};
 use crate::authn::{self, Principal};
 use crate::clock::Clock;
 use crate::proto::ecom::catalog::v1::ReservationState;
 use crate::proto::ecom::orders::v1 as pb;
+use crate::proto::ecom::payments::v1::PaymentStatus as IntentStatus;
 
 /// Default and largest page of the order lists.
 const DEFAULT_LIMIT: i32 = 10;
@@ -40,16 +42,25 @@ const DELIVERY_DAYS: i64 = 3;
 pub struct OrdersService {
     db: PgPool,
     catalog: Catalog,
+    payments: Payments,
     clock: Clock,
     pricing: PricingRules,
 }
 
 impl OrdersService {
-    /// A service over `db`, pricing with `pricing`, reserving stock through `catalog`.
-    pub fn new(db: PgPool, catalog: Catalog, clock: Clock, pricing: PricingRules) -> Self {
+    /// A service over `db`, pricing with `pricing`, reserving stock through
+    /// `catalog`, checking and refunding payment intents through `payments`.
+    pub fn new(
+        db: PgPool,
+        catalog: Catalog,
+        payments: Payments,
+        clock: Clock,
+        pricing: PricingRules,
+    ) -> Self {
         OrdersService {
             db,
             catalog,
+            payments,
             clock,
             pricing,
         }
@@ -99,6 +110,21 @@ impl OrdersService {
             })
             .collect();
         let totals = self.pricing.totals(&lines);
+        // The intent that pays it: the caller's, unused, of the order's total.
+        let mut paid = false;
+        if let Some(intent) = &order.payment_intent_id {
+            let found = self.payments.intent(intent.clone(), user_id).await?;
+            if found.amount_cents != totals.total_cents {
+                return Err(OrderError::AmountMismatch {
+                    order_cents: totals.total_cents,
+                    intent_cents: found.amount_cents,
+                });
+            }
+            if store::intent_in_use(&self.db, intent).await? {
+                return Err(OrderError::IntentInUse);
+            }
+            paid = found.status() == IntentStatus::Succeeded && !found.refunded;
+        }
         let now = self.now();
         let id = store::next_order_id(&self.db, now.date_naive()).await?;
         self.catalog
@@ -116,11 +142,20 @@ impl OrdersService {
             payment_intent_id: order.payment_intent_id.as_deref(),
             now,
         };
-        let response = pb::CreateOrderResponse {
-            order: Some(placed_to_wire(&placed)),
-        };
+        let mut wire = placed_to_wire(&placed);
+        if paid {
+            wire.status = pb::OrderStatus::Processing as i32;
+            wire.payment_status = pb::PaymentState::Paid as i32;
+            wire.history.push(pb::StatusChange {
+                status: pb::OrderStatus::Processing as i32,
+                note: "Payment received".to_owned(),
+                by_user_id: 0,
+                at: Some(timestamp(now)),
+            });
+        }
+        let response = pb::CreateOrderResponse { order: Some(wire) };
         if let Err(err) = self
-            .record_order(&placed, key, &response.encode_to_vec())
+            .record_order(&placed, paid, key, &response.encode_to_vec())
             .await
         {
             // The order does not exist: give the stock back now (the sweeper would, later).
@@ -131,6 +166,11 @@ impl OrdersService {
         }
         self.confirm_stock(&id).await;
         tracing::info!(order = %id, user_id, total_cents = totals.total_cents, "order placed");
+        if let (Some(intent), false) = (&order.payment_intent_id, paid) {
+            // Confirmed while this order was being placed? Its RecordPayment may
+            // have come before the order existed: look again, now that it does.
+            self.sync_payment(intent, user_id).await;
+        }
         Ok(response)
     }
 
@@ -138,11 +178,23 @@ impl OrdersService {
     async fn record_order(
         &self,
         placed: &PlacedOrder<'_>,
+        paid: bool,
         key: Option<&idempotency::Key>,
         response: &[u8],
     ) -> Result<(), OrderError> {
         let mut tx = self.db.begin().await?;
         store::insert_order(&mut tx, placed).await?;
+        if paid {
+            let view = store::PaymentView {
+                id: placed.id.to_owned(),
+                user_id: placed.user_id,
+                status: OrderStatus::Pending,
+                total_cents: placed.totals.total_cents,
+                payment_status: "unpaid".to_owned(),
+                payment_intent_id: placed.payment_intent_id.map(str::to_owned),
+            };
+            store::apply_payment(&mut tx, &view, true, false, placed.now).await?;
+        }
         // A placed order empties the buyer's active cart.
         carts::empty_active_cart(&mut tx, placed.user_id).await?;
         if let Some(key) = key {
@@ -150,6 +202,28 @@ impl OrdersService {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Reads the intent `intent` again and applies its state to the order it
+    /// pays; a failure is logged (the provider's webhook tells it again).
+    async fn sync_payment(&self, intent: &str, user_id: i64) {
+        let result = async {
+            let found = self.payments.intent(intent.to_owned(), user_id).await?;
+            let succeeded = found.status() == IntentStatus::Succeeded;
+            if succeeded || found.refunded {
+                let mut tx = self.db.begin().await?;
+                if let Some(order) = store::lock_payment_view(&mut tx, intent, None).await? {
+                    store::apply_payment(&mut tx, &order, succeeded, found.refunded, self.now())
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+            Ok::<_, OrderError>(())
+        }
+        .await;
+        if let Err(err) = result {
+            tracing::warn!(intent, error = %err, "checking the intent of a new order");
+        }
     }
 
     /// Commits an order's reservation; on failure the reconciler retries it.
@@ -493,7 +567,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         let reason = reason.as_str();
         let now = self.now();
         let mut tx = self.db.begin().await.map_err(OrderError::from)?;
-        let (owner, current, _) = store::lock_order(&mut tx, &r.id)
+        let (owner, current, payment_status) = store::lock_order(&mut tx, &r.id)
             .await?
             .ok_or(OrderError::NotFound)?;
         if owner != caller.user_id && !caller.is_admin() {
@@ -501,6 +575,27 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         }
         if !current.cancellable() {
             return Err(OrderError::CannotCancel(current.as_str()).into());
+        }
+        if payment_status == "paid" {
+            // Refunded with the order's row locked: a concurrent cancel waits,
+            // then finds it cancelled. A failure leaves the order as it was
+            // (the refund is idempotent, so cancelling again is safe).
+            let intent = store::payment_intent_of(&mut tx, &r.id)
+                .await?
+                .ok_or_else(|| {
+                    OrderError::Unexpected(anyhow::anyhow!("a paid order without an intent"))
+                })?;
+            if self.payments.refund(intent.clone()).await? {
+                let view = store::PaymentView {
+                    id: r.id.clone(),
+                    user_id: owner,
+                    status: current,
+                    total_cents: 0,
+                    payment_status,
+                    payment_intent_id: Some(intent),
+                };
+                store::apply_payment(&mut tx, &view, true, true, now).await?;
+            }
         }
         store::set_status(
             &mut tx,
@@ -759,6 +854,71 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         rendered.deleted_on = cart.deleted_at.map(timestamp);
         Ok(Response::new(pb::DeleteCartResponse {
             cart: Some(rendered),
+        }))
+    }
+
+    /// Internal (payments): the total and payment state of a user's order.
+    #[tracing::instrument(skip_all, fields(order = %request.get_ref().order_id))]
+    async fn get_order_for_payment(
+        &self,
+        request: Request<pb::GetOrderForPaymentRequest>,
+    ) -> Result<Response<pb::GetOrderForPaymentResponse>, Status> {
+        authn::require_admin(&request)?;
+        let r = request.into_inner();
+        let order = store::payment_view(&self.db, &r.order_id)
+            .await?
+            .filter(|order| order.user_id == r.user_id)
+            .ok_or(OrderError::NotFound)?;
+        Ok(Response::new(pb::GetOrderForPaymentResponse {
+            total_cents: order.total_cents,
+            payment_status: store::payment_state(&order.payment_status) as i32,
+            status: order.status.to_wire() as i32,
+        }))
+    }
+
+    /// Internal (payments): applies an intent's current state to the order it
+    /// pays (see [`super::payments`] for why this converges).
+    #[tracing::instrument(skip_all, fields(intent = %request.get_ref().payment_intent_id))]
+    async fn record_payment(
+        &self,
+        request: Request<pb::RecordPaymentRequest>,
+    ) -> Result<Response<pb::RecordPaymentResponse>, Status> {
+        authn::require_admin(&request)?;
+        let r = request.into_inner();
+        let now = self.now();
+        let mut tx = self.db.begin().await.map_err(OrderError::from)?;
+        let order = store::lock_payment_view(&mut tx, &r.payment_intent_id, r.order_id.as_deref())
+            .await?
+            // An order named by metadata.orderId only: the intent's owner's, of its total.
+            .filter(|order| {
+                order.payment_intent_id.as_deref() == Some(r.payment_intent_id.as_str())
+                    || (order.user_id == r.user_id && order.total_cents == r.amount_cents)
+            });
+        let Some(order) = order else {
+            return Ok(Response::new(pb::RecordPaymentResponse {
+                order_id: None,
+                payment_status: pb::PaymentState::Unspecified as i32,
+            }));
+        };
+        if order.payment_intent_id.as_deref() != Some(r.payment_intent_id.as_str()) {
+            if !r.succeeded || order.payment_status != "unpaid" {
+                // Another intent paid it already (or this one did not pay): leave it.
+                if r.succeeded {
+                    tracing::warn!(order = %order.id, "a second intent paid an order; refund it by hand");
+                }
+                return Ok(Response::new(pb::RecordPaymentResponse {
+                    order_id: None,
+                    payment_status: store::payment_state(&order.payment_status) as i32,
+                }));
+            }
+            store::set_payment_intent(&mut tx, &order.id, &r.payment_intent_id).await?;
+        }
+        let state = store::apply_payment(&mut tx, &order, r.succeeded, r.refunded, now).await?;
+        tx.commit().await.map_err(OrderError::from)?;
+        tracing::info!(order = %order.id, payment_status = state, "payment recorded");
+        Ok(Response::new(pb::RecordPaymentResponse {
+            order_id: Some(order.id),
+            payment_status: store::payment_state(state) as i32,
         }))
     }
 }

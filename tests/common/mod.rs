@@ -272,5 +272,6 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
 }
 
 // Identity helpers (tests/common/identity.rs, tests/common/smtp.rs).
+pub mod fake_stripe;
 pub mod identity;
 pub mod smtp;
