@@ -608,3 +608,119 @@ async fn a_refund_delivered_before_the_success_still_ends_refunded() {
         "succeeded"
     );
 }
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn in_mesh_mode_orders_and_payments_reach_each_other_over_grpc() {
+    // Two processes' worth of services, each on its own database: app `pay`'s
+    // payments reach app `shop`'s orders at ORDERS_URL, and `shop`'s orders
+    // reach `pay`'s payments at PAYMENTS_URL. `shop` is not up when `pay`
+    // starts: the channel connects lazily.
+    let orders_port = free_port();
+    let pay = spawn_app_with(&[
+        "--stripe-webhook-secret",
+        WEBHOOK_SECRET,
+        "--orders-url",
+        &format!("http://127.0.0.1:{orders_port}"),
+    ])
+    .await;
+    let shop = spawn_app_with(&[
+        "--grpc-port",
+        &orders_port.to_string(),
+        "--payments-url",
+        &pay.grpc,
+    ])
+    .await;
+
+    // shop's orders check the intent in pay's database.
+    let foreign = create_intent(
+        &pay,
+        &json!({"amount": 6_399}),
+        &pay.other_user_token(),
+        None,
+    )
+    .await;
+    let foreign = json(foreign).await["id"].as_str().unwrap().to_owned();
+    let p = product(&shop, 5_000).await;
+    let body = |intent: &str| {
+        json!({
+            "products": [{"id": p, "quantity": 1}],
+            "shippingAddress": {
+                "firstName": "John", "lastName": "Doe", "address": "123 Main St", "city": "New York",
+                "state": "NY", "zipCode": "10001", "country": "USA", "phone": "+1234567890"
+            },
+            "paymentMethod": "card",
+            "paymentIntentId": intent
+        })
+    };
+    assert_error(
+        shop.post_json("/orders", &body(&foreign), Some(&shop.user_token()))
+            .await,
+        404,
+        "PAYMENT_INTENT_NOT_FOUND",
+    )
+    .await;
+    let id = intent(&pay, 6_399).await["id"].as_str().unwrap().to_owned();
+    let placed = shop
+        .post_json("/orders", &body(&id), Some(&shop.user_token()))
+        .await;
+    assert_eq!(placed.status(), 201);
+    let order_id = json(placed).await["id"].as_str().unwrap().to_owned();
+    assert!(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM payment_intents")
+            .fetch_one(&shop.db)
+            .await
+            .unwrap()
+            == 0,
+        "the intent lives in pay's database only"
+    );
+
+    // pay tells shop's order that it is paid.
+    assert_eq!(confirm(&pay, &id, "pm_card_visa").await.status(), 200);
+    let read = read_order(&shop, &order_id).await;
+    assert_eq!(read["paymentStatus"], "paid");
+    assert_eq!(read["status"], "processing");
+
+    // pay checks an intent's order in shop's database.
+    assert_error(
+        create_intent(
+            &pay,
+            &json!({"amount": 6_399, "metadata": {"orderId": order_id}}),
+            &pay.user_token(),
+            None,
+        )
+        .await,
+        409,
+        "ORDER_ALREADY_PAID",
+    )
+    .await;
+
+    // shop's cancel refunds through pay.
+    let cancelled = shop
+        .put_json(
+            &format!("/orders/{order_id}/cancel"),
+            &json!({}),
+            Some(&shop.user_token()),
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(
+        read_order(&shop, &order_id).await["paymentStatus"],
+        "refunded"
+    );
+    let refunded: bool =
+        sqlx::query_scalar("SELECT refunded_at IS NOT NULL FROM payment_intents WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&pay.db)
+            .await
+            .unwrap();
+    assert!(refunded);
+}
