@@ -1111,6 +1111,27 @@ async fn cancelling_a_paid_order_refunds_it() {
     assert_eq!(cancelled.status(), 200);
     let read = json(app.get_as(&format!("/orders/{id}"), &user).await).await;
     assert_eq!(read["paymentStatus"], "unpaid");
+
+    // An unpaid order's intent is cancelled with it: it can no longer pay.
+    let intent = intent_of(&app, 6_399, &user).await;
+    let mut body = order_body(&[(p, 1)]);
+    body["paymentIntentId"] = json!(intent);
+    let order = json(post_order(&app, &body, &user, None).await).await;
+    let id = order["id"].as_str().unwrap();
+    let cancelled = app
+        .put_json(&format!("/orders/{id}/cancel"), &json!({}), Some(&user))
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let confirm = app
+        .post_json(
+            &format!("/payments/intents/{intent}/confirm"),
+            &json!({"paymentMethodId": "pm_card_visa"}),
+            Some(&user),
+        )
+        .await;
+    assert_error(confirm, 422, "PAYMENT_FAILED").await;
+    let read = json(app.get_as(&format!("/orders/{id}"), &user).await).await;
+    assert_eq!(read["paymentStatus"], "unpaid");
 }
 
 #[tokio::test]

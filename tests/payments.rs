@@ -520,6 +520,18 @@ async fn an_intent_for_an_order_must_be_for_the_callers_order_and_its_total() {
     )
     .await;
     assert_eq!(mismatch["details"]["orderTotal"], 6_399);
+    assert_error(
+        create_intent(
+            &app,
+            &json!({"amount": 6_399, "currency": "eur", "metadata": {"orderId": order_id}}),
+            &user,
+            None,
+        )
+        .await,
+        422,
+        "AMOUNT_MISMATCH",
+    )
+    .await;
 
     let response = create_intent(&app, &for_order(6_399), &user, None).await;
     assert_eq!(response.status(), 201);
@@ -723,4 +735,85 @@ async fn in_mesh_mode_orders_and_payments_reach_each_other_over_grpc() {
             .await
             .unwrap();
     assert!(refunded);
+}
+
+#[tokio::test]
+async fn a_processing_stripe_payment_is_refreshed_from_stripe_when_read() {
+    let stripe = FakeStripe::start().await;
+    let app = stripe_app(&stripe.base, FAKE_STRIPE_KEY).await;
+    let id = intent(&app, 6_399).await["id"].as_str().unwrap().to_owned();
+    let order_id = order(&app, Some(&id)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let provider_ref: String =
+        sqlx::query_scalar("SELECT provider_ref FROM payment_intents WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+
+    let confirmed = confirm(&app, &id, "pm_card_processing").await;
+    assert_eq!(confirmed.status(), 200);
+    assert_eq!(json(confirmed).await["status"], "processing");
+    let status = json(status_of(&app, &id, &app.user_token()).await).await;
+    assert_eq!(status["status"], "processing");
+    let path = format!("/v1/payment_intents/{provider_ref}");
+    assert_eq!(stripe.calls_to("GET", &path).len(), 1, "asked Stripe");
+    assert_eq!(read_order(&app, &order_id).await["paymentStatus"], "unpaid");
+
+    // Stripe finishes it; the next read sees it and pays the order.
+    stripe.set_status(&provider_ref, "succeeded");
+    let status = json(status_of(&app, &id, &app.user_token()).await).await;
+    assert_eq!(status["status"], "succeeded");
+    let read = read_order(&app, &order_id).await;
+    assert_eq!(read["paymentStatus"], "paid");
+    assert_eq!(read["status"], "processing");
+    // Final now: not asked again.
+    let _ = status_of(&app, &id, &app.user_token()).await;
+    assert_eq!(stripe.calls_to("GET", &path).len(), 2);
+}
+
+#[tokio::test]
+async fn cancelling_an_unpaid_order_cancels_its_intent_at_stripe() {
+    let stripe = FakeStripe::start().await;
+    let app = stripe_app(&stripe.base, FAKE_STRIPE_KEY).await;
+    let id = intent(&app, 6_399).await["id"].as_str().unwrap().to_owned();
+    let order_id = order(&app, Some(&id)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let provider_ref: String =
+        sqlx::query_scalar("SELECT provider_ref FROM payment_intents WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+
+    let cancelled = app
+        .put_json(
+            &format!("/orders/{order_id}/cancel"),
+            &json!({}),
+            Some(&app.user_token()),
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let cancels = stripe.calls_to(
+        "POST",
+        &format!("/v1/payment_intents/{provider_ref}/cancel"),
+    );
+    assert_eq!(cancels.len(), 1);
+    assert_eq!(stripe.intent(&provider_ref).unwrap()["status"], "canceled");
+    assert!(stripe.calls_to("POST", "/v1/refunds").is_empty());
+
+    // It can no longer pay (the cancelled order or anything else).
+    assert_error(
+        confirm(&app, &id, "pm_card_visa").await,
+        422,
+        "PAYMENT_FAILED",
+    )
+    .await;
+    let read = read_order(&app, &order_id).await;
+    assert_eq!(read["paymentStatus"], "unpaid");
+    assert_eq!(read["status"], "cancelled");
 }

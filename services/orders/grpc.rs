@@ -114,7 +114,8 @@ impl OrdersService {
         let mut paid = false;
         if let Some(intent) = &order.payment_intent_id {
             let found = self.payments.intent(intent.clone(), user_id).await?;
-            if found.amount_cents != totals.total_cents {
+            // Orders are priced in US dollars.
+            if found.amount_cents != totals.total_cents || found.currency != "usd" {
                 return Err(OrderError::AmountMismatch {
                     order_cents: totals.total_cents,
                     intent_cents: found.amount_cents,
@@ -576,25 +577,26 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         if !current.cancellable() {
             return Err(OrderError::CannotCancel(current.as_str()).into());
         }
-        if payment_status == "paid" {
-            // Refunded with the order's row locked: a concurrent cancel waits,
-            // then finds it cancelled. A failure leaves the order as it was
-            // (the refund is idempotent, so cancelling again is safe).
-            let intent = store::payment_intent_of(&mut tx, &r.id)
-                .await?
-                .ok_or_else(|| {
-                    OrderError::Unexpected(anyhow::anyhow!("a paid order without an intent"))
-                })?;
-            if self.payments.refund(intent.clone()).await? {
-                let view = store::PaymentView {
-                    id: r.id.clone(),
-                    user_id: owner,
-                    status: current,
-                    total_cents: 0,
-                    payment_status,
-                    payment_intent_id: Some(intent),
-                };
-                store::apply_payment(&mut tx, &view, true, true, now).await?;
+        if let Some(intent) = store::payment_intent_of(&mut tx, &r.id).await? {
+            if payment_status == "paid" {
+                // Refunded with the order's row locked: a concurrent cancel
+                // waits, then finds it cancelled. A failure leaves the order as
+                // it was (the refund is idempotent, so cancelling again is safe).
+                if self.payments.refund(intent.clone()).await? {
+                    let view = store::PaymentView {
+                        id: r.id.clone(),
+                        user_id: owner,
+                        status: current,
+                        total_cents: 0,
+                        payment_status,
+                        payment_intent_id: Some(intent),
+                    };
+                    store::apply_payment(&mut tx, &view, true, true, now).await?;
+                }
+            } else if let Err(err) = self.payments.refund(intent.clone()).await {
+                // Unpaid: its intent is cancelled so it cannot pay later; the
+                // order is cancelled even when that fails.
+                tracing::warn!(order = %r.id, intent, error = %err, "cancelling the intent of a cancelled order");
             }
         }
         store::set_status(

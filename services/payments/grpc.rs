@@ -53,6 +53,61 @@ impl PaymentsService {
         }
     }
 
+    /// The status of an intent still in flight (`processing`, or waiting for a
+    /// confirmation step at the provider) as the provider now says, stored (and
+    /// told to its order) when it ended; the stored status otherwise, and when
+    /// the provider cannot be asked (the webhook will tell).
+    async fn refresh(&self, row: IntentRow) -> Result<String, Status> {
+        if !matches!(row.status.as_str(), "processing" | "requires_confirmation") {
+            return Ok(row.status);
+        }
+        let fresh = match self.provider.retrieve(&row.provider_ref).await {
+            Ok(Some(fresh)) => fresh,
+            Ok(None) => return Ok(row.status),
+            Err(err) => {
+                tracing::warn!(intent = %row.id, error = %err, "refreshing an intent's status");
+                return Ok(row.status);
+            }
+        };
+        if fresh != "succeeded" && fresh != "failed" {
+            return Ok(row.status);
+        }
+        let mut tx = self.db.begin().await.map_err(errors::database)?;
+        let Some(locked) = store::lock_intent(&mut tx, &row.id)
+            .await
+            .map_err(errors::database)?
+        else {
+            return Err(not_found());
+        };
+        if locked.status != row.status {
+            // Changed meanwhile (a confirmation or a webhook): that one wins.
+            return Ok(locked.status);
+        }
+        let now = self.now();
+        if fresh == "succeeded" {
+            store::set_succeeded(&mut tx, &row.id, None, now).await
+        } else {
+            store::set_status(
+                &mut tx,
+                &row.id,
+                "failed",
+                Some("Declined at the provider."),
+                now,
+            )
+            .await
+        }
+        .map_err(errors::database)?;
+        tx.commit().await.map_err(errors::database)?;
+        if fresh == "succeeded" {
+            self.notify_order(&IntentRow {
+                status: fresh.clone(),
+                ..row
+            })
+            .await;
+        }
+        Ok(fresh)
+    }
+
     /// Tells the orders service an intent's state after a confirmation. A
     /// failure is logged: the money moved, and the provider's webhook event
     /// tells the order again.
@@ -99,6 +154,21 @@ fn not_found() -> Status {
 
 fn internal(err: impl Into<anyhow::Error>) -> Status {
     errors::internal(err.into())
+}
+
+/// 422 PAYMENT_FAILED for intent `id`, with the reason (the provider's
+/// decline message is meant for the customer).
+fn payment_failed(id: &str, reason: &str) -> Status {
+    let metadata = std::collections::HashMap::from([
+        ("http_status".to_owned(), "422".to_owned()),
+        ("paymentIntentId".to_owned(), id.to_owned()),
+    ]);
+    errors::with_metadata(
+        Code::FailedPrecondition,
+        ErrorReason::PaymentFailed,
+        format!("Payment failed: {reason}"),
+        metadata,
+    )
 }
 
 /// A provider failure: unreachable is 503; a refusal is 502
@@ -184,11 +254,12 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
                         "The order is already paid",
                     ));
                 }
-                if order.total_cents != r.amount {
+                // Orders are priced in US dollars.
+                if order.total_cents != r.amount || currency != "usd" {
                     return Err(errors::with_metadata(
                         Code::FailedPrecondition,
                         ErrorReason::AmountMismatch,
-                        "The amount does not match the order total",
+                        "The amount (in usd) does not match the order total",
                         std::collections::HashMap::from([
                             ("http_status".to_owned(), "422".to_owned()),
                             ("orderTotal".to_owned(), order.total_cents.to_string()),
@@ -211,6 +282,7 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
                 currency: currency.clone(),
                 status: "requires_payment_method".to_owned(),
                 provider_ref,
+                failure_reason: None,
                 order_id,
                 refunded_at: None,
                 created_at: self.now(),
@@ -271,6 +343,13 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
             // Already paid: confirming again charges nothing.
             return Ok(Response::new(answer("succeeded")));
         }
+        if row.failure_reason.as_deref() == Some(store::CANCELED) {
+            // Its order was cancelled: it takes no payment any more.
+            return Err(payment_failed(
+                &row.id,
+                "the payment intent was canceled with its order",
+            ));
+        }
         let outcome = self
             .provider
             .confirm(&row.provider_ref, &payment_method)
@@ -305,16 +384,7 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
                     .map_err(errors::database)?;
                 tx.commit().await.map_err(errors::database)?;
                 tracing::info!(intent = %row.id, user_id, "payment failed");
-                let metadata = std::collections::HashMap::from([
-                    ("http_status".to_owned(), "422".to_owned()),
-                    ("paymentIntentId".to_owned(), row.id.clone()),
-                ]);
-                Err(errors::with_metadata(
-                    Code::FailedPrecondition,
-                    ErrorReason::PaymentFailed,
-                    format!("Payment failed: {reason}"),
-                    metadata,
-                ))
+                Err(payment_failed(&row.id, &reason))
             }
         }
     }
@@ -331,8 +401,9 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
             .map_err(errors::database)?
             .filter(|row| row.user_id == user_id)
             .ok_or_else(not_found)?;
+        let status = self.refresh(row).await?;
         Ok(Response::new(pb::GetPaymentIntentStatusResponse {
-            status: status_of(&row.status) as i32,
+            status: status_of(&status) as i32,
         }))
     }
 
@@ -452,6 +523,27 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
             }));
         }
         if row.status != "succeeded" {
+            // Never paid: cancelled, so it cannot pay a cancelled order later.
+            // Best effort at the provider (an intent there that we refuse to
+            // confirm can take no money through us).
+            if matches!(
+                row.status.as_str(),
+                "requires_payment_method" | "requires_confirmation"
+            ) {
+                if let Err(err) = self.provider.cancel(&row.provider_ref).await {
+                    tracing::warn!(intent = %row.id, error = %err, "cancelling an intent at the provider");
+                }
+                store::set_status(
+                    &mut tx,
+                    &row.id,
+                    "failed",
+                    Some(store::CANCELED),
+                    self.now(),
+                )
+                .await
+                .map_err(errors::database)?;
+                tx.commit().await.map_err(errors::database)?;
+            }
             return Ok(Response::new(pb::RefundPaymentIntentResponse {
                 refunded: false,
             }));

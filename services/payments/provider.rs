@@ -59,8 +59,9 @@ pub trait PaymentProvider: Send + Sync {
         payment_method: &str,
     ) -> Result<Outcome, ProviderError>;
     /// The provider's current status of an intent, in our vocabulary
-    /// (`requires_payment_method`, ..., `succeeded`, `failed`).
-    async fn retrieve(&self, reference: &str) -> Result<String, ProviderError>;
+    /// (`requires_payment_method`, ..., `succeeded`, `failed`); None when the
+    /// provider keeps no state of its own (the sandbox).
+    async fn retrieve(&self, reference: &str) -> Result<Option<String>, ProviderError>;
     /// Cancels an intent that was not paid (its order was cancelled).
     async fn cancel(&self, reference: &str) -> Result<(), ProviderError>;
     /// Refunds a succeeded intent in full. Idempotent per intent.
@@ -105,11 +106,9 @@ impl PaymentProvider for Sandbox {
         })
     }
 
-    async fn retrieve(&self, _reference: &str) -> Result<String, ProviderError> {
+    async fn retrieve(&self, _reference: &str) -> Result<Option<String>, ProviderError> {
         // The sandbox keeps no state: the stored status is the truth.
-        Err(ProviderError::Refused(anyhow::anyhow!(
-            "the sandbox keeps no intents"
-        )))
+        Ok(None)
     }
 
     async fn cancel(&self, _reference: &str) -> Result<(), ProviderError> {
@@ -355,10 +354,12 @@ impl PaymentProvider for Stripe {
         }
     }
 
-    async fn retrieve(&self, reference: &str) -> Result<String, ProviderError> {
+    async fn retrieve(&self, reference: &str) -> Result<Option<String>, ProviderError> {
         let path = format!("/v1/payment_intents/{}", path_id(reference)?);
         let intent = self.call_ok(http::Method::GET, &path, None, None).await?;
-        Ok(status_from_stripe(intent["status"].as_str().unwrap_or_default()).to_owned())
+        Ok(Some(
+            status_from_stripe(intent["status"].as_str().unwrap_or_default()).to_owned(),
+        ))
     }
 
     async fn cancel(&self, reference: &str) -> Result<(), ProviderError> {

@@ -13,11 +13,17 @@ pub struct IntentRow {
     pub status: String,
     pub client_secret: String,
     pub provider_ref: String,
+    /// Why it failed (the provider's decline message, or [`CANCELED`]).
+    pub failure_reason: Option<String>,
     /// The order it was created for (metadata.orderId).
     pub order_id: Option<String>,
     pub refunded_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
+
+/// The failure reason of an intent cancelled because its order was: it can
+/// no longer be confirmed.
+pub const CANCELED: &str = "canceled";
 
 /// Inserts a new intent.
 pub async fn insert_intent(
@@ -54,7 +60,7 @@ pub async fn lock_intent(
 ) -> Result<Option<IntentRow>, sqlx::Error> {
     sqlx::query_as!(
         IntentRow,
-        r#"SELECT id, user_id, amount_cents, currency, status, client_secret, provider_ref, order_id,
+        r#"SELECT id, user_id, amount_cents, currency, status, client_secret, provider_ref, failure_reason, order_id,
                   refunded_at, created_at
            FROM payment_intents WHERE id = $1 FOR UPDATE"#,
         id
@@ -67,7 +73,7 @@ pub async fn lock_intent(
 pub async fn find_intent(db: &PgPool, id: &str) -> Result<Option<IntentRow>, sqlx::Error> {
     sqlx::query_as!(
         IntentRow,
-        r#"SELECT id, user_id, amount_cents, currency, status, client_secret, provider_ref, order_id,
+        r#"SELECT id, user_id, amount_cents, currency, status, client_secret, provider_ref, failure_reason, order_id,
                   refunded_at, created_at
            FROM payment_intents WHERE id = $1"#,
         id
@@ -193,7 +199,7 @@ pub async fn apply_event(
     }
     sqlx::query_as!(
         IntentRow,
-        r#"SELECT id, user_id, amount_cents, currency, status, client_secret, provider_ref, order_id,
+        r#"SELECT id, user_id, amount_cents, currency, status, client_secret, provider_ref, failure_reason, order_id,
                   refunded_at, created_at
            FROM payment_intents WHERE provider_ref = $1"#,
         provider_ref

@@ -1,7 +1,8 @@
 //! A fake of Stripe's Payment Intents API on loopback, for the `stripe`
 //! provider's tests: create, confirm, retrieve, cancel and refund, with
 //! Stripe's JSON shapes and test payment methods (`pm_card_visa` succeeds with
-//! card 4242, `pm_card_chargeDeclined` is a 402 `card_error`), Bearer key
+//! card 4242, `pm_card_chargeDeclined` is a 402 `card_error`,
+//! `pm_card_processing` stays processing until [`FakeStripe::set_status`]), Bearer key
 //! checking and Idempotency-Key replay. Every call is recorded for the test
 //! to inspect. Nothing reaches the internet.
 
@@ -83,6 +84,12 @@ impl FakeStripe {
             .into_iter()
             .filter(|c| c.method == method && c.path == path)
             .collect()
+    }
+
+    /// Sets the status of the fake's intent `id` (as Stripe would, later).
+    pub fn set_status(&self, id: &str, status: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.intents.get_mut(id).expect("known intent")["status"] = json!(status);
     }
 
     /// The fake's intent `id` (Stripe's shape).
@@ -221,6 +228,12 @@ async fn confirm(
                 } else {
                     charge["id"].clone()
                 };
+                (StatusCode::OK, intent.clone())
+            }
+            // Not one of Stripe's own test methods: stands for a payment that
+            // stays processing until the test ends it (`set_status`).
+            Some("pm_card_processing") => {
+                intent["status"] = json!("processing");
                 (StatusCode::OK, intent.clone())
             }
             Some("pm_card_chargeDeclined") => {
