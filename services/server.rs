@@ -150,8 +150,16 @@ impl Application {
                 if services.contains(&ServiceName::Auth) || services.contains(&ServiceName::Users) {
                     identity_start(&shared, &services, &stop).await?;
                 }
-                let commerce = commerce(&shared)?;
-                let routes = grpc_routes(&shared, &services, &commerce);
+                // Built only where orders or payments run: a catalog-only process
+                // needs no payment provider settings.
+                let commerce = if services.contains(&ServiceName::Orders)
+                    || services.contains(&ServiceName::Payments)
+                {
+                    Some(commerce(&shared)?)
+                } else {
+                    None
+                };
+                let routes = grpc_routes(&shared, &services, commerce.as_ref());
                 tokio::spawn(commerce_sweeper(
                     shared.clone(),
                     services.clone(),
@@ -277,28 +285,31 @@ async fn identity_start(
 }
 
 /// The gRPC services this process runs, plus reflection and health.
-fn grpc_routes(shared: &Shared, services: &[ServiceName], commerce: &Commerce) -> Routes {
+fn grpc_routes(shared: &Shared, services: &[ServiceName], commerce: Option<&Commerce>) -> Routes {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor set is valid");
     let mut routes = Routes::new(reflection);
     for service in services {
-        routes = match service {
-            ServiceName::Auth => {
+        routes = match (service, commerce) {
+            (ServiceName::Auth, _) => {
                 routes.add_service(AuthServiceServer::new(auth::AuthApi::new(shared.clone())))
             }
-            ServiceName::Catalog => routes.add_service(CatalogServiceServer::new(
+            (ServiceName::Catalog, _) => routes.add_service(CatalogServiceServer::new(
                 CatalogService::new(shared.db.clone(), shared.cache.clone()),
             )),
-            ServiceName::Orders => {
+            (ServiceName::Orders, Some(commerce)) => {
                 routes.add_service(OrdersServiceServer::new(commerce.orders.clone()))
             }
-            ServiceName::Users => routes.add_service(UsersServiceServer::new(
+            (ServiceName::Users, _) => routes.add_service(UsersServiceServer::new(
                 users::UsersApi::new(shared.clone()),
             )),
-            ServiceName::Payments => {
+            (ServiceName::Payments, Some(commerce)) => {
                 routes.add_service(PaymentsServiceServer::new(commerce.payments.clone()))
+            }
+            (ServiceName::Orders | ServiceName::Payments, None) => {
+                unreachable!("commerce is built when orders or payments run")
             }
         };
     }
@@ -424,13 +435,14 @@ fn payments_service(
 async fn commerce_sweeper(
     shared: Shared,
     services: Vec<ServiceName>,
-    commerce: Commerce,
+    commerce: Option<Commerce>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let orders = services
-        .contains(&ServiceName::Orders)
-        .then(|| commerce.orders.clone());
-    let _links = &commerce.links;
+    let orders = commerce
+        .as_ref()
+        .filter(|_| services.contains(&ServiceName::Orders))
+        .map(|commerce| commerce.orders.clone());
+    let _links = commerce.as_ref().map(|commerce| &commerce.links);
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

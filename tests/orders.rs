@@ -1184,3 +1184,34 @@ async fn another_users_intent_over_grpc_is_not_found_and_internal_rpcs_need_admi
         .unwrap_err();
     assert_eq!(forged.code(), Code::PermissionDenied);
 }
+
+#[tokio::test]
+async fn concurrent_orders_with_one_intent_make_one_order_and_no_500() {
+    let app = Arc::new(spawn_app().await);
+    let p = product(&app, "Thing", 5_000, 0.0, 10).await;
+    let user = app.user_token();
+    let intent = intent_of(&app, 6_399, &user).await;
+    let mut body = order_body(&[(p, 1)]);
+    body["paymentIntentId"] = json!(intent);
+
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (app, body, user) = (app.clone(), body.clone(), user.clone());
+        tasks.push(tokio::spawn(async move {
+            let response = post_order(&app, &body, &user, None).await;
+            let status = response.status().as_u16();
+            (status, json(response).await)
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        match status {
+            201 => created += 1,
+            409 => assert_eq!(body["code"], "PAYMENT_INTENT_IN_USE", "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(stock_of(&app, p).await, 9, "the losers' stock came back");
+}

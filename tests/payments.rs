@@ -817,3 +817,29 @@ async fn cancelling_an_unpaid_order_cancels_its_intent_at_stripe() {
     assert_eq!(read["paymentStatus"], "unpaid");
     assert_eq!(read["status"], "cancelled");
 }
+
+#[tokio::test]
+async fn a_webhook_whose_order_cannot_be_told_is_refused_and_applies_on_redelivery() {
+    // Payments reach orders at a port where nothing listens.
+    let app = spawn_app_with(&[
+        "--stripe-webhook-secret",
+        WEBHOOK_SECRET,
+        "--orders-url",
+        "http://127.0.0.1:1",
+    ])
+    .await;
+    let id = intent(&app, 1_000).await["id"].as_str().unwrap().to_owned();
+
+    let refused = deliver(&app, "evt_x", "payment_intent.succeeded", json!({"id": id})).await;
+    assert_error(refused, 503, "SERVICE_UNAVAILABLE").await;
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM payment_webhook_events")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(events, 0, "forgotten, so the provider's retry applies it");
+    // The intent itself is up to date; applying the event again converges.
+    assert_eq!(
+        json(status_of(&app, &id, &app.user_token()).await).await["status"],
+        "succeeded"
+    );
+}

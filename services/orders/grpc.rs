@@ -121,7 +121,8 @@ impl OrdersService {
                     intent_cents: found.amount_cents,
                 });
             }
-            if store::intent_in_use(&self.db, intent).await? {
+            // A refunded intent paid something once: it pays nothing more.
+            if found.refunded || store::intent_in_use(&self.db, intent).await? {
                 return Err(OrderError::IntentInUse);
             }
             paid = found.status() == IntentStatus::Succeeded && !found.refunded;
