@@ -413,6 +413,7 @@ fn payments_service(
                 Arc::new(payments::provider::Stripe::new(
                     &settings.stripe_api_base,
                     key,
+                    settings.stripe_timeout,
                 )?)
             }
             other => {

@@ -439,6 +439,25 @@ async fn stripe_refusing_or_unreachable_is_a_clear_error_without_secrets() {
     assert!(!body.to_string().contains("sk_test"), "{body}");
     assert_eq!(stripe.calls().len(), 1);
 
+    // A Stripe that hangs: 503 after STRIPE_TIMEOUT, not a hung request.
+    let hanging = FakeStripe::start().await;
+    hanging.hang();
+    let app = spawn_app_with(&[
+        "--payment-provider",
+        "stripe",
+        "--stripe-secret-key",
+        FAKE_STRIPE_KEY,
+        "--stripe-api-base",
+        &hanging.base,
+        "--stripe-timeout",
+        "1s",
+    ])
+    .await;
+    let started = std::time::Instant::now();
+    let slow = create_intent(&app, &json!({"amount": 1_000}), &app.user_token(), None).await;
+    assert_error(slow, 503, "SERVICE_UNAVAILABLE").await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
     // Nothing listens on port 1.
     let app = stripe_app("http://127.0.0.1:1", FAKE_STRIPE_KEY).await;
     let down = create_intent(&app, &json!({"amount": 1_000}), &app.user_token(), None).await;

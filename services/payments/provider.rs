@@ -120,9 +120,6 @@ impl PaymentProvider for Sandbox {
     }
 }
 
-/// How long one call to Stripe may take before it counts as unavailable.
-const STRIPE_TIMEOUT: Duration = Duration::from_secs(15);
-
 /// Stripe's Payment Intents API over HTTPS (or plain HTTP to a loopback fake
 /// in tests): form-encoded requests, Bearer authentication with the secret
 /// key, an `Idempotency-Key` on every call that creates something, and a
@@ -132,11 +129,14 @@ pub struct Stripe {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
     secret_key: SecretString,
+    /// How long one call may take (STRIPE_TIMEOUT) before it is unavailable.
+    timeout: Duration,
 }
 
 impl Stripe {
-    /// A client of the API at `base` (e.g. `https://api.stripe.com`).
-    pub fn new(base: &str, secret_key: SecretString) -> anyhow::Result<Stripe> {
+    /// A client of the API at `base` (e.g. `https://api.stripe.com`), each
+    /// call limited to `timeout`.
+    pub fn new(base: &str, secret_key: SecretString, timeout: Duration) -> anyhow::Result<Stripe> {
         let base = base.trim_end_matches('/').to_owned();
         anyhow::ensure!(
             base.starts_with("https://") || base.starts_with("http://"),
@@ -152,6 +152,7 @@ impl Stripe {
             client: Client::builder(TokioExecutor::new()).build(connector),
             base,
             secret_key,
+            timeout,
         })
     }
 
@@ -193,7 +194,7 @@ impl Stripe {
             let body = response.into_body().collect().await?.to_bytes();
             Ok::<_, anyhow::Error>((status, body))
         };
-        let (status, body) = tokio::time::timeout(STRIPE_TIMEOUT, exchange)
+        let (status, body) = tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| ProviderError::Unavailable(anyhow::anyhow!("Stripe timed out")))?
             .map_err(|e| ProviderError::Unavailable(e.context("calling Stripe")))?;

@@ -41,6 +41,8 @@ impl Call {
 
 #[derive(Default)]
 struct Inner {
+    /// Answer nothing (a Stripe that hangs).
+    hang: bool,
     calls: Vec<Call>,
     intents: HashMap<String, Value>,
     /// Idempotency-Key → the first answer.
@@ -84,6 +86,11 @@ impl FakeStripe {
             .into_iter()
             .filter(|c| c.method == method && c.path == path)
             .collect()
+    }
+
+    /// Makes every later call hang without an answer.
+    pub fn hang(&self) {
+        self.inner.lock().unwrap().hang = true;
     }
 
     /// Sets the status of the fake's intent `id` (as Stripe would, later).
@@ -161,6 +168,9 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 async fn create(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if state.lock().unwrap().hang {
+        std::future::pending::<()>().await;
+    }
     handle(
         &state,
         "POST",
