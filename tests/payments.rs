@@ -568,6 +568,30 @@ async fn an_intent_for_an_order_must_be_for_the_callers_order_and_its_total() {
         "ORDER_ALREADY_PAID",
     )
     .await;
+
+    // A cancelled order takes no payment.
+    let other = order(&app, None).await;
+    let other_id = other["id"].as_str().unwrap();
+    let cancelled = app
+        .put_json(
+            &format!("/orders/{other_id}/cancel"),
+            &json!({}),
+            Some(&user),
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    assert_error(
+        create_intent(
+            &app,
+            &json!({"amount": 6_399, "metadata": {"orderId": other_id}}),
+            &user,
+            None,
+        )
+        .await,
+        422,
+        "ORDER_NOT_PAYABLE",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -246,6 +246,14 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
             let order_id = r.metadata.get("orderId").map(|id| id.trim().to_owned());
             if let Some(order_id) = &order_id {
                 let order = self.orders.order(order_id.clone(), user_id).await?;
+                if order.status() == crate::proto::ecom::orders::v1::OrderStatus::Cancelled {
+                    return Err(errors::status_with_http(
+                        Code::FailedPrecondition,
+                        ErrorReason::OrderNotPayable,
+                        422,
+                        "The order is cancelled",
+                    ));
+                }
                 if order.payment_status() != crate::proto::ecom::orders::v1::PaymentState::Unpaid {
                     return Err(errors::status_with_http(
                         Code::FailedPrecondition,
