@@ -2,6 +2,8 @@
 //! directly over gRPC, plus a bare hyper server answering the same bytes as the ceiling, side by
 //! side in one run (these machines are noisy: compare ratios, not absolute figures).
 //!
+//! Last, order creation (POST /orders with two lines, one buyer per worker) through the edge.
+//!
 //! `cargo bench --bench load` — settings from the environment:
 //! BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/ecom_bench), BENCH_PRODUCTS
 //! (catalog size, seeded once per database; default 10000), BENCH_SECONDS per scenario (5),
@@ -335,6 +337,57 @@ async fn run() {
     })
     .await;
     grpc_search.print();
+
+    // Order creation: concurrent buyers (one user each) through the REST edge, on the real
+    // database: pricing from the catalog, stock reservation, the order's rows, in transactions.
+    sqlx::query("UPDATE products SET stock = 1000000 WHERE id <= 20")
+        .execute(&db)
+        .await
+        .unwrap();
+    let tokens = ecom::tokens::Tokens::new(
+        settings.jwt_secret(),
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+        Duration::from_secs(3600),
+        Clock::system(),
+    );
+    let buyer = std::sync::atomic::AtomicI64::new(1_000_000);
+    let edge_orders = drive("REST  POST /orders (2 lines)", workers, duration, || {
+        let user = buyer.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (token, _) = tokens.mint(
+            user,
+            &format!("buyer{user}@bench.test"),
+            ecom::tokens::Role::User,
+            None,
+        );
+        let client = client.clone();
+        let uri: hyper::Uri = format!("{rest}/orders").parse().unwrap();
+        let mut n = user as usize;
+        move || {
+            n += 1;
+            let (a, b) = (1 + n % 20, 1 + (n + 7) % 20);
+            let body = format!(
+                r#"{{"products":[{{"id":{a},"quantity":1}},{{"id":{b},"quantity":2}}],"paymentMethod":"card","shippingAddress":{{"firstName":"John","lastName":"Doe","address":"123 Main St","city":"New York","state":"NY","zipCode":"10001","country":"USA","phone":"+1234567890"}}}}"#
+            );
+            let request = hyper::Request::post(uri.clone())
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Full::new(Bytes::from(body)))
+                .unwrap();
+            let client = client.clone();
+            Box::pin(async move {
+                match client.request(request).await {
+                    Ok(response) => {
+                        let ok = response.status() == hyper::StatusCode::CREATED;
+                        response.into_body().collect().await.is_ok() && ok
+                    }
+                    Err(_) => false,
+                }
+            }) as std::pin::Pin<Box<dyn Future<Output = bool> + Send>>
+        }
+    })
+    .await;
+    edge_orders.print();
 
     println!("\nratios (same run):");
     println!(

@@ -30,6 +30,8 @@ pub struct Principal {
     /// The token's id and expiry, for logout.
     pub jti: String,
     pub expires_at: i64,
+    /// The refresh token family (login session) the token was minted for, if any.
+    pub session: Option<uuid::Uuid>,
 }
 
 impl Principal {
@@ -159,29 +161,45 @@ fn principal(claims: Claims) -> Principal {
         role: claims.role,
         jti: claims.jti,
         expires_at: claims.exp,
+        session: claims.sid,
+    }
+}
+
+/// Why a request has no signed-in caller: the error code and message every service answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: ErrorReason,
+    pub message: &'static str,
+}
+
+impl From<Refusal> for Status {
+    fn from(r: Refusal) -> Status {
+        errors::status(tonic::Code::Unauthenticated, r.reason, r.message)
+    }
+}
+
+/// The signed-in caller the layer found, or why there is none.
+pub fn principal_of(caller: Option<&Caller>) -> Result<&Principal, Refusal> {
+    match caller {
+        Some(Caller::User(p)) => Ok(p),
+        Some(Caller::Refused(TokenError::Expired)) => Err(Refusal {
+            reason: ErrorReason::TokenExpired,
+            message: "Invalid or expired token",
+        }),
+        Some(Caller::Refused(TokenError::Invalid)) => Err(Refusal {
+            reason: ErrorReason::Unauthorized,
+            message: "Invalid or expired token",
+        }),
+        Some(Caller::Anonymous) | None => Err(Refusal {
+            reason: ErrorReason::Unauthorized,
+            message: "Authentication required",
+        }),
     }
 }
 
 /// The signed-in caller, or UNAUTHENTICATED (UNAUTHORIZED / TOKEN_EXPIRED).
 pub fn require_user<T>(req: &tonic::Request<T>) -> Result<&Principal, Status> {
-    match req.extensions().get::<Caller>() {
-        Some(Caller::User(p)) => Ok(p),
-        Some(Caller::Refused(TokenError::Expired)) => Err(errors::status(
-            tonic::Code::Unauthenticated,
-            ErrorReason::TokenExpired,
-            "Invalid or expired token",
-        )),
-        Some(Caller::Refused(TokenError::Invalid)) => Err(errors::status(
-            tonic::Code::Unauthenticated,
-            ErrorReason::Unauthorized,
-            "Invalid or expired token",
-        )),
-        Some(Caller::Anonymous) | None => Err(errors::status(
-            tonic::Code::Unauthenticated,
-            ErrorReason::Unauthorized,
-            "Authentication required",
-        )),
-    }
+    principal_of(req.extensions().get::<Caller>()).map_err(Status::from)
 }
 
 /// The signed-in admin, or UNAUTHENTICATED, or PERMISSION_DENIED (FORBIDDEN).

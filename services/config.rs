@@ -258,6 +258,25 @@ pub struct Settings {
         global = true
     )]
     pub rate_limit_payments_max: u64,
+    /// POST /auth/login per client address per 15 minutes.
+    #[arg(long, env = "RATE_LIMIT_LOGIN_MAX", default_value_t = 5, global = true)]
+    pub rate_limit_login_max: u64,
+    /// POST /auth/register per client address per hour.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_REGISTER_MAX",
+        default_value_t = 3,
+        global = true
+    )]
+    pub rate_limit_register_max: u64,
+    /// POST /auth/forgot-password per client address per hour.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_FORGOT_MAX",
+        default_value_t = 3,
+        global = true
+    )]
+    pub rate_limit_forgot_max: u64,
     /// Comma-separated proxy addresses whose X-Forwarded-For is believed.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', global = true)]
     pub trusted_proxies: Vec<IpAddr>,
@@ -376,6 +395,22 @@ pub struct Settings {
     /// Days after delivery during which a return may be requested.
     #[arg(long, env = "RETURN_WINDOW_DAYS", default_value_t = 30, global = true)]
     pub return_window_days: u32,
+    /// Seller's name on invoices.
+    #[arg(
+        long,
+        env = "SELLER_NAME",
+        default_value = "ecom Store Inc.",
+        global = true
+    )]
+    pub seller_name: String,
+    /// Seller's postal address on invoices, lines separated by `;`.
+    #[arg(
+        long,
+        env = "SELLER_ADDRESS",
+        default_value = "123 Commerce Street;New York, NY 10001;USA",
+        global = true
+    )]
+    pub seller_address: String,
     /// Payment provider: sandbox (fake, default) or stripe.
     #[arg(
         long,

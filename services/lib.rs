@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth_alias;
 pub mod authn;
 pub mod cache;
 pub mod client_ip;

@@ -39,19 +39,19 @@ pub fn rules(settings: &Settings) -> Vec<Rule> {
         Rule {
             group: "auth-login",
             prefix: "/auth/login",
-            max: 5,
+            max: settings.rate_limit_login_max,
             window: Duration::from_secs(15 * 60),
         },
         Rule {
             group: "auth-register",
             prefix: "/auth/register",
-            max: 3,
+            max: settings.rate_limit_register_max,
             window: Duration::from_secs(3600),
         },
         Rule {
             group: "auth-forgot",
             prefix: "/auth/forgot-password",
-            max: 3,
+            max: settings.rate_limit_forgot_max,
             window: Duration::from_secs(3600),
         },
         Rule {

@@ -387,13 +387,27 @@ fn orders_service(
             "FREE_SHIPPING_THRESHOLD",
         )?,
     };
+    let after_sales = orders::AfterSales {
+        seller: orders::invoice::Seller {
+            name: settings.seller_name.trim().to_owned(),
+            address: settings
+                .seller_address
+                .split(';')
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        },
+        return_window_days: settings.return_window_days,
+    };
     Ok(orders::OrdersService::new(
         shared.db.clone(),
         catalog,
         payments,
         shared.clock.clone(),
         pricing,
-    ))
+    )
+    .with_after_sales(after_sales))
 }
 
 /// The payments service with the configured provider (PAYMENT_PROVIDER).
@@ -594,7 +608,7 @@ fn edge_router(
             tower_http::services::ServeDir::new(&settings.upload_dir),
         )
         .with_state(state)
-        .fallback_service(transcoder);
+        .fallback_service(transcoder.clone());
 
     let cors = transcoder::layers::CorsConfig {
         allowed_origins: settings.cors_origins.clone(),
@@ -611,6 +625,12 @@ fn edge_router(
     } else {
         router
     };
+    // Outside the rate limiter, so an alias counts in its resource's group.
+    let router = router.layer(crate::auth_alias::AuthAlias::layer(
+        &settings.api_base_path,
+        transcoder,
+        shared.authenticator.clone(),
+    ));
     let stack = ServiceBuilder::new()
         // Outermost: a panic anywhere below becomes a 500 in the contract's shape.
         .layer(transcoder::layers::CatchPanic::layer())

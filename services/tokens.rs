@@ -35,6 +35,11 @@ pub struct Claims {
     pub jti: String,
     pub iss: String,
     pub aud: String,
+    /// The refresh token family (login session) this token belongs to, so that
+    /// "sign out my other sessions" can spare the caller's own. Absent on
+    /// internal service tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<uuid::Uuid>,
     /// Always "access": refresh and reset tokens are opaque strings, never JWTs, but the type
     /// is pinned anyway so that no other JWT we might issue later passes as an access token.
     pub typ: String,
@@ -102,6 +107,18 @@ impl Tokens {
         role: Role,
         ttl: Option<Duration>,
     ) -> (String, Claims) {
+        self.mint_session(user_id, email, role, ttl, None)
+    }
+
+    /// Like [`Tokens::mint`], for the login session (refresh token family) `sid`.
+    pub fn mint_session(
+        &self,
+        user_id: i64,
+        email: &str,
+        role: Role,
+        ttl: Option<Duration>,
+        sid: Option<uuid::Uuid>,
+    ) -> (String, Claims) {
         let now = self.clock.now();
         let ttl = ttl.unwrap_or(self.ttl);
         let claims = Claims {
@@ -114,6 +131,7 @@ impl Tokens {
             jti: uuid::Uuid::new_v4().to_string(),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
+            sid,
             typ: "access".to_owned(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)

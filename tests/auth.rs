@@ -235,6 +235,19 @@ async fn failures_outside_the_window_do_not_add_up() {
     app.login("slow@example.com", PASSWORD).await;
 }
 
+/// The spec's 401 answer of /auth/validate: `{isValid: false, message}` (plus the code).
+async fn assert_invalid(response: reqwest::Response, code: &str) {
+    assert_eq!(response.status().as_u16(), 401);
+    let body = json(response).await;
+    assert_eq!(body["isValid"], false, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(body["code"], code, "{body}");
+    assert!(body.get("user").is_none(), "{body}");
+}
+
 #[tokio::test]
 async fn validate_accepts_a_good_token_and_refuses_forged_ones() {
     let app = spawn_app().await;
@@ -269,7 +282,7 @@ async fn validate_accepts_a_good_token_and_refuses_forged_ones() {
         "garbage",
     ] {
         let response = app.post_json("/auth/validate", &json!({}), Some(bad)).await;
-        assert_error(response, 401, "UNAUTHORIZED").await;
+        assert_invalid(response, "UNAUTHORIZED").await;
     }
     // Another issuer or audience.
     let other = ecom::tokens::Tokens::new(
@@ -280,27 +293,24 @@ async fn validate_accepts_a_good_token_and_refuses_forged_ones() {
         app.clock.clone(),
     );
     let (foreign, _) = other.mint(account.id, &account.email, ecom::tokens::Role::Admin, None);
-    assert_error(
+    assert_invalid(
         app.post_json("/auth/validate", &json!({}), Some(&foreign))
             .await,
-        401,
         "UNAUTHORIZED",
     )
     .await;
 
     // Expired: TOKEN_EXPIRED.
     app.clock.advance(chrono::Duration::minutes(16));
-    assert_error(
+    assert_invalid(
         app.post_json("/auth/validate", &json!({}), Some(&account.token))
             .await,
-        401,
         "TOKEN_EXPIRED",
     )
     .await;
     // No token.
-    assert_error(
+    assert_invalid(
         app.post_json("/auth/validate", &json!({}), None).await,
-        401,
         "UNAUTHORIZED",
     )
     .await;
@@ -333,10 +343,9 @@ async fn logout_revokes_the_access_token_and_the_refresh_family() {
         "UNAUTHORIZED",
     )
     .await;
-    assert_error(
+    assert_invalid(
         app.post_json("/auth/validate", &json!({}), Some(&account.token))
             .await,
-        401,
         "UNAUTHORIZED",
     )
     .await;
@@ -660,9 +669,11 @@ async fn a_mail_server_that_is_down_loses_nothing() {
 }
 
 #[tokio::test]
-async fn change_password_checks_the_current_one_and_revokes_refresh_tokens() {
+async fn change_password_checks_the_current_one_and_revokes_other_sessions() {
     let app = spawn_app().await;
     let account = app.register("change@example.com").await;
+    // A second session (another device), which the change must end.
+    let other_device = app.login("change@example.com", PASSWORD).await;
     let body = json!({"currentPassword": "WrongPass123", "newPassword": "BrandNew456"});
     assert_error(
         app.post_json("/auth/change-password", &body, Some(&account.token))
@@ -697,7 +708,7 @@ async fn change_password_checks_the_current_one_and_revokes_refresh_tokens() {
     assert_error(
         app.post_json(
             "/auth/refresh",
-            &json!({"refreshToken": account.refresh_token}),
+            &json!({"refreshToken": other_device.refresh_token}),
             None,
         )
         .await,
@@ -705,7 +716,55 @@ async fn change_password_checks_the_current_one_and_revokes_refresh_tokens() {
         "INVALID_REFRESH_TOKEN",
     )
     .await;
+    // The caller's own session goes on.
+    let response = app
+        .post_json(
+            "/auth/refresh",
+            &json!({"refreshToken": account.refresh_token}),
+            None,
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
     app.login("change@example.com", "BrandNew456").await;
+}
+
+#[tokio::test]
+async fn auth_prefixed_resources_need_a_valid_token() {
+    let app = spawn_app().await;
+    app.seed_catalog(3).await;
+    let account = app.register("alias@example.com").await;
+    // Without a token, or with a bad one: 401 in the contract's shape.
+    assert_error(app.get("/auth/products/1").await, 401, "UNAUTHORIZED").await;
+    assert_error(
+        app.get_as("/auth/products/1", "garbage").await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    // With one: the same resource as without the prefix, query string included.
+    let plain = json(app.get("/products/1").await).await;
+    let aliased = app.get_as("/auth/products/1", &account.token).await;
+    assert_eq!(aliased.status().as_u16(), 200);
+    assert_eq!(json(aliased).await, plain);
+    let page = json(app.get_as("/auth/products?limit=2", &account.token).await).await;
+    assert_eq!(page["limit"], 2);
+    assert_eq!(page["products"].as_array().unwrap().len(), 2);
+    // Unknown resources stay 404; auth's own routes keep their meaning (405, not an alias).
+    assert_error(
+        app.get_as("/auth/nothing/here", &account.token).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_error(app.get("/auth/login").await, 405, "METHOD_NOT_ALLOWED").await;
+    // An expired token: TOKEN_EXPIRED, as everywhere.
+    app.clock.advance(chrono::Duration::minutes(16));
+    assert_error(
+        app.get_as("/auth/products/1", &account.token).await,
+        401,
+        "TOKEN_EXPIRED",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -778,11 +837,14 @@ async fn the_same_rules_hold_over_grpc() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    let err = client
+    // Over gRPC "not valid" is an answer, not an error.
+    let invalid = client
         .validate(authorized(pb::ValidateRequest {}, "forged.token.here"))
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+        .unwrap()
+        .into_inner();
+    assert!(!invalid.is_valid);
+    assert_eq!(invalid.code.as_deref(), Some("UNAUTHORIZED"));
     let valid = client
         .validate(authorized(pb::ValidateRequest {}, &ok.token))
         .await

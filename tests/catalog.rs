@@ -962,3 +962,35 @@ async fn seeding_is_deterministic_and_idempotent() {
         titles(&first)
     );
 }
+
+#[tokio::test]
+async fn listing_pages_are_cached_and_an_admin_write_retires_them_all() {
+    let app = spawn_app().await;
+    app.seed_catalog(5).await;
+    let list = "/products?limit=5&sortBy=price&order=asc";
+    let search = "/products/search?q=a";
+    let before = get_ok(&app, list).await;
+    let searched = get_ok(&app, search).await;
+
+    // Behind the service's back: not seen, the pages come from the cache.
+    sqlx::query("UPDATE products SET title = 'Quietly Renamed', price_cents = 1 WHERE id = 3")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(get_ok(&app, list).await, before);
+    assert_eq!(get_ok(&app, search).await, searched);
+
+    // An admin write to any product retires every cached page at once.
+    let response = app
+        .put_json(
+            "/products/4",
+            &json!({ "stock": 7 }),
+            Some(&app.admin_token()),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let after = get_ok(&app, list).await;
+    assert_eq!(products(&after)[0]["title"], "Quietly Renamed");
+    assert_eq!(products(&after)[0]["price"], 0.01);
+    assert_ne!(get_ok(&app, search).await, searched);
+}

@@ -121,17 +121,18 @@ impl AuthApi {
         ttl: Option<Duration>,
         family: Option<Uuid>,
     ) -> Result<Session, AuthError> {
-        let (access, claims) = self
-            .shared
-            .tokens
-            .mint(user.id, &user.email, user.role(), ttl);
+        let family = family.unwrap_or_else(Uuid::new_v4);
+        let (access, claims) =
+            self.shared
+                .tokens
+                .mint_session(user.id, &user.email, user.role(), ttl, Some(family));
         let refresh = secret_token::generate();
         let refresh_ttl = chrono::Duration::from_std(self.shared.settings.jwt_refresh_expires_in)
             .context("JWT_REFRESH_EXPIRES_IN out of range")?;
         store::insert_refresh_token(
             ex,
             &secret_token::digest(&refresh),
-            family.unwrap_or_else(Uuid::new_v4),
+            family,
             user.id,
             self.now() + refresh_ttl,
         )
@@ -397,7 +398,7 @@ impl AuthApi {
             .await?
             .ok_or(AuthError::InvalidResetToken)?;
         store::set_password(&mut *tx, user_id, &hash).await?;
-        store::revoke_all_refresh_tokens(&mut *tx, user_id, now).await?;
+        store::revoke_refresh_tokens(&mut *tx, user_id, None, now).await?;
         store::enqueue_mail(
             &mut *tx,
             &user.email,
@@ -451,7 +452,8 @@ impl AuthApi {
         let hash = password::hash(password.secret().clone()).await?;
         let mut tx = self.shared.db.begin().await?;
         store::set_password(&mut *tx, user.id, &hash).await?;
-        store::revoke_all_refresh_tokens(&mut *tx, user.id, self.now()).await?;
+        // The caller's own session survives; every other one must log in again.
+        store::revoke_refresh_tokens(&mut *tx, user.id, principal.session, self.now()).await?;
         tx.commit().await?;
         Ok(pb::ChangePasswordResponse {
             message: "Password changed successfully".to_owned(),
@@ -494,22 +496,37 @@ impl AuthService for AuthApi {
         &self,
         req: Request<pb::ValidateRequest>,
     ) -> Result<Response<pb::ValidateResponse>, Status> {
-        let principal = authn::require_user(&req)?;
-        let user = match load_profile(&self.shared, principal.user_id).await {
-            Ok(u) => u,
-            Err(AuthError::UserNotFound) => {
-                return Err(crate::errors::status(
-                    tonic::Code::Unauthenticated,
-                    crate::errors::ErrorReason::Unauthorized,
-                    "Token expired or invalid",
-                ));
-            }
-            Err(e) => return Err(e.into()),
+        let refusal = match authn::principal_of(req.extensions().get()) {
+            Ok(principal) => match load_profile(&self.shared, principal.user_id).await {
+                Ok(user) => {
+                    return Ok(Response::new(pb::ValidateResponse {
+                        is_valid: true,
+                        user: Some(user),
+                        ..Default::default()
+                    }));
+                }
+                // A deleted account's token: as invalid as any other.
+                Err(AuthError::UserNotFound) => authn::Refusal {
+                    reason: crate::errors::ErrorReason::Unauthorized,
+                    message: "Token expired or invalid",
+                },
+                Err(e) => return Err(e.into()),
+            },
+            Err(refusal) => refusal,
         };
-        Ok(Response::new(pb::ValidateResponse {
-            is_valid: true,
-            user: Some(user),
-        }))
+        // The spec's 401 body is this message, not an error: gRPC callers get an OK call
+        // saying "not valid", REST callers a 401 (see ValidateResponse in auth.proto).
+        let mut response = Response::new(pb::ValidateResponse {
+            is_valid: false,
+            user: None,
+            message: Some(refusal.message.to_owned()),
+            code: Some(crate::errors::reason_name(refusal.reason).to_owned()),
+        });
+        response.metadata_mut().insert(
+            "x-http-status",
+            tonic::metadata::MetadataValue::from_static("401"),
+        );
+        Ok(response)
     }
 
     /// Spec 4.2.4: revokes the access token's jti and the refresh token's family.

@@ -310,16 +310,20 @@ pub async fn revoke_family_of(
     Ok(())
 }
 
-/// Revokes every refresh token of a user (password reset or change, account deletion).
-pub async fn revoke_all_refresh_tokens(
+/// Revokes every refresh token of a user but those of the family `except` (the caller's own
+/// session on a password change; `None` on a reset or an account deletion revokes them all).
+pub async fn revoke_refresh_tokens(
     ex: impl PgExecutor<'_>,
     user_id: i64,
+    except: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        r#"UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL"#,
+        r#"UPDATE refresh_tokens SET revoked_at = $2
+           WHERE user_id = $1 AND revoked_at IS NULL AND family_id IS DISTINCT FROM $3"#,
         user_id,
-        now
+        now,
+        except
     )
     .execute(ex)
     .await?;

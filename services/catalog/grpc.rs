@@ -25,6 +25,16 @@ const CATEGORIES_KEY: &str = "catalog:categories";
 /// When a write deletes its cache keys the second time (see `invalidate`).
 const SECOND_INVALIDATION: Duration = Duration::from_millis(500);
 
+/// How long a cached listing page (GET /products, /products/search, a category) stays.
+/// Admin writes retire every cached page at once by moving to a new generation; the
+/// stock shown in a page may lag the orders' reservations by up to this long (a product's
+/// own page, and ordering, always see the exact stock).
+const PAGE_TTL: Duration = Duration::from_secs(30);
+/// The cache key of the current listing generation, and how long it is kept (far longer
+/// than any page, so an expired generation can bring back no page).
+const GENERATION_KEY: &str = "catalog:listing-generation";
+const GENERATION_TTL: Duration = Duration::from_secs(86_400);
+
 /// The cache key of one product.
 fn product_key(id: i64) -> String {
     format!("catalog:product:{id}")
@@ -65,15 +75,39 @@ impl CatalogService {
         Ok(product)
     }
 
-    /// A page of products and the total, converted.
-    async fn page(&self, query: &ProductQuery) -> Result<Page, CatalogError> {
+    /// A page of products and the total, converted: from the cache, else from the database
+    /// (then cached). On a large catalog the exact total and the ranking of a search cost
+    /// a scan of every match, so repeated pages come from the cache.
+    async fn page(&self, query: &ProductQuery) -> Result<pb::ListProductsResponse, CatalogError> {
+        let key = self.page_key(query).await;
+        if let Some(bytes) = self.cache.get(&key).await {
+            match pb::ListProductsResponse::decode(bytes) {
+                Ok(cached) => return Ok(cached),
+                Err(err) => tracing::warn!(%key, error = %err, "undecodable cache entry"),
+            }
+        }
         let (products, total) = store::list_products(&self.db, query).await?;
-        Ok(Page {
+        let page = pb::ListProductsResponse {
             products: products.into_iter().map(to_wire).collect(),
             total: saturating_i32(total),
             skip: saturating_i32(query.page.skip()),
             limit: saturating_i32(query.page.limit()),
-        })
+        };
+        self.cache.set(&key, &page.encode_to_vec(), PAGE_TTL).await;
+        Ok(page)
+    }
+
+    /// The cache key of a listing page: the current generation and a digest of the query.
+    /// Without a generation yet (none written, or the store unreachable) it is "0".
+    async fn page_key(&self, query: &ProductQuery) -> String {
+        use sha2::Digest as _;
+        let generation = self.cache.get(GENERATION_KEY).await;
+        let generation = generation
+            .as_deref()
+            .and_then(|g| std::str::from_utf8(g).ok())
+            .unwrap_or("0");
+        let digest = sha2::Sha256::digest(format!("{query:?}").as_bytes());
+        format!("catalog:page:{generation}:{}", hex::encode(&digest[..16]))
     }
 
     /// Deletes cache keys after a committed write. A reader that loaded
@@ -81,6 +115,13 @@ impl CatalogService {
     /// first delete; the second delete, shortly after, closes that window,
     /// so no instance serves the old product for the whole TTL.
     async fn invalidate(&self, keys: Vec<String>) {
+        // Every cached listing page at once: readers move to a new generation's keys. A
+        // reader that read the old generation before this stores its page under that old
+        // key, which nobody reads any more.
+        let generation = uuid::Uuid::new_v4().simple().to_string();
+        self.cache
+            .set(GENERATION_KEY, generation.as_bytes(), GENERATION_TTL)
+            .await;
         self.cache.delete(&keys).await;
         let cache = self.cache.clone();
         tokio::spawn(async move {
@@ -88,14 +129,6 @@ impl CatalogService {
             cache.delete(&keys).await;
         });
     }
-}
-
-/// A converted page, before it goes into one of the three list responses.
-struct Page {
-    products: Vec<pb::Product>,
-    total: i32,
-    skip: i32,
-    limit: i32,
 }
 
 #[tonic::async_trait]
@@ -107,13 +140,7 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         request: Request<pb::ListProductsRequest>,
     ) -> Result<Response<pb::ListProductsResponse>, Status> {
         let query = ProductQuery::try_from(request.get_ref()).map_err(CatalogError::from)?;
-        let page = self.page(&query).await?;
-        Ok(Response::new(pb::ListProductsResponse {
-            products: page.products,
-            total: page.total,
-            skip: page.skip,
-            limit: page.limit,
-        }))
+        Ok(Response::new(self.page(&query).await?))
     }
 
     /// Contract 5.2.2: every category's slug, alphabetically; cached.

@@ -20,6 +20,18 @@ pub enum OrderError {
     /// FAILED_PRECONDITION, 422 INVALID_STATUS_TRANSITION.
     #[error("order cannot go from {0} to {1}")]
     InvalidTransition(&'static str, &'static str),
+    /// FAILED_PRECONDITION, 422 RETURN_NOT_ALLOWED: the order is not delivered.
+    #[error("order cannot be returned in status {0}")]
+    NotReturnable(&'static str),
+    /// FAILED_PRECONDITION, 422 RETURN_WINDOW_EXPIRED: delivered more than the window ago.
+    #[error("the return window of {0} days has passed")]
+    ReturnWindowExpired(u32),
+    /// ALREADY_EXISTS, 409 RETURN_EXISTS: the order has an open return.
+    #[error("a return is already open for this order")]
+    ReturnExists,
+    /// PERMISSION_DENIED (403), FORBIDDEN: an admin acting as the buyer.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
     /// FAILED_PRECONDITION, 422 IDEMPOTENCY_KEY_REUSED: same key, other body.
     #[error("idempotency key reused with another request")]
     KeyReused,
@@ -75,6 +87,27 @@ impl From<OrderError> for Status {
                 422,
                 format!("Cannot change order status from {from} to {to}"),
             ),
+            OrderError::NotReturnable(status) => errors::status_with_http(
+                Code::FailedPrecondition,
+                ErrorReason::ReturnNotAllowed,
+                422,
+                format!("Only delivered orders can be returned; this order is {status}"),
+            ),
+            OrderError::ReturnWindowExpired(days) => errors::status_with_http(
+                Code::FailedPrecondition,
+                ErrorReason::ReturnWindowExpired,
+                422,
+                format!("Returns are accepted within {days} days of delivery"),
+            ),
+            OrderError::ReturnExists => errors::status_with_http(
+                Code::AlreadyExists,
+                ErrorReason::ReturnExists,
+                409,
+                "A return was already requested for this order",
+            ),
+            OrderError::Forbidden(message) => {
+                errors::status(Code::PermissionDenied, ErrorReason::Forbidden, message)
+            }
             OrderError::KeyReused => errors::status_with_http(
                 Code::FailedPrecondition,
                 ErrorReason::IdempotencyKeyReused,

@@ -11,13 +11,17 @@ use super::catalog::Catalog;
 use super::domain::{NewOrder, OrderStatus, PricedLine, PricingRules};
 use super::error::OrderError;
 use super::idempotency::{self, Claim};
+use super::invoice::{self, Buyer, Seller};
+use super::mail;
 use super::payments::Payments;
+use super::returns;
 use super::store::{self, PlacedOrder, timestamp};
 use crate::authn::{self, Principal};
 use crate::clock::Clock;
 use crate::proto::ecom::catalog::v1::ReservationState;
 use crate::proto::ecom::orders::v1 as pb;
 use crate::proto::ecom::payments::v1::PaymentStatus as IntentStatus;
+use crate::proto::google::api::HttpBody;
 
 /// Default and largest page of the order lists.
 const DEFAULT_LIMIT: i32 = 10;
@@ -37,6 +41,27 @@ const CARRIERS: &[(&str, &str)] = &[
 /// Days from shipping to the estimated delivery.
 const DELIVERY_DAYS: i64 = 3;
 
+/// Settings of invoices and returns.
+#[derive(Clone, Debug)]
+pub struct AfterSales {
+    /// Who the invoices name as the seller (SELLER_NAME, SELLER_ADDRESS).
+    pub seller: Seller,
+    /// Days after delivery during which a return may be requested (RETURN_WINDOW_DAYS).
+    pub return_window_days: u32,
+}
+
+impl Default for AfterSales {
+    fn default() -> Self {
+        AfterSales {
+            seller: Seller {
+                name: "ecom".to_owned(),
+                address: vec!["123 Commerce Street".to_owned()],
+            },
+            return_window_days: 30,
+        }
+    }
+}
+
 /// The orders service's gRPC implementation. Cheap to clone.
 #[derive(Clone)]
 pub struct OrdersService {
@@ -45,6 +70,7 @@ pub struct OrdersService {
     payments: Payments,
     clock: Clock,
     pricing: PricingRules,
+    after_sales: AfterSales,
 }
 
 impl OrdersService {
@@ -63,7 +89,14 @@ impl OrdersService {
             payments,
             clock,
             pricing,
+            after_sales: AfterSales::default(),
         }
+    }
+
+    /// The same service with these invoice and return settings.
+    pub fn with_after_sales(mut self, after_sales: AfterSales) -> Self {
+        self.after_sales = after_sales;
+        self
     }
 
     /// Now, to the microsecond PostgreSQL keeps, so a stored time reads back equal.
@@ -197,6 +230,8 @@ impl OrdersService {
             };
             store::apply_payment(&mut tx, &view, true, false, placed.now).await?;
         }
+        // The confirmation mail is committed with the order, or not at all.
+        mail::queue_confirmation(&mut tx, placed).await?;
         // A placed order empties the buyer's active cart.
         carts::empty_active_cart(&mut tx, placed.user_id).await?;
         if let Some(key) = key {
@@ -318,6 +353,16 @@ fn placed_to_wire(o: &PlacedOrder<'_>) -> pb::Order {
         notes: Vec::new(),
         return_request: None,
     }
+}
+
+/// The carrier's tracking page of a shipment; empty for an unknown carrier or no number.
+fn tracking_url(carrier: &str, tracking_number: &str) -> String {
+    CARRIERS
+        .iter()
+        .find(|(name, _)| *name == carrier)
+        .filter(|_| !tracking_number.is_empty())
+        .map(|(_, base)| format!("{base}{tracking_number}"))
+        .unwrap_or_default()
 }
 
 /// skip and limit of a list request, checked.
@@ -516,7 +561,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         }
         let now = self.now();
         let mut tx = self.db.begin().await.map_err(OrderError::from)?;
-        let (_, current, _) = store::lock_order(&mut tx, &r.id)
+        let (owner, current, _) = store::lock_order(&mut tx, &r.id)
             .await?
             .ok_or(OrderError::NotFound)?;
         if !current.can_become(next) {
@@ -535,6 +580,18 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         let reason = (next == OrderStatus::Cancelled).then_some(note.as_str());
         store::set_status(&mut tx, &r.id, next, tracking, carrier, reason, now).await?;
         store::add_history(&mut tx, &r.id, next, &note, admin, now).await?;
+        if let (OrderStatus::Shipped, Some(tracking), Some(carrier)) = (next, tracking, carrier) {
+            // The shipping notice is committed with the status change, or not at all.
+            let shipment = mail::Shipment {
+                order_id: &r.id,
+                user_id: owner,
+                carrier,
+                tracking_number: tracking,
+                tracking_url: &tracking_url(carrier, tracking),
+                estimated_delivery: now + chrono::Duration::days(DELIVERY_DAYS),
+            };
+            mail::queue_shipped(&mut tx, &shipment).await?;
+        }
         tx.commit().await.map_err(OrderError::from)?;
         if next == OrderStatus::Cancelled {
             self.release_stock(&r.id).await;
@@ -641,12 +698,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         let order = self.visible_order(caller, &request.get_ref().id).await?;
         let carrier = order.carrier.clone().unwrap_or_default();
         let tracking_number = order.tracking_number.clone().unwrap_or_default();
-        let tracking_url = CARRIERS
-            .iter()
-            .find(|(name, _)| *name == carrier)
-            .filter(|_| !tracking_number.is_empty())
-            .map(|(_, base)| format!("{base}{tracking_number}"))
-            .unwrap_or_default();
+        let tracking_url = tracking_url(&carrier, &tracking_number);
         let status_at = |status: pb::OrderStatus| {
             order
                 .history
@@ -735,6 +787,103 @@ impl pb::orders_service_server::OrdersService for OrdersService {
             .ok_or(OrderError::NotFound)?;
         tracing::debug!(order = %r.id, status = status_name(&order), "note added");
         Ok(Response::new(pb::AddOrderNoteResponse {
+            order: Some(order),
+        }))
+    }
+
+    /// Contract 6.2.7: the invoice PDF of an order the caller may see (own, or
+    /// any for an admin), with `content-disposition` naming the file.
+    #[tracing::instrument(skip_all, fields(id = %request.get_ref().id))]
+    async fn get_invoice(
+        &self,
+        request: Request<pb::GetInvoiceRequest>,
+    ) -> Result<Response<HttpBody>, Status> {
+        let caller = authn::require_user(&request)?;
+        let order = self.visible_order(caller, &request.get_ref().id).await?;
+        let mut conn = self.db.acquire().await.map_err(OrderError::from)?;
+        let buyer = match mail::buyer(&mut conn, order.user_id).await? {
+            Some(contact) => Buyer {
+                name: contact.name(),
+                email: contact.email,
+            },
+            // The account is gone: the invoice still names whom it billed.
+            None => {
+                let billing = order.billing_address.clone().unwrap_or_default();
+                Buyer {
+                    name: format!("{} {}", billing.first_name, billing.last_name)
+                        .trim()
+                        .to_owned(),
+                    email: String::new(),
+                }
+            }
+        };
+        drop(conn);
+        let pdf = invoice::render(&order, &self.after_sales.seller, &buyer);
+        let mut response = Response::new(HttpBody {
+            content_type: "application/pdf".to_owned(),
+            data: pdf,
+            extensions: Vec::new(),
+        });
+        // Order ids are [A-Z0-9-], so the header value is always valid ASCII.
+        let disposition = format!("attachment; filename=\"invoice-{}.pdf\"", order.id);
+        response.metadata_mut().insert(
+            "content-disposition",
+            disposition.parse().map_err(|_| {
+                OrderError::Unexpected(anyhow::anyhow!("order id is not a header value"))
+            })?,
+        );
+        Ok(response)
+    }
+
+    /// POST /orders/:id/return: the buyer returns all or part of a delivered
+    /// order within the return window; see [`returns`] for the checks.
+    #[tracing::instrument(skip_all, fields(id = %request.get_ref().id))]
+    async fn request_return(
+        &self,
+        request: Request<pb::RequestReturnRequest>,
+    ) -> Result<Response<pb::RequestReturnResponse>, Status> {
+        let caller = authn::require_user(&request)?.clone();
+        let r = request.into_inner();
+        let reason = returns::reason(&r.reason)?;
+        let now = self.now();
+        let mut tx = self.db.begin().await.map_err(OrderError::from)?;
+        let (owner, status, _) = store::lock_order(&mut tx, &r.id)
+            .await?
+            .ok_or(OrderError::NotFound)?;
+        if owner != caller.user_id {
+            return Err(if caller.is_admin() {
+                OrderError::Forbidden("Only the buyer can request a return")
+            } else {
+                OrderError::NotFound
+            }
+            .into());
+        }
+        if status != OrderStatus::Delivered {
+            return Err(OrderError::NotReturnable(status.as_str()).into());
+        }
+        if returns::open_exists(&mut tx, &r.id).await? {
+            return Err(OrderError::ReturnExists.into());
+        }
+        let window = self.after_sales.return_window_days;
+        let delivered = returns::delivered_at(&mut tx, &r.id)
+            .await?
+            .ok_or_else(|| {
+                OrderError::Unexpected(anyhow::anyhow!(
+                    "delivered order without a delivery in its history"
+                ))
+            })?;
+        if now > delivered + chrono::Duration::days(window.into()) {
+            return Err(OrderError::ReturnWindowExpired(window).into());
+        }
+        let ordered = returns::ordered_lines(&mut tx, &r.id).await?;
+        let items = returns::items(&r.items, &ordered)?;
+        returns::insert(&mut tx, &r.id, &reason, &items, caller.user_id, now).await?;
+        tx.commit().await.map_err(OrderError::from)?;
+        tracing::info!(order = %r.id, user_id = caller.user_id, "return requested");
+        let order = store::load_order(&self.db, &r.id)
+            .await?
+            .ok_or(OrderError::NotFound)?;
+        Ok(Response::new(pb::RequestReturnResponse {
             order: Some(order),
         }))
     }

@@ -3,7 +3,10 @@
 //!
 //! It owns the `orders`, `order_items`, `order_history`, `order_notes`,
 //! `order_numbers` and `idempotency_keys` tables
-//! (migrations/20261127000300_orders.sql). Product data and stock belong to the
+//! (migrations/20261127000300_orders.sql) and `order_returns`
+//! (migrations/20261127000700_order_returns_mail.sql). It writes order mails
+//! to the shared `mail_outbox` and reads buyers' emails from `users` in one
+//! query ([`mail`]). Product data and stock belong to the
 //! catalog: this service asks the catalog service over gRPC ([`catalog`]), never
 //! reads its tables.
 //!
@@ -40,11 +43,15 @@ pub mod domain;
 mod error;
 mod grpc;
 pub mod idempotency;
+pub mod invoice;
+mod mail;
 pub mod payments;
+mod pdf;
+mod returns;
 mod store;
 
 pub use catalog::Catalog;
 pub use error::OrderError;
-pub use grpc::OrdersService;
+pub use grpc::{AfterSales, OrdersService};
 pub use payments::Payments;
 pub use store::timestamp as store_timestamp;

@@ -287,7 +287,7 @@ pub async fn load_order(db: &PgPool, id: &str) -> Result<Option<pb::Order>, Orde
                 created_at: Some(timestamp(n.created_at)),
             })
             .collect(),
-        return_request: None,
+        return_request: super::returns::latest(db, id).await?,
     }))
 }
 

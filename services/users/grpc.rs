@@ -118,7 +118,7 @@ impl UsersApi {
         let now = self.shared.clock.now();
         let mut tx = self.shared.db.begin().await?;
         store::request_deletion(&mut *tx, user.id, now, r.reason.trim()).await?;
-        accounts::revoke_all_refresh_tokens(&mut *tx, user.id, now).await?;
+        accounts::revoke_refresh_tokens(&mut *tx, user.id, None, now).await?;
         tx.commit().await?;
         // Tokens die at once: this one by its jti, older ones by the per-user cutoff.
         let auth = &self.shared.authenticator;

@@ -83,6 +83,10 @@ const FORWARDED: [HeaderName; 4] = [
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const HTTP_BODY: &str = "google.api.HttpBody";
+/// Response metadata that sets the HTTP status of a successful call (see
+/// `options.proto`): grpc-gateway's `x-http-code` idiom, for the rare
+/// contract whose non-2xx answer is a normal response message.
+const X_HTTP_STATUS: &str = "x-http-status";
 
 /// Configures a [`Transcoder`]; from [`Transcoder::builder`].
 #[derive(Debug)]
@@ -265,6 +269,22 @@ impl Transcoder {
     /// The OpenAPI document of every route, under the base path.
     pub fn openapi(&self, info: &OpenApiInfo) -> serde_json::Value {
         openapi::document(&self.inner.routes, &self.inner.base_path, info)
+    }
+
+    /// Whether some route serves `path` (base path included) with any method:
+    /// what a layer in front needs to tell a real route from one it may
+    /// rewrite, without answering the request.
+    pub fn serves_path(&self, path: &str) -> bool {
+        let Some(rest) = path.strip_prefix(self.inner.base_path.as_str()) else {
+            return false;
+        };
+        if !rest.starts_with('/') {
+            return false;
+        }
+        matches!(
+            self.inner.routes.match_request(&Method::GET, rest),
+            RouteMatch::Found { .. } | RouteMatch::MethodNotAllowed { .. }
+        )
     }
 }
 
@@ -591,9 +611,14 @@ impl Inner {
     ) -> Response<Body> {
         let (metadata, msg, _) = response.into_parts();
         let mut out = Response::new(Body::empty());
-        *out.status_mut() = route.success_status;
+        *out.status_mut() = metadata
+            .get(X_HTTP_STATUS)
+            .and_then(|v| v.to_str().ok()?.parse::<u16>().ok())
+            .and_then(|code| StatusCode::from_u16(code).ok())
+            .filter(|status| status.as_u16() >= 200)
+            .unwrap_or(route.success_status);
         copy_metadata(&metadata, &route.response_headers, out.headers_mut());
-        if route.success_status == StatusCode::NO_CONTENT {
+        if out.status() == StatusCode::NO_CONTENT {
             return out;
         }
         let raw = match &route.response_body {

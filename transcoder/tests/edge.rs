@@ -346,6 +346,39 @@ async fn http_body_response_is_raw_with_declared_headers() {
 }
 
 #[tokio::test]
+async fn x_http_status_metadata_sets_the_status_of_a_success() {
+    let edge = edge();
+    let r = send(
+        &edge,
+        req("GET", "/api/v1/shelves/1/books/601", Bytes::new()),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.json()["id"], 601, "the body is the response message");
+    let r = send(
+        &edge,
+        req("GET", "/api/v1/shelves/1/books/700", Bytes::new()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "a value that is no status is ignored");
+    let r = send(&edge, req("GET", "/api/v1/shelves/1/books/7", Bytes::new())).await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn serves_path_tells_routes_from_other_paths() {
+    let edge = edge();
+    assert!(edge.serves_path("/api/v1/shelves/1/books/7"));
+    // Served with another method only: still a route.
+    assert!(edge.serves_path("/api/v1/shelves/1/books:import"));
+    assert!(!edge.serves_path("/api/v1/nothing/here"));
+    assert!(
+        !edge.serves_path("/shelves/1/books/7"),
+        "outside the base path"
+    );
+}
+
+#[tokio::test]
 async fn http_body_request_takes_raw_bytes_and_content_type() {
     let mut r = req(
         "POST",

@@ -80,7 +80,21 @@ impl LibraryService for Library {
     }
 
     async fn get_book(&self, req: Request<GetBookRequest>) -> Result<Response<Book>, Status> {
-        Ok(Response::new(sample_book(req.into_inner().book)))
+        let id = req.into_inner().book;
+        let mut response = Response::new(sample_book(id));
+        // Books 600..=699 answer with their id minus 200 as the HTTP status
+        // (`x-http-status` metadata); 700 with a value that is not a status.
+        let status = match id {
+            600..=699 => Some((id - 200).to_string()),
+            700 => Some("soon".to_owned()),
+            _ => None,
+        };
+        if let Some(status) = status {
+            response
+                .metadata_mut()
+                .insert("x-http-status", status.parse().unwrap());
+        }
+        Ok(response)
     }
 
     async fn list_books(
