@@ -438,12 +438,18 @@ pub struct Settings {
         global = true
     )]
     pub stripe_api_base: String,
+    /// How long one call to Stripe may take before it counts as unavailable (503), e.g. 15s.
+    #[arg(long, env = "STRIPE_TIMEOUT", default_value = "15s", value_parser = parse_duration, global = true)]
+    pub stripe_timeout: Duration,
     /// Where the orders service reaches the catalog service over gRPC; unset: in-process.
     #[arg(long, env = "CATALOG_URL", global = true)]
     pub catalog_url: Option<String>,
     /// Where the payments service reaches the orders service over gRPC; unset: in-process.
     #[arg(long, env = "ORDERS_URL", global = true)]
     pub orders_url: Option<String>,
+    /// Where the orders service reaches the payments service over gRPC; unset: in-process.
+    #[arg(long, env = "PAYMENTS_URL", global = true)]
+    pub payments_url: Option<String>,
 }
 
 /// How the mail sender secures its SMTP connection.

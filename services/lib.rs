@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod errors;
+pub mod internal;
 pub mod kv;
 pub mod money;
 pub mod proto;

@@ -40,7 +40,7 @@ use crate::proto::ecom::payments::v1::payments_service_server::PaymentsServiceSe
 use crate::proto::ecom::users::v1::users_service_server::UsersServiceServer;
 use crate::ratelimit::{self, RateLimit};
 use crate::tokens::Tokens;
-use crate::{auth, db, orders, payments, proto, users};
+use crate::{auth, db, internal, orders, payments, proto, users};
 
 /// What the process runs.
 #[derive(Debug, Clone)]
@@ -150,10 +150,20 @@ impl Application {
                 if services.contains(&ServiceName::Auth) || services.contains(&ServiceName::Users) {
                     identity_start(&shared, &services, &stop).await?;
                 }
-                let routes = grpc_routes(&shared, &services)?;
+                // Built only where orders or payments run: a catalog-only process
+                // needs no payment provider settings.
+                let commerce = if services.contains(&ServiceName::Orders)
+                    || services.contains(&ServiceName::Payments)
+                {
+                    Some(commerce(&shared)?)
+                } else {
+                    None
+                };
+                let routes = grpc_routes(&shared, &services, commerce.as_ref());
                 tokio::spawn(commerce_sweeper(
                     shared.clone(),
                     services.clone(),
+                    commerce,
                     stop.clone(),
                 ));
                 let listener = TcpListener::bind((settings.host, settings.grpc_port))
@@ -275,36 +285,87 @@ async fn identity_start(
 }
 
 /// The gRPC services this process runs, plus reflection and health.
-fn grpc_routes(shared: &Shared, services: &[ServiceName]) -> anyhow::Result<Routes> {
+fn grpc_routes(shared: &Shared, services: &[ServiceName], commerce: Option<&Commerce>) -> Routes {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor set is valid");
     let mut routes = Routes::new(reflection);
     for service in services {
-        routes = match service {
-            ServiceName::Auth => {
+        routes = match (service, commerce) {
+            (ServiceName::Auth, _) => {
                 routes.add_service(AuthServiceServer::new(auth::AuthApi::new(shared.clone())))
             }
-            ServiceName::Catalog => routes.add_service(CatalogServiceServer::new(
+            (ServiceName::Catalog, _) => routes.add_service(CatalogServiceServer::new(
                 CatalogService::new(shared.db.clone(), shared.cache.clone()),
             )),
-            ServiceName::Orders => {
-                routes.add_service(OrdersServiceServer::new(orders_service(shared)?))
+            (ServiceName::Orders, Some(commerce)) => {
+                routes.add_service(OrdersServiceServer::new(commerce.orders.clone()))
             }
-            ServiceName::Users => routes.add_service(UsersServiceServer::new(
+            (ServiceName::Users, _) => routes.add_service(UsersServiceServer::new(
                 users::UsersApi::new(shared.clone()),
             )),
-            ServiceName::Payments => {
-                routes.add_service(PaymentsServiceServer::new(payments_service(shared)?))
+            (ServiceName::Payments, Some(commerce)) => {
+                routes.add_service(PaymentsServiceServer::new(commerce.payments.clone()))
+            }
+            (ServiceName::Orders | ServiceName::Payments, None) => {
+                unreachable!("commerce is built when orders or payments run")
             }
         };
     }
-    Ok(routes)
+    routes
+}
+
+/// The orders and payments services, which call each other: each reaches the
+/// other at its URL (ORDERS_URL, PAYMENTS_URL) or in this process, through a
+/// [`internal::Late`] transport bound once both exist. `links` holds those
+/// bindings: keep it as long as the services serve.
+struct Commerce {
+    orders: orders::OrdersService,
+    payments: payments::PaymentsService,
+    links: (internal::Late, internal::Late),
+}
+
+fn commerce(shared: &Shared) -> anyhow::Result<Commerce> {
+    let settings = &shared.settings;
+    let to_orders = internal::Late::new();
+    let to_payments = internal::Late::new();
+    let orders_transport = match &settings.orders_url {
+        Some(url) => internal::remote(url, "ORDERS_URL")?,
+        None => to_orders.transport(),
+    };
+    let payments_transport = match &settings.payments_url {
+        Some(url) => internal::remote(url, "PAYMENTS_URL")?,
+        None => to_payments.transport(),
+    };
+    let orders = orders_service(
+        shared,
+        orders::Payments::new(payments_transport, shared.tokens.clone()),
+    )?;
+    let payments = payments_service(
+        shared,
+        payments::Orders::new(orders_transport, shared.tokens.clone()),
+    )?;
+    to_orders.bind(internal::in_process(
+        OrdersServiceServer::new(orders.clone()),
+        shared.authenticator.clone(),
+    ));
+    to_payments.bind(internal::in_process(
+        PaymentsServiceServer::new(payments.clone()),
+        shared.authenticator.clone(),
+    ));
+    Ok(Commerce {
+        orders,
+        payments,
+        links: (to_orders, to_payments),
+    })
 }
 
 /// The orders service, reaching the catalog in this process or at CATALOG_URL.
-fn orders_service(shared: &Shared) -> anyhow::Result<orders::OrdersService> {
+fn orders_service(
+    shared: &Shared,
+    payments: orders::Payments,
+) -> anyhow::Result<orders::OrdersService> {
     let settings = &shared.settings;
     let catalog = match &settings.catalog_url {
         Some(url) => orders::Catalog::remote(url, shared.tokens.clone())?,
@@ -339,47 +400,64 @@ fn orders_service(shared: &Shared) -> anyhow::Result<orders::OrdersService> {
         },
         return_window_days: settings.return_window_days,
     };
-    Ok(
-        orders::OrdersService::new(shared.db.clone(), catalog, shared.clock.clone(), pricing)
-            .with_after_sales(after_sales),
+    Ok(orders::OrdersService::new(
+        shared.db.clone(),
+        catalog,
+        payments,
+        shared.clock.clone(),
+        pricing,
     )
+    .with_after_sales(after_sales))
 }
 
-/// The payments service with the configured provider.
-fn payments_service(shared: &Shared) -> anyhow::Result<payments::PaymentsService> {
+/// The payments service with the configured provider (PAYMENT_PROVIDER).
+fn payments_service(
+    shared: &Shared,
+    orders: payments::Orders,
+) -> anyhow::Result<payments::PaymentsService> {
     let settings = &shared.settings;
     let provider: Arc<dyn payments::provider::PaymentProvider> =
         match settings.payment_provider.as_str() {
             "sandbox" => Arc::new(payments::provider::Sandbox),
-            other => anyhow::bail!("PAYMENT_PROVIDER `{other}` is not supported (sandbox)"),
+            "stripe" => {
+                let key = settings
+                    .stripe_secret_key
+                    .clone()
+                    .context("PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY")?;
+                Arc::new(payments::provider::Stripe::new(
+                    &settings.stripe_api_base,
+                    key,
+                    settings.stripe_timeout,
+                )?)
+            }
+            other => {
+                anyhow::bail!("PAYMENT_PROVIDER `{other}` is not supported (sandbox or stripe)")
+            }
         };
     Ok(payments::PaymentsService::new(
         shared.db.clone(),
         shared.clock.clone(),
         provider,
         settings.stripe_webhook_secret.clone(),
+        orders,
     ))
 }
 
 /// Every minute: the catalog releases expired stock reservations, the orders
 /// service reconciles orders whose reservation commit was not confirmed, and
-/// idempotency keys older than 24 hours are purged.
+/// idempotency keys older than 24 hours are purged. Holds the links between
+/// orders and payments (`commerce.links`) until the shutdown.
 async fn commerce_sweeper(
     shared: Shared,
     services: Vec<ServiceName>,
+    commerce: Option<Commerce>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let orders = if services.contains(&ServiceName::Orders) {
-        match orders_service(&shared) {
-            Ok(orders) => Some(orders),
-            Err(err) => {
-                tracing::error!(error = ?err, "orders reconciler not started");
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let orders = commerce
+        .as_ref()
+        .filter(|_| services.contains(&ServiceName::Orders))
+        .map(|commerce| commerce.orders.clone());
+    let _links = commerce.as_ref().map(|commerce| &commerce.links);
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

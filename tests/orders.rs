@@ -946,3 +946,272 @@ async fn in_mesh_mode_orders_reserve_through_a_remote_catalog() {
     .await;
     assert_error(short, 422, "INSUFFICIENT_STOCK").await;
 }
+
+// ---- Orders and payments agree (issue 5) ----
+
+/// Creates a sandbox intent of `amount` cents for the token's user; returns its id.
+async fn intent_of(app: &TestApp, amount: i64, token: &str) -> String {
+    let response = app
+        .post_json("/payments/intents", &json!({"amount": amount}), Some(token))
+        .await;
+    assert_eq!(response.status(), 201);
+    json(response).await["id"].as_str().unwrap().to_owned()
+}
+
+async fn confirm_visa(app: &TestApp, intent: &str, token: &str) {
+    let response = app
+        .post_json(
+            &format!("/payments/intents/{intent}/confirm"),
+            &json!({"paymentMethodId": "pm_card_visa"}),
+            Some(token),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+}
+
+/// An order's total in cents, from its JSON.
+fn cents(order: &Value) -> i64 {
+    (order["total"].as_f64().unwrap() * 100.0).round() as i64
+}
+
+#[tokio::test]
+async fn an_order_with_a_payment_intent_checks_owner_use_and_amount_and_gets_paid() {
+    let app = spawn_app().await;
+    let p = product(&app, "Thing", 5_000, 0.0, 10).await;
+    let user = app.user_token();
+    // 50.00 + 8% tax + 9.99 shipping.
+    let total = 6_399;
+
+    let mut body = order_body(&[(p, 1)]);
+    body["paymentIntentId"] = json!(intent_of(&app, total, &app.other_user_token()).await);
+    assert_error(
+        post_order(&app, &body, &user, None).await,
+        404,
+        "PAYMENT_INTENT_NOT_FOUND",
+    )
+    .await;
+    body["paymentIntentId"] = json!("pi_unknown");
+    assert_error(
+        post_order(&app, &body, &user, None).await,
+        404,
+        "PAYMENT_INTENT_NOT_FOUND",
+    )
+    .await;
+    body["paymentIntentId"] = json!(intent_of(&app, total - 1, &user).await);
+    let wrong = assert_error(
+        post_order(&app, &body, &user, None).await,
+        422,
+        "AMOUNT_MISMATCH",
+    )
+    .await;
+    assert_eq!(wrong["details"]["orderTotal"], total);
+    assert_eq!(
+        stock_of(&app, p).await,
+        10,
+        "a refused order reserves nothing"
+    );
+
+    let intent = intent_of(&app, total, &user).await;
+    body["paymentIntentId"] = json!(intent);
+    let response = post_order(&app, &body, &user, None).await;
+    assert_eq!(response.status(), 201);
+    let order = json(response).await;
+    assert_eq!(cents(&order), total);
+    assert_eq!(order["paymentIntentId"], intent.as_str());
+    assert_eq!(order["paymentStatus"], "unpaid");
+    assert_eq!(order["status"], "pending");
+    let id = order["id"].as_str().unwrap().to_owned();
+
+    // One intent pays one order.
+    assert_error(
+        post_order(&app, &body, &user, None).await,
+        409,
+        "PAYMENT_INTENT_IN_USE",
+    )
+    .await;
+
+    confirm_visa(&app, &intent, &user).await;
+    let read = json(app.get_as(&format!("/orders/{id}"), &user).await).await;
+    assert_eq!(read["paymentStatus"], "paid");
+    assert_eq!(read["status"], "processing");
+    let history = read["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1]["status"], "processing");
+    assert_eq!(history[1]["note"], "Payment received");
+    assert_eq!(history[1]["byUserId"], 0);
+    // The admin's list of full orders shows it too.
+    let list = json(app.get_as("/orders/all", &app.admin_token()).await).await;
+    assert_eq!(list["products"][0]["id"], id.as_str());
+    assert_eq!(list["products"][0]["paymentStatus"], "paid");
+}
+
+#[tokio::test]
+async fn an_order_with_an_intent_paid_already_is_paid_at_once() {
+    let app = spawn_app().await;
+    let p = product(&app, "Thing", 5_000, 0.0, 10).await;
+    let user = app.user_token();
+    let intent = intent_of(&app, 6_399, &user).await;
+    confirm_visa(&app, &intent, &user).await;
+
+    let mut body = order_body(&[(p, 1)]);
+    body["paymentIntentId"] = json!(intent);
+    let response = post_order(&app, &body, &user, None).await;
+    assert_eq!(response.status(), 201);
+    let order = json(response).await;
+    assert_eq!(order["paymentStatus"], "paid");
+    assert_eq!(order["status"], "processing");
+    let read = json(
+        app.get_as(&format!("/orders/{}", order["id"].as_str().unwrap()), &user)
+            .await,
+    )
+    .await;
+    assert_eq!(read["paymentStatus"], "paid");
+    assert_eq!(read["status"], "processing");
+    assert_eq!(read["history"][1]["note"], "Payment received");
+}
+
+#[tokio::test]
+async fn cancelling_a_paid_order_refunds_it() {
+    let app = spawn_app().await;
+    let p = product(&app, "Thing", 5_000, 0.0, 10).await;
+    let user = app.user_token();
+    let intent = intent_of(&app, 6_399, &user).await;
+    let mut body = order_body(&[(p, 1)]);
+    body["paymentIntentId"] = json!(intent);
+    let order = json(post_order(&app, &body, &user, None).await).await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    confirm_visa(&app, &intent, &user).await;
+
+    let cancelled = app
+        .put_json(
+            &format!("/orders/{id}/cancel"),
+            &json!({"reason": "Changed my mind"}),
+            Some(&user),
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let read = json(app.get_as(&format!("/orders/{id}"), &user).await).await;
+    assert_eq!(read["status"], "cancelled");
+    assert_eq!(read["paymentStatus"], "refunded");
+    let refunded: bool =
+        sqlx::query_scalar("SELECT refunded_at IS NOT NULL FROM payment_intents WHERE id = $1")
+            .bind(&intent)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(refunded, "the intent records its refund");
+    assert_eq!(stock_of(&app, p).await, 10);
+
+    // An unpaid order cancels without a refund.
+    let unpaid = place(&app, &[(p, 1)], &user).await;
+    let id = unpaid["id"].as_str().unwrap();
+    let cancelled = app
+        .put_json(&format!("/orders/{id}/cancel"), &json!({}), Some(&user))
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let read = json(app.get_as(&format!("/orders/{id}"), &user).await).await;
+    assert_eq!(read["paymentStatus"], "unpaid");
+
+    // An unpaid order's intent is cancelled with it: it can no longer pay.
+    let intent = intent_of(&app, 6_399, &user).await;
+    let mut body = order_body(&[(p, 1)]);
+    body["paymentIntentId"] = json!(intent);
+    let order = json(post_order(&app, &body, &user, None).await).await;
+    let id = order["id"].as_str().unwrap();
+    let cancelled = app
+        .put_json(&format!("/orders/{id}/cancel"), &json!({}), Some(&user))
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let confirm = app
+        .post_json(
+            &format!("/payments/intents/{intent}/confirm"),
+            &json!({"paymentMethodId": "pm_card_visa"}),
+            Some(&user),
+        )
+        .await;
+    assert_error(confirm, 422, "PAYMENT_FAILED").await;
+    let read = json(app.get_as(&format!("/orders/{id}"), &user).await).await;
+    assert_eq!(read["paymentStatus"], "unpaid");
+}
+
+#[tokio::test]
+async fn another_users_intent_over_grpc_is_not_found_and_internal_rpcs_need_admin() {
+    let app = spawn_app().await;
+    let p = product(&app, "Thing", 5_000, 0.0, 10).await;
+    let intent = intent_of(&app, 6_399, &app.other_user_token()).await;
+    let mut client = OrdersServiceClient::new(app.grpc_channel().await);
+    let request = pb::CreateOrderRequest {
+        products: vec![pb::LineItem { id: p, quantity: 1 }],
+        shipping_address: Some(ecom::proto::ecom::common::v1::ShippingAddress {
+            first_name: "John".into(),
+            last_name: "Doe".into(),
+            address: "1 Main St".into(),
+            city: "Boston".into(),
+            state: "MA".into(),
+            zip_code: "02101".into(),
+            country: "USA".into(),
+            phone: String::new(),
+        }),
+        billing_address: None,
+        payment_method: "card".into(),
+        payment_intent_id: Some(intent.clone()),
+    };
+    let err = client
+        .create_order(authorized(request, &app.user_token()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let info = tonic_types::StatusExt::get_error_details(&err)
+        .error_info()
+        .cloned()
+        .expect("ErrorInfo");
+    assert_eq!(info.reason, "PAYMENT_INTENT_NOT_FOUND");
+
+    // A customer cannot tell orders that an intent paid.
+    let forged = client
+        .record_payment(authorized(
+            pb::RecordPaymentRequest {
+                payment_intent_id: intent,
+                order_id: None,
+                user_id: USER_ID,
+                amount_cents: 6_399,
+                succeeded: true,
+                refunded: false,
+            },
+            &app.user_token(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(forged.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn concurrent_orders_with_one_intent_make_one_order_and_no_500() {
+    let app = Arc::new(spawn_app().await);
+    let p = product(&app, "Thing", 5_000, 0.0, 10).await;
+    let user = app.user_token();
+    let intent = intent_of(&app, 6_399, &user).await;
+    let mut body = order_body(&[(p, 1)]);
+    body["paymentIntentId"] = json!(intent);
+
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (app, body, user) = (app.clone(), body.clone(), user.clone());
+        tasks.push(tokio::spawn(async move {
+            let response = post_order(&app, &body, &user, None).await;
+            let status = response.status().as_u16();
+            (status, json(response).await)
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        match status {
+            201 => created += 1,
+            409 => assert_eq!(body["code"], "PAYMENT_INTENT_IN_USE", "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(stock_of(&app, p).await, 9, "the losers' stock came back");
+}

@@ -2,42 +2,22 @@
 //! over the catalog server in this process (no socket), or over a `Channel` to
 //! `CATALOG_URL` in mesh mode. Every call carries the internal service token
 //! (role admin, signed with the shared JWT secret) that the catalog's internal
-//! RPCs require.
+//! RPCs require; the transport and the token are [`crate::internal`]'s.
 
-use std::time::Duration;
-
-use anyhow::Context as _;
 use futures::future::BoxFuture;
-use tonic::transport::Endpoint;
-use tower::util::BoxCloneSyncService;
-use tower::{BoxError, ServiceBuilder, ServiceExt};
 
 use super::error::OrderError;
-use crate::authn::{Authenticate, Authenticator};
+use crate::authn::Authenticator;
 use crate::catalog::CatalogService;
 use crate::catalog::reservations;
+use crate::internal::{self, ServiceToken, Transport};
 use crate::proto::ecom::catalog::v1 as pb;
 use crate::proto::ecom::catalog::v1::catalog_service_client::CatalogServiceClient;
 use crate::proto::ecom::catalog::v1::catalog_service_server::CatalogServiceServer;
-use crate::tokens::{Role, Tokens};
+use crate::tokens::Tokens;
 
-/// The transport under the client: in-process service or channel, boxed.
-type Transport = BoxCloneSyncService<
-    http::Request<tonic::body::Body>,
-    http::Response<tonic::body::Body>,
-    TransportError,
->;
-
-/// A transport failure. A concrete error type (not `BoxError` itself): a boxed
-/// trait object here trips rustc's higher-ranked Send check in the handlers.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct TransportError(BoxError);
-
-/// The user id of the internal service token (no such user exists).
-const SERVICE_USER_ID: i64 = 0;
-/// The email claim of the internal service token.
-const SERVICE_EMAIL: &str = "orders@service.internal";
+/// The email claim of the orders service's internal token.
+pub const SERVICE_EMAIL: &str = "orders@service.internal";
 /// How long a reservation holds before the catalog's sweeper releases it.
 pub const RESERVATION_TTL_SECONDS: i32 = 900;
 
@@ -45,7 +25,7 @@ pub const RESERVATION_TTL_SECONDS: i32 = 900;
 #[derive(Clone)]
 pub struct Catalog {
     client: CatalogServiceClient<Transport>,
-    tokens: Tokens,
+    token: ServiceToken,
 }
 
 impl Catalog {
@@ -56,47 +36,25 @@ impl Catalog {
         authenticator: Authenticator,
         tokens: Tokens,
     ) -> Catalog {
-        let stack = ServiceBuilder::new()
-            .layer(Authenticate::layer(authenticator))
-            .service(CatalogServiceServer::new(service));
-        let stack = ServiceExt::<http::Request<tonic::body::Body>>::map_err(
-            stack,
-            |never: std::convert::Infallible| -> TransportError { match never {} },
-        );
         Catalog {
-            client: CatalogServiceClient::new(BoxCloneSyncService::new(stack)),
-            tokens,
+            client: CatalogServiceClient::new(internal::in_process(
+                CatalogServiceServer::new(service),
+                authenticator,
+            )),
+            token: ServiceToken::new(tokens, SERVICE_EMAIL),
         }
     }
 
     /// A client over a lazily connected channel to `url`.
     pub fn remote(url: &str, tokens: Tokens) -> anyhow::Result<Catalog> {
-        let channel = Endpoint::from_shared(url.to_owned())
-            .with_context(|| format!("invalid CATALOG_URL `{url}`"))?
-            .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .connect_lazy();
-        let transport =
-            BoxCloneSyncService::new(channel.map_err(|e| TransportError(BoxError::from(e))));
         Ok(Catalog {
-            client: CatalogServiceClient::new(transport),
-            tokens,
+            client: CatalogServiceClient::new(internal::remote(url, "CATALOG_URL")?),
+            token: ServiceToken::new(tokens, SERVICE_EMAIL),
         })
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let (token, _) = self.tokens.mint(
-            SERVICE_USER_ID,
-            SERVICE_EMAIL,
-            Role::Admin,
-            Some(Duration::from_secs(60)),
-        );
-        let mut request = tonic::Request::new(message);
-        let value = format!("Bearer {token}")
-            .parse()
-            .expect("a JWT is valid metadata");
-        request.metadata_mut().insert("authorization", value);
-        request
+        self.token.request(message)
     }
 
     /// Current prices of `ids`; an unknown id is 404 PRODUCT_NOT_FOUND naming it.

@@ -38,6 +38,12 @@ pub enum OrderError {
     /// ABORTED (409), CONFLICT: a duplicate request is still running after the wait.
     #[error("a request with this idempotency key is still in progress")]
     KeyInProgress,
+    /// FAILED_PRECONDITION, 422 AMOUNT_MISMATCH: the intent is not of the order's total.
+    #[error("payment amount {intent_cents} does not match the order total {order_cents}")]
+    AmountMismatch { order_cents: i64, intent_cents: i64 },
+    /// ALREADY_EXISTS, 409 PAYMENT_INTENT_IN_USE: the intent pays another order.
+    #[error("payment intent already pays another order")]
+    IntentInUse,
     /// A status from another service (the catalog), passed through as it is.
     #[error("upstream: {0}")]
     Upstream(Status),
@@ -48,6 +54,14 @@ pub enum OrderError {
 
 impl From<sqlx::Error> for OrderError {
     fn from(err: sqlx::Error) -> Self {
+        // Two orders raced for one intent: the UNIQUE constraint decided.
+        if err
+            .as_database_error()
+            .and_then(|e| e.constraint())
+            .is_some_and(|c| c == "orders_payment_intent_id_key")
+        {
+            return OrderError::IntentInUse;
+        }
         OrderError::Unexpected(anyhow::Error::new(err).context("orders database"))
     }
 }
@@ -104,6 +118,25 @@ impl From<OrderError> for Status {
             OrderError::KeyInProgress => {
                 Status::aborted("A request with this Idempotency-Key is still in progress")
             }
+            OrderError::AmountMismatch {
+                order_cents,
+                intent_cents,
+            } => errors::with_metadata(
+                Code::FailedPrecondition,
+                ErrorReason::AmountMismatch,
+                "The payment intent's amount does not match the order total",
+                std::collections::HashMap::from([
+                    ("http_status".to_owned(), "422".to_owned()),
+                    ("orderTotal".to_owned(), order_cents.to_string()),
+                    ("amount".to_owned(), intent_cents.to_string()),
+                ]),
+            ),
+            OrderError::IntentInUse => errors::status_with_http(
+                Code::AlreadyExists,
+                ErrorReason::PaymentIntentInUse,
+                409,
+                "The payment intent already pays another order",
+            ),
             OrderError::Upstream(status) => status,
             OrderError::Unexpected(err) => errors::internal(err),
         }

@@ -13,12 +13,14 @@ use super::error::OrderError;
 use super::idempotency::{self, Claim};
 use super::invoice::{self, Buyer, Seller};
 use super::mail;
+use super::payments::Payments;
 use super::returns;
 use super::store::{self, PlacedOrder, timestamp};
 use crate::authn::{self, Principal};
 use crate::clock::Clock;
 use crate::proto::ecom::catalog::v1::ReservationState;
 use crate::proto::ecom::orders::v1 as pb;
+use crate::proto::ecom::payments::v1::PaymentStatus as IntentStatus;
 use crate::proto::google::api::HttpBody;
 
 /// Default and largest page of the order lists.
@@ -65,17 +67,26 @@ impl Default for AfterSales {
 pub struct OrdersService {
     db: PgPool,
     catalog: Catalog,
+    payments: Payments,
     clock: Clock,
     pricing: PricingRules,
     after_sales: AfterSales,
 }
 
 impl OrdersService {
-    /// A service over `db`, pricing with `pricing`, reserving stock through `catalog`.
-    pub fn new(db: PgPool, catalog: Catalog, clock: Clock, pricing: PricingRules) -> Self {
+    /// A service over `db`, pricing with `pricing`, reserving stock through
+    /// `catalog`, checking and refunding payment intents through `payments`.
+    pub fn new(
+        db: PgPool,
+        catalog: Catalog,
+        payments: Payments,
+        clock: Clock,
+        pricing: PricingRules,
+    ) -> Self {
         OrdersService {
             db,
             catalog,
+            payments,
             clock,
             pricing,
             after_sales: AfterSales::default(),
@@ -132,6 +143,23 @@ impl OrdersService {
             })
             .collect();
         let totals = self.pricing.totals(&lines);
+        // The intent that pays it: the caller's, unused, of the order's total.
+        let mut paid = false;
+        if let Some(intent) = &order.payment_intent_id {
+            let found = self.payments.intent(intent.clone(), user_id).await?;
+            // Orders are priced in US dollars.
+            if found.amount_cents != totals.total_cents || found.currency != "usd" {
+                return Err(OrderError::AmountMismatch {
+                    order_cents: totals.total_cents,
+                    intent_cents: found.amount_cents,
+                });
+            }
+            // A refunded intent paid something once: it pays nothing more.
+            if found.refunded || store::intent_in_use(&self.db, intent).await? {
+                return Err(OrderError::IntentInUse);
+            }
+            paid = found.status() == IntentStatus::Succeeded && !found.refunded;
+        }
         let now = self.now();
         let id = store::next_order_id(&self.db, now.date_naive()).await?;
         self.catalog
@@ -149,11 +177,20 @@ impl OrdersService {
             payment_intent_id: order.payment_intent_id.as_deref(),
             now,
         };
-        let response = pb::CreateOrderResponse {
-            order: Some(placed_to_wire(&placed)),
-        };
+        let mut wire = placed_to_wire(&placed);
+        if paid {
+            wire.status = pb::OrderStatus::Processing as i32;
+            wire.payment_status = pb::PaymentState::Paid as i32;
+            wire.history.push(pb::StatusChange {
+                status: pb::OrderStatus::Processing as i32,
+                note: "Payment received".to_owned(),
+                by_user_id: 0,
+                at: Some(timestamp(now)),
+            });
+        }
+        let response = pb::CreateOrderResponse { order: Some(wire) };
         if let Err(err) = self
-            .record_order(&placed, key, &response.encode_to_vec())
+            .record_order(&placed, paid, key, &response.encode_to_vec())
             .await
         {
             // The order does not exist: give the stock back now (the sweeper would, later).
@@ -164,6 +201,11 @@ impl OrdersService {
         }
         self.confirm_stock(&id).await;
         tracing::info!(order = %id, user_id, total_cents = totals.total_cents, "order placed");
+        if let (Some(intent), false) = (&order.payment_intent_id, paid) {
+            // Confirmed while this order was being placed? Its RecordPayment may
+            // have come before the order existed: look again, now that it does.
+            self.sync_payment(intent, user_id).await;
+        }
         Ok(response)
     }
 
@@ -171,11 +213,23 @@ impl OrdersService {
     async fn record_order(
         &self,
         placed: &PlacedOrder<'_>,
+        paid: bool,
         key: Option<&idempotency::Key>,
         response: &[u8],
     ) -> Result<(), OrderError> {
         let mut tx = self.db.begin().await?;
         store::insert_order(&mut tx, placed).await?;
+        if paid {
+            let view = store::PaymentView {
+                id: placed.id.to_owned(),
+                user_id: placed.user_id,
+                status: OrderStatus::Pending,
+                total_cents: placed.totals.total_cents,
+                payment_status: "unpaid".to_owned(),
+                payment_intent_id: placed.payment_intent_id.map(str::to_owned),
+            };
+            store::apply_payment(&mut tx, &view, true, false, placed.now).await?;
+        }
         // The confirmation mail is committed with the order, or not at all.
         mail::queue_confirmation(&mut tx, placed).await?;
         // A placed order empties the buyer's active cart.
@@ -185,6 +239,28 @@ impl OrdersService {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Reads the intent `intent` again and applies its state to the order it
+    /// pays; a failure is logged (the provider's webhook tells it again).
+    async fn sync_payment(&self, intent: &str, user_id: i64) {
+        let result = async {
+            let found = self.payments.intent(intent.to_owned(), user_id).await?;
+            let succeeded = found.status() == IntentStatus::Succeeded;
+            if succeeded || found.refunded {
+                let mut tx = self.db.begin().await?;
+                if let Some(order) = store::lock_payment_view(&mut tx, intent, None).await? {
+                    store::apply_payment(&mut tx, &order, succeeded, found.refunded, self.now())
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+            Ok::<_, OrderError>(())
+        }
+        .await;
+        if let Err(err) = result {
+            tracing::warn!(intent, error = %err, "checking the intent of a new order");
+        }
     }
 
     /// Commits an order's reservation; on failure the reconciler retries it.
@@ -550,7 +626,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         let reason = reason.as_str();
         let now = self.now();
         let mut tx = self.db.begin().await.map_err(OrderError::from)?;
-        let (owner, current, _) = store::lock_order(&mut tx, &r.id)
+        let (owner, current, payment_status) = store::lock_order(&mut tx, &r.id)
             .await?
             .ok_or(OrderError::NotFound)?;
         if owner != caller.user_id && !caller.is_admin() {
@@ -558,6 +634,28 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         }
         if !current.cancellable() {
             return Err(OrderError::CannotCancel(current.as_str()).into());
+        }
+        if let Some(intent) = store::payment_intent_of(&mut tx, &r.id).await? {
+            if payment_status == "paid" {
+                // Refunded with the order's row locked: a concurrent cancel
+                // waits, then finds it cancelled. A failure leaves the order as
+                // it was (the refund is idempotent, so cancelling again is safe).
+                if self.payments.refund(intent.clone()).await? {
+                    let view = store::PaymentView {
+                        id: r.id.clone(),
+                        user_id: owner,
+                        status: current,
+                        total_cents: 0,
+                        payment_status,
+                        payment_intent_id: Some(intent),
+                    };
+                    store::apply_payment(&mut tx, &view, true, true, now).await?;
+                }
+            } else if let Err(err) = self.payments.refund(intent.clone()).await {
+                // Unpaid: its intent is cancelled so it cannot pay later; the
+                // order is cancelled even when that fails.
+                tracing::warn!(order = %r.id, intent, error = %err, "cancelling the intent of a cancelled order");
+            }
         }
         store::set_status(
             &mut tx,
@@ -908,6 +1006,71 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         rendered.deleted_on = cart.deleted_at.map(timestamp);
         Ok(Response::new(pb::DeleteCartResponse {
             cart: Some(rendered),
+        }))
+    }
+
+    /// Internal (payments): the total and payment state of a user's order.
+    #[tracing::instrument(skip_all, fields(order = %request.get_ref().order_id))]
+    async fn get_order_for_payment(
+        &self,
+        request: Request<pb::GetOrderForPaymentRequest>,
+    ) -> Result<Response<pb::GetOrderForPaymentResponse>, Status> {
+        authn::require_admin(&request)?;
+        let r = request.into_inner();
+        let order = store::payment_view(&self.db, &r.order_id)
+            .await?
+            .filter(|order| order.user_id == r.user_id)
+            .ok_or(OrderError::NotFound)?;
+        Ok(Response::new(pb::GetOrderForPaymentResponse {
+            total_cents: order.total_cents,
+            payment_status: store::payment_state(&order.payment_status) as i32,
+            status: order.status.to_wire() as i32,
+        }))
+    }
+
+    /// Internal (payments): applies an intent's current state to the order it
+    /// pays (see [`super::payments`] for why this converges).
+    #[tracing::instrument(skip_all, fields(intent = %request.get_ref().payment_intent_id))]
+    async fn record_payment(
+        &self,
+        request: Request<pb::RecordPaymentRequest>,
+    ) -> Result<Response<pb::RecordPaymentResponse>, Status> {
+        authn::require_admin(&request)?;
+        let r = request.into_inner();
+        let now = self.now();
+        let mut tx = self.db.begin().await.map_err(OrderError::from)?;
+        let order = store::lock_payment_view(&mut tx, &r.payment_intent_id, r.order_id.as_deref())
+            .await?
+            // An order named by metadata.orderId only: the intent's owner's, of its total.
+            .filter(|order| {
+                order.payment_intent_id.as_deref() == Some(r.payment_intent_id.as_str())
+                    || (order.user_id == r.user_id && order.total_cents == r.amount_cents)
+            });
+        let Some(order) = order else {
+            return Ok(Response::new(pb::RecordPaymentResponse {
+                order_id: None,
+                payment_status: pb::PaymentState::Unspecified as i32,
+            }));
+        };
+        if order.payment_intent_id.as_deref() != Some(r.payment_intent_id.as_str()) {
+            if !r.succeeded || order.payment_status != "unpaid" {
+                // Another intent paid it already (or this one did not pay): leave it.
+                if r.succeeded {
+                    tracing::warn!(order = %order.id, "a second intent paid an order; refund it by hand");
+                }
+                return Ok(Response::new(pb::RecordPaymentResponse {
+                    order_id: None,
+                    payment_status: store::payment_state(&order.payment_status) as i32,
+                }));
+            }
+            store::set_payment_intent(&mut tx, &order.id, &r.payment_intent_id).await?;
+        }
+        let state = store::apply_payment(&mut tx, &order, r.succeeded, r.refunded, now).await?;
+        tx.commit().await.map_err(OrderError::from)?;
+        tracing::info!(order = %order.id, payment_status = state, "payment recorded");
+        Ok(Response::new(pb::RecordPaymentResponse {
+            order_id: Some(order.id),
+            payment_status: store::payment_state(state) as i32,
         }))
     }
 }

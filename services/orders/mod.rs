@@ -32,6 +32,10 @@
 //! reconciler ([`OrdersService::reconcile`], every minute) commits it; if the
 //! reservation expired in between, the order is cancelled (its units went back
 //! to the shelf and may have been sold). Cancelling an order releases its stock.
+//!
+//! Payments: an order may be paid by one payment intent of the payments
+//! service; where that link lives and how the two services keep it in step is
+//! explained in [`payments`].
 
 pub mod carts;
 pub mod catalog;
@@ -41,6 +45,7 @@ mod grpc;
 pub mod idempotency;
 pub mod invoice;
 mod mail;
+pub mod payments;
 mod pdf;
 mod returns;
 mod store;
@@ -48,4 +53,5 @@ mod store;
 pub use catalog::Catalog;
 pub use error::OrderError;
 pub use grpc::{AfterSales, OrdersService};
+pub use payments::Payments;
 pub use store::timestamp as store_timestamp;

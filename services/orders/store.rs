@@ -44,7 +44,8 @@ fn address_from_json(v: &serde_json::Value) -> ShippingAddress {
     }
 }
 
-fn payment_state(s: &str) -> pb::PaymentState {
+/// An order's stored payment status on the wire.
+pub fn payment_state(s: &str) -> pb::PaymentState {
     match s {
         "paid" => pb::PaymentState::Paid,
         "refunded" => pb::PaymentState::Refunded,
@@ -440,4 +441,156 @@ pub async fn add_note(
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// What a payment needs of an order: owner, status, total, payment state, intent.
+pub struct PaymentView {
+    pub id: String,
+    pub user_id: i64,
+    pub status: OrderStatus,
+    pub total_cents: i64,
+    pub payment_status: String,
+    pub payment_intent_id: Option<String>,
+}
+
+/// An order's payment view by id.
+pub async fn payment_view(db: &PgPool, id: &str) -> Result<Option<PaymentView>, OrderError> {
+    let row = sqlx::query!(
+        "SELECT id, user_id, status, total_cents, payment_status, payment_intent_id FROM orders WHERE id = $1",
+        id
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| PaymentView {
+        id: r.id,
+        user_id: r.user_id,
+        status: OrderStatus::parse(&r.status).unwrap_or(OrderStatus::Pending),
+        total_cents: r.total_cents,
+        payment_status: r.payment_status,
+        payment_intent_id: r.payment_intent_id,
+    }))
+}
+
+/// The order paid by `intent`, else (when `id` is given) the order `id`, locked.
+pub async fn lock_payment_view(
+    tx: &mut PgConnection,
+    intent: &str,
+    id: Option<&str>,
+) -> Result<Option<PaymentView>, OrderError> {
+    let by_intent = sqlx::query!(
+        "SELECT id FROM orders WHERE payment_intent_id = $1 FOR UPDATE",
+        intent
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|r| r.id);
+    let Some(id) = by_intent.or(id.map(str::to_owned)) else {
+        return Ok(None);
+    };
+    let row = sqlx::query!(
+        "SELECT id, user_id, status, total_cents, payment_status, payment_intent_id FROM orders WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(row.map(|r| PaymentView {
+        id: r.id,
+        user_id: r.user_id,
+        status: OrderStatus::parse(&r.status).unwrap_or(OrderStatus::Pending),
+        total_cents: r.total_cents,
+        payment_status: r.payment_status,
+        payment_intent_id: r.payment_intent_id,
+    }))
+}
+
+/// Whether an order already uses the intent.
+pub async fn intent_in_use(db: &PgPool, intent: &str) -> Result<bool, OrderError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM orders WHERE payment_intent_id = $1) AS "used!""#,
+        intent
+    )
+    .fetch_one(db)
+    .await?)
+}
+
+/// Links an order to the intent that pays it.
+pub async fn set_payment_intent(
+    tx: &mut PgConnection,
+    id: &str,
+    intent: &str,
+) -> Result<(), OrderError> {
+    sqlx::query!(
+        "UPDATE orders SET payment_intent_id = $2 WHERE id = $1",
+        id,
+        intent
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Applies an intent's state to its (locked) order, converging whatever the
+/// order of the calls: refunded wins, paid only replaces unpaid. A pending
+/// order that becomes paid moves to processing, by the system (user id 0).
+/// Returns the order's payment state afterwards.
+pub async fn apply_payment(
+    tx: &mut PgConnection,
+    order: &PaymentView,
+    succeeded: bool,
+    refunded: bool,
+    now: DateTime<Utc>,
+) -> Result<&'static str, OrderError> {
+    let next = match order.payment_status.as_str() {
+        _ if refunded => "refunded",
+        "unpaid" if succeeded => "paid",
+        "paid" => "paid",
+        "refunded" => "refunded",
+        _ => "unpaid",
+    };
+    if next == order.payment_status {
+        return Ok(next);
+    }
+    sqlx::query!(
+        "UPDATE orders SET payment_status = $2, updated_at = $3 WHERE id = $1",
+        order.id,
+        next,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    if next == "paid" && order.status == OrderStatus::Pending {
+        set_status(
+            &mut *tx,
+            &order.id,
+            OrderStatus::Processing,
+            None,
+            None,
+            None,
+            now,
+        )
+        .await?;
+        add_history(
+            &mut *tx,
+            &order.id,
+            OrderStatus::Processing,
+            "Payment received",
+            0,
+            now,
+        )
+        .await?;
+    }
+    Ok(next)
+}
+
+/// The intent paying an order, if any (in the caller's transaction).
+pub async fn payment_intent_of(
+    tx: &mut PgConnection,
+    id: &str,
+) -> Result<Option<String>, OrderError> {
+    Ok(
+        sqlx::query_scalar!("SELECT payment_intent_id FROM orders WHERE id = $1", id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .flatten(),
+    )
 }

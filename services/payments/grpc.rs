@@ -9,7 +9,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use tonic::{Code, Request, Response, Status};
 
-use super::provider::{Outcome, PaymentProvider};
+use super::orders::Orders;
+use super::provider::{Outcome, PaymentProvider, ProviderError};
 use super::store::{self, IntentRow};
 use super::webhook;
 use crate::authn;
@@ -30,21 +31,89 @@ pub struct PaymentsService {
     clock: Clock,
     provider: Arc<dyn PaymentProvider>,
     webhook_secret: Option<SecretString>,
+    orders: Orders,
 }
 
 impl PaymentsService {
-    /// A service storing intents in `db`, paying through `provider`.
+    /// A service storing intents in `db`, paying through `provider`, keeping
+    /// the orders the intents pay in step through `orders`.
     pub fn new(
         db: PgPool,
         clock: Clock,
         provider: Arc<dyn PaymentProvider>,
         webhook_secret: Option<SecretString>,
+        orders: Orders,
     ) -> Self {
         PaymentsService {
             db,
             clock,
             provider,
             webhook_secret,
+            orders,
+        }
+    }
+
+    /// The status of an intent still in flight (`processing`, or waiting for a
+    /// confirmation step at the provider) as the provider now says, stored (and
+    /// told to its order) when it ended; the stored status otherwise, and when
+    /// the provider cannot be asked (the webhook will tell).
+    async fn refresh(&self, row: IntentRow) -> Result<String, Status> {
+        if !matches!(row.status.as_str(), "processing" | "requires_confirmation") {
+            return Ok(row.status);
+        }
+        let fresh = match self.provider.retrieve(&row.provider_ref).await {
+            Ok(Some(fresh)) => fresh,
+            Ok(None) => return Ok(row.status),
+            Err(err) => {
+                tracing::warn!(intent = %row.id, error = %err, "refreshing an intent's status");
+                return Ok(row.status);
+            }
+        };
+        if fresh != "succeeded" && fresh != "failed" {
+            return Ok(row.status);
+        }
+        let mut tx = self.db.begin().await.map_err(errors::database)?;
+        let Some(locked) = store::lock_intent(&mut tx, &row.id)
+            .await
+            .map_err(errors::database)?
+        else {
+            return Err(not_found());
+        };
+        if locked.status != row.status {
+            // Changed meanwhile (a confirmation or a webhook): that one wins.
+            return Ok(locked.status);
+        }
+        let now = self.now();
+        if fresh == "succeeded" {
+            store::set_succeeded(&mut tx, &row.id, None, now).await
+        } else {
+            store::set_status(
+                &mut tx,
+                &row.id,
+                "failed",
+                Some("Declined at the provider."),
+                now,
+            )
+            .await
+        }
+        .map_err(errors::database)?;
+        tx.commit().await.map_err(errors::database)?;
+        if fresh == "succeeded" {
+            self.notify_order(&IntentRow {
+                status: fresh.clone(),
+                ..row
+            })
+            .await;
+        }
+        Ok(fresh)
+    }
+
+    /// Tells the orders service an intent's state after a confirmation. A
+    /// failure is logged: the money moved, and the provider's webhook event
+    /// tells the order again.
+    async fn notify_order(&self, intent: &IntentRow) {
+        if let Err(status) = self.orders.record(intent).await {
+            tracing::warn!(intent = %intent.id, error = %status.message(), "telling the order about its payment");
         }
     }
 
@@ -85,6 +154,39 @@ fn not_found() -> Status {
 
 fn internal(err: impl Into<anyhow::Error>) -> Status {
     errors::internal(err.into())
+}
+
+/// 422 PAYMENT_FAILED for intent `id`, with the reason (the provider's
+/// decline message is meant for the customer).
+fn payment_failed(id: &str, reason: &str) -> Status {
+    let metadata = std::collections::HashMap::from([
+        ("http_status".to_owned(), "422".to_owned()),
+        ("paymentIntentId".to_owned(), id.to_owned()),
+    ]);
+    errors::with_metadata(
+        Code::FailedPrecondition,
+        ErrorReason::PaymentFailed,
+        format!("Payment failed: {reason}"),
+        metadata,
+    )
+}
+
+/// A provider failure: unreachable is 503; a refusal is 502
+/// PAYMENT_PROVIDER_ERROR. The cause is logged, never answered (it may name
+/// the provider's internals; the secret key is never part of it).
+fn provider_error(err: ProviderError) -> Status {
+    match err {
+        ProviderError::Unavailable(e) => errors::unavailable(e),
+        ProviderError::Refused(e) => {
+            tracing::error!(error = ?e, "payment provider refused a request");
+            errors::status_with_http(
+                Code::Unavailable,
+                ErrorReason::PaymentProviderError,
+                502,
+                "The payment provider could not process the request",
+            )
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -139,14 +241,47 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
             }
         }
         let result = async {
+            // An intent for an order: the caller's order, unpaid, of its total,
+            // so a client cannot choose its price.
+            let order_id = r.metadata.get("orderId").map(|id| id.trim().to_owned());
+            if let Some(order_id) = &order_id {
+                let order = self.orders.order(order_id.clone(), user_id).await?;
+                if order.status() == crate::proto::ecom::orders::v1::OrderStatus::Cancelled {
+                    return Err(errors::status_with_http(
+                        Code::FailedPrecondition,
+                        ErrorReason::OrderNotPayable,
+                        422,
+                        "The order is cancelled",
+                    ));
+                }
+                if order.payment_status() != crate::proto::ecom::orders::v1::PaymentState::Unpaid {
+                    return Err(errors::status_with_http(
+                        Code::FailedPrecondition,
+                        ErrorReason::OrderAlreadyPaid,
+                        409,
+                        "The order is already paid",
+                    ));
+                }
+                // Orders are priced in US dollars.
+                if order.total_cents != r.amount || currency != "usd" {
+                    return Err(errors::with_metadata(
+                        Code::FailedPrecondition,
+                        ErrorReason::AmountMismatch,
+                        "The amount (in usd) does not match the order total",
+                        std::collections::HashMap::from([
+                            ("http_status".to_owned(), "422".to_owned()),
+                            ("orderTotal".to_owned(), order.total_cents.to_string()),
+                            ("amount".to_owned(), r.amount.to_string()),
+                        ]),
+                    ));
+                }
+            }
             let id = format!("pi_{}", uuid::Uuid::new_v4().simple());
             let provider_ref = self
                 .provider
                 .create_intent(&id, r.amount, &currency)
                 .await
-                .map_err(|e| {
-                    errors::unavailable(e.context("creating the intent at the provider"))
-                })?;
+                .map_err(provider_error)?;
             let row = IntentRow {
                 client_secret: format!("{id}_secret_{}", uuid::Uuid::new_v4().simple()),
                 id,
@@ -155,6 +290,9 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
                 currency: currency.clone(),
                 status: "requires_payment_method".to_owned(),
                 provider_ref,
+                failure_reason: None,
+                order_id,
+                refunded_at: None,
                 created_at: self.now(),
             };
             let response = pb::CreatePaymentIntentResponse {
@@ -213,20 +351,40 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
             // Already paid: confirming again charges nothing.
             return Ok(Response::new(answer("succeeded")));
         }
+        if row.failure_reason.as_deref() == Some(store::CANCELED) {
+            // Its order was cancelled: it takes no payment any more.
+            return Err(payment_failed(
+                &row.id,
+                "the payment intent was canceled with its order",
+            ));
+        }
         let outcome = self
             .provider
             .confirm(&row.provider_ref, &payment_method)
             .await
-            .map_err(|e| errors::unavailable(e.context("confirming at the provider")))?;
+            .map_err(provider_error)?;
         let now = self.now();
         match outcome {
-            Outcome::Succeeded => {
-                store::set_status(&mut tx, &row.id, "succeeded", None, now)
+            Outcome::Succeeded { card_last4 } => {
+                store::set_succeeded(&mut tx, &row.id, card_last4.as_deref(), now)
                     .await
                     .map_err(errors::database)?;
                 tx.commit().await.map_err(errors::database)?;
                 tracing::info!(intent = %row.id, user_id, "payment succeeded");
+                // After the commit: no intent lock is held while orders works.
+                let paid = IntentRow {
+                    status: "succeeded".to_owned(),
+                    ..row.clone()
+                };
+                self.notify_order(&paid).await;
                 Ok(Response::new(answer("succeeded")))
+            }
+            Outcome::Processing => {
+                store::set_status(&mut tx, &row.id, "processing", None, now)
+                    .await
+                    .map_err(errors::database)?;
+                tx.commit().await.map_err(errors::database)?;
+                Ok(Response::new(answer("processing")))
             }
             Outcome::Failed(reason) => {
                 store::set_status(&mut tx, &row.id, "failed", Some(&reason), now)
@@ -234,16 +392,7 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
                     .map_err(errors::database)?;
                 tx.commit().await.map_err(errors::database)?;
                 tracing::info!(intent = %row.id, user_id, "payment failed");
-                let metadata = std::collections::HashMap::from([
-                    ("http_status".to_owned(), "422".to_owned()),
-                    ("paymentIntentId".to_owned(), row.id.clone()),
-                ]);
-                Err(errors::with_metadata(
-                    Code::FailedPrecondition,
-                    ErrorReason::PaymentFailed,
-                    format!("Payment failed: {reason}"),
-                    metadata,
-                ))
+                Err(payment_failed(&row.id, &reason))
             }
         }
     }
@@ -260,8 +409,9 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
             .map_err(errors::database)?
             .filter(|row| row.user_id == user_id)
             .ok_or_else(not_found)?;
+        let status = self.refresh(row).await?;
         Ok(Response::new(pb::GetPaymentIntentStatusResponse {
-            status: status_of(&row.status) as i32,
+            status: status_of(&status) as i32,
         }))
     }
 
@@ -313,10 +463,112 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
             .as_str()
             .or_else(|| object["id"].as_str())
             .unwrap_or_default();
-        let applied = store::apply_event(&self.db, event_id, event_type, reference, self.now())
+        let mut tx = self.db.begin().await.map_err(errors::database)?;
+        let changed = store::apply_event(&mut tx, event_id, event_type, reference, self.now())
             .await
             .map_err(errors::database)?;
-        tracing::info!(event_id, event_type, applied, "webhook event");
+        tx.commit().await.map_err(errors::database)?;
+        tracing::info!(
+            event_id,
+            event_type,
+            applied = changed.is_some(),
+            "webhook event"
+        );
+        // After the commit (no intent lock held while orders works). If the
+        // order cannot be told, the event is forgotten and the answer is 503:
+        // the provider delivers it again, and applying it again converges.
+        if let Some(intent) = changed
+            && let Err(status) = self.orders.record(&intent).await
+        {
+            if let Err(err) = store::forget_event(&self.db, event_id).await {
+                tracing::error!(event_id, error = %err, "forgetting an event whose order was not told");
+            }
+            return Err(errors::unavailable(anyhow::anyhow!(
+                "telling the order about intent {}: {}",
+                intent.id,
+                status.message()
+            )));
+        }
         Ok(Response::new(pb::HandleWebhookResponse { received: true }))
+    }
+
+    /// Internal (orders): an intent as the order it pays sees it.
+    #[tracing::instrument(skip_all, fields(id = %request.get_ref().id))]
+    async fn get_intent_for_order(
+        &self,
+        request: Request<pb::GetIntentForOrderRequest>,
+    ) -> Result<Response<pb::GetIntentForOrderResponse>, Status> {
+        authn::require_admin(&request)?;
+        let r = request.get_ref();
+        let row = store::find_intent(&self.db, &r.id)
+            .await
+            .map_err(errors::database)?
+            .filter(|row| row.user_id == r.user_id)
+            .ok_or_else(not_found)?;
+        Ok(Response::new(pb::GetIntentForOrderResponse {
+            amount_cents: row.amount_cents,
+            currency: row.currency,
+            status: status_of(&row.status) as i32,
+            refunded: row.refunded_at.is_some(),
+        }))
+    }
+
+    /// Internal (orders): refunds a paid intent in full, once.
+    #[tracing::instrument(skip_all, fields(id = %request.get_ref().id))]
+    async fn refund_payment_intent(
+        &self,
+        request: Request<pb::RefundPaymentIntentRequest>,
+    ) -> Result<Response<pb::RefundPaymentIntentResponse>, Status> {
+        authn::require_admin(&request)?;
+        let mut tx = self.db.begin().await.map_err(errors::database)?;
+        let row = store::lock_intent(&mut tx, &request.get_ref().id)
+            .await
+            .map_err(errors::database)?
+            .ok_or_else(not_found)?;
+        if row.refunded_at.is_some() {
+            return Ok(Response::new(pb::RefundPaymentIntentResponse {
+                refunded: true,
+            }));
+        }
+        if row.status != "succeeded" {
+            // Never paid: cancelled, so it cannot pay a cancelled order later.
+            // Best effort at the provider (an intent there that we refuse to
+            // confirm can take no money through us).
+            if matches!(
+                row.status.as_str(),
+                "requires_payment_method" | "requires_confirmation"
+            ) {
+                if let Err(err) = self.provider.cancel(&row.provider_ref).await {
+                    tracing::warn!(intent = %row.id, error = %err, "cancelling an intent at the provider");
+                }
+                store::set_status(
+                    &mut tx,
+                    &row.id,
+                    "failed",
+                    Some(store::CANCELED),
+                    self.now(),
+                )
+                .await
+                .map_err(errors::database)?;
+                tx.commit().await.map_err(errors::database)?;
+            }
+            return Ok(Response::new(pb::RefundPaymentIntentResponse {
+                refunded: false,
+            }));
+        }
+        // The row stays locked during the call: one refund per intent (and
+        // the provider's Idempotency-Key covers a retry after a lost answer).
+        self.provider
+            .refund(&row.provider_ref)
+            .await
+            .map_err(provider_error)?;
+        store::set_refunded(&mut tx, &row.id, self.now())
+            .await
+            .map_err(errors::database)?;
+        tx.commit().await.map_err(errors::database)?;
+        tracing::info!(intent = %row.id, "payment refunded");
+        Ok(Response::new(pb::RefundPaymentIntentResponse {
+            refunded: true,
+        }))
     }
 }

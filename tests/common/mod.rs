@@ -272,6 +272,7 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
 }
 
 // Identity helpers (tests/common/identity.rs, tests/common/smtp.rs).
+pub mod fake_stripe;
 pub mod identity;
 pub mod redis_server;
 pub mod smtp;
