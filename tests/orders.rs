@@ -871,57 +871,6 @@ async fn an_interrupted_checkout_gives_its_stock_back_at_expiry() {
     assert_eq!(stock_of(&app, p).await, 4);
 }
 
-/// Order creation throughput through the REST edge (run with
-/// `cargo test --release --test orders -- --ignored --nocapture throughput`).
-#[tokio::test]
-#[ignore = "benchmark"]
-async fn order_creation_throughput() {
-    let app = Arc::new(spawn_app().await);
-    let products: Vec<i64> = {
-        let mut ids = Vec::new();
-        for i in 0..20 {
-            ids.push(
-                product(
-                    &app,
-                    &format!("Bench product {i}"),
-                    1_000 + i,
-                    0.0,
-                    1_000_000,
-                )
-                .await,
-            );
-        }
-        ids
-    };
-    let token = app.user_token();
-    let total = 400;
-    let concurrency = 16;
-    let started = std::time::Instant::now();
-    let mut tasks = Vec::new();
-    for worker in 0..concurrency {
-        let app = app.clone();
-        let token = token.clone();
-        let products = products.clone();
-        tasks.push(tokio::spawn(async move {
-            for n in 0..total / concurrency {
-                let a = products[(worker + n) % products.len()];
-                let b = products[(worker + n + 7) % products.len()];
-                let response = post_order(&app, &order_body(&[(a, 1), (b, 2)]), &token, None).await;
-                assert_eq!(response.status().as_u16(), 201);
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let elapsed = started.elapsed();
-    println!(
-        "{total} orders, {concurrency} concurrent: {:.1} orders/s ({:.1} ms each on average)",
-        total as f64 / elapsed.as_secs_f64(),
-        elapsed.as_secs_f64() * 1000.0 / total as f64 * concurrency as f64
-    );
-}
-
 #[tokio::test]
 async fn in_mesh_mode_orders_reserve_through_a_remote_catalog() {
     // App A runs the catalog (and its stock); app B's orders service reaches it at CATALOG_URL.
