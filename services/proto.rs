@@ -95,12 +95,12 @@ mod tests {
         // 8 endpoints of spec 5 (ListCategories and UpdateProduct carry one extra binding each)
         // + 4 internal RPCs without a rule (INTERNAL_RPCS).
         ("ecom.catalog.v1.CatalogService", 12),
-        // 10 endpoints of spec 6 + 7 cart endpoints.
-        ("ecom.orders.v1.OrdersService", 17),
+        // 10 endpoints of spec 6 + 7 cart endpoints + 2 internal RPCs (payments' view).
+        ("ecom.orders.v1.OrdersService", 19),
         // 11 endpoints of spec 7 + PUT /users/{id}.
         ("ecom.users.v1.UsersService", 12),
-        // 3 endpoints of spec 8 + the webhook.
-        ("ecom.payments.v1.PaymentsService", 4),
+        // 3 endpoints of spec 8 + the webhook + 2 internal RPCs (orders' view).
+        ("ecom.payments.v1.PaymentsService", 6),
     ];
 
     /// Service-to-service RPCs that the REST edge must never route (no http rule).
@@ -109,6 +109,10 @@ mod tests {
         "CommitReservation",
         "ReleaseReservation",
         "GetProductsForPricing",
+        "GetOrderForPayment",
+        "RecordPayment",
+        "GetIntentForOrder",
+        "RefundPaymentIntent",
     ];
 
     /// The `google.api.http` rule of a method, if it has one.

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::smtp::MailServer;
-use common::{TestApp, assert_error, authorized, json, spawn_app, spawn_app_with};
+use common::{TestApp, assert_error, authorized, json, pdf_text, spawn_app, spawn_app_with};
 use ecom::proto::ecom::orders::v1 as pb;
 use ecom::proto::ecom::orders::v1::orders_service_client::OrdersServiceClient;
 use reqwest::Method;
@@ -93,14 +93,6 @@ async fn deliver(app: &TestApp, id: &str) {
         ],
     )
     .await;
-}
-
-/// The text of every page of a PDF, as an independent parser reads it.
-fn pdf_text(bytes: &[u8]) -> String {
-    let doc = lopdf::Document::load_mem(bytes).expect("a PDF lopdf can parse");
-    let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
-    assert!(!pages.is_empty(), "the PDF has pages");
-    doc.extract_text(&pages).expect("text extracted")
 }
 
 #[tokio::test]

@@ -245,6 +245,7 @@ async fn assert_invalid(response: reqwest::Response, code: &str) {
         "{body}"
     );
     assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], 401, "{body}");
     assert!(body.get("user").is_none(), "{body}");
 }
 

@@ -521,6 +521,7 @@ impl AuthService for AuthApi {
             user: None,
             message: Some(refusal.message.to_owned()),
             code: Some(crate::errors::reason_name(refusal.reason).to_owned()),
+            status: Some(401),
         });
         response.metadata_mut().insert(
             "x-http-status",

@@ -273,6 +273,14 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
 
 // Identity helpers (tests/common/identity.rs, tests/common/smtp.rs).
 pub mod fake_stripe;
+/// The text of every page of a PDF, as an independent parser reads it.
+pub fn pdf_text(bytes: &[u8]) -> String {
+    let doc = lopdf::Document::load_mem(bytes).expect("a PDF lopdf can parse");
+    let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
+    assert!(!pages.is_empty(), "the PDF has pages");
+    doc.extract_text(&pages).expect("text extracted")
+}
+
 pub mod identity;
 pub mod redis_server;
 pub mod smtp;
