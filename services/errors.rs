@@ -85,10 +85,36 @@ pub fn unavailable(err: anyhow::Error) -> Status {
 
 /// Maps a database error: connectivity problems are 503 (retryable), the rest 500.
 pub fn database(err: sqlx::Error) -> Status {
-    match err {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-            unavailable(anyhow::Error::new(err).context("database unavailable"))
-        }
-        other => internal(anyhow::Error::new(other).context("database error")),
+    unexpected(anyhow::Error::new(err).context("database"))
+}
+
+/// An error no rule expected: 503 when its cause is a dependency that cannot be reached
+/// right now (see [`is_unavailable`]), so clients retry, else 500. Every service's
+/// `Unexpected` variant maps through here.
+pub fn unexpected(err: anyhow::Error) -> Status {
+    if err.chain().any(is_unavailable) {
+        unavailable(err)
+    } else {
+        internal(err)
+    }
+}
+
+/// Whether an error means PostgreSQL cannot be reached right now: the pool timed out or is
+/// closed, the connection broke, or the server refused or ended it because it is shutting
+/// down, starting up or full (SQLSTATE class 08, 57P01-57P03, 53300). What a restart of
+/// PostgreSQL looks like to the requests in flight and to those in the gap.
+fn is_unavailable(err: &(dyn std::error::Error + 'static)) -> bool {
+    match err.downcast_ref::<sqlx::Error>() {
+        Some(
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed,
+        ) => true,
+        Some(sqlx::Error::Database(db)) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P") || code == "53300"
+        }),
+        _ => false,
     }
 }

@@ -6,7 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::redis_server::PrivateRedis;
-use common::{json, spawn_app_with};
+use common::tcp_proxy::TcpProxy;
+use common::{TestApp, json, spawn_app_via, spawn_app_with};
+use reqwest::Method;
+use serde_json::json;
 
 /// Redis stopped while serving: catalog reads answer from PostgreSQL within the store's
 /// deadline, and once Redis is back the cache fills again without a restart.
@@ -56,4 +59,91 @@ async fn catalog_reads_survive_redis_going_down_and_the_cache_recovers() {
         assert!(Instant::now() < deadline, "the cache never filled again");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// POST /orders for `quantity` of product 1; the status and body.
+async fn order_one(app: &TestApp, quantity: i32) -> (u16, serde_json::Value) {
+    let body = json!({
+        "products": [{"id": 1, "quantity": quantity}],
+        "paymentMethod": "card",
+        "shippingAddress": {"firstName": "John", "lastName": "Doe", "address": "1 Main St",
+            "city": "Boston", "state": "MA", "zipCode": "02101", "country": "USA", "phone": ""}
+    });
+    let response = app
+        .request(Method::POST, "/orders", Some(&app.user_token()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), json(response).await)
+}
+
+/// PostgreSQL going away (its connections broken, new ones refused) and coming back:
+/// requests in the gap answer 503 in the contract's shape, never 500; the pool reconnects
+/// without a restart; every order answered 201 is whole, no other left rows, and the stock
+/// adds up.
+#[tokio::test]
+async fn postgres_going_away_is_503_and_the_pool_reconnects_without_losing_orders() {
+    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    let app = spawn_app_via(
+        &format!("postgres://postgres@127.0.0.1:{}", proxy.port),
+        &[],
+    )
+    .await;
+    app.seed_catalog(3).await;
+    sqlx::query("UPDATE products SET stock = 100 WHERE id = 1")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(order_one(&app, 2).await.0, 201);
+
+    // Each request in the gap waits for the pool's acquire timeout (3 s), then answers 503.
+    proxy.cut();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let response = app.get_as("/orders", &app.user_token()).await;
+        let status = response.status().as_u16();
+        let body = json(response).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["status"], 503, "{body}");
+        assert!(
+            body["code"].is_string() && body["message"].is_string(),
+            "{body}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let (status, body) = order_one(&app, 1).await;
+        assert_eq!(status, 503, "{body}");
+    }
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.get_as("/orders", &app.user_token()).await.status() != 200 {
+        assert!(Instant::now() < deadline, "the pool never reconnected");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(order_one(&app, 3).await.0, 201);
+
+    // Two orders, both whole; the stock and the held reservations add up to the 100.
+    let orders: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT o.id, (SELECT count(*) FROM order_items i WHERE i.order_id = o.id) FROM orders o",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(orders.len(), 2, "{orders:?}");
+    assert!(orders.iter().all(|(_, items)| *items == 1), "{orders:?}");
+    let (stock, held): (i32, i64) = sqlx::query_as(
+        "SELECT p.stock, (SELECT COALESCE(sum(quantity), 0) FROM stock_reservations r
+                           WHERE r.product_id = p.id AND r.status <> 'released')
+         FROM products p WHERE p.id = 1",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(i64::from(stock) + held, 100, "stock {stock}, held {held}");
+    assert_eq!(stock, 95);
 }

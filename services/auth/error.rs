@@ -162,7 +162,7 @@ impl From<AuthError> for Status {
                 413,
                 why,
             ),
-            AuthError::Unexpected(e) => errors::internal(e),
+            AuthError::Unexpected(e) => errors::unexpected(e),
         }
     }
 }

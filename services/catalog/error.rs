@@ -66,17 +66,7 @@ impl From<CatalogError> for Status {
                 "category".to_owned(),
                 format!("unknown category `{slug}`"),
             )]),
-            CatalogError::Unexpected(err) => {
-                let unreachable = matches!(
-                    err.downcast_ref::<sqlx::Error>(),
-                    Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
-                );
-                if unreachable {
-                    errors::unavailable(err)
-                } else {
-                    errors::internal(err)
-                }
-            }
+            CatalogError::Unexpected(err) => errors::unexpected(err),
         }
     }
 }

@@ -138,7 +138,7 @@ impl From<OrderError> for Status {
                 "The payment intent already pays another order",
             ),
             OrderError::Upstream(status) => status,
-            OrderError::Unexpected(err) => errors::internal(err),
+            OrderError::Unexpected(err) => errors::unexpected(err),
         }
     }
 }

@@ -153,7 +153,7 @@ fn not_found() -> Status {
 }
 
 fn internal(err: impl Into<anyhow::Error>) -> Status {
-    errors::internal(err.into())
+    errors::unexpected(err.into())
 }
 
 /// 422 PAYMENT_FAILED for intent `id`, with the reason (the provider's

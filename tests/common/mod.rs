@@ -80,10 +80,16 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the application with extra settings flags (e.g. `["--rate-limit-enabled", "true"]`).
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
+    spawn_app_via(&postgres_base(), extra).await
+}
+
+/// Like [`spawn_app_with`], the application reaching PostgreSQL at `postgres` (for example
+/// through a [`tcp_proxy::TcpProxy`]); the test's own `db` pool still connects directly.
+pub async fn spawn_app_via(postgres: &str, extra: &[&str]) -> TestApp {
     LazyLock::force(&TRACING);
     let id = uuid::Uuid::new_v4().simple().to_string();
     let db_name = format!("ecom_test_{id}");
-    let database_url = format!("{}/{db_name}", postgres_base());
+    let database_url = format!("{postgres}/{db_name}");
     let redis_prefix = format!("ecom-test:{id}:");
     let redis = redis_url();
     let mut args = vec![
@@ -284,3 +290,4 @@ pub fn pdf_text(bytes: &[u8]) -> String {
 pub mod identity;
 pub mod redis_server;
 pub mod smtp;
+pub mod tcp_proxy;
