@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::redis_server::PrivateRedis;
 use common::tcp_proxy::TcpProxy;
-use common::{TestApp, json, spawn_app_via, spawn_app_with};
+use common::{KillOnDrop, TestApp, free_port, json, spawn_app_via, spawn_app_with};
 use reqwest::Method;
 use serde_json::json;
 
@@ -146,4 +146,110 @@ async fn postgres_going_away_is_503_and_the_pool_reconnects_without_losing_order
     .unwrap();
     assert_eq!(i64::from(stock) + held, 100, "stock {stock}, held {held}");
     assert_eq!(stock, 95);
+}
+
+/// Starts `ecom serve --services <services>` as a child process on `grpc_port`.
+fn service_process(services: &str, grpc_port: u16, database_url: &str) -> KillOnDrop {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ecom"))
+        .args(["serve", "--services", services, "--host", "127.0.0.1"])
+        .args(["--grpc-port", &grpc_port.to_string()])
+        .env("DATABASE_URL", database_url)
+        .env("JWT_SECRET", common::TEST_JWT_SECRET)
+        .env("SEED_DEMO_DATA", "true")
+        .env("LOG_LEVEL", "error")
+        .env_remove("REDIS_URL")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ecom binary starts");
+    KillOnDrop(child)
+}
+
+/// Polls `url` until it answers 200, or panics after `limit`; how long it took.
+async fn until_ok(client: &reqwest::Client, url: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = client.get(url).send().await
+            && r.status() == 200
+        {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "{url} never answered 200");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Mesh mode: the catalog's process killed (SIGKILL) gives 503 for the catalog's routes
+/// only; once a new catalog process listens on the same address, the edge's channel
+/// reconnects by itself.
+#[tokio::test]
+async fn a_killed_service_process_is_503_for_its_routes_only_and_comes_back() {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let database_url = format!("postgres://postgres@127.0.0.1:5432/ecom_test_{id}");
+    let (catalog_port, auth_port, edge_port) = (free_port(), free_port(), free_port());
+    let mut catalog = service_process("catalog", catalog_port, &database_url);
+    // The auth process starts once the catalog's has migrated the database.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _auth = service_process("auth", auth_port, &database_url);
+    let edge = std::process::Command::new(env!("CARGO_BIN_EXE_ecom"))
+        .args([
+            "edge",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &edge_port.to_string(),
+        ])
+        .arg("--upstream")
+        .arg(format!("catalog=http://127.0.0.1:{catalog_port}"))
+        .arg("--upstream")
+        .arg(format!("auth=http://127.0.0.1:{auth_port}"))
+        .args(["--default-upstream", "http://127.0.0.1:1"])
+        .env("JWT_SECRET", common::TEST_JWT_SECRET)
+        .env("RATE_LIMIT_ENABLED", "false")
+        .env("LOG_LEVEL", "error")
+        .env_remove("REDIS_URL")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ecom binary starts");
+    let _edge = KillOnDrop(edge);
+
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{edge_port}/api/v1");
+    let product = format!("{base}/products/1");
+    until_ok(&client, &product, Duration::from_secs(60)).await;
+    let login = || {
+        client
+            .post(format!("{base}/auth/login"))
+            .json(&json!({}))
+            .send()
+    };
+    let started = Instant::now();
+    while login().await.unwrap().status() == 503 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "auth never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    common::assert_error(login().await.unwrap(), 400, "VALIDATION_ERROR").await;
+
+    catalog.0.kill().unwrap();
+    catalog.0.wait().unwrap();
+    let started = Instant::now();
+    common::assert_error(
+        client.get(&product).send().await.unwrap(),
+        503,
+        "SERVICE_UNAVAILABLE",
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The auth service's routes do not notice.
+    common::assert_error(login().await.unwrap(), 400, "VALIDATION_ERROR").await;
+
+    let _catalog = service_process("catalog", catalog_port, &database_url);
+    let recovery = until_ok(&client, &product, Duration::from_secs(30)).await;
+    eprintln!("catalog routes answered again {recovery:?} after the new process started");
 }

@@ -6,28 +6,10 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{assert_error, json};
+use common::{KillOnDrop, assert_error, free_port, json};
 use ecom::clock::Clock;
 use ecom::config::{ServiceName, Settings};
 use ecom::server::{Application, Mode};
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Kills the child when the test ends, whatever happens.
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test]
 async fn the_catalog_serves_through_a_separate_edge_process() {
@@ -81,7 +63,7 @@ async fn the_catalog_serves_through_a_separate_edge_process() {
         .stdout(Stdio::null())
         .spawn()
         .expect("ecom binary starts");
-    let _edge = Child(edge);
+    let _edge = KillOnDrop(edge);
 
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}/api/v1");

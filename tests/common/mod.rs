@@ -279,6 +279,25 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
 
 // Identity helpers (tests/common/identity.rs, tests/common/smtp.rs).
 pub mod fake_stripe;
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process (an `ecom` binary) killed when the test ends, whatever happens.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The text of every page of a PDF, as an independent parser reads it.
 pub fn pdf_text(bytes: &[u8]) -> String {
     let doc = lopdf::Document::load_mem(bytes).expect("a PDF lopdf can parse");

@@ -13,11 +13,7 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// Starts one on a free port and waits until it answers.
     pub async fn start() -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let mut redis = PrivateRedis { port, child: None };
         redis.restart().await;
         redis
