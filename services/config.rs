@@ -288,6 +288,13 @@ pub struct Settings {
         global = true
     )]
     pub upstream_timeout_ms: u64,
+    /// On SIGTERM, how long /ready answers 503 while requests are still served, so that load
+    /// balancers stop sending new ones before the listeners close, e.g. 1s.
+    #[arg(long, env = "SHUTDOWN_DRAIN", default_value = "1s", value_parser = parse_duration, global = true)]
+    pub shutdown_drain: Duration,
+    /// After the drain, how long in-flight requests may take before the process exits anyway.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub shutdown_grace: Duration,
     /// Strict-Transport-Security max-age in seconds; unset sends no HSTS header.
     #[arg(long, env = "HSTS_MAX_AGE", global = true)]
     pub hsts_max_age: Option<u64>,

@@ -94,13 +94,36 @@ async fn run() -> anyhow::Result<()> {
         }
     }
 
-    let shutdown = app.shutdown_handle();
+    // SIGTERM: first not ready (load balancers stop sending), then the listeners close and
+    // in-flight requests finish, and the process exits within the grace period regardless.
+    let (shutdown, draining) = (app.shutdown_handle(), app.drain_handle());
+    let (drain, grace) = (settings.shutdown_drain, settings.shutdown_grace);
+    let (signalled, signal) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!(?drain, "shutting down: not ready, draining");
+        let _ = draining.send(true);
+        let _ = signalled.send(());
+        tokio::time::sleep(drain).await;
+        tracing::info!(
+            ?grace,
+            "closing the listeners, finishing in-flight requests"
+        );
         let _ = shutdown.send(true);
     });
-    app.run_until_stopped().await
+    let deadline = async {
+        if signal.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(drain + grace).await;
+    };
+    tokio::select! {
+        stopped = app.run_until_stopped() => stopped,
+        () = deadline => {
+            tracing::warn!("grace period over: exiting with requests still in flight");
+            Ok(())
+        }
+    }
 }
 
 /// Ctrl-C or SIGTERM.

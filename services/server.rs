@@ -71,6 +71,7 @@ pub struct Application {
     rest_addr: Option<SocketAddr>,
     grpc_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
+    draining: watch::Sender<bool>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -134,6 +135,8 @@ impl Application {
         let shared = Shared::new(settings, clock)?;
         let settings = shared.settings.clone();
         let (shutdown, stop) = watch::channel(false);
+        // Set first on SIGTERM: /ready answers 503 while requests are still served.
+        let (draining, drain) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut grpc_addr = None;
         let mut rest_addr = None;
@@ -195,7 +198,7 @@ impl Application {
                     let listener = bind_rest(&settings).await?;
                     rest_addr = Some(listener.local_addr()?);
                     let app =
-                        edge_router(&shared, upstreams, metrics, Readiness::Local, stop.clone())?;
+                        edge_router(&shared, upstreams, metrics, Readiness::Local, drain.clone())?;
                     tasks.push(tokio::spawn(serve_rest(listener, app, stop.clone())));
                 }
             }
@@ -209,7 +212,7 @@ impl Application {
                 }
                 let listener = bind_rest(&settings).await?;
                 rest_addr = Some(listener.local_addr()?);
-                let app = edge_router(&shared, map, metrics, Readiness::Edge, stop.clone())?;
+                let app = edge_router(&shared, map, metrics, Readiness::Edge, drain.clone())?;
                 tasks.push(tokio::spawn(serve_rest(listener, app, stop.clone())));
             }
         }
@@ -218,6 +221,7 @@ impl Application {
             rest_addr,
             grpc_addr,
             shutdown,
+            draining,
             tasks,
         })
     }
@@ -232,9 +236,16 @@ impl Application {
         self.grpc_addr
     }
 
-    /// A handle that stops the servers gracefully when sent `true`.
+    /// A handle that stops the servers gracefully when sent `true`: the listeners close,
+    /// in-flight requests finish.
     pub fn shutdown_handle(&self) -> watch::Sender<bool> {
         self.shutdown.clone()
+    }
+
+    /// A handle that marks the process as draining when sent `true`: /ready answers 503
+    /// (and stays so), everything else is served as before. See `ecom serve`'s SIGTERM.
+    pub fn drain_handle(&self) -> watch::Sender<bool> {
+        self.draining.clone()
     }
 
     /// Serves until every server has stopped (after a shutdown signal or an error).
@@ -556,7 +567,8 @@ struct EdgeState {
     metrics: PrometheusHandle,
     openapi: Arc<serde_json::Value>,
     readiness: Readiness,
-    stopping: watch::Receiver<bool>,
+    /// True once the process drains (SIGTERM): not ready any more.
+    draining: watch::Receiver<bool>,
 }
 
 /// The REST edge: operational routes, then the transcoder for everything under the base path,
@@ -566,7 +578,7 @@ fn edge_router(
     upstreams: Vec<(&'static str, transcoder::Upstream)>,
     metrics: PrometheusHandle,
     readiness: Readiness,
-    stopping: watch::Receiver<bool>,
+    draining: watch::Receiver<bool>,
 ) -> anyhow::Result<Router> {
     let settings = &shared.settings;
     let mut builder = transcoder::Transcoder::builder(proto::descriptor_pool().clone())
@@ -590,7 +602,7 @@ fn edge_router(
         metrics,
         openapi: Arc::new(openapi),
         readiness,
-        stopping,
+        draining,
     };
 
     let router = Router::new()
@@ -657,7 +669,7 @@ async fn health() -> impl IntoResponse {
 }
 
 async fn ready(State(state): State<EdgeState>) -> Response {
-    if *state.stopping.borrow() {
+    if *state.draining.borrow() {
         return not_ready("shutting down");
     }
     if let Readiness::Edge = state.readiness {

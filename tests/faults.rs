@@ -253,3 +253,117 @@ async fn a_killed_service_process_is_503_for_its_routes_only_and_comes_back() {
     let recovery = until_ok(&client, &product, Duration::from_secs(30)).await;
     eprintln!("catalog routes answered again {recovery:?} after the new process started");
 }
+
+/// SIGTERM under load: /ready answers 503 at once while requests are still served (the
+/// drain), then the listeners close, requests in flight finish, new connections are
+/// refused, and the process exits within the grace period.
+#[tokio::test]
+async fn sigterm_drains_then_finishes_in_flight_requests_and_exits() {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (rest_port, grpc_port) = (free_port(), free_port());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ecom"))
+        .args(["serve", "--host", "127.0.0.1"])
+        .args([
+            "--port",
+            &rest_port.to_string(),
+            "--grpc-port",
+            &grpc_port.to_string(),
+        ])
+        .env(
+            "DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:5432/ecom_test_{id}"),
+        )
+        .env("JWT_SECRET", common::TEST_JWT_SECRET)
+        .env("RATE_LIMIT_ENABLED", "false")
+        .env("SHUTDOWN_DRAIN", "2s")
+        .env("SHUTDOWN_GRACE", "5s")
+        .env("LOG_LEVEL", "error")
+        .env_remove("REDIS_URL")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ecom binary starts");
+    let pid = child.id().to_string();
+    let mut child = KillOnDrop(child);
+    let origin = format!("http://127.0.0.1:{rest_port}");
+    let client = reqwest::Client::new();
+    until_ok(&client, &format!("{origin}/ready"), Duration::from_secs(60)).await;
+
+    let signalled = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        client
+            .get(format!("{origin}/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503,
+        "not ready as soon as the signal arrives"
+    );
+    assert_eq!(
+        reqwest::Client::new()
+            .get(format!("{origin}/api/v1/products/1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "still served while draining"
+    );
+
+    // Logins (argon2: slow on purpose) sent just before the listeners close: in flight
+    // while the shutdown starts, each must still get its answer.
+    tokio::time::sleep(Duration::from_millis(1_700).saturating_sub(signalled.elapsed())).await;
+    let mut in_flight = Vec::new();
+    for n in 0..16 {
+        let client = client.clone();
+        let url = format!("{origin}/api/v1/auth/login");
+        in_flight.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&json!({"email": format!("nobody{n}@example.com"), "password": "Wrong1Pass"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    for request in in_flight {
+        assert_eq!(
+            request.await.unwrap().ok(),
+            Some(400),
+            "an in-flight request was cut"
+        );
+    }
+    let answered = signalled.elapsed();
+
+    // After the drain: new connections are refused, and the process is gone in time.
+    tokio::time::sleep(Duration::from_millis(2_300).saturating_sub(signalled.elapsed())).await;
+    assert!(
+        reqwest::Client::new()
+            .get(format!("{origin}/health"))
+            .send()
+            .await
+            .is_err(),
+        "a new connection after the drain is refused"
+    );
+    let exited = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(8),
+            "still running after drain + grace"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exited.success(), "{exited}");
+    eprintln!(
+        "SIGTERM at 0: last in-flight login answered at {answered:?}, exited at {:?}",
+        signalled.elapsed()
+    );
+}
