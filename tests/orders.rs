@@ -16,25 +16,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tonic::Code;
 
-/// Inserts a product with an exact price (cents), discount and stock; returns its id.
 async fn product(app: &TestApp, title: &str, price_cents: i64, discount: f64, stock: i32) -> i64 {
-    sqlx::query("INSERT INTO categories (slug, name) VALUES ('smartphones', 'Smartphones') ON CONFLICT DO NOTHING")
-        .execute(&app.db)
+    app.insert_product(title, price_cents, discount, stock)
         .await
-        .expect("category");
-    sqlx::query_scalar(
-        r#"INSERT INTO products (title, description, price_cents, discount_percentage, stock, category_id, thumbnail)
-           VALUES ($1, 'A product for the orders tests.', $2, $3::float8::numeric, $4,
-                   (SELECT id FROM categories WHERE slug = 'smartphones'), 'https://cdn.example.com/t.jpg')
-           RETURNING id"#,
-    )
-    .bind(title)
-    .bind(price_cents)
-    .bind(discount)
-    .bind(stock)
-    .fetch_one(&app.db)
-    .await
-    .expect("product inserted")
 }
 
 async fn stock_of(app: &TestApp, id: i64) -> i32 {

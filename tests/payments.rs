@@ -304,24 +304,9 @@ async fn deliver(app: &TestApp, event_id: &str, kind: &str, object: Value) -> re
     webhook(app, &body, &signature).await
 }
 
-/// Inserts a product of `price_cents` with stock; returns its id.
+/// A product of `price_cents` with stock 10; returns its id.
 async fn product(app: &TestApp, price_cents: i64) -> i64 {
-    sqlx::query(
-        "INSERT INTO categories (slug, name) VALUES ('misc', 'Misc') ON CONFLICT DO NOTHING",
-    )
-    .execute(&app.db)
-    .await
-    .unwrap();
-    sqlx::query_scalar(
-        r#"INSERT INTO products (title, description, price_cents, discount_percentage, stock, category_id, thumbnail)
-           VALUES ('Thing', 'A product for the payments tests.', $1, 0, 10,
-                   (SELECT id FROM categories WHERE slug = 'misc'), 'https://cdn.example.com/t.jpg')
-           RETURNING id"#,
-    )
-    .bind(price_cents)
-    .fetch_one(&app.db)
-    .await
-    .unwrap()
+    app.insert_product("Thing", price_cents, 0.0, 10).await
 }
 
 /// Places an order of one 50.00 product (total 6399 cents) for the user.

@@ -242,6 +242,34 @@ impl TestApp {
     }
 
     /// Seeds the deterministic demo catalog with `products` products.
+    /// Inserts a product with an exact price (cents), discount (percent) and stock, behind
+    /// the service's back (nothing cached yet can hold it); returns its id.
+    pub async fn insert_product(
+        &self,
+        title: &str,
+        price_cents: i64,
+        discount: f64,
+        stock: i32,
+    ) -> i64 {
+        sqlx::query("INSERT INTO categories (slug, name) VALUES ('smartphones', 'Smartphones') ON CONFLICT DO NOTHING")
+            .execute(&self.db)
+            .await
+            .expect("category");
+        sqlx::query_scalar(
+            r#"INSERT INTO products (title, description, price_cents, discount_percentage, stock, category_id, thumbnail)
+               VALUES ($1, 'A product made by a test.', $2, $3::float8::numeric, $4,
+                       (SELECT id FROM categories WHERE slug = 'smartphones'), 'https://cdn.example.com/t.jpg')
+               RETURNING id"#,
+        )
+        .bind(title)
+        .bind(price_cents)
+        .bind(discount)
+        .bind(stock)
+        .fetch_one(&self.db)
+        .await
+        .expect("product inserted")
+    }
+
     pub async fn seed_catalog(&self, products: usize) {
         ecom::catalog::seed::seed_demo_catalog(&self.db, products)
             .await
