@@ -53,6 +53,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub tokens: Tokens,
     pub clock: Clock,
+    /// What this instance was started with, so [`TestApp::spawn_sibling`] can start another.
+    settings: Settings,
     shutdown: watch::Sender<bool>,
 }
 
@@ -78,13 +80,24 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
 
-/// Starts the application with extra settings flags (e.g. `["--rate-limit-enabled", "true"]`).
+/// Starts the application with extra settings flags (e.g. `["--rate-limit-max-requests", "4"]`).
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
-    LazyLock::force(&TRACING);
+    let (db_name, redis_prefix) = fresh_names();
+    let settings = test_settings(&db_name, &redis_prefix, extra);
+    spawn_with_settings(settings, db_name, Clock::fixed(chrono::Utc::now())).await
+}
+
+/// A new test database name and Redis key prefix, unique to one test.
+fn fresh_names() -> (String, String) {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let db_name = format!("ecom_test_{id}");
+    (format!("ecom_test_{id}"), format!("ecom-test:{id}:"))
+}
+
+/// The settings of a test instance on database `db_name` and Redis key prefix `redis_prefix`:
+/// the test defaults, then `extra` flags (a flag given again overrides the default).
+fn test_settings(db_name: &str, redis_prefix: &str, extra: &[&str]) -> Settings {
+    LazyLock::force(&TRACING);
     let database_url = format!("{}/{db_name}", postgres_base());
-    let redis_prefix = format!("ecom-test:{id}:");
     let redis = redis_url();
     let mut args = vec![
         "--host",
@@ -98,7 +111,7 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
         "--redis-url",
         &redis,
         "--redis-key-prefix",
-        &redis_prefix,
+        redis_prefix,
         "--jwt-secret",
         TEST_JWT_SECRET,
         "--rate-limit-enabled",
@@ -113,11 +126,10 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     args.extend_from_slice(extra);
     let mut settings = Settings::for_tests(&args).expect("test settings parse");
     settings.validate().expect("test settings are valid");
-    spawn_with_settings(settings, db_name, redis_prefix).await
+    settings
 }
 
-async fn spawn_with_settings(settings: Settings, db_name: String, redis_prefix: String) -> TestApp {
-    let clock = Clock::fixed(chrono::Utc::now());
+async fn spawn_with_settings(settings: Settings, db_name: String, clock: Clock) -> TestApp {
     let app = Application::build(settings.clone(), Mode::all(), clock.clone())
         .await
         .expect("application starts");
@@ -142,18 +154,33 @@ async fn spawn_with_settings(settings: Settings, db_name: String, redis_prefix: 
         grpc: format!("http://{grpc}"),
         db,
         db_name,
-        redis_prefix,
+        // What the application uses, also when a test overrode it with `--redis-key-prefix`.
+        redis_prefix: settings.redis_key_prefix.clone(),
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("http client"),
         tokens,
         clock,
+        settings,
         shutdown,
     }
 }
 
 impl TestApp {
+    /// A second instance of this deployment: its own REST edge and gRPC server on new ports,
+    /// the same settings, the SAME database and Redis key prefix (so the same rate-limit
+    /// counters, token deny-list, caches and idempotency keys) and the same clock, as two
+    /// `ecom serve` processes behind a load balancer share PostgreSQL, Redis and wall time.
+    pub async fn spawn_sibling(&self) -> TestApp {
+        spawn_with_settings(
+            self.settings.clone(),
+            self.db_name.clone(),
+            self.clock.clone(),
+        )
+        .await
+    }
+
     /// An access token of the admin (id [`ADMIN_ID`]).
     pub fn admin_token(&self) -> String {
         self.tokens
