@@ -9,7 +9,7 @@
 use std::sync::LazyLock;
 
 use ecom::clock::Clock;
-use ecom::config::Settings;
+use ecom::config::{ServiceName, Settings};
 use ecom::server::{Application, Mode};
 use ecom::tokens::{Role, Tokens};
 use reqwest::{Method, RequestBuilder, Response};
@@ -45,7 +45,7 @@ pub struct TestApp {
     pub origin: String,
     /// `http://127.0.0.1:PORT/api/v1`.
     pub api: String,
-    /// `http://127.0.0.1:GRPC_PORT`.
+    /// `http://127.0.0.1:GRPC_PORT` (empty for an edge alone, see [`TestApp::spawn_edge_over`]).
     pub grpc: String,
     pub db: PgPool,
     pub db_name: String,
@@ -84,7 +84,13 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     let (db_name, redis_prefix) = fresh_names();
     let settings = test_settings(&db_name, &redis_prefix, extra);
-    spawn_with_settings(settings, db_name, Clock::fixed(chrono::Utc::now())).await
+    spawn_with_settings(
+        settings,
+        db_name,
+        Clock::fixed(chrono::Utc::now()),
+        Mode::all(),
+    )
+    .await
 }
 
 /// A new test database name and Redis key prefix, unique to one test.
@@ -129,12 +135,22 @@ fn test_settings(db_name: &str, redis_prefix: &str, extra: &[&str]) -> Settings 
     settings
 }
 
-async fn spawn_with_settings(settings: Settings, db_name: String, clock: Clock) -> TestApp {
-    let app = Application::build(settings.clone(), Mode::all(), clock.clone())
+async fn spawn_with_settings(
+    settings: Settings,
+    db_name: String,
+    clock: Clock,
+    mode: Mode,
+) -> TestApp {
+    let services = matches!(mode, Mode::Services { .. });
+    let app = Application::build(settings.clone(), mode, clock.clone())
         .await
         .expect("application starts");
     let rest = app.rest_addr().expect("edge runs");
-    let grpc = app.grpc_addr().expect("gRPC runs");
+    let grpc = app
+        .grpc_addr()
+        .map(|addr| format!("http://{addr}"))
+        .unwrap_or_default();
+    assert_eq!(services, !grpc.is_empty(), "gRPC runs where services run");
     let shutdown = app.shutdown_handle();
     tokio::spawn(app.run_until_stopped());
 
@@ -151,7 +167,7 @@ async fn spawn_with_settings(settings: Settings, db_name: String, clock: Clock) 
     TestApp {
         origin: format!("http://{rest}"),
         api: format!("http://{rest}{}", settings.api_base_path),
-        grpc: format!("http://{grpc}"),
+        grpc,
         db,
         db_name,
         // What the application uses, also when a test overrode it with `--redis-key-prefix`.
@@ -173,10 +189,38 @@ impl TestApp {
     /// counters, token deny-list, caches and idempotency keys) and the same clock, as two
     /// `ecom serve` processes behind a load balancer share PostgreSQL, Redis and wall time.
     pub async fn spawn_sibling(&self) -> TestApp {
+        self.spawn_sibling_on_grpc_port(0).await
+    }
+
+    /// [`TestApp::spawn_sibling`] with its gRPC server on `port` (0: any free one), e.g. the
+    /// port of an instance that stopped, to bring it back where an edge expects it.
+    pub async fn spawn_sibling_on_grpc_port(&self, port: u16) -> TestApp {
+        let mut settings = self.settings.clone();
+        settings.grpc_port = port;
+        spawn_with_settings(
+            settings,
+            self.db_name.clone(),
+            self.clock.clone(),
+            Mode::all(),
+        )
+        .await
+    }
+
+    /// A REST edge alone (`ecom edge`) in front of the gRPC servers of `instances`, every
+    /// service balanced over all of them, with this instance's settings (so the same Redis
+    /// prefix for rate limits) and clock. Its `grpc` is empty: it runs no services.
+    pub async fn spawn_edge_over(&self, instances: &[&TestApp]) -> TestApp {
+        let urls: Vec<String> = instances.iter().map(|app| app.grpc.clone()).collect();
+        assert!(urls.iter().all(|url| !url.is_empty()), "upstreams run gRPC");
+        let upstreams = ServiceName::ALL
+            .into_iter()
+            .map(|service| (service, urls.clone()))
+            .collect();
         spawn_with_settings(
             self.settings.clone(),
             self.db_name.clone(),
             self.clock.clone(),
+            Mode::Edge { upstreams },
         )
         .await
     }
