@@ -118,11 +118,17 @@ async fn run() {
                 let (route, request) = match roll {
                     0..=29 => (
                         "GET /products",
-                        http.get(format!("{base}/products?limit=10&skip={}", rng.random_range(0..20) * 10)),
+                        http.get(format!(
+                            "{base}/products?limit=10&skip={}",
+                            rng.random_range(0..20) * 10
+                        )),
                     ),
                     30..=49 => (
                         "GET /products/search",
-                        http.get(format!("{base}/products/search?q={}", WORDS[rng.random_range(0..WORDS.len())])),
+                        http.get(format!(
+                            "{base}/products/search?q={}",
+                            WORDS[rng.random_range(0..WORDS.len())]
+                        )),
                     ),
                     50..=69 => (
                         "GET /products/:id",
@@ -130,14 +136,15 @@ async fn run() {
                     ),
                     70..=71 => (
                         "POST /auth/login",
-                        http.post(format!("{base}/auth/login")).json(&serde_json::json!(
+                        http.post(format!("{base}/auth/login"))
+                            .json(&serde_json::json!(
                             {"username": "emilys", "password": "EmilyPass123"})),
                     ),
                     72..=84 => (
                         "POST /cart",
-                        http.post(format!("{base}/cart"))
-                            .bearer_auth(&token)
-                            .json(&serde_json::json!({"products": [{"id": hot_id, "quantity": 1}]})),
+                        http.post(format!("{base}/cart")).bearer_auth(&token).json(
+                            &serde_json::json!({"products": [{"id": hot_id, "quantity": 1}]}),
+                        ),
                     ),
                     _ => (
                         "POST /orders",

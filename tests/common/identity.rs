@@ -83,44 +83,15 @@ pub fn reset_token_in(mail: &str) -> String {
         .collect()
 }
 
-/// An application with rate limiting on (`spawn_app_with` cannot turn it on: clap refuses a
-/// flag given twice, and the harness already passes `--rate-limit-enabled false`), on Redis key
-/// prefix `prefix` (a fresh one when `None`), so two of them share limits and the deny-list as
-/// two instances of one deployment do.
+/// An application with rate limiting on, on Redis key prefix `prefix` (a fresh one when
+/// `None`), so two of them share limits and the deny-list as two instances of one deployment
+/// do (each on its own database; [`TestApp::spawn_sibling`] shares the database too).
 pub async fn spawn_app_with_rate_limits(prefix: Option<&str>, extra: &[&str]) -> TestApp {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let db_name = format!("ecom_test_{id}");
-    let database_url = format!("{}/{db_name}", super::postgres_base());
-    let redis = super::redis_url();
-    let prefix = prefix
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("ecom-test:{id}:"));
-    let mut args = vec![
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--grpc-port",
-        "0",
-        "--database-url",
-        &database_url,
-        "--redis-url",
-        &redis,
-        "--redis-key-prefix",
-        &prefix,
-        "--jwt-secret",
-        super::TEST_JWT_SECRET,
-        "--rate-limit-enabled",
-        "true",
-        "--seed-demo-data",
-        "false",
-        "--database-pool-size",
-        "5",
-        "--app-env",
-        "test",
-    ];
+    let (db_name, fresh_prefix) = super::fresh_names();
+    let prefix = prefix.map(str::to_owned).unwrap_or(fresh_prefix);
+    let mut args = vec!["--rate-limit-enabled", "true"];
     args.extend_from_slice(extra);
-    let mut settings = ecom::config::Settings::for_tests(&args).expect("test settings parse");
-    settings.validate().expect("test settings are valid");
-    super::spawn_with_settings(settings, db_name, prefix.clone()).await
+    let settings = super::test_settings(&super::postgres_base(), &db_name, &prefix, &args);
+    let clock = ecom::clock::Clock::fixed(chrono::Utc::now());
+    super::spawn_with_settings(settings, db_name, clock, ecom::server::Mode::all()).await
 }

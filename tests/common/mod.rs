@@ -9,7 +9,7 @@
 use std::sync::LazyLock;
 
 use ecom::clock::Clock;
-use ecom::config::Settings;
+use ecom::config::{ServiceName, Settings};
 use ecom::server::{Application, Mode};
 use ecom::tokens::{Role, Tokens};
 use reqwest::{Method, RequestBuilder, Response};
@@ -45,7 +45,7 @@ pub struct TestApp {
     pub origin: String,
     /// `http://127.0.0.1:PORT/api/v1`.
     pub api: String,
-    /// `http://127.0.0.1:GRPC_PORT`.
+    /// `http://127.0.0.1:GRPC_PORT` (empty for an edge alone, see [`TestApp::spawn_edge_over`]).
     pub grpc: String,
     pub db: PgPool,
     pub db_name: String,
@@ -53,6 +53,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub tokens: Tokens,
     pub clock: Clock,
+    /// What this instance was started with, so [`TestApp::spawn_sibling`] can start another.
+    settings: Settings,
     shutdown: watch::Sender<bool>,
 }
 
@@ -78,7 +80,7 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
 
-/// Starts the application with extra settings flags (e.g. `["--rate-limit-enabled", "true"]`).
+/// Starts the application with extra settings flags (e.g. `["--rate-limit-max-requests", "4"]`).
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     spawn_app_via(&postgres_base(), extra).await
 }
@@ -86,11 +88,29 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
 /// Like [`spawn_app_with`], the application reaching PostgreSQL at `postgres` (for example
 /// through a [`tcp_proxy::TcpProxy`]); the test's own `db` pool still connects directly.
 pub async fn spawn_app_via(postgres: &str, extra: &[&str]) -> TestApp {
-    LazyLock::force(&TRACING);
+    let (db_name, redis_prefix) = fresh_names();
+    let settings = test_settings(postgres, &db_name, &redis_prefix, extra);
+    spawn_with_settings(
+        settings,
+        db_name,
+        Clock::fixed(chrono::Utc::now()),
+        Mode::all(),
+    )
+    .await
+}
+
+/// A new test database name and Redis key prefix, unique to one test.
+fn fresh_names() -> (String, String) {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let db_name = format!("ecom_test_{id}");
+    (format!("ecom_test_{id}"), format!("ecom-test:{id}:"))
+}
+
+/// The settings of a test instance on database `db_name` (at the server `postgres`) and Redis
+/// key prefix `redis_prefix`: the test defaults, then `extra` flags (a flag given again
+/// overrides the default).
+fn test_settings(postgres: &str, db_name: &str, redis_prefix: &str, extra: &[&str]) -> Settings {
+    LazyLock::force(&TRACING);
     let database_url = format!("{postgres}/{db_name}");
-    let redis_prefix = format!("ecom-test:{id}:");
     let redis = redis_url();
     let mut args = vec![
         "--host",
@@ -104,7 +124,7 @@ pub async fn spawn_app_via(postgres: &str, extra: &[&str]) -> TestApp {
         "--redis-url",
         &redis,
         "--redis-key-prefix",
-        &redis_prefix,
+        redis_prefix,
         "--jwt-secret",
         TEST_JWT_SECRET,
         "--rate-limit-enabled",
@@ -119,16 +139,25 @@ pub async fn spawn_app_via(postgres: &str, extra: &[&str]) -> TestApp {
     args.extend_from_slice(extra);
     let mut settings = Settings::for_tests(&args).expect("test settings parse");
     settings.validate().expect("test settings are valid");
-    spawn_with_settings(settings, db_name, redis_prefix).await
+    settings
 }
 
-async fn spawn_with_settings(settings: Settings, db_name: String, redis_prefix: String) -> TestApp {
-    let clock = Clock::fixed(chrono::Utc::now());
-    let app = Application::build(settings.clone(), Mode::all(), clock.clone())
+async fn spawn_with_settings(
+    settings: Settings,
+    db_name: String,
+    clock: Clock,
+    mode: Mode,
+) -> TestApp {
+    let services = matches!(mode, Mode::Services { .. });
+    let app = Application::build(settings.clone(), mode, clock.clone())
         .await
         .expect("application starts");
     let rest = app.rest_addr().expect("edge runs");
-    let grpc = app.grpc_addr().expect("gRPC runs");
+    let grpc = app
+        .grpc_addr()
+        .map(|addr| format!("http://{addr}"))
+        .unwrap_or_default();
+    assert_eq!(services, !grpc.is_empty(), "gRPC runs where services run");
     let shutdown = app.shutdown_handle();
     tokio::spawn(app.run_until_stopped());
 
@@ -145,21 +174,64 @@ async fn spawn_with_settings(settings: Settings, db_name: String, redis_prefix: 
     TestApp {
         origin: format!("http://{rest}"),
         api: format!("http://{rest}{}", settings.api_base_path),
-        grpc: format!("http://{grpc}"),
+        grpc,
         db,
         db_name,
-        redis_prefix,
+        // What the application uses, also when a test overrode it with `--redis-key-prefix`.
+        redis_prefix: settings.redis_key_prefix.clone(),
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("http client"),
         tokens,
         clock,
+        settings,
         shutdown,
     }
 }
 
 impl TestApp {
+    /// A second instance of this deployment: its own REST edge and gRPC server on new ports,
+    /// the same settings, the SAME database and Redis key prefix (so the same rate-limit
+    /// counters, token deny-list, caches and idempotency keys) and the same clock, as two
+    /// `ecom serve` processes behind a load balancer share PostgreSQL, Redis and wall time.
+    pub async fn spawn_sibling(&self) -> TestApp {
+        self.spawn_sibling_on_grpc_port(0).await
+    }
+
+    /// [`TestApp::spawn_sibling`] with its gRPC server on `port` (0: any free one), e.g. the
+    /// port of an instance that stopped, to bring it back where an edge expects it.
+    pub async fn spawn_sibling_on_grpc_port(&self, port: u16) -> TestApp {
+        let mut settings = self.settings.clone();
+        settings.grpc_port = port;
+        spawn_with_settings(
+            settings,
+            self.db_name.clone(),
+            self.clock.clone(),
+            Mode::all(),
+        )
+        .await
+    }
+
+    /// A REST edge alone (`ecom edge`) in front of the gRPC servers of `instances`, every
+    /// service balanced over all of them, with this instance's settings (so the same Redis
+    /// prefix for rate limits) and clock. Its `grpc` is empty: it runs no services.
+    pub async fn spawn_edge_over(&self, instances: &[&TestApp]) -> TestApp {
+        let urls: Vec<String> = instances.iter().map(|app| app.grpc.clone()).collect();
+        assert!(urls.iter().all(|url| !url.is_empty()), "upstreams run gRPC");
+        let upstreams = ServiceName::ALL
+            .into_iter()
+            .map(|service| (service, urls.clone()))
+            .collect();
+        spawn_with_settings(
+            self.settings.clone(),
+            self.db_name.clone(),
+            self.clock.clone(),
+            Mode::Edge { upstreams },
+        )
+        .await
+    }
+
     /// An access token of the admin (id [`ADMIN_ID`]).
     pub fn admin_token(&self) -> String {
         self.tokens

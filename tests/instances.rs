@@ -1,0 +1,445 @@
+//! Several instances (issue 6): two `ecom serve` instances, each with its own REST edge and gRPC
+//! server, on one PostgreSQL database and one Redis key prefix, as two processes of one
+//! deployment behind a load balancer. Every test drives both through their REST edges and shows
+//! a rule holding across them: rate limits, token revocation, cache invalidation after an admin
+//! write, and Idempotency-Key replays. The policies are listed in docs/RELIABILITY.md.
+
+mod common;
+
+use common::{TestApp, assert_error, json, spawn_app, spawn_app_with};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Two instances of one deployment: `first` and a sibling on its database and Redis prefix.
+async fn two_instances(first: TestApp) -> (TestApp, TestApp) {
+    let second = first.spawn_sibling().await;
+    assert_ne!(first.origin, second.origin, "two edges");
+    assert_ne!(first.grpc, second.grpc, "two gRPC servers");
+    (first, second)
+}
+
+/// GET `path` (anonymous) expecting 200 and JSON.
+async fn get_ok(app: &TestApp, path: &str) -> Value {
+    let response = app.get(path).await;
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "GET {path} on {}",
+        app.origin
+    );
+    json(response).await
+}
+
+// ---------------------------------------------------------------- rate limits
+
+/// Requests to /products split over both instances count against one budget: at the limit the
+/// next request is 429 RATE_LIMITED with Retry-After on either instance.
+#[tokio::test]
+async fn the_products_rate_limit_holds_across_two_instances() {
+    const MAX: usize = 4;
+    let max = MAX.to_string();
+    let (a, b) = two_instances(
+        spawn_app_with(&[
+            "--rate-limit-enabled",
+            "true",
+            "--rate-limit-max-requests",
+            &max,
+        ])
+        .await,
+    )
+    .await;
+    a.seed_catalog(2).await;
+
+    // MAX requests, alternating: each instance alone sees only half of the budget used.
+    for i in 0..MAX {
+        let app = if i % 2 == 0 { &a } else { &b };
+        get_ok(app, "/products?limit=1").await;
+    }
+    // Over the shared budget on both instances, with the contract's shape and Retry-After.
+    for app in [&b, &a] {
+        let limited = app.get("/products/1").await;
+        let retry_after: u64 = limited
+            .headers()
+            .get("retry-after")
+            .expect("Retry-After header")
+            .to_str()
+            .unwrap()
+            .parse()
+            .expect("Retry-After in seconds");
+        assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+        let body = assert_error(limited, 429, "RATE_LIMITED").await;
+        assert_eq!(body["details"]["retryAfter"], retry_after);
+    }
+    // Other groups keep their own budgets.
+    assert_ne!(a.get("/orders").await.status().as_u16(), 429);
+}
+
+// ---------------------------------------------------------------- token revocation
+
+/// A logout on one instance revokes the access token on the other at once, and a refresh
+/// token rotated on one instance is dead on the other.
+#[tokio::test]
+async fn logout_and_refresh_rotation_on_one_instance_hold_on_the_other() {
+    let (a, b) = two_instances(spawn_app().await).await;
+    let account = a.register("instances@example.com").await;
+
+    // The token signed by A is good on B before the logout (so the refusal below is the
+    // revocation, not a token B never accepted).
+    let me = b.get_as("/users/me", &account.token).await;
+    assert_eq!(me.status().as_u16(), 200);
+    assert_eq!(json(me).await["email"], "instances@example.com");
+
+    let logout = a
+        .post_json(
+            "/auth/logout",
+            &json!({"refreshToken": account.refresh_token}),
+            Some(&account.token),
+        )
+        .await;
+    assert_eq!(logout.status().as_u16(), 200);
+    // At once on B, by two services (users and auth), with no wait or retry.
+    assert_error(
+        b.get_as("/users/me", &account.token).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    assert_error(
+        b.get_as("/auth/me", &account.token).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    assert_error(
+        b.post_json(
+            "/auth/refresh",
+            &json!({"refreshToken": account.refresh_token}),
+            None,
+        )
+        .await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    )
+    .await;
+
+    // Another session: rotate on A, the old refresh token is dead on B.
+    let session = a.login(&account.email, &account.password).await;
+    let rotated = a
+        .post_json(
+            "/auth/refresh",
+            &json!({"refreshToken": session.refresh_token}),
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status().as_u16(), 200);
+    let rotated = json(rotated).await["refreshToken"]
+        .as_str()
+        .expect("refreshToken")
+        .to_owned();
+    // B honours the rotation: the new token works there once...
+    let again = b
+        .post_json("/auth/refresh", &json!({"refreshToken": rotated}), None)
+        .await;
+    assert_eq!(again.status().as_u16(), 200);
+    let newest = json(again).await["refreshToken"]
+        .as_str()
+        .expect("refreshToken")
+        .to_owned();
+    // ...the token A rotated away is refused on B...
+    assert_error(
+        b.post_json(
+            "/auth/refresh",
+            &json!({"refreshToken": session.refresh_token}),
+            None,
+        )
+        .await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    )
+    .await;
+    // ...and that reuse, seen on B, revoked the whole family on A too.
+    assert_error(
+        a.post_json("/auth/refresh", &json!({"refreshToken": newest}), None)
+            .await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------- cache invalidation
+
+/// A product B has cached is fresh on B right after an admin write on A.
+#[tokio::test]
+async fn an_admin_write_on_one_instance_evicts_the_product_cached_by_the_other() {
+    let (a, b) = two_instances(spawn_app().await).await;
+    a.seed_catalog(3).await;
+    let path = "/products/1";
+    let original = get_ok(&b, path).await;
+
+    // Behind the services' back: neither instance sees it, both read the entry B cached.
+    sqlx::query("UPDATE products SET title = 'Changed Behind The Back' WHERE id = 1")
+        .execute(&a.db)
+        .await
+        .unwrap();
+    assert_eq!(get_ok(&b, path).await["title"], original["title"]);
+    assert_eq!(get_ok(&a, path).await["title"], original["title"]);
+
+    let response = a
+        .put_json(path, &json!({ "price": 12.34 }), Some(&a.admin_token()))
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let fresh = get_ok(&b, path).await;
+    assert_eq!(fresh["price"], 12.34);
+    assert_eq!(fresh["title"], "Changed Behind The Back");
+}
+
+/// Listing and search pages B has cached are retired by an admin write on A.
+#[tokio::test]
+async fn an_admin_write_on_one_instance_retires_the_listing_pages_cached_by_the_other() {
+    let (a, b) = two_instances(spawn_app().await).await;
+    a.seed_catalog(5).await;
+    let list = "/products?limit=5";
+    let search = "/products/search?q=a";
+    let before = get_ok(&b, list).await;
+    let searched = get_ok(&b, search).await;
+
+    sqlx::query("UPDATE products SET title = 'Quietly Renamed', price_cents = 1 WHERE id = 3")
+        .execute(&a.db)
+        .await
+        .unwrap();
+    assert_eq!(get_ok(&b, list).await, before, "B serves its cached page");
+    assert_eq!(get_ok(&a, list).await, before, "A reads the same cache");
+    assert_eq!(get_ok(&b, search).await, searched);
+
+    // A write to another product on A retires every page, B's included.
+    let response = a
+        .put_json(
+            "/products/4",
+            &json!({ "stock": 7 }),
+            Some(&a.admin_token()),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let after = get_ok(&b, list).await;
+    let renamed = after["products"]
+        .as_array()
+        .expect("products array")
+        .iter()
+        .find(|p| p["id"] == 3)
+        .expect("product 3 on the first page");
+    assert_eq!(renamed["title"], "Quietly Renamed");
+    assert_ne!(get_ok(&b, search).await, searched);
+}
+
+// ---------------------------------------------------------------- idempotency
+
+/// Inserts a product with a price (cents) and stock; returns its id.
+async fn product(app: &TestApp, price_cents: i64, stock: i32) -> i64 {
+    sqlx::query("INSERT INTO categories (slug, name) VALUES ('smartphones', 'Smartphones') ON CONFLICT DO NOTHING")
+        .execute(&app.db)
+        .await
+        .expect("category");
+    sqlx::query_scalar(
+        r#"INSERT INTO products (title, description, price_cents, discount_percentage, stock, category_id, thumbnail)
+           VALUES ('Thing', 'A product for the instances tests.', $1, 0, $2,
+                   (SELECT id FROM categories WHERE slug = 'smartphones'), 'https://cdn.example.com/t.jpg')
+           RETURNING id"#,
+    )
+    .bind(price_cents)
+    .bind(stock)
+    .fetch_one(&app.db)
+    .await
+    .expect("product inserted")
+}
+
+fn order_body(product: i64, quantity: i32) -> Value {
+    json!({
+        "products": [{"id": product, "quantity": quantity}],
+        "shippingAddress": {
+            "firstName": "John", "lastName": "Doe", "address": "123 Main St", "city": "New York",
+            "state": "NY", "zipCode": "10001", "country": "USA", "phone": "+1234567890"
+        },
+        "paymentMethod": "card"
+    })
+}
+
+async fn post_order(app: &TestApp, body: &Value, token: &str, key: &str) -> reqwest::Response {
+    app.request(Method::POST, "/orders", Some(token))
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
+async fn orders_in_database(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&app.db)
+        .await
+        .expect("orders counted")
+}
+
+async fn stock_of(app: &TestApp, id: i64) -> i32 {
+    sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .expect("stock read")
+}
+
+/// An Idempotency-Key used on A replays on B, a different body with it is refused on B, and
+/// concurrent posts of one key over both instances make one order.
+#[tokio::test]
+async fn idempotency_keys_replay_across_instances() {
+    let (a, b) = two_instances(spawn_app().await).await;
+    let p = product(&a, 2_000, 50).await;
+    let token = a.user_token();
+
+    let first = post_order(&a, &order_body(p, 1), &token, "k-instances").await;
+    assert_eq!(first.status().as_u16(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first = json(first).await;
+
+    let replay = post_order(&b, &order_body(p, 1), &token, "k-instances").await;
+    assert_eq!(replay.status().as_u16(), 201);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(json(replay).await, first, "B replays A's order");
+
+    let reused = post_order(&b, &order_body(p, 2), &token, "k-instances").await;
+    assert_error(reused, 422, "IDEMPOTENCY_KEY_REUSED").await;
+
+    assert_eq!(orders_in_database(&a).await, 1);
+    assert_eq!(stock_of(&a, p).await, 49);
+
+    // Six posts of a new key at once, three on each instance: one order, five replays.
+    let body = order_body(p, 2);
+    let posts = (0..6).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        post_order(app, &body, &token, "k-concurrent")
+    });
+    let mut ids = Vec::new();
+    let mut replays = 0;
+    for response in futures::future::join_all(posts).await {
+        assert_eq!(response.status().as_u16(), 201);
+        if response.headers().get("idempotent-replayed").is_some() {
+            assert_eq!(response.headers()["idempotent-replayed"], "true");
+            replays += 1;
+        }
+        ids.push(json(response).await["id"].clone());
+    }
+    assert_eq!(replays, 5);
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "one order id: {ids:?}"
+    );
+    assert_ne!(ids[0], first["id"]);
+    assert_eq!(orders_in_database(&a).await, 2);
+    assert_eq!(stock_of(&a, p).await, 47);
+}
+
+// ---------------------------------------------------------------- one edge, two instances
+
+/// One edge alone (`ecom edge`) balancing every service over the gRPC servers of both
+/// instances, next to the instances' own edges: a logout through one edge holds behind the
+/// shared one, and an Idempotency-Key replays through any of the three edges.
+#[tokio::test]
+async fn one_edge_in_front_of_both_instances_serves_one_deployment() {
+    let (a, b) = two_instances(spawn_app().await).await;
+    let edge = a.spawn_edge_over(&[&a, &b]).await;
+    assert!(edge.grpc.is_empty(), "the shared edge runs no services");
+
+    // Revocation: a logout through A's own edge; the shared edge, whichever instance each
+    // request reaches, refuses the token at once.
+    let account = edge.register("one-edge@example.com").await;
+    for _ in 0..4 {
+        let me = edge.get_as("/users/me", &account.token).await;
+        assert_eq!(me.status().as_u16(), 200);
+    }
+    let logout = a
+        .post_json(
+            "/auth/logout",
+            &json!({"refreshToken": account.refresh_token}),
+            Some(&account.token),
+        )
+        .await;
+    assert_eq!(logout.status().as_u16(), 200);
+    for _ in 0..8 {
+        assert_error(
+            edge.get_as("/users/me", &account.token).await,
+            401,
+            "UNAUTHORIZED",
+        )
+        .await;
+    }
+
+    // Idempotency: one key, through the shared edge and both instances' own edges.
+    let p = product(&a, 2_000, 50).await;
+    let token = a.user_token();
+    let first = post_order(&edge, &order_body(p, 1), &token, "k-edge").await;
+    assert_eq!(first.status().as_u16(), 201);
+    let first = json(first).await;
+    for app in [&edge, &a, &b, &edge, &edge] {
+        let replay = post_order(app, &order_body(p, 1), &token, "k-edge").await;
+        assert_eq!(replay.status().as_u16(), 201);
+        assert_eq!(replay.headers()["idempotent-replayed"], "true");
+        assert_eq!(json(replay).await, first);
+    }
+    assert_eq!(orders_in_database(&b).await, 1);
+    assert_eq!(stock_of(&b, p).await, 49);
+}
+
+/// When one of the two instances stops, the shared edge takes it out of rotation (health
+/// checks every 500 ms) and answers every request from the other; when it is back on its
+/// address it serves again. Without the checks about one request in three was 503 for as long
+/// as A was down.
+#[tokio::test]
+async fn the_shared_edge_serves_from_the_other_instance_when_one_stops() {
+    use std::time::{Duration, Instant};
+
+    /// Until `streak` requests in a row succeed through `edge`, at most `within`.
+    async fn until_steady(edge: &TestApp, token: &str, streak: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        let mut in_a_row = 0;
+        let mut last = Vec::new();
+        while in_a_row < streak {
+            let product = edge.get("/products/1").await.status().as_u16();
+            let me = edge.get_as("/users/me", token).await.status().as_u16();
+            if product == 200 && me == 200 {
+                in_a_row += 1;
+            } else {
+                in_a_row = 0;
+                last = vec![product, me];
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {streak} good answers in a row within {within:?} (last failure {last:?})"
+            );
+        }
+    }
+
+    let (a, b) = two_instances(spawn_app().await).await;
+    let edge = a.spawn_edge_over(&[&a, &b]).await;
+    a.seed_catalog(2).await;
+    let token = edge.register("failover@example.com").await.token;
+    until_steady(&edge, &token, 10, Duration::from_secs(5)).await;
+
+    let a_port = a.grpc.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    drop(a);
+    // Wait until A's gRPC port refuses connections: the instance is gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", a_port))
+        .await
+        .is_ok()
+    {
+        assert!(Instant::now() < deadline, "A did not stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    until_steady(&edge, &token, 40, Duration::from_secs(10)).await;
+
+    // A comes back on its port and B stops: the edge puts A back in rotation and serves
+    // from it alone.
+    let _a = b.spawn_sibling_on_grpc_port(a_port).await;
+    drop(b);
+    until_steady(&edge, &token, 40, Duration::from_secs(10)).await;
+}
