@@ -181,7 +181,8 @@ impl Application {
                     listener,
                     routes.clone(),
                     shared.clone(),
-                    stop.clone(),
+                    services.clone(),
+                    (drain.clone(), stop.clone()),
                 )));
 
                 if edge {
@@ -503,14 +504,30 @@ async fn serve_grpc(
     listener: TcpListener,
     routes: Routes,
     shared: Shared,
-    mut stop: watch::Receiver<bool>,
+    services: Vec<ServiceName>,
+    (mut drain, mut stop): (watch::Receiver<bool>, watch::Receiver<bool>),
 ) -> anyhow::Result<()> {
+    // grpc.health.v1 answers SERVING for the services this process runs (others: NOT_FOUND),
+    // and NOT_SERVING for all of them once it drains, so a health-checking balancer (ecom's
+    // edge with several addresses) stops sending before the listener closes.
     let (reporter, health) = tonic_health::server::health_reporter();
-    for service in ServiceName::ALL {
+    for service in &services {
         reporter
             .set_service_status(service.grpc_name(), tonic_health::ServingStatus::Serving)
             .await;
     }
+    tokio::spawn(async move {
+        if drain.wait_for(|d| *d).await.is_ok() {
+            for service in &services {
+                reporter
+                    .set_service_status(
+                        service.grpc_name(),
+                        tonic_health::ServingStatus::NotServing,
+                    )
+                    .await;
+            }
+        }
+    });
     let routes = routes.add_service(health);
     tonic::transport::Server::builder()
         .accept_http1(true)

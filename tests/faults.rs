@@ -10,6 +10,9 @@ use common::tcp_proxy::TcpProxy;
 use common::{KillOnDrop, TestApp, free_port, json, spawn_app_via, spawn_app_with};
 use reqwest::Method;
 use serde_json::json;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 /// Redis stopped while serving: catalog reads answer from PostgreSQL within the store's
 /// deadline, and once Redis is back the cache fills again without a restart.
@@ -305,6 +308,19 @@ async fn sigterm_drains_then_finishes_in_flight_requests_and_exits() {
         503,
         "not ready as soon as the signal arrives"
     );
+    // gRPC health says the same, so balancing edges stop sending too.
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{grpc_port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: "ecom.catalog.v1.CatalogService".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(health.get_ref().status, ServingStatus::NotServing as i32);
     assert_eq!(
         reqwest::Client::new()
             .get(format!("{origin}/api/v1/products/1"))
