@@ -383,3 +383,65 @@ async fn sigterm_drains_then_finishes_in_flight_requests_and_exits() {
         signalled.elapsed()
     );
 }
+
+/// Redis down, the documented policy of the limiter and the deny-list: both fail open (the
+/// request is served; see docs/RELIABILITY.md for why), and both work again once Redis is back.
+#[tokio::test]
+async fn rate_limits_and_the_deny_list_fail_open_while_redis_is_down() {
+    let mut redis = PrivateRedis::start().await;
+    let url = redis.url();
+    let app = spawn_app_with(&[
+        "--redis-url",
+        &url,
+        "--rate-limit-enabled",
+        "true",
+        "--rate-limit-max-requests",
+        "3",
+    ])
+    .await;
+    app.seed_catalog(1).await;
+    let account = app.register("failopen@example.com").await;
+    let logout = json!({"refreshToken": account.refresh_token});
+    assert_eq!(
+        app.post_json("/auth/logout", &logout, Some(&account.token))
+            .await
+            .status(),
+        200
+    );
+    let me = || app.get_as("/users/me", &account.token);
+    assert_eq!(me().await.status(), 401, "revoked while Redis is up");
+    for _ in 0..3 {
+        assert_eq!(app.get("/products/1").await.status(), 200);
+    }
+    assert_eq!(
+        app.get("/products/1").await.status(),
+        429,
+        "limited while Redis is up"
+    );
+
+    redis.stop();
+    assert_eq!(
+        app.get("/products/1").await.status(),
+        200,
+        "the limiter fails open"
+    );
+    assert_eq!(me().await.status(), 200, "the deny-list fails open");
+
+    // Back (empty): counting starts again, and so does revocation of new logouts.
+    redis.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut statuses = Vec::new();
+    while !statuses.contains(&429) {
+        assert!(
+            Instant::now() < deadline,
+            "the limiter never counted again: {statuses:?}"
+        );
+        statuses.push(app.get("/products/1").await.status().as_u16());
+    }
+    let again = app
+        .login("failopen@example.com", common::identity::PASSWORD)
+        .await;
+    app.post_json("/auth/logout", &json!({}), Some(&again.token))
+        .await;
+    assert_eq!(app.get_as("/users/me", &again.token).await.status(), 401);
+}
