@@ -26,7 +26,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$((51000 + $$ % 1000 * 10))
+# Below the kernel's ephemeral range (32768+), where outgoing connections take ports.
+port=$((21000 + $$ % 1000 * 10))
 upstreams=()
 for service in catalog auth users orders payments; do
   url="http://127.0.0.1:$port"
@@ -46,10 +47,14 @@ edge_port=$port
 "$bin" edge "${upstreams[@]}" --port "$edge_port" &
 pids+=($!)
 
-for _ in $(seq 1 120); do
-  curl -fs "http://127.0.0.1:$edge_port/api/v1/products/1" >/dev/null 2>&1 && break
+# Ready when every service answers through the edge (503 while one is still starting).
+api="http://127.0.0.1:$edge_port/api/v1"
+up() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$@")" != 503 ]; }
+for _ in $(seq 1 240); do
+  up "$api/products/1" && up "$api/auth/me" && up "$api/users/me" && up "$api/cart" \
+    && up -X POST "$api/payments/intents" && break
   sleep 0.5
 done
 
-SOAK_URL="http://127.0.0.1:$edge_port/api/v1" SOAK_DATABASE_URL="$DATABASE_URL" \
+SOAK_URL="$api" SOAK_DATABASE_URL="$DATABASE_URL" \
   SOAK_PIDS="${pids[*]}" cargo bench --locked --bench soak

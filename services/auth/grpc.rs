@@ -58,14 +58,18 @@ pub async fn cache_profile(shared: &Shared, row: &UserRow) -> common::User {
     user
 }
 
-/// Counts a hit on a per-account limit; `Err(RateLimited)` over it. Fails open when the store
-/// is down (as the edge limiter does).
+/// Counts a hit on a per-account limit; `Err(RateLimited)` over it. Off with
+/// RATE_LIMIT_ENABLED=false, like the edge's limits (the lockout after failed logins stays).
+/// Fails open when the store is down (as the edge limiter does).
 pub async fn account_limit(
     shared: &Shared,
     group: &str,
     account: &str,
     (max, window): (u64, Duration),
 ) -> Result<(), AuthError> {
+    if !shared.settings.rate_limit_enabled {
+        return Ok(());
+    }
     let key = format!("rl:{group}:{}", account.trim().to_lowercase());
     match shared.kv.hit(&key, window).await {
         Ok((count, _)) if count <= max => Ok(()),
