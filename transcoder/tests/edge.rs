@@ -586,6 +586,30 @@ async fn slow_upstream_is_504_on_time() {
 }
 
 #[tokio::test]
+async fn timed_out_calls_do_not_pile_up_upstream() {
+    // Fifty calls that would take 4.3 s each, behind an edge with a 200 ms deadline: all 504,
+    // and the deadline ends them in the service too (the stream is reset), so nothing keeps
+    // running there once the answers are out.
+    let e = edge_with(Upstream::channel(channel(serve_grpc().await)), |b| {
+        b.timeout(Duration::from_millis(200))
+    });
+    let path = format!("/api/v1/slow?millis={}", library::PILE_UP_MILLIS);
+    let calls = (0..50).map(|_| send(&e, get(&path)));
+    for r in futures::future::join_all(calls).await {
+        assert_eq!(r.status, 504);
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while library::SLOW_IN_FLIGHT.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} calls still running upstream",
+            library::SLOW_IN_FLIGHT.load(std::sync::atomic::Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn upstream_down_is_503() {
     // A port that was just free: nothing listens there.
     let addr = {

@@ -279,6 +279,7 @@ impl LibraryService for Library {
 
     async fn slow(&self, req: Request<SlowRequest>) -> Result<Response<SlowResponse>, Status> {
         let millis = req.into_inner().millis;
+        let _counted = (millis == PILE_UP_MILLIS).then(InFlight::enter);
         tokio::time::sleep(Duration::from_millis(millis as u64)).await;
         Ok(Response::new(SlowResponse {
             slept_millis: millis,
@@ -476,4 +477,26 @@ where
         }
     });
     addr
+}
+
+/// `Slow` calls asking for exactly this many milliseconds are counted while they run (in
+/// [`SLOW_IN_FLIGHT`]), so a test can see whether the edge's deadline ends them upstream too.
+pub const PILE_UP_MILLIS: i64 = 4_321;
+/// How many counted `Slow` calls are running now.
+pub static SLOW_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts one call for as long as it lives (a cancelled handler is dropped, and uncounted).
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> InFlight {
+        SLOW_IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        SLOW_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
