@@ -6,7 +6,6 @@ mod common;
 
 use std::time::Duration;
 
-use common::smtp::MailServer;
 use common::{TestApp, assert_error, authorized, json, pdf_text, spawn_app, spawn_app_with};
 use ecom::proto::ecom::orders::v1 as pb;
 use ecom::proto::ecom::orders::v1::orders_service_client::OrdersServiceClient;
@@ -415,21 +414,6 @@ async fn returns_over_grpc() {
     assert_eq!(again.code(), Code::AlreadyExists);
 }
 
-async fn app_with_mail() -> (TestApp, MailServer) {
-    let smtp = MailServer::start().await;
-    let port = smtp.port.to_string();
-    let app = spawn_app_with(&[
-        "--smtp-host",
-        "127.0.0.1",
-        "--smtp-port",
-        &port,
-        "--smtp-tls",
-        "none",
-    ])
-    .await;
-    (app, smtp)
-}
-
 /// The outbox rows of mails about `order_id`.
 async fn outbox_rows(app: &TestApp, order_id: &str) -> Vec<(String, bool)> {
     sqlx::query_as(
@@ -443,7 +427,7 @@ async fn outbox_rows(app: &TestApp, order_id: &str) -> Vec<(String, bool)> {
 
 #[tokio::test]
 async fn order_confirmation_and_shipping_mails_go_out_once() {
-    let (app, smtp) = app_with_mail().await;
+    let (app, smtp) = common::smtp::app_with_mail().await;
     let buyer = app.register("mailme@example.com").await;
     let p = product(&app, "iPhone 15 Pro", 119_999, 5.5, 3).await;
     // Placed with an Idempotency-Key and retried: one order, one confirmation.

@@ -14,21 +14,6 @@ use ecom::proto::ecom::auth::v1 as pb;
 use ecom::proto::ecom::auth::v1::auth_service_client::AuthServiceClient;
 use serde_json::json;
 
-async fn app_with_mail() -> (TestApp, MailServer) {
-    let smtp = MailServer::start().await;
-    let port = smtp.port.to_string();
-    let app = spawn_app_with(&[
-        "--smtp-host",
-        "127.0.0.1",
-        "--smtp-port",
-        &port,
-        "--smtp-tls",
-        "none",
-    ])
-    .await;
-    (app, smtp)
-}
-
 #[tokio::test]
 async fn register_returns_201_with_the_user_and_tokens() {
     let app = spawn_app().await;
@@ -453,7 +438,7 @@ async fn of_two_concurrent_refreshes_exactly_one_wins() {
 
 #[tokio::test]
 async fn forgot_password_answers_the_same_and_mails_a_single_use_link() {
-    let (app, smtp) = app_with_mail().await;
+    let (app, smtp) = common::smtp::app_with_mail().await;
     let account = app.register("forgot@example.com").await;
     // Lock the account first: the reset must unlock it.
     for _ in 0..5 {
@@ -594,7 +579,7 @@ async fn reset_links_come_from_configuration_not_the_host_header() {
 
 #[tokio::test]
 async fn reset_tokens_expire_after_thirty_minutes() {
-    let (app, smtp) = app_with_mail().await;
+    let (app, smtp) = common::smtp::app_with_mail().await;
     app.register("late@example.com").await;
     app.post_json(
         "/auth/forgot-password",

@@ -148,3 +148,19 @@ impl MailServer {
         }
     }
 }
+
+/// An application whose mail goes to a fresh [`MailServer`] on loopback.
+pub async fn app_with_mail() -> (super::TestApp, MailServer) {
+    let smtp = MailServer::start().await;
+    let port = smtp.port.to_string();
+    let app = super::spawn_app_with(&[
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        &port,
+        "--smtp-tls",
+        "none",
+    ])
+    .await;
+    (app, smtp)
+}
