@@ -6,7 +6,8 @@
 #
 #   scripts/fuzz.sh            short run (CI): FUZZ_EXAMPLES=10 examples per operation
 #   scripts/fuzz.sh --long     long run: FUZZ_EXAMPLES=200, then the transcoder's property
-#                              tests (routing and codec) with FUZZ_CASES=20000 cases each
+#                              tests (routing and codec) for FUZZ_SECONDS=120, in rounds of
+#                              FUZZ_CASES=20000 cases per property
 #
 # It starts its own ecom (fresh database, demo data, rate limits off) on free ports and
 # removes it afterwards.
@@ -77,8 +78,17 @@ for who in anonymous customer admin; do
 done
 
 if $long; then
-  echo "== transcoder property tests, ${FUZZ_CASES:-20000} cases each"
-  PROPTEST_CASES=${FUZZ_CASES:-20000} cargo test --locked --release -p transcoder \
-    --test routing_fuzz --test codec_props || status=1
+  # The transcoder's property tests (routing and codec), rounds of FUZZ_CASES fresh random
+  # cases each, for FUZZ_SECONDS in all.
+  budget=${FUZZ_SECONDS:-120}
+  echo "== transcoder property tests for ${budget} s, ${FUZZ_CASES:-20000} cases per property a round"
+  cargo test --locked --release -p transcoder --test routing_fuzz --test codec_props --no-run --quiet
+  end=$((SECONDS + budget)) rounds=0
+  while [ $SECONDS -lt $end ]; do
+    PROPTEST_CASES=${FUZZ_CASES:-20000} cargo test --locked --release --quiet -p transcoder \
+      --test routing_fuzz --test codec_props >/dev/null 2>&1 || { status=1; break; }
+    rounds=$((rounds + 1))
+  done
+  echo "   $rounds rounds, $([ $status = 0 ] && echo "no failure" || echo "FAILED: rerun to see it")"
 fi
 exit $status
