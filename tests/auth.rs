@@ -335,9 +335,8 @@ async fn logout_revokes_the_access_token_and_the_refresh_family() {
         "UNAUTHORIZED",
     )
     .await;
-    let refresh = json!({"refreshToken": account.refresh_token});
     assert_error(
-        app.post_json("/auth/refresh", &refresh, None).await,
+        app.refresh(&account.refresh_token).await,
         401,
         "INVALID_REFRESH_TOKEN",
     )
@@ -354,13 +353,7 @@ async fn logout_revokes_the_access_token_and_the_refresh_family() {
 async fn refresh_rotates_and_a_reused_token_revokes_the_family() {
     let app = spawn_app().await;
     let account = app.register("refresh@example.com").await;
-    let response = app
-        .post_json(
-            "/auth/refresh",
-            &json!({"refreshToken": account.refresh_token}),
-            None,
-        )
-        .await;
+    let response = app.refresh(&account.refresh_token).await;
     assert_eq!(response.status().as_u16(), 200);
     let first = json(response).await;
     assert_eq!(first["token"], first["accessToken"]);
@@ -371,37 +364,14 @@ async fn refresh_rotates_and_a_reused_token_revokes_the_family() {
 
     // The old token again: refused, and the whole family dies with it.
     assert_error(
-        app.post_json(
-            "/auth/refresh",
-            &json!({"refreshToken": account.refresh_token}),
-            None,
-        )
-        .await,
+        app.refresh(&account.refresh_token).await,
         401,
         "INVALID_REFRESH_TOKEN",
     )
     .await;
-    assert_error(
-        app.post_json("/auth/refresh", &json!({"refreshToken": rotated}), None)
-            .await,
-        401,
-        "INVALID_REFRESH_TOKEN",
-    )
-    .await;
-    assert_error(
-        app.post_json("/auth/refresh", &json!({"refreshToken": "made-up"}), None)
-            .await,
-        401,
-        "INVALID_REFRESH_TOKEN",
-    )
-    .await;
-    assert_error(
-        app.post_json("/auth/refresh", &json!({"refreshToken": ""}), None)
-            .await,
-        400,
-        "VALIDATION_ERROR",
-    )
-    .await;
+    assert_error(app.refresh(&rotated).await, 401, "INVALID_REFRESH_TOKEN").await;
+    assert_error(app.refresh("made-up").await, 401, "INVALID_REFRESH_TOKEN").await;
+    assert_error(app.refresh("").await, 400, "VALIDATION_ERROR").await;
 }
 
 #[tokio::test]
@@ -410,12 +380,7 @@ async fn refresh_tokens_expire_after_seven_days() {
     let account = app.register("week@example.com").await;
     app.clock.advance(chrono::Duration::days(7));
     assert_error(
-        app.post_json(
-            "/auth/refresh",
-            &json!({"refreshToken": account.refresh_token}),
-            None,
-        )
-        .await,
+        app.refresh(&account.refresh_token).await,
         401,
         "INVALID_REFRESH_TOKEN",
     )
@@ -426,10 +391,9 @@ async fn refresh_tokens_expire_after_seven_days() {
 async fn of_two_concurrent_refreshes_exactly_one_wins() {
     let app = spawn_app().await;
     let account = app.register("race@example.com").await;
-    let body = json!({"refreshToken": account.refresh_token});
     let (a, b) = tokio::join!(
-        app.post_json("/auth/refresh", &body, None),
-        app.post_json("/auth/refresh", &body, None)
+        app.refresh(&account.refresh_token),
+        app.refresh(&account.refresh_token)
     );
     let mut statuses = [a.status().as_u16(), b.status().as_u16()];
     statuses.sort();
@@ -509,12 +473,7 @@ async fn forgot_password_answers_the_same_and_mails_a_single_use_link() {
     .await;
     // Refresh tokens are revoked; the old password is gone; the lockout is cleared.
     assert_error(
-        app.post_json(
-            "/auth/refresh",
-            &json!({"refreshToken": account.refresh_token}),
-            None,
-        )
-        .await,
+        app.refresh(&account.refresh_token).await,
         401,
         "INVALID_REFRESH_TOKEN",
     )
@@ -692,24 +651,13 @@ async fn change_password_checks_the_current_one_and_revokes_other_sessions() {
         "Password changed successfully"
     );
     assert_error(
-        app.post_json(
-            "/auth/refresh",
-            &json!({"refreshToken": other_device.refresh_token}),
-            None,
-        )
-        .await,
+        app.refresh(&other_device.refresh_token).await,
         401,
         "INVALID_REFRESH_TOKEN",
     )
     .await;
     // The caller's own session goes on.
-    let response = app
-        .post_json(
-            "/auth/refresh",
-            &json!({"refreshToken": account.refresh_token}),
-            None,
-        )
-        .await;
+    let response = app.refresh(&account.refresh_token).await;
     assert_eq!(response.status().as_u16(), 200);
     app.login("change@example.com", "BrandNew456").await;
 }

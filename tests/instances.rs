@@ -111,12 +111,7 @@ async fn logout_and_refresh_rotation_on_one_instance_hold_on_the_other() {
     )
     .await;
     assert_error(
-        b.post_json(
-            "/auth/refresh",
-            &json!({"refreshToken": account.refresh_token}),
-            None,
-        )
-        .await,
+        b.refresh(&account.refresh_token).await,
         401,
         "INVALID_REFRESH_TOKEN",
     )
@@ -124,22 +119,14 @@ async fn logout_and_refresh_rotation_on_one_instance_hold_on_the_other() {
 
     // Another session: rotate on A, the old refresh token is dead on B.
     let session = a.login(&account.email, &account.password).await;
-    let rotated = a
-        .post_json(
-            "/auth/refresh",
-            &json!({"refreshToken": session.refresh_token}),
-            None,
-        )
-        .await;
+    let rotated = a.refresh(&session.refresh_token).await;
     assert_eq!(rotated.status().as_u16(), 200);
     let rotated = json(rotated).await["refreshToken"]
         .as_str()
         .expect("refreshToken")
         .to_owned();
     // B honours the rotation: the new token works there once...
-    let again = b
-        .post_json("/auth/refresh", &json!({"refreshToken": rotated}), None)
-        .await;
+    let again = b.refresh(&rotated).await;
     assert_eq!(again.status().as_u16(), 200);
     let newest = json(again).await["refreshToken"]
         .as_str()
@@ -147,24 +134,13 @@ async fn logout_and_refresh_rotation_on_one_instance_hold_on_the_other() {
         .to_owned();
     // ...the token A rotated away is refused on B...
     assert_error(
-        b.post_json(
-            "/auth/refresh",
-            &json!({"refreshToken": session.refresh_token}),
-            None,
-        )
-        .await,
+        b.refresh(&session.refresh_token).await,
         401,
         "INVALID_REFRESH_TOKEN",
     )
     .await;
     // ...and that reuse, seen on B, revoked the whole family on A too.
-    assert_error(
-        a.post_json("/auth/refresh", &json!({"refreshToken": newest}), None)
-            .await,
-        401,
-        "INVALID_REFRESH_TOKEN",
-    )
-    .await;
+    assert_error(a.refresh(&newest).await, 401, "INVALID_REFRESH_TOKEN").await;
 }
 
 // ---------------------------------------------------------------- cache invalidation

@@ -505,12 +505,7 @@ async fn deleting_the_account_revokes_tokens_and_a_login_restores_it() {
     )
     .await;
     assert_error(
-        app.post_json(
-            "/auth/refresh",
-            &json!({"refreshToken": other_session.refresh_token}),
-            None,
-        )
-        .await,
+        app.refresh(&other_session.refresh_token).await,
         401,
         "INVALID_REFRESH_TOKEN",
     )

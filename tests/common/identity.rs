@@ -48,6 +48,12 @@ impl TestApp {
         self.login(email, PASSWORD).await
     }
 
+    /// POST /auth/refresh with `token`; the raw response.
+    pub async fn refresh(&self, token: &str) -> reqwest::Response {
+        self.post_json("/auth/refresh", &json!({ "refreshToken": token }), None)
+            .await
+    }
+
     /// POST /auth/login with email and password; the raw response.
     pub async fn login_raw(&self, email: &str, password: &str) -> reqwest::Response {
         self.post_json(
