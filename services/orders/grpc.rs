@@ -28,6 +28,18 @@ const DEFAULT_LIMIT: i32 = 10;
 const MAX_LIMIT: i32 = 100;
 /// The idempotency scope of POST /orders.
 const CREATE_SCOPE: &str = "orders.create";
+/// How long a request waits to learn whether its order was stored after the answer
+/// to COMMIT was lost: long enough to ride out a PostgreSQL restart, shorter than
+/// the edge's default deadline (10 s).
+const IN_DOUBT_WAIT: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// Why an order was not (surely) recorded.
+enum NotRecorded {
+    /// The transaction failed before or at COMMIT: the order does not exist.
+    Failed(OrderError),
+    /// The connection broke while COMMIT was under way: the order may exist.
+    InDoubt(OrderError),
+}
 /// The carriers the shop ships with, and their tracking pages.
 const CARRIERS: &[(&str, &str)] = &[
     ("UPS", "https://www.ups.com/track?tracknum="),
@@ -189,15 +201,30 @@ impl OrdersService {
             });
         }
         let response = pb::CreateOrderResponse { order: Some(wire) };
-        if let Err(err) = self
+        match self
             .record_order(&placed, paid, key, &response.encode_to_vec())
             .await
         {
-            // The order does not exist: give the stock back now (the sweeper would, later).
-            if let Err(release) = self.catalog.release(id.clone()).await {
-                tracing::warn!(order = %id, error = %release, "releasing the reservation of a failed order");
+            Ok(()) => {}
+            Err(NotRecorded::Failed(err)) => {
+                self.release_unrecorded(&id).await;
+                return Err(err);
             }
-            return Err(err);
+            Err(NotRecorded::InDoubt(err)) => match self.settle_in_doubt(&id).await {
+                Some(true) => {
+                    tracing::warn!(order = %id, "the answer to COMMIT was lost, but the order is stored")
+                }
+                Some(false) => {
+                    self.release_unrecorded(&id).await;
+                    return Err(err);
+                }
+                // Unknown: the reservation stays. If the order exists the reconciler
+                // commits it; if not, the sweeper releases it at expiry.
+                None => {
+                    tracing::warn!(order = %id, "order in doubt: the reconciler or the sweeper settles its stock");
+                    return Err(err);
+                }
+            },
         }
         self.confirm_stock(&id).await;
         tracing::info!(order = %id, user_id, total_cents = totals.total_cents, "order placed");
@@ -216,8 +243,31 @@ impl OrdersService {
         paid: bool,
         key: Option<&idempotency::Key>,
         response: &[u8],
-    ) -> Result<(), OrderError> {
+    ) -> Result<(), NotRecorded> {
+        let tx = self
+            .write_order(placed, paid, key, response)
+            .await
+            .map_err(NotRecorded::Failed)?;
+        match tx.commit().await {
+            Ok(()) => Ok(()),
+            // PostgreSQL answered, and refused: nothing was written.
+            Err(err) if err.as_database_error().is_some() => Err(NotRecorded::Failed(err.into())),
+            // The connection broke around COMMIT: it may have been applied.
+            Err(err) => Err(NotRecorded::InDoubt(err.into())),
+        }
+    }
+
+    /// The writes of [`Self::record_order`], left uncommitted.
+    async fn write_order(
+        &self,
+        placed: &PlacedOrder<'_>,
+        paid: bool,
+        key: Option<&idempotency::Key>,
+        response: &[u8],
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, OrderError> {
         let mut tx = self.db.begin().await?;
+        // Held until COMMIT ends, so that `settle_in_doubt` cannot read around it.
+        store::lock_order_id(&mut tx, placed.id).await?;
         store::insert_order(&mut tx, placed).await?;
         if paid {
             let view = store::PaymentView {
@@ -237,8 +287,32 @@ impl OrdersService {
         if let Some(key) = key {
             idempotency::finish(&mut tx, key, response).await?;
         }
-        tx.commit().await?;
-        Ok(())
+        Ok(tx)
+    }
+
+    /// After a COMMIT whose answer was lost, asks PostgreSQL whether order `id` is
+    /// stored, retrying while it is unreachable, for at most [`IN_DOUBT_WAIT`]; `None`
+    /// if it could not tell by then.
+    async fn settle_in_doubt(&self, id: &str) -> Option<bool> {
+        let deadline = tokio::time::Instant::now() + IN_DOUBT_WAIT;
+        loop {
+            match store::order_stored(&self.db, id).await {
+                Ok(stored) => return Some(stored),
+                Err(err) if tokio::time::Instant::now() >= deadline => {
+                    tracing::warn!(order = %id, error = %err, "could not tell whether the order is stored");
+                    return None;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+            }
+        }
+    }
+
+    /// Gives back now the stock of an order that does not exist (the sweeper would,
+    /// at the reservation's expiry).
+    async fn release_unrecorded(&self, id: &str) {
+        if let Err(err) = self.catalog.release(id.to_owned()).await {
+            tracing::warn!(order = %id, error = %err, "releasing the reservation of a failed order");
+        }
     }
 
     /// Reads the intent `intent` again and applies its state to the order it

@@ -22,7 +22,12 @@
 //!    INSUFFICIENT_STOCK naming the products. Retrying with the same order id
 //!    never reserves twice.
 //! 5. One transaction inserts the order and stores the idempotent response. If it
-//!    fails, the reservation is released at once.
+//!    fails, the reservation is released at once. If the connection breaks during
+//!    COMMIT, the outcome is unknown: the request asks PostgreSQL again (for up to
+//!    8 s, waiting on the order's advisory lock so a commit still in flight is
+//!    seen) and answers 201 if the order is stored. Only if it cannot tell does it
+//!    answer 503, and then it keeps the reservation (see below), since releasing
+//!    the stock of an order that exists would oversell.
 //! 6. `CommitReservation(order id)` makes the reservation permanent and the order
 //!    is marked `stock_committed`.
 //!

@@ -402,6 +402,35 @@ pub async fn set_status(
     Ok(())
 }
 
+/// Takes the transaction-scoped advisory lock of order `id` (its id hashed to 64 bits).
+/// Recording an order holds it until its COMMIT has ended, so [`order_stored`] waits for
+/// a commit still in flight instead of reading around it.
+pub async fn lock_order_id(tx: &mut PgConnection, id: &str) -> Result<(), OrderError> {
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Whether order `id` is stored, asked after a COMMIT whose answer was lost: once the
+/// transaction that recorded it has ended (its lock, waited for at most a second), the
+/// row is there or it never will be.
+pub async fn order_stored(db: &PgPool, id: &str) -> Result<bool, OrderError> {
+    let mut tx = db.begin().await?;
+    sqlx::query!("SET LOCAL lock_timeout = '1s'")
+        .execute(&mut *tx)
+        .await?;
+    lock_order_id(&mut tx, id).await?;
+    let stored = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1) AS "stored!""#,
+        id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.rollback().await?;
+    Ok(stored)
+}
+
 /// Records that the catalog committed the order's stock reservation.
 pub async fn mark_stock_committed(db: &PgPool, id: &str) -> Result<(), OrderError> {
     sqlx::query!("UPDATE orders SET stock_committed = true WHERE id = $1", id)
