@@ -187,6 +187,10 @@ pub struct Settings {
     /// Prefix of every Redis key, so deployments and test runs can share one Redis.
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "ecom:", global = true)]
     pub redis_key_prefix: String,
+    /// Size of the in-process first cache tier in front of Redis, in MiB (0 turns it off).
+    /// It stays correct across instances through announcements on Redis (see cache.rs).
+    #[arg(long, env = "CACHE_LOCAL_MAX_MB", default_value_t = 64, global = true)]
+    pub cache_local_max_mb: u64,
     /// HS256 signing key of access tokens (at least 32 bytes; required in production).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<SecretString>,

@@ -30,7 +30,11 @@ type MemoryMap = Arc<Mutex<HashMap<String, (Bytes, Option<Instant>)>>>;
 
 #[derive(Clone)]
 enum Backend {
-    Redis(bb8::Pool<RedisConnectionManager>),
+    Redis {
+        pool: bb8::Pool<RedisConnectionManager>,
+        /// For subscriptions, which need a connection of their own.
+        client: redis::Client,
+    },
     Memory(MemoryMap),
 }
 
@@ -53,6 +57,7 @@ impl Kv {
                 .set_password(password.expose_secret());
             info = info.set_redis_settings(settings);
         }
+        let client = redis::Client::open(info.clone()).context("configuring Redis")?;
         let manager = RedisConnectionManager::new(info).context("configuring Redis")?;
         let pool = bb8::Pool::builder()
             .max_size(32)
@@ -60,7 +65,7 @@ impl Kv {
             .build_unchecked(manager);
         Ok(Kv {
             prefix: prefix.into(),
-            backend: Backend::Redis(pool),
+            backend: Backend::Redis { pool, client },
         })
     }
 
@@ -74,7 +79,7 @@ impl Kv {
 
     /// True when backed by Redis.
     pub fn is_shared(&self) -> bool {
-        matches!(self.backend, Backend::Redis(_))
+        matches!(self.backend, Backend::Redis { .. })
     }
 
     fn key(&self, key: &str) -> String {
@@ -106,7 +111,7 @@ impl Kv {
     pub async fn get(&self, key: &str) -> anyhow::Result<Option<Bytes>> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis(pool) => {
+            Backend::Redis { pool, .. } => {
                 let (value,): (Option<Vec<u8>>,) = Self::run(pool, "GET", || {
                     let mut p = redis::pipe();
                     p.cmd("GET").arg(&key);
@@ -139,7 +144,7 @@ impl Kv {
         let key = self.key(key);
         let millis = ttl.as_millis().max(1) as u64;
         match &self.backend {
-            Backend::Redis(pool) => {
+            Backend::Redis { pool, .. } => {
                 Self::run::<()>(pool, "SET", || {
                     let mut p = redis::pipe();
                     p.cmd("SET")
@@ -162,6 +167,51 @@ impl Kv {
         }
     }
 
+    /// Publishes `message` on `channel` to every instance subscribed to it (none with the
+    /// in-process store, which has no other instances).
+    pub async fn publish(&self, channel: &str, message: &str) -> anyhow::Result<()> {
+        let channel = self.key(channel);
+        match &self.backend {
+            Backend::Redis { pool, .. } => {
+                Self::run::<()>(pool, "PUBLISH", || {
+                    let mut p = redis::pipe();
+                    p.cmd("PUBLISH").arg(&channel).arg(message).ignore();
+                    p
+                })
+                .await
+            }
+            Backend::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Subscribes to `channel` on a connection of its own: the stream of messages ends when
+    /// that connection does. `None` with the in-process store.
+    pub async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> anyhow::Result<Option<futures::stream::BoxStream<'static, String>>> {
+        use futures::StreamExt as _;
+        let Backend::Redis { client, .. } = &self.backend else {
+            return Ok(None);
+        };
+        let channel = self.key(channel);
+        let connect = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = tokio::time::timeout(REDIS_DEADLINE * 3, connect)
+            .await
+            .map_err(|_| anyhow!("redis SUBSCRIBE: timed out"))?
+            .map_err(|e| anyhow!("redis SUBSCRIBE: {e}"))?;
+        Ok(Some(
+            pubsub
+                .into_on_message()
+                .filter_map(|msg| async move { msg.get_payload::<String>().ok() })
+                .boxed(),
+        ))
+    }
+
     /// Deletes `keys`.
     pub async fn delete(&self, keys: &[String]) -> anyhow::Result<()> {
         if keys.is_empty() {
@@ -169,7 +219,7 @@ impl Kv {
         }
         let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
         match &self.backend {
-            Backend::Redis(pool) => {
+            Backend::Redis { pool, .. } => {
                 Self::run::<()>(pool, "DEL", || {
                     let mut p = redis::pipe();
                     p.cmd("DEL").arg(&keys).ignore();
@@ -194,7 +244,7 @@ impl Kv {
         let key = self.key(key);
         let millis = window.as_millis().max(1) as u64;
         match &self.backend {
-            Backend::Redis(pool) => {
+            Backend::Redis { pool, .. } => {
                 let (count, ttl): (u64, i64) = Self::run(pool, "rate limit", || {
                     let mut p = redis::pipe();
                     p.atomic()
@@ -237,7 +287,7 @@ impl Kv {
     /// Checks the store answers (for `/ready`).
     pub async fn ping(&self) -> anyhow::Result<()> {
         match &self.backend {
-            Backend::Redis(pool) => {
+            Backend::Redis { pool, .. } => {
                 let (_pong,): (String,) = Self::run(pool, "PING", || {
                     let mut p = redis::pipe();
                     p.cmd("PING");

@@ -118,7 +118,7 @@ impl Shared {
         );
         Ok(Shared {
             authenticator: Authenticator::new(tokens.clone(), kv.clone()),
-            cache: Cache::new(kv.clone()),
+            cache: Cache::with_local_tier(kv.clone(), settings.cache_local_max_mb << 20),
             settings: Arc::new(settings),
             db,
             kv,
@@ -167,6 +167,7 @@ impl Application {
                     None
                 };
                 let routes = grpc_routes(&shared, &services, commerce.as_ref());
+                shared.cache.listen(stop.clone()).await;
                 tokio::spawn(commerce_sweeper(
                     shared.clone(),
                     services.clone(),

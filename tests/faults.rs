@@ -32,6 +32,22 @@ async fn catalog_reads_survive_redis_going_down_and_the_cache_recovers() {
     );
 
     redis.stop();
+    // Writes cannot be announced now: the first cache tier (in memory) must stop serving.
+    // Changed behind the services' back, the product reads fresh from PostgreSQL within
+    // moments of Redis going away.
+    sqlx::query("UPDATE products SET title = 'Changed While Redis Was Down' WHERE id = 1")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while json(app.get("/products/1").await).await["title"] != "Changed While Redis Was Down" {
+        assert!(
+            Instant::now() < deadline,
+            "the first tier kept serving with Redis down"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = json(app.get("/products/1").await).await;
     for path in ["/products/1", "/products?limit=2", "/products/categories"] {
         let started = Instant::now();
         let response = app.get(path).await;

@@ -170,6 +170,46 @@ async fn an_admin_write_on_one_instance_evicts_the_product_cached_by_the_other()
     assert_eq!(fresh["title"], "Changed Behind The Back");
 }
 
+/// B keeps a product it read in its own memory (the first cache tier): with the product
+/// changed and its Redis entry deleted behind the services' back, B still answers the copy it
+/// holds while A, which never read it, reads PostgreSQL. An admin write on A is announced to
+/// B, which then drops its copy.
+#[tokio::test]
+async fn the_first_cache_tier_serves_from_memory_and_hears_writes_on_the_other_instance() {
+    let (a, b) = two_instances(spawn_app().await).await;
+    a.seed_catalog(3).await;
+    let path = "/products/2";
+    let original = get_ok(&b, path).await;
+
+    sqlx::query("UPDATE products SET title = 'Renamed Behind The Back' WHERE id = 2")
+        .execute(&a.db)
+        .await
+        .unwrap();
+    let redis = ecom::kv::Kv::redis(&common::redis_url().into(), None, &a.redis_prefix).unwrap();
+    redis
+        .delete(&["cache:catalog:product:2".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(
+        get_ok(&b, path).await["title"],
+        original["title"],
+        "B answers from its own memory"
+    );
+    assert_eq!(
+        get_ok(&a, path).await["title"],
+        "Renamed Behind The Back",
+        "A had nothing in memory and read PostgreSQL"
+    );
+
+    let response = a
+        .put_json(path, &json!({ "stock": 3 }), Some(&a.admin_token()))
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let fresh = get_ok(&b, path).await;
+    assert_eq!(fresh["title"], "Renamed Behind The Back");
+    assert_eq!(fresh["stock"], 3);
+}
+
 /// Listing and search pages B has cached are retired by an admin write on A.
 #[tokio::test]
 async fn an_admin_write_on_one_instance_retires_the_listing_pages_cached_by_the_other() {

@@ -71,7 +71,7 @@ fn postgres_base() -> String {
 }
 
 /// The Redis the tests share (each with its own key prefix).
-fn redis_url() -> String {
+pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
