@@ -9,6 +9,12 @@
 //!
 //! all against real loopback servers, in one run. After criterion's groups
 //! it prints a plain sequential-latency comparison and the ratios.
+//!
+//! A second group (`response_memo`) calls an in-process edge as a tower
+//! service (no socket, so that the transcoding is a larger share of what
+//! is measured) with the response memo on and off, for a product
+//! (`GetBook`) and a 20-item listing (`ListBooks`), and prints the same
+//! interleaved comparison.
 
 #[path = "../tests/library/mod.rs"]
 mod library;
@@ -23,7 +29,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use library::pb::GetBookRequest;
 use library::pb::library_service_client::LibraryServiceClient;
-use transcoder::Upstream;
+use tower::ServiceExt;
+use transcoder::{Transcoder, Upstream};
 
 struct Setup {
     grpc: LibraryServiceClient<tonic::transport::Channel>,
@@ -130,9 +137,79 @@ fn bench(c: &mut Criterion) {
     );
 }
 
+const MEMO_URIS: [(&str, &str); 2] = [
+    ("get_book", "/api/v1/shelves/1/books/7"),
+    ("list_books_20", "/api/v1/shelves/1/books?pageSize=20"),
+];
+
+/// One request straight into the edge service; the body read to the end.
+async fn edge_call(edge: &Transcoder, uri: &str) {
+    let req = http::Request::get(uri).body(Empty::<Bytes>::new()).unwrap();
+    let response = edge.clone().oneshot(req).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(body.len() > 100);
+}
+
+fn bench_memo(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let edge = |memo_bytes: usize| {
+        library::edge_with(Upstream::in_process(library::routes()), |b| {
+            b.timeout(Duration::from_secs(5))
+                .response_memo_bytes(memo_bytes)
+        })
+    };
+    let on = edge(16 << 20);
+    let off = edge(0);
+    let mut group = c.benchmark_group("response_memo");
+    for (name, uri) in MEMO_URIS {
+        group.bench_function(format!("{name}/memo_on"), |b| {
+            b.to_async(&rt).iter(|| edge_call(&on, uri))
+        });
+        group.bench_function(format!("{name}/memo_off"), |b| {
+            b.to_async(&rt).iter(|| edge_call(&off, uri))
+        });
+    }
+    group.finish();
+
+    // Interleaved, as above.
+    let rounds = 20;
+    let per_round = 500;
+    println!("\nsequential mean latency, in-process edge, memo on vs off:");
+    for (name, uri) in MEMO_URIS {
+        let mut totals = [Duration::ZERO; 2];
+        rt.block_on(async {
+            for _ in 0..rounds {
+                for (total, edge) in totals.iter_mut().zip([&on, &off]) {
+                    let t = Instant::now();
+                    for _ in 0..per_round {
+                        edge_call(edge, uri).await;
+                    }
+                    *total += t.elapsed();
+                }
+            }
+        });
+        let n = (rounds * per_round) as u32;
+        let [memo_on, memo_off] = totals.map(|t| t / n);
+        println!(
+            "  {name:<14} memo_on {memo_on:>9.1?}  memo_off {memo_off:>9.1?}  on/off {:.2}",
+            memo_on.as_secs_f64() / memo_off.as_secs_f64()
+        );
+    }
+    let stats = on.response_memo_stats();
+    println!(
+        "  memo: {} hits, {} misses, {} entries, {} bytes",
+        stats.hits, stats.misses, stats.entries, stats.bytes
+    );
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(5));
-    targets = bench
+    targets = bench, bench_memo
 }
 criterion_main!(benches);

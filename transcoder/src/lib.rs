@@ -10,7 +10,8 @@
 //! (in-process and channel upstreams), [`error`] (the gRPC -> HTTP error
 //! contract), [`codec`] (JSON mapping), [`routes`] and [`template`] (route
 //! table), [`openapi`] (the OpenAPI document), [`multipart`]
-//! (form uploads), [`layers`] (edge concerns as tower layers), [`body`].
+//! (form uploads), [`layers`] (edge concerns as tower layers), [`body`];
+//! privately, `memo` (the response memo, protobuf bytes -> JSON body).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -19,6 +20,7 @@ pub mod body;
 pub mod codec;
 pub mod error;
 pub mod layers;
+mod memo;
 pub mod multipart;
 pub mod openapi;
 pub mod routes;
@@ -28,6 +30,7 @@ pub mod upstream;
 
 pub use body::{Body, BoxError};
 pub use error::error_response;
+pub use memo::ResponseMemoStats;
 pub use openapi::OpenApiInfo;
 pub use service::{BuildError, ClientAddr, MatchedRoute, Transcoder, TranscoderBuilder};
 pub use upstream::Upstream;

@@ -29,9 +29,10 @@ use prost_reflect::{
 use crate::body::{Body, BoxError};
 use crate::codec::{JsonMarshaler, Marshaler, Selector, bind_value};
 use crate::error::{EdgeError, copy_metadata};
+use crate::memo::{DEFAULT_MEMO_BYTES, KeyRef, ResponseMemo, ResponseMemoStats};
 use crate::openapi::{self, OpenApiInfo};
 use crate::routes::{BodyRule, Route, RouteError, RouteMatch, RouteTable};
-use crate::upstream::{DynamicCodec, Upstream};
+use crate::upstream::{DynamicCodec, Upstream, decode_response};
 
 /// The client's socket address. The server inserts it into each request's
 /// extensions; the transcoder forwards it as `x-forwarded-for` metadata.
@@ -99,6 +100,7 @@ pub struct TranscoderBuilder {
     max_body: usize,
     max_multipart: usize,
     reject_unknown_query: bool,
+    response_memo_bytes: usize,
 }
 
 impl TranscoderBuilder {
@@ -146,6 +148,25 @@ impl TranscoderBuilder {
     /// ignoring them (the default, since clients send extras).
     pub fn reject_unknown_query(mut self, reject: bool) -> Self {
         self.reject_unknown_query = reject;
+        self
+    }
+
+    /// The size in bytes of the response memo, 0 to turn it off. Default
+    /// 16 MiB.
+    ///
+    /// The memo maps (RPC, `response_body` rule, `select` selector, the
+    /// response's exact protobuf bytes) to the JSON body written for them, so
+    /// that a hot read whose service answers the same bytes again is not
+    /// decoded and re-encoded each time. That is correct because the JSON
+    /// body is a pure function of those inputs (hits compare the full bytes,
+    /// not a hash), while the HTTP status and response headers, which come
+    /// from the call's metadata, are still computed for every call. Only
+    /// JSON bodies of responses up to 64 KiB of protobuf are memoized (not
+    /// `google.api.HttpBody`, which is not transcoded). Memory: at most
+    /// `bytes`, counting each entry's protobuf, JSON and a small overhead;
+    /// the least useful entries are evicted to stay under it.
+    pub fn response_memo_bytes(mut self, bytes: usize) -> Self {
+        self.response_memo_bytes = bytes;
         self
     }
 
@@ -205,6 +226,7 @@ impl TranscoderBuilder {
                 max_body: self.max_body,
                 max_multipart: self.max_multipart,
                 reject_unknown_query: self.reject_unknown_query,
+                memo: ResponseMemo::new(self.response_memo_bytes),
             }),
         })
     }
@@ -237,6 +259,7 @@ struct Inner {
     max_body: usize,
     max_multipart: usize,
     reject_unknown_query: bool,
+    memo: ResponseMemo,
 }
 
 /// A matched route and its bound path variables.
@@ -263,7 +286,14 @@ impl Transcoder {
             max_body: 1 << 20,
             max_multipart: 10 << 20,
             reject_unknown_query: false,
+            response_memo_bytes: DEFAULT_MEMO_BYTES,
         }
+    }
+
+    /// The response memo's counters (see
+    /// [`TranscoderBuilder::response_memo_bytes`]): hits, misses, size.
+    pub fn response_memo_stats(&self) -> ResponseMemoStats {
+        self.inner.memo.stats()
     }
 
     /// The OpenAPI document of every route, under the base path.
@@ -428,9 +458,7 @@ impl Inner {
             .expect("every route has a target, checked at build");
         let mut request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), msg);
         request.set_timeout(self.timeout);
-        let codec = DynamicCodec {
-            output: route.rpc.output(),
-        };
+        let codec = DynamicCodec;
         let mut client = target.upstream.client();
         let deadline = tokio::time::Instant::now() + self.timeout;
         let call = client.unary(request, target.path.clone(), codec);
@@ -458,7 +486,10 @@ impl Inner {
                 );
                 Ok(response)
             }
-            Ok(Ok(response)) => Ok(self.success(route, response, select.as_ref())),
+            Ok(Ok(response)) => {
+                let select = select.as_ref().map(|(text, sel)| (text.as_str(), sel));
+                Ok(self.success(route, response, select))
+            }
         }
     }
 
@@ -545,19 +576,21 @@ impl Inner {
             .map_err(|e| EdgeError::validation(e.field.as_deref(), e.message))
     }
 
-    /// Binds query parameters; returns the field selector if one was given.
+    /// Binds query parameters; returns the field selector if one was given,
+    /// with the text it was parsed from (the memo's key).
     fn bind_query(
         &self,
         query: &str,
         msg: &mut DynamicMessage,
-    ) -> Result<Option<Selector>, EdgeError> {
+    ) -> Result<Option<(String, Selector)>, EdgeError> {
         let mut select = None;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let key = decode_component(key)?;
             let value = decode_component(value)?;
             if key == "select" && msg.descriptor().get_field_by_name("select").is_none() {
-                select = Some(Selector::parse(&value));
+                let selector = Selector::parse(&value);
+                select = Some((value.into_owned(), selector));
                 continue;
             }
             match bind_value(msg, &key, &value) {
@@ -603,13 +636,17 @@ impl Inner {
         tonic::metadata::MetadataMap::from_headers(headers)
     }
 
+    /// The HTTP answer to a successful call. Status and headers come from
+    /// this call's metadata every time; the JSON body may come from the
+    /// response memo, keyed by the response's exact protobuf bytes.
     fn success(
         &self,
         route: &Route,
-        response: tonic::Response<DynamicMessage>,
-        select: Option<&Selector>,
+        response: tonic::Response<Bytes>,
+        select: Option<(&str, &Selector)>,
     ) -> Response<Body> {
-        let (metadata, msg, _) = response.into_parts();
+        let (metadata, proto, _) = response.into_parts();
+        let output = route.rpc.output();
         let mut out = Response::new(Body::empty());
         *out.status_mut() = metadata
             .get(X_HTTP_STATUS)
@@ -617,39 +654,74 @@ impl Inner {
             .and_then(|code| StatusCode::from_u16(code).ok())
             .filter(|status| status.as_u16() >= 200)
             .unwrap_or(route.success_status);
-        copy_metadata(&metadata, &route.response_headers, out.headers_mut());
         if out.status() == StatusCode::NO_CONTENT {
+            // No body is written, but a response that does not decode is
+            // still the 500 it was when tonic decoded every response.
+            if let Err(status) = decode_response(&output, proto) {
+                return EdgeError::from_status(&status).into_response();
+            }
+            copy_metadata(&metadata, &route.response_headers, out.headers_mut());
             return out;
         }
+
         let raw = match &route.response_body {
-            Some(f) if is_http_body_field(f) => Some(match msg.get_field(f).as_message() {
-                Some(m) => http_body_parts(m),
-                None => (String::new(), Bytes::new()),
-            }),
-            None if msg.descriptor().full_name() == HTTP_BODY => Some(http_body_parts(&msg)),
-            _ => None,
+            Some(f) => is_http_body_field(f),
+            None => output.full_name() == HTTP_BODY,
         };
-        if let Some((content_type, data)) = raw {
+        if raw {
+            // google.api.HttpBody: its bytes as they are, not transcoded, so
+            // there is nothing to memoize.
+            let msg = match decode_response(&output, proto) {
+                Ok(msg) => msg,
+                Err(status) => return EdgeError::from_status(&status).into_response(),
+            };
+            let (content_type, data) = match &route.response_body {
+                Some(f) => match msg.get_field(f).as_message() {
+                    Some(m) => http_body_parts(m),
+                    None => (String::new(), Bytes::new()),
+                },
+                None => http_body_parts(&msg),
+            };
             let content_type = if content_type.is_empty() {
                 HeaderValue::from_static("application/octet-stream")
             } else {
                 HeaderValue::try_from(content_type)
                     .unwrap_or(HeaderValue::from_static("application/octet-stream"))
             };
+            copy_metadata(&metadata, &route.response_headers, out.headers_mut());
             out.headers_mut().insert(CONTENT_TYPE, content_type);
             *out.body_mut() = Body::full(data);
             return out;
         }
-        let mut buf = Vec::with_capacity(256);
-        match &route.response_body {
-            Some(f) => self.marshaler.encode_field(&msg, f, select, &mut buf),
-            None => self.marshaler.encode_message(&msg, select, &mut buf),
-        }
+
+        let key = KeyRef {
+            rpc: route.rpc.full_name(),
+            response_body: route.response_body.as_ref().map(FieldDescriptor::number),
+            select: select.map(|(text, _)| text),
+            proto: &proto,
+        };
+        let json = self.memo.get_or_transcode(key, || {
+            let msg = decode_response(&output, proto.clone())?;
+            let select = select.map(|(_, sel)| sel);
+            let mut buf = Vec::with_capacity(256);
+            match &route.response_body {
+                Some(f) => self.marshaler.encode_field(&msg, f, select, &mut buf),
+                None => self.marshaler.encode_message(&msg, select, &mut buf),
+            }
+            Ok::<_, tonic::Status>(buf)
+        });
+        let json = match json {
+            Ok(json) => json,
+            Err(status) => return EdgeError::from_status(&status).into_response(),
+        };
+        copy_metadata(&metadata, &route.response_headers, out.headers_mut());
+        // The content type is the marshaler's, the same for every body, so
+        // the memo stores the body alone.
         out.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static(self.marshaler.content_type()),
         );
-        *out.body_mut() = Body::from(buf);
+        *out.body_mut() = Body::full(json);
         out
     }
 }

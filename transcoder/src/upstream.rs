@@ -10,7 +10,7 @@
 
 use std::task::{Context, Poll};
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use http::header::{CONTENT_TYPE, HeaderValue};
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
@@ -127,25 +127,24 @@ fn unavailable_response() -> GrpcResponse {
     resp
 }
 
-/// A tonic codec for `prost_reflect::DynamicMessage`: encodes whatever it is
-/// given, decodes into the RPC's output message type.
-#[derive(Clone)]
-pub(crate) struct DynamicCodec {
-    pub(crate) output: MessageDescriptor,
-}
+/// A tonic codec that encodes a `prost_reflect::DynamicMessage` request and
+/// hands back the response's protobuf bytes undecoded: the pipeline decodes
+/// them only when its response memo does not already hold their JSON.
+#[derive(Clone, Copy)]
+pub(crate) struct DynamicCodec;
 
 impl Codec for DynamicCodec {
     type Encode = DynamicMessage;
-    type Decode = DynamicMessage;
+    type Decode = Bytes;
     type Encoder = DynamicEncoder;
-    type Decoder = DynamicDecoder;
+    type Decoder = BytesDecoder;
 
     fn encoder(&mut self) -> Self::Encoder {
         DynamicEncoder
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        DynamicDecoder(self.output.clone())
+        BytesDecoder
     }
 }
 
@@ -163,17 +162,27 @@ impl Encoder for DynamicEncoder {
     }
 }
 
-/// Decodes protobuf into a `DynamicMessage` of a fixed type.
-pub(crate) struct DynamicDecoder(MessageDescriptor);
+/// Yields a response message's protobuf bytes as they came.
+pub(crate) struct BytesDecoder;
 
-impl Decoder for DynamicDecoder {
-    type Item = DynamicMessage;
+impl Decoder for BytesDecoder {
+    type Item = Bytes;
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
-        let mut msg = DynamicMessage::new(self.0.clone());
-        msg.merge(src.copy_to_bytes(src.remaining()))
-            .map_err(|e| Status::internal(format!("decoding response: {e}")))?;
-        Ok(Some(msg))
+        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
+}
+
+/// Decodes a response's protobuf bytes into a message of the RPC's output
+/// type; a failure is the `INTERNAL` status the call would have ended with
+/// had tonic decoded it.
+pub(crate) fn decode_response(
+    output: &MessageDescriptor,
+    bytes: Bytes,
+) -> Result<DynamicMessage, Status> {
+    let mut msg = DynamicMessage::new(output.clone());
+    msg.merge(bytes)
+        .map_err(|e| Status::internal(format!("decoding response: {e}")))?;
+    Ok(msg)
 }

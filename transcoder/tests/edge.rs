@@ -1095,3 +1095,185 @@ async fn a_balanced_channel_over_several_addresses_is_one_upstream() {
         assert_eq!(r.json()["id"], i);
     }
 }
+
+// ---- response memo ----
+
+/// The memo's hits and misses so far.
+fn memo_counts(e: &Transcoder) -> (u64, u64) {
+    let s = e.response_memo_stats();
+    (s.hits, s.misses)
+}
+
+#[tokio::test]
+async fn the_same_response_twice_is_a_memo_hit_with_the_same_json() {
+    let e = edge();
+    let first = send(&e, get("/api/v1/shelves/1/books/7")).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(memo_counts(&e), (0, 1));
+    let second = send(&e, get("/api/v1/shelves/1/books/7")).await;
+    assert_eq!(memo_counts(&e), (1, 1));
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body, first.body);
+    assert_eq!(second.header("content-type"), Some("application/json"));
+    assert_eq!(second.json()["id"], 7);
+    // Per-call headers are not part of what is memoized.
+    assert_ne!(second.header("x-request-id"), first.header("x-request-id"));
+    assert_eq!(e.response_memo_stats().entries, 1);
+}
+
+#[tokio::test]
+async fn a_different_response_gets_its_own_json_never_the_memoized_one() {
+    let e = edge();
+    let seven = send(&e, get("/api/v1/shelves/1/books/7")).await;
+    let eight = send(&e, get("/api/v1/shelves/1/books/8")).await;
+    assert_eq!(memo_counts(&e), (0, 2));
+    assert_eq!(seven.json()["id"], 7);
+    assert_eq!(eight.json()["id"], 8);
+    assert_eq!(eight.json()["title"], "The Book of 8");
+    // Both are held, each under its own bytes.
+    let again = send(&e, get("/api/v1/shelves/1/books/8")).await;
+    assert_eq!(memo_counts(&e), (1, 2));
+    assert_eq!(again.body, eight.body);
+    // Another RPC's response is another entry, even on the same shelf.
+    let shelf = send(&e, get("/api/v1/shelves/1")).await;
+    assert_eq!(shelf.json()["theme"], "shelf-1");
+    assert_eq!(memo_counts(&e), (1, 3));
+}
+
+#[tokio::test]
+async fn a_selected_response_gets_the_selected_json() {
+    let e = edge();
+    let whole = send(&e, get("/api/v1/shelves/7/books/3")).await;
+    assert!(whole.json().get("author").is_some());
+    // The same bytes with a selector: not the memoized whole message.
+    let selected = send(&e, get("/api/v1/shelves/7/books/3?select=title,price")).await;
+    assert_eq!(memo_counts(&e), (0, 2));
+    let j = selected.json();
+    assert_eq!(j["title"], "The Book of 3");
+    assert!(j.get("author").is_none(), "{j}");
+    // The same selector again is a hit; another selector is not.
+    let again = send(&e, get("/api/v1/shelves/7/books/3?select=title,price")).await;
+    assert_eq!(memo_counts(&e), (1, 2));
+    assert_eq!(again.body, selected.body);
+    let other = send(&e, get("/api/v1/shelves/7/books/3?select=author")).await;
+    assert_eq!(memo_counts(&e), (1, 3));
+    assert_eq!(other.json()["author"], "Ursula K. Le Guin");
+    assert!(other.json().get("title").is_none());
+    // And the unselected one is still the whole message.
+    let whole_again = send(&e, get("/api/v1/shelves/7/books/3")).await;
+    assert_eq!(memo_counts(&e), (2, 3));
+    assert_eq!(whole_again.body, whole.body);
+}
+
+#[tokio::test]
+async fn a_response_over_the_size_limit_is_not_memoized() {
+    let e = edge();
+    // 600 books as the test service makes them: over the 64 KiB limit.
+    let uri = "/api/v1/shelves/1/books?pageSize=600";
+    let proto_len = prost::Message::encoded_len(&pb::ListBooksResponse {
+        books: (1..=600)
+            .map(|i| pb::Book {
+                author: "anon".into(),
+                genre: 0,
+                tags: vec![],
+                ..sample_book(100 + i)
+            })
+            .collect(),
+        total: 600,
+    });
+    assert!(proto_len > 64 << 10, "{proto_len}");
+    let first = send(&e, get(uri)).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.json()["books"].as_array().unwrap().len(), 600);
+    let second = send(&e, get(uri)).await;
+    assert_eq!(second.body, first.body);
+    let stats = e.response_memo_stats();
+    assert_eq!((stats.hits, stats.misses, stats.too_large), (0, 0, 2));
+    assert_eq!(stats.entries, 0);
+    // A small page of the same RPC is memoized.
+    send(&e, get("/api/v1/shelves/1/books?pageSize=3")).await;
+    send(&e, get("/api/v1/shelves/1/books?pageSize=3")).await;
+    assert_eq!(memo_counts(&e), (1, 1));
+}
+
+#[tokio::test]
+async fn http_body_responses_are_not_memoized() {
+    let e = edge();
+    for _ in 0..2 {
+        let r = send(&e, get("/api/v1/shelves/1/books/2:download")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.text(), "Book 2 of shelf 1\n");
+    }
+    assert_eq!(
+        e.response_memo_stats(),
+        transcoder::ResponseMemoStats::default()
+    );
+}
+
+#[tokio::test]
+async fn status_and_headers_come_from_each_call_not_the_memo() {
+    // An upstream answering the same message with metadata chosen by the
+    // request (its forwarded `x-tenant`): same bytes, different metadata.
+    let routes = routes();
+    let upstream = tower::service_fn(move |req: http::Request<tonic::body::Body>| {
+        use tower::ServiceExt;
+        let tenant = req.headers().get("x-tenant").cloned();
+        let routes = routes.clone();
+        async move {
+            let mut response = routes.oneshot(req).await?;
+            if let Some(t) = tenant {
+                let status = if t == "a" { "201" } else { "202" };
+                response
+                    .headers_mut()
+                    .insert("x-http-status", status.parse().unwrap());
+                response.headers_mut().insert("retry-after", t);
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    let e = edge_with(Upstream::in_process(upstream), |b| b);
+    let checkout = |tenant: Option<&str>| {
+        let mut r = json_req("POST", "/api/v1/books/7:checkout", r#"{"member":"m"}"#);
+        if let Some(t) = tenant {
+            r.headers_mut().insert("x-tenant", t.parse().unwrap());
+        }
+        r
+    };
+    let plain = send(&e, checkout(None)).await;
+    let a = send(&e, checkout(Some("a"))).await;
+    let b = send(&e, checkout(Some("b"))).await;
+    assert_eq!(memo_counts(&e), (2, 1));
+    assert_eq!((plain.status, a.status, b.status), (200, 201, 202));
+    assert_eq!(plain.header("retry-after"), None);
+    assert_eq!(a.header("retry-after"), Some("a"));
+    assert_eq!(b.header("retry-after"), Some("b"));
+    assert_eq!(plain.json()["loanId"], "loan-7-m");
+    assert!(a.body == plain.body && b.body == plain.body);
+}
+
+#[tokio::test]
+async fn memo_off_gives_the_same_answers() {
+    let on = edge();
+    let off = edge_with(Upstream::in_process(routes()), |b| b.response_memo_bytes(0));
+    let uris = [
+        "/api/v1/shelves/1/books/7",
+        "/api/v1/shelves/1/books/7",
+        "/api/v1/shelves/1/books/8",
+        "/api/v1/shelves/7/books/3?select=title,price",
+        "/api/v1/shelves/2/titles",
+        "/api/v1/shelves/2/titles",
+        "/api/v1/shelves/1/books?pageSize=3",
+        "/api/v1/shelves/1/books/650",
+    ];
+    for uri in uris {
+        let a = send(&on, get(uri)).await;
+        let b = send(&off, get(uri)).await;
+        assert_eq!((a.status, &a.body), (b.status, &b.body), "{uri}");
+        assert_eq!(a.header("content-type"), b.header("content-type"), "{uri}");
+    }
+    assert_eq!(memo_counts(&on), (2, 6));
+    assert_eq!(
+        off.response_memo_stats(),
+        transcoder::ResponseMemoStats::default()
+    );
+}
