@@ -551,6 +551,36 @@ async fn search_is_full_text_ranked_and_tolerates_typos() {
 
 // ------------------------------------------------------------------ admin
 
+/// A search is full-text first: titles within a typo join the results only when the full
+/// text finds fewer than a page (10), so a common word stays fast on a large catalog (its GIN
+/// index, no trigram scan of every title) while a misspelled or rare one is still forgiven.
+#[tokio::test]
+async fn typo_matches_join_a_search_only_when_the_full_text_finds_fewer_than_ten() {
+    let app = spawn_app().await;
+    for n in 0..10 {
+        app.insert_product(&format!("Walnut Desk {n}"), 10_000, 0.0, 5)
+            .await;
+    }
+    let walnutt = app.insert_product("Walnutt Shelf", 5_000, 0.0, 5).await;
+    for n in 0..3 {
+        app.insert_product(&format!("Cedar Chest {n}"), 10_000, 0.0, 5)
+            .await;
+    }
+    let cedarr = app.insert_product("Cedarr Bench", 5_000, 0.0, 5).await;
+
+    let page = get_ok(&app, "/products/search?q=walnut&limit=0").await;
+    assert_eq!(page["total"], 10, "ten full-text matches: no typo matches");
+    assert!(!ids(&page).contains(&walnutt));
+
+    let page = get_ok(&app, "/products/search?q=cedar&limit=0").await;
+    assert_eq!(page["total"], 4, "three full-text matches, then the typo match");
+    assert_eq!(ids(&page).last(), Some(&cedarr), "typo matches come last");
+    // Every page of one search agrees on the total.
+    let second = get_ok(&app, "/products/search?q=cedar&limit=2&skip=2").await;
+    assert_eq!(second["total"], 4);
+    assert_eq!(ids(&second), ids(&page)[2..]);
+}
+
 #[tokio::test]
 async fn an_admin_creates_a_product() {
     let app = spawn_app().await;

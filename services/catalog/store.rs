@@ -23,6 +23,10 @@ use super::domain::{
 /// misses single transpositions.
 const TYPO_THRESHOLD: &str = "0.4";
 
+/// A search adds typo (trigram) matches only when the full text finds fewer
+/// products than this: a whole default page.
+const TYPO_FALLBACK_BELOW: i64 = 10;
+
 /// One `products` row joined with its category slug; images and reviews
 /// are attached afterwards.
 struct ProductRow {
@@ -135,9 +139,11 @@ macro_rules! count_rows {
 /// Calls `$query!` (one of the two above) with the WHERE clause of every
 /// listing between the given pieces. Parameters: $1 category slug, $2 min
 /// price (cents), $3 max price, $4 brand, $5 in stock only, $6 search
-/// text. A match of the text is full-text (title, brand, description) or,
-/// for typos, a trigram match on the title. A NULL parameter is no filter;
-/// PostgreSQL plans these `$n IS NULL OR ..` away per execution.
+/// text, $7 typo-tolerant. A match of the text is full-text (title, brand,
+/// description) or, when $7, also a trigram match on the title. A NULL
+/// parameter (or a false $7) is no filter; PostgreSQL plans these
+/// `$n IS NULL OR ..` away per execution, so without $7 the full-text
+/// match alone can use its GIN index.
 macro_rules! with_listing_filters {
     ($query:ident (($($before:tt)*) ($($after:tt)*)) ($($arg:expr),* $(,)?)) => {
         $query!(
@@ -151,7 +157,7 @@ macro_rules! with_listing_filters {
                   AND (NOT $5::bool OR p.stock > 0)
                   AND ($6::text IS NULL
                        OR p.search_document @@ websearch_to_tsquery('english', $6)
-                       OR $6 <% p.title)
+                       OR ($7::bool AND $6 <% p.title))
                 "# $($after)*
             )
             ($($arg),*)
@@ -159,14 +165,14 @@ macro_rules! with_listing_filters {
     };
 }
 
-/// One page of a listing in the given order ($7 limit, $8 offset). One
+/// One page of a listing in the given order ($8 limit, $9 offset). One
 /// statement per order, so that each can use its index.
 macro_rules! listing_page {
     ($db:expr, $a:expr, $order_by:tt) => {{
         let a = $a;
         with_listing_filters!(
-            product_rows((+) (+ " ORDER BY " + $order_by + " LIMIT $7 OFFSET $8"))
-            (a.category, a.min_price, a.max_price, a.brand, a.in_stock, a.text, a.limit, a.skip)
+            product_rows((+) (+ " ORDER BY " + $order_by + " LIMIT $8 OFFSET $9"))
+            (a.category, a.min_price, a.max_price, a.brand, a.in_stock, a.text, a.typos, a.limit, a.skip)
         )
         .fetch_all($db)
         .await
@@ -181,6 +187,8 @@ struct ListingArgs<'a> {
     brand: Option<&'a str>,
     in_stock: bool,
     text: Option<&'a str>,
+    /// Whether the text also matches titles within a typo (trigram).
+    typos: bool,
     limit: i64,
     skip: i64,
 }
@@ -198,6 +206,7 @@ impl<'a> ListingArgs<'a> {
                 .as_deref()
                 .map(str::trim)
                 .filter(|t| !t.is_empty()),
+            typos: false,
             limit: query.page.limit(),
             skip: query.page.skip(),
         }
@@ -261,26 +270,42 @@ pub async fn find_product(
 
 /// A page of products matching `query`, and how many match in all.
 ///
-/// Without search text (GET /products, /products/category/:c) the count and
-/// the page run concurrently on two connections. With text (GET
-/// /products/search) they run in one transaction that lowers the trigram
-/// threshold for its own statements only.
+/// The count and the page run concurrently on two connections. A search
+/// (GET /products/search) is full-text first: its GIN index answers in a
+/// fraction of the time a trigram scan of every title takes (on 1,000,000
+/// products, 0.3 s against 3 s for the count). Only when the full text finds
+/// fewer than [`TYPO_FALLBACK_BELOW`] products are titles within a typo
+/// added, in one transaction that lowers the trigram threshold for its own
+/// statements. The choice does not depend on the page asked for, so every
+/// page of one search agrees on the total.
 #[tracing::instrument(skip(db))]
 pub async fn list_products(
     db: &PgPool,
     query: &ProductQuery,
 ) -> anyhow::Result<(Vec<Product>, i64)> {
     let args = ListingArgs::of(query);
-    if args.text.is_none() {
-        let (rows, total) = tokio::try_join!(
-            page_rows(db, &args, query.sort, query.order),
-            count_matches(db, &args),
-        )?;
-        let mut conn = db.acquire().await.context("acquiring a connection")?;
-        let products = attach_details(&mut conn, rows).await?;
-        return Ok((products, total));
+    let (rows, total) = tokio::try_join!(
+        page_rows(db, &args, query.sort, query.order),
+        count_matches(db, &args),
+    )?;
+    if args.text.is_some() && total < TYPO_FALLBACK_BELOW {
+        return search_with_typos(db, query, args).await;
     }
+    let mut conn = db.acquire().await.context("acquiring a connection")?;
+    let products = attach_details(&mut conn, rows).await?;
+    Ok((products, total))
+}
 
+/// [`list_products`] with titles within a typo of the text also matching.
+async fn search_with_typos(
+    db: &PgPool,
+    query: &ProductQuery,
+    args: ListingArgs<'_>,
+) -> anyhow::Result<(Vec<Product>, i64)> {
+    let args = ListingArgs {
+        typos: true,
+        ..args
+    };
     let mut tx = db.begin().await.context("starting a search transaction")?;
     sqlx::query!(
         r#"SELECT set_config('pg_trgm.word_similarity_threshold', $1, true)"#,
@@ -299,7 +324,7 @@ pub async fn list_products(
 async fn count_matches(db: impl PgExecutor<'_>, a: &ListingArgs<'_>) -> anyhow::Result<i64> {
     with_listing_filters!(
         count_rows((+) ())
-        (a.category, a.min_price, a.max_price, a.brand, a.in_stock, a.text)
+        (a.category, a.min_price, a.max_price, a.brand, a.in_stock, a.text, a.typos)
     )
     .fetch_one(db)
     .await
