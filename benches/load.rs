@@ -13,6 +13,11 @@
 //! answer, and send the next, over keep-alive connections (one HTTP/1.1 connection or one HTTP/2
 //! channel per worker), recording every latency in an HDR histogram.
 
+// The allocator of the `ecom` binary (services/main.rs), so the app measured here allocates as it
+// does in production; the ceiling and the load generator share it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;

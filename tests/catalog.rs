@@ -573,7 +573,10 @@ async fn typo_matches_join_a_search_only_when_the_full_text_finds_fewer_than_ten
     assert!(!ids(&page).contains(&walnutt));
 
     let page = get_ok(&app, "/products/search?q=cedar&limit=0").await;
-    assert_eq!(page["total"], 4, "three full-text matches, then the typo match");
+    assert_eq!(
+        page["total"], 4,
+        "three full-text matches, then the typo match"
+    );
     assert_eq!(ids(&page).last(), Some(&cedarr), "typo matches come last");
     // Every page of one search agrees on the total.
     let second = get_ok(&app, "/products/search?q=cedar&limit=2&skip=2").await;
