@@ -44,6 +44,9 @@ const NAMESPACE: &str = "cache:";
 const ANNOUNCEMENTS: &str = "cache:changed";
 /// The longest an entry lives in the first tier, whatever its TTL in Redis.
 const LOCAL_TTL: Duration = Duration::from_secs(30);
+/// How long the first tier keeps a value it read from Redis (whose remaining TTL it does not
+/// know); a hot key then costs one Redis read per this period.
+const REDIS_HIT_TTL: Duration = Duration::from_secs(5);
 
 /// A cache on Redis or in-process. Cheap to clone.
 #[derive(Clone)]
@@ -288,8 +291,9 @@ impl Cache {
                 metrics::counter!("cache_lookups_total", "result" => if value.is_some() { "hit" } else { "miss" })
                     .increment(1);
                 if let Some(value) = &value {
-                    // Redis does not say the entry's TTL; LOCAL_TTL bounds it here.
-                    self.keep(key, value, LOCAL_TTL, epoch);
+                    // Redis does not say how long the entry has left: keep it briefly, so a
+                    // copy never outlives its Redis entry by more than REDIS_HIT_TTL.
+                    self.keep(key, value, REDIS_HIT_TTL, epoch);
                 }
                 value
             }

@@ -40,6 +40,7 @@ enum NotRecorded {
     /// The connection broke while COMMIT was under way: the order may exist.
     InDoubt(OrderError),
 }
+
 /// The carriers the shop ships with, and their tracking pages.
 const CARRIERS: &[(&str, &str)] = &[
     ("UPS", "https://www.ups.com/track?tracknum="),
