@@ -110,7 +110,11 @@ fn fresh_names() -> (String, String) {
 /// overrides the default).
 fn test_settings(postgres: &str, db_name: &str, redis_prefix: &str, extra: &[&str]) -> Settings {
     LazyLock::force(&TRACING);
-    let database_url = format!("{postgres}/{db_name}");
+    // `postgres` may carry connection options (`...:5432?sslmode=disable`): they follow the name.
+    let database_url = match postgres.split_once('?') {
+        Some((server, options)) => format!("{server}/{db_name}?{options}"),
+        None => format!("{postgres}/{db_name}"),
+    };
     let redis = redis_url();
     let mut args = vec![
         "--host",
