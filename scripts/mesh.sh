@@ -14,8 +14,15 @@ trap 'kill "${pids[@]}" 2>/dev/null; wait' EXIT INT TERM
 port=50061
 upstreams=()
 for service in catalog auth users orders payments; do
+  # Services that call another are told where it is: orders -> catalog (50061) and
+  # payments (50065), payments -> orders (50064).
+  case $service in
+    orders) extra=(--catalog-url http://127.0.0.1:50061 --payments-url http://127.0.0.1:50065) ;;
+    payments) extra=(--orders-url http://127.0.0.1:50064) ;;
+    *) extra=() ;;
+  esac
   # Only the first process migrates and seeds before the others start.
-  "$bin" serve --services "$service" --grpc-port "$port" --host 127.0.0.1 &
+  "$bin" serve --services "$service" --grpc-port "$port" --host 127.0.0.1 "${extra[@]}" &
   pids+=($!)
   upstreams+=(--upstream "$service=http://127.0.0.1:$port")
   port=$((port + 1))
