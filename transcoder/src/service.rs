@@ -152,7 +152,7 @@ impl TranscoderBuilder {
     }
 
     /// The size in bytes of the response memo, 0 to turn it off. Default
-    /// 16 MiB.
+    /// 16 MiB. Only answers to GET requests are memoized.
     ///
     /// The memo maps (RPC, `response_body` rule, `select` selector, the
     /// response's exact protobuf bytes) to the JSON body written for them, so
@@ -700,7 +700,7 @@ impl Inner {
             select: select.map(|(text, _)| text),
             proto: &proto,
         };
-        let json = self.memo.get_or_transcode(key, || {
+        let transcode = || {
             let msg = decode_response(&output, proto.clone())?;
             let select = select.map(|(_, sel)| sel);
             let mut buf = Vec::with_capacity(256);
@@ -709,7 +709,14 @@ impl Inner {
                 None => self.marshaler.encode_message(&msg, select, &mut buf),
             }
             Ok::<_, tonic::Status>(buf)
-        });
+        };
+        // Only answers to GET are memoized: they are the repeated reads the memo is for. The
+        // answers to writes are one-off, and some (a login's tokens) should not linger.
+        let json = if route.method == Method::GET {
+            self.memo.get_or_transcode(key, transcode)
+        } else {
+            transcode().map(Bytes::from)
+        };
         let json = match json {
             Ok(json) => json,
             Err(status) => return EdgeError::from_status(&status).into_response(),
