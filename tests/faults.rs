@@ -102,9 +102,22 @@ async fn order_one(app: &TestApp, quantity: i32) -> (u16, serde_json::Value) {
     (response.status().as_u16(), json(response).await)
 }
 
-/// An app reaching PostgreSQL through a TCP proxy, with the stock of product 1 at `stock`.
-/// Without TLS, so that the proxy can see the statements it watches for.
-async fn app_behind_proxy(stock: i32) -> (TcpProxy, TestApp) {
+/// What an order of 2 units of product 1 (stock 50) leaves when its connection to PostgreSQL
+/// breaks at its COMMIT as `fault` says.
+struct AfterFault {
+    status: u16,
+    body: serde_json::Value,
+    /// The orders stored, each with whether its stock is committed.
+    orders: Vec<(String, bool)>,
+    /// Product 1's stock on the shelf, and the units its reservations still hold.
+    on_shelf: i32,
+    held: i64,
+}
+
+/// Places that order through a TCP proxy armed with `fault`. The app connects without TLS,
+/// so that the proxy sees the statements it watches for: the order's advisory lock marks the
+/// connection whose COMMIT breaks.
+async fn order_through_commit_fault(fault: CommitFault) -> AfterFault {
     let proxy = TcpProxy::start("127.0.0.1:5432").await;
     let app = spawn_app_via(
         &format!(
@@ -115,30 +128,37 @@ async fn app_behind_proxy(stock: i32) -> (TcpProxy, TestApp) {
     )
     .await;
     app.seed_catalog(3).await;
-    sqlx::query("UPDATE products SET stock = $1 WHERE id = 1")
-        .bind(stock)
+    sqlx::query("UPDATE products SET stock = 50 WHERE id = 1")
         .execute(&app.db)
         .await
         .unwrap();
-    (proxy, app)
-}
+    let fired = proxy.fault_at_commit(b"pg_advisory_xact_lock", fault);
 
-/// The orders stored, each with whether its stock is committed; and product 1's stock plus
-/// the units its live (not released) reservations hold.
-async fn orders_and_stock(app: &TestApp) -> (Vec<(String, bool)>, i64) {
+    let (status, body) = order_one(&app, 2).await;
+    assert_eq!(
+        fired.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the fault fired: {status} {body}"
+    );
     let orders = sqlx::query_as("SELECT id, stock_committed FROM orders ORDER BY id")
         .fetch_all(&app.db)
         .await
         .unwrap();
-    let stock: i64 = sqlx::query_scalar(
-        "SELECT p.stock + (SELECT COALESCE(sum(quantity), 0) FROM stock_reservations r
-                           WHERE r.product_id = p.id AND r.status = 'reserved')
+    let (on_shelf, held): (i32, i64) = sqlx::query_as(
+        "SELECT p.stock, (SELECT COALESCE(sum(quantity), 0) FROM stock_reservations r
+                          WHERE r.product_id = p.id AND r.status = 'reserved')
          FROM products p WHERE p.id = 1",
     )
     .fetch_one(&app.db)
     .await
     .unwrap();
-    (orders, stock)
+    AfterFault {
+        status,
+        body,
+        orders,
+        on_shelf,
+        held,
+    }
 }
 
 /// The connection breaks after PostgreSQL received an order's COMMIT, before its answer came
@@ -146,50 +166,30 @@ async fn orders_and_stock(app: &TestApp) -> (Vec<(String, bool)>, i64) {
 /// second order), and its stock is committed, not released.
 #[tokio::test]
 async fn an_order_whose_commit_answer_is_lost_is_answered_201() {
-    let (proxy, app) = app_behind_proxy(50).await;
-    let fired = proxy.fault_at_commit(b"pg_advisory_xact_lock", CommitFault::LoseAnswer);
-
-    let (status, body) = order_one(&app, 2).await;
+    let after = order_through_commit_fault(CommitFault::LoseAnswer).await;
+    assert_eq!(after.status, 201, "{}", after.body);
+    let id = after.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(after.orders, vec![(id, true)]);
     assert_eq!(
-        fired.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "the fault fired: {status} {body}"
+        (after.on_shelf, after.held),
+        (48, 0),
+        "two units sold, none held"
     );
-    assert_eq!(status, 201, "{body}");
-    let (orders, stock) = orders_and_stock(&app).await;
-    assert_eq!(
-        orders,
-        vec![(body["id"].as_str().unwrap().to_owned(), true)]
-    );
-    let on_shelf: i32 = sqlx::query_scalar("SELECT stock FROM products WHERE id = 1")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!((on_shelf, stock), (48, 48), "two units sold, none held");
 }
 
 /// The connection breaks before PostgreSQL received an order's COMMIT: nothing is stored, the
 /// buyer is told 503, and the reserved stock is back on the shelf at once.
 #[tokio::test]
 async fn an_order_whose_commit_never_arrived_is_503_and_gives_its_stock_back() {
-    let (proxy, app) = app_behind_proxy(50).await;
-    let fired = proxy.fault_at_commit(b"pg_advisory_xact_lock", CommitFault::LoseCommit);
-
-    let (status, body) = order_one(&app, 2).await;
+    let after = order_through_commit_fault(CommitFault::LoseCommit).await;
+    assert_eq!(after.status, 503, "{}", after.body);
+    assert_eq!(after.body["code"], "SERVICE_UNAVAILABLE", "{}", after.body);
+    assert!(after.orders.is_empty(), "{:?}", after.orders);
     assert_eq!(
-        fired.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "the fault fired: {status} {body}"
+        (after.on_shelf, after.held),
+        (50, 0),
+        "the reservation was released"
     );
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(body["code"], "SERVICE_UNAVAILABLE", "{body}");
-    let (orders, stock) = orders_and_stock(&app).await;
-    assert!(orders.is_empty(), "{orders:?}");
-    let on_shelf: i32 = sqlx::query_scalar("SELECT stock FROM products WHERE id = 1")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!((on_shelf, stock), (50, 50), "the reservation was released");
 }
 
 /// PostgreSQL going away (its connections broken, new ones refused) and coming back:
