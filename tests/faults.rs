@@ -102,6 +102,28 @@ async fn order_one(app: &TestApp, quantity: i32) -> (u16, serde_json::Value) {
     (response.status().as_u16(), json(response).await)
 }
 
+/// An app that reaches PostgreSQL through a TCP proxy the test can cut, with the demo catalog
+/// and `stock` units of product 1. Without TLS, so that the proxy can also see the statements
+/// ([`TcpProxy::fault_at_commit`]).
+async fn app_behind_proxy(stock: i32) -> (TcpProxy, TestApp) {
+    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    let app = spawn_app_via(
+        &format!(
+            "postgres://postgres@127.0.0.1:{}?sslmode=disable",
+            proxy.port
+        ),
+        &[],
+    )
+    .await;
+    app.seed_catalog(3).await;
+    sqlx::query("UPDATE products SET stock = $1 WHERE id = 1")
+        .bind(stock)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    (proxy, app)
+}
+
 /// What an order of 2 units of product 1 (stock 50) leaves when its connection to PostgreSQL
 /// breaks at its COMMIT as `fault` says.
 struct AfterFault {
@@ -114,24 +136,10 @@ struct AfterFault {
     held: i64,
 }
 
-/// Places that order through a TCP proxy armed with `fault`. The app connects without TLS,
-/// so that the proxy sees the statements it watches for: the order's advisory lock marks the
-/// connection whose COMMIT breaks.
+/// Places that order through a TCP proxy armed with `fault`: the order's advisory lock marks
+/// the connection whose COMMIT breaks.
 async fn order_through_commit_fault(fault: CommitFault) -> AfterFault {
-    let proxy = TcpProxy::start("127.0.0.1:5432").await;
-    let app = spawn_app_via(
-        &format!(
-            "postgres://postgres@127.0.0.1:{}?sslmode=disable",
-            proxy.port
-        ),
-        &[],
-    )
-    .await;
-    app.seed_catalog(3).await;
-    sqlx::query("UPDATE products SET stock = 50 WHERE id = 1")
-        .execute(&app.db)
-        .await
-        .unwrap();
+    let (proxy, app) = app_behind_proxy(50).await;
     let fired = proxy.fault_at_commit(b"pg_advisory_xact_lock", fault);
 
     let (status, body) = order_one(&app, 2).await;
@@ -198,17 +206,7 @@ async fn an_order_whose_commit_never_arrived_is_503_and_gives_its_stock_back() {
 /// adds up.
 #[tokio::test]
 async fn postgres_going_away_is_503_and_the_pool_reconnects_without_losing_orders() {
-    let proxy = TcpProxy::start("127.0.0.1:5432").await;
-    let app = spawn_app_via(
-        &format!("postgres://postgres@127.0.0.1:{}", proxy.port),
-        &[],
-    )
-    .await;
-    app.seed_catalog(3).await;
-    sqlx::query("UPDATE products SET stock = 100 WHERE id = 1")
-        .execute(&app.db)
-        .await
-        .unwrap();
+    let (proxy, app) = app_behind_proxy(100).await;
     assert_eq!(order_one(&app, 2).await.0, 201);
 
     // Each request in the gap waits for the pool's acquire timeout (3 s), then answers 503.
@@ -567,19 +565,8 @@ async fn rate_limits_and_the_deny_list_fail_open_while_redis_is_down() {
 /// failed mid-way expire, the held stock is exactly the ordered stock.
 #[tokio::test]
 async fn postgres_cut_under_load_loses_no_order_and_holds_no_stock_for_failed_ones() {
-    let proxy = TcpProxy::start("127.0.0.1:5432").await;
-    let app = std::sync::Arc::new(
-        spawn_app_via(
-            &format!("postgres://postgres@127.0.0.1:{}", proxy.port),
-            &[],
-        )
-        .await,
-    );
-    app.seed_catalog(3).await;
-    sqlx::query("UPDATE products SET stock = 100000 WHERE id = 1")
-        .execute(&app.db)
-        .await
-        .unwrap();
+    let (proxy, app) = app_behind_proxy(100_000).await;
+    let app = std::sync::Arc::new(app);
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let buyers: Vec<_> = (0..6)

@@ -288,6 +288,8 @@ pub async fn list_products(
         page_rows(db, &args, query.sort, query.order),
         count_matches(db, &args),
     )?;
+    // Rarely, the page just read is thrown away for the typo search: reading it alongside
+    // the count keeps the common case (enough full-text matches) to one round of queries.
     if args.text.is_some() && total < TYPO_FALLBACK_BELOW {
         return search_with_typos(db, query, args).await;
     }
