@@ -584,6 +584,56 @@ async fn typo_matches_join_a_search_only_when_the_full_text_finds_fewer_than_ten
     assert_eq!(ids(&second), ids(&page)[2..]);
 }
 
+/// With ten full-text hits or more, the text rank alone orders them: the title weighs more than
+/// the description, whatever the ids say, and equal ranks keep the id order.
+#[tokio::test]
+async fn a_common_word_ranks_a_title_hit_above_description_hits() {
+    let app = spawn_app().await;
+    app.seed_catalog(0).await; // the categories only
+    let mut described = Vec::new();
+    for n in 0..11 {
+        let product = create(
+            &app,
+            &json!({
+                "title": format!("Oak Desk {n}"),
+                "description": "A sturdy desk with walnut trim and two drawers.",
+                "price": 199.0,
+                "thumbnail": "https://cdn.example.com/desk.jpg",
+                "category": "furniture",
+                "brand": "Timberline",
+                "stock": 4
+            }),
+        )
+        .await;
+        described.push(product["id"].as_i64().unwrap());
+    }
+    let titled = create(
+        &app,
+        &json!({
+            "title": "Walnut Bookshelf",
+            "description": "Five shelves, solid wood, easy to assemble.",
+            "price": 249.0,
+            "thumbnail": "https://cdn.example.com/shelf.jpg",
+            "category": "furniture",
+            "brand": "Timberline",
+            "stock": 2
+        }),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+
+    let page = get_ok(&app, "/products/search?q=walnut&limit=0").await;
+    assert_eq!(page["total"], 12);
+    let mut expected = vec![titled];
+    expected.extend(&described);
+    assert_eq!(ids(&page), expected);
+    // The second page continues the same order.
+    let second = get_ok(&app, "/products/search?q=walnut&limit=5&skip=5").await;
+    assert_eq!(second["total"], 12);
+    assert_eq!(ids(&second), expected[5..10]);
+}
+
 #[tokio::test]
 async fn an_admin_creates_a_product() {
     let app = spawn_app().await;

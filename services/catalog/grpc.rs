@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::domain::{NewProduct, Product, ProductPatch, ProductQuery, Review};
 use super::error::CatalogError;
+use super::product_key;
 use super::store::{self, Visibility};
 use crate::authn;
 use crate::cache::Cache;
@@ -34,11 +35,6 @@ const PAGE_TTL: Duration = Duration::from_secs(30);
 /// than any page, so an expired generation can bring back no page).
 const GENERATION_KEY: &str = "catalog:listing-generation";
 const GENERATION_TTL: Duration = Duration::from_secs(86_400);
-
-/// The cache key of one product.
-fn product_key(id: i64) -> String {
-    format!("catalog:product:{id}")
-}
 
 /// The catalog's gRPC service; cheap to clone.
 #[derive(Clone)]

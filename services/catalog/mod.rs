@@ -19,3 +19,9 @@ mod store;
 pub use error::CatalogError;
 pub use grpc::CatalogService;
 pub use seed::seed_demo_catalog;
+
+/// The cache key of one product: read and filled by the catalog's reads, deleted by its
+/// writes and by the stock reservations that change a product's stock.
+fn product_key(id: i64) -> String {
+    format!("catalog:product:{id}")
+}

@@ -63,9 +63,7 @@ fn state_of(status: &str) -> pb::ReservationState {
 }
 
 fn product_keys(ids: impl IntoIterator<Item = i64>) -> Vec<String> {
-    ids.into_iter()
-        .map(|id| format!("catalog:product:{id}"))
-        .collect()
+    ids.into_iter().map(super::product_key).collect()
 }
 
 fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {

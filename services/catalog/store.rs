@@ -121,15 +121,17 @@ macro_rules! product_rows {
     };
 }
 
-/// `SELECT count(*)` of live products joined with their category, followed
-/// by the given pieces.
+/// `SELECT count(*)` of products, followed by the given pieces. No join: a
+/// search's count then reads no column of the matching rows (joining the
+/// category made it deform every row up to `category_id` and doubled it: on
+/// 1,000,000 products, 95-112 ms against 45-55 ms for the 42,475 hits of
+/// "phone").
 macro_rules! count_rows {
     (($($sql:tt)*) ($($arg:expr),* $(,)?)) => {
         sqlx::query_scalar!(
             r#"
             SELECT count(*) AS "total!"
             FROM products p
-            JOIN categories c ON c.id = p.category_id
             "# $($sql)*,
             $($arg),*
         )
@@ -150,7 +152,8 @@ macro_rules! with_listing_filters {
             (
                 $($before)* r#"
                 WHERE p.deleted_at IS NULL
-                  AND ($1::text IS NULL OR c.slug = $1)
+                  AND ($1::text IS NULL
+                       OR p.category_id = (SELECT id FROM categories WHERE slug = $1))
                   AND ($2::bigint IS NULL OR p.price_cents >= $2)
                   AND ($3::bigint IS NULL OR p.price_cents <= $3)
                   AND ($4::text IS NULL OR lower(p.brand) = lower($4))
@@ -343,9 +346,18 @@ async fn page_rows(
     // Ties break on id in the same direction: pages are stable, and one
     // (key, id) index serves both directions.
     match (sort, order, args.text.is_some()) {
-        // Searches: by relevance, best first whatever `order` says. Every
-        // full-text hit comes before the typo-only (trigram) hits; within
-        // each group, the text rank plus the title's similarity decides.
+        // Searches: by relevance, best first whatever `order` says.
+        // Full text only: the text rank decides (the title weighs most).
+        (None, _, true) if !args.typos => listing_page!(
+            db,
+            args,
+            "ts_rank(p.search_document, websearch_to_tsquery('english', $6)) DESC, p.id ASC"
+        ),
+        // With typos: every full-text hit comes before the typo-only
+        // (trigram) hits; within each group, the text rank plus the title's
+        // similarity decides. The similarity is kept out of the query above
+        // because it is the costly part: on 1,000,000 products, ranking the
+        // 42,475 hits of "phone" took 240-370 ms with it, 64-73 ms without.
         (None, _, true) => listing_page!(
             db,
             args,
