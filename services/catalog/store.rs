@@ -181,28 +181,14 @@ macro_rules! with_listing_filters {
     };
 }
 
-/// One page of a listing in the given order ($8 limit, $9 offset). One
+/// One page of a listing in the given order ($8 limit, $9 offset), read by
+/// `$rows` (`product_rows`, or `id_rows` for a search's ranking). One
 /// statement per order, so that each can use its index.
 macro_rules! listing_page {
-    ($db:expr, $a:expr, $order_by:tt) => {{
+    ($rows:ident, $db:expr, $a:expr, $order_by:tt) => {{
         let a = $a;
         with_listing_filters!(
-            product_rows((+) (+ " ORDER BY " + $order_by + " LIMIT $8 OFFSET $9"))
-            (a.category, a.min_price, a.max_price, a.brand, a.in_stock, a.text, a.typos, a.limit, a.skip)
-        )
-        .fetch_all($db)
-        .await
-    }};
-}
-
-/// The ids of one page of a search in the given order ($8 limit, $9
-/// offset): the ranking reads only what it ranks, and the page's rows are
-/// loaded afterwards by id.
-macro_rules! search_page_ids {
-    ($db:expr, $a:expr, $order_by:tt) => {{
-        let a = $a;
-        with_listing_filters!(
-            id_rows((+) (+ " ORDER BY " + $order_by + " LIMIT $8 OFFSET $9"))
+            $rows((+) (+ " ORDER BY " + $order_by + " LIMIT $8 OFFSET $9"))
             (a.category, a.min_price, a.max_price, a.brand, a.in_stock, a.text, a.typos, a.limit, a.skip)
         )
         .fetch_all($db)
@@ -380,14 +366,26 @@ async fn page_rows(
     // order where there is one. Ties break on id in the same direction:
     // pages are stable, and one (key, id) index serves both directions.
     match (sort, order) {
-        (None, Asc) => listing_page!(conn, args, "p.id ASC"),
-        (None, Desc) => listing_page!(conn, args, "p.id DESC"),
-        (Some(SortKey::Price), Asc) => listing_page!(conn, args, "p.price_cents ASC, p.id ASC"),
-        (Some(SortKey::Price), Desc) => listing_page!(conn, args, "p.price_cents DESC, p.id DESC"),
-        (Some(SortKey::Rating), Asc) => listing_page!(conn, args, "p.rating ASC, p.id ASC"),
-        (Some(SortKey::Rating), Desc) => listing_page!(conn, args, "p.rating DESC, p.id DESC"),
-        (Some(SortKey::Title), Asc) => listing_page!(conn, args, "p.title ASC, p.id ASC"),
-        (Some(SortKey::Title), Desc) => listing_page!(conn, args, "p.title DESC, p.id DESC"),
+        (None, Asc) => listing_page!(product_rows, conn, args, "p.id ASC"),
+        (None, Desc) => listing_page!(product_rows, conn, args, "p.id DESC"),
+        (Some(SortKey::Price), Asc) => {
+            listing_page!(product_rows, conn, args, "p.price_cents ASC, p.id ASC")
+        }
+        (Some(SortKey::Price), Desc) => {
+            listing_page!(product_rows, conn, args, "p.price_cents DESC, p.id DESC")
+        }
+        (Some(SortKey::Rating), Asc) => {
+            listing_page!(product_rows, conn, args, "p.rating ASC, p.id ASC")
+        }
+        (Some(SortKey::Rating), Desc) => {
+            listing_page!(product_rows, conn, args, "p.rating DESC, p.id DESC")
+        }
+        (Some(SortKey::Title), Asc) => {
+            listing_page!(product_rows, conn, args, "p.title ASC, p.id ASC")
+        }
+        (Some(SortKey::Title), Desc) => {
+            listing_page!(product_rows, conn, args, "p.title DESC, p.id DESC")
+        }
     }
     .context("listing products")
 }
@@ -400,7 +398,8 @@ async fn page_rows(
 async fn ranked_ids(conn: &mut PgConnection, args: &ListingArgs<'_>) -> anyhow::Result<Vec<i64>> {
     if !args.typos {
         // Full text only: the text rank decides (the title weighs most).
-        search_page_ids!(
+        listing_page!(
+            id_rows,
             conn,
             args,
             "ts_rank(p.search_document, websearch_to_tsquery('english', $6)) DESC, p.id ASC"
@@ -411,7 +410,8 @@ async fn ranked_ids(conn: &mut PgConnection, args: &ListingArgs<'_>) -> anyhow::
         // similarity decides. The similarity is kept out of the query above
         // because it is the costly part: on 1,000,000 products, ranking the
         // 42,475 hits of "phone" took 240-370 ms with it, 64-73 ms without.
-        search_page_ids!(
+        listing_page!(
+            id_rows,
             conn,
             args,
             "p.search_document @@ websearch_to_tsquery('english', $6) DESC, \
