@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestApp, assert_error, authorized, json, spawn_app};
+use common::{TestApp, assert_error, authorized, json, spawn_app, spawn_app_with};
 use ecom::proto::ecom::catalog::v1 as pb;
 use ecom::proto::ecom::catalog::v1::catalog_service_client::CatalogServiceClient;
 use serde_json::{Value, json};
@@ -632,6 +632,23 @@ async fn a_common_word_ranks_a_title_hit_above_description_hits() {
     let second = get_ok(&app, "/products/search?q=walnut&limit=5&skip=5").await;
     assert_eq!(second["total"], 12);
     assert_eq!(ids(&second), expected[5..10]);
+}
+
+/// A listing counts and reads its page on two connections at once when the pool has one to
+/// spare, and on one after the other when it has not: a request never holds a connection while
+/// it waits for another, so concurrent listings cannot starve each other of the second one.
+#[tokio::test]
+async fn concurrent_listings_do_not_starve_a_small_pool() {
+    let app = spawn_app_with(&["--database-pool-size", "2"]).await;
+    app.seed_catalog(60).await;
+    // Distinct pages, so that none is answered from the cache.
+    let pages = (0..12).map(|skip| {
+        let app = &app;
+        async move { app.get(&format!("/products?limit=3&skip={skip}")).await }
+    });
+    for response in futures::future::join_all(pages).await {
+        assert_eq!(response.status(), 200);
+    }
 }
 
 #[tokio::test]
