@@ -33,7 +33,7 @@ enum Backend {
     Redis {
         pool: bb8::Pool<RedisConnectionManager>,
         /// For subscriptions, which need a connection of their own.
-        client: redis::Client,
+        client: Arc<redis::Client>,
     },
     Memory(MemoryMap),
 }
@@ -65,7 +65,10 @@ impl Kv {
             .build_unchecked(manager);
         Ok(Kv {
             prefix: prefix.into(),
-            backend: Backend::Redis { pool, client },
+            backend: Backend::Redis {
+                pool,
+                client: Arc::new(client),
+            },
         })
     }
 

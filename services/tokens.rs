@@ -5,6 +5,7 @@
 //! token type are checked on every verification. Revocation (the jti deny-list) is checked by
 //! [`crate::authn`], which has the store.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -56,16 +57,22 @@ pub enum TokenError {
     Invalid,
 }
 
-/// Mints and verifies access tokens. Cheap to clone.
+/// Mints and verifies access tokens. Cheap to clone: every request's authentication layer
+/// clones it, so the keys and the validation rules (a dozen heap allocations) are shared.
 #[derive(Clone)]
 pub struct Tokens {
+    keys: Arc<Keys>,
+    ttl: Duration,
+    clock: Clock,
+}
+
+/// What [`Tokens`] shares between its clones.
+struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     issuer: String,
     audience: String,
-    ttl: Duration,
-    clock: Clock,
 }
 
 impl Tokens {
@@ -89,11 +96,13 @@ impl Tokens {
         validation.validate_exp = false;
         validation.leeway = 0;
         Tokens {
-            encoding: EncodingKey::from_secret(key),
-            decoding: DecodingKey::from_secret(key),
-            validation,
-            issuer: issuer.to_owned(),
-            audience: audience.to_owned(),
+            keys: Arc::new(Keys {
+                encoding: EncodingKey::from_secret(key),
+                decoding: DecodingKey::from_secret(key),
+                validation,
+                issuer: issuer.to_owned(),
+                audience: audience.to_owned(),
+            }),
             ttl,
             clock,
         }
@@ -129,23 +138,25 @@ impl Tokens {
             exp: (now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX))
                 .timestamp(),
             jti: uuid::Uuid::new_v4().to_string(),
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            iss: self.keys.issuer.clone(),
+            aud: self.keys.audience.clone(),
             sid,
             typ: "access".to_owned(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .expect("HS256 signing with an in-memory key cannot fail");
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.keys.encoding)
+                .expect("HS256 signing with an in-memory key cannot fail");
         (token, claims)
     }
 
     /// Verifies signature, algorithm, issuer, audience, type and expiry.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.keys.decoding, &self.keys.validation)
+                .map_err(|e| match e.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid,
+                })?;
         let claims = data.claims;
         if claims.typ != "access" {
             return Err(TokenError::Invalid);
