@@ -48,6 +48,10 @@ pub enum Caller {
     Anonymous,
     /// A valid, unrevoked access token.
     User(Principal),
+    /// A well-signed, unexpired token that was revoked (logged out, or every token of the
+    /// user before a cutoff). Refused like any other bad token, except by logout, which
+    /// must be safe to repeat.
+    Revoked(Principal),
     /// A token was sent but refused.
     Refused(TokenError),
 }
@@ -85,7 +89,7 @@ impl Authenticator {
             Err(e) => return Caller::Refused(e),
         };
         match self.kv.exists(&revoked_key(&claims.jti)).await {
-            Ok(true) => return Caller::Refused(TokenError::Invalid),
+            Ok(true) => return Caller::Revoked(principal(claims)),
             Ok(false) => {}
             Err(e) => {
                 metrics::counter!("auth_denylist_errors_total").increment(1);
@@ -99,7 +103,7 @@ impl Authenticator {
                     .ok()
                     .and_then(|s| s.parse::<i64>().ok());
                 if cutoff.is_some_and(|cutoff| claims.iat < cutoff) {
-                    return Caller::Refused(TokenError::Invalid);
+                    return Caller::Revoked(principal(claims));
                 }
             }
             Ok(None) => {}
@@ -186,7 +190,7 @@ pub fn principal_of(caller: Option<&Caller>) -> Result<&Principal, Refusal> {
             reason: ErrorReason::TokenExpired,
             message: "Invalid or expired token",
         }),
-        Some(Caller::Refused(TokenError::Invalid)) => Err(Refusal {
+        Some(Caller::Refused(TokenError::Invalid) | Caller::Revoked(_)) => Err(Refusal {
             reason: ErrorReason::Unauthorized,
             message: "Invalid or expired token",
         }),
@@ -200,6 +204,15 @@ pub fn principal_of(caller: Option<&Caller>) -> Result<&Principal, Refusal> {
 /// The signed-in caller, or UNAUTHENTICATED (UNAUTHORIZED / TOKEN_EXPIRED).
 pub fn require_user<T>(req: &tonic::Request<T>) -> Result<&Principal, Status> {
     principal_of(req.extensions().get::<Caller>()).map_err(Status::from)
+}
+
+/// The caller's token even when it was already revoked, for logout: logging out twice is not
+/// an error. A forged, expired or missing token is still refused.
+pub fn require_token_owner<T>(req: &tonic::Request<T>) -> Result<&Principal, Status> {
+    match req.extensions().get::<Caller>() {
+        Some(Caller::Revoked(p)) => Ok(p),
+        other => principal_of(other).map_err(Status::from),
+    }
 }
 
 /// The signed-in admin, or UNAUTHENTICATED, or PERMISSION_DENIED (FORBIDDEN).

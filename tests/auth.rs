@@ -349,6 +349,133 @@ async fn logout_revokes_the_access_token_and_the_refresh_family() {
     .await;
 }
 
+/// Issue #12: the logout button of a frontend sends only the bearer token. That must end the
+/// session: the login's refresh token dies with the access token.
+#[tokio::test]
+async fn logout_with_only_the_bearer_token_ends_the_session() {
+    let app = spawn_app().await;
+    let account = app.register("bearer-logout@example.com").await;
+    let session = app.login(&account.email, PASSWORD).await;
+    let logout = app
+        .post_json("/auth/logout", &json!({}), Some(&session.token))
+        .await;
+    assert_eq!(logout.status().as_u16(), 200);
+    assert_error(
+        app.refresh(&session.refresh_token).await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    )
+    .await;
+    assert_error(
+        app.get_as("/users/me", &session.token).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    // No body at all (not even `{}`) is the same logout.
+    let other = app.login(&account.email, PASSWORD).await;
+    let bare = app
+        .request(reqwest::Method::POST, "/auth/logout", Some(&other.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status().as_u16(), 200);
+    assert_error(
+        app.refresh(&other.refresh_token).await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    )
+    .await;
+    // Logging out twice is not an error; a forged token still is.
+    let again = app
+        .post_json("/auth/logout", &json!({}), Some(&session.token))
+        .await;
+    assert_eq!(again.status().as_u16(), 200);
+    assert_error(
+        app.post_json("/auth/logout", &json!({}), Some("forged.token.here"))
+            .await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+}
+
+/// After a rotation the newest access token still names the session: logging out with it kills
+/// the refresh tokens from before and after the rotation.
+#[tokio::test]
+async fn logout_after_a_rotation_kills_the_old_and_the_new_refresh_token() {
+    let app = spawn_app().await;
+    let account = app.register("rotated-logout@example.com").await;
+    let rotated = app.refresh(&account.refresh_token).await;
+    assert_eq!(rotated.status().as_u16(), 200);
+    let rotated = json(rotated).await;
+    let token = rotated["token"].as_str().unwrap();
+    let newest = rotated["refreshToken"].as_str().unwrap();
+    let logout = app.post_json("/auth/logout", &json!({}), Some(token)).await;
+    assert_eq!(logout.status().as_u16(), 200);
+    assert_error(app.refresh(newest).await, 401, "INVALID_REFRESH_TOKEN").await;
+    assert_error(
+        app.refresh(&account.refresh_token).await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    )
+    .await;
+}
+
+/// Logout is per session: the user's other session stays signed in and can refresh.
+#[tokio::test]
+async fn logout_leaves_the_other_sessions_of_the_user_signed_in() {
+    let app = spawn_app().await;
+    let account = app.register("two-sessions@example.com").await;
+    let laptop = app.login(&account.email, PASSWORD).await;
+    let phone = app.login(&account.email, PASSWORD).await;
+    let logout = app
+        .post_json("/auth/logout", &json!({}), Some(&laptop.token))
+        .await;
+    assert_eq!(logout.status().as_u16(), 200);
+    assert_error(
+        app.refresh(&laptop.refresh_token).await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    )
+    .await;
+    assert_eq!(app.get_as("/users/me", &phone.token).await.status(), 200);
+    assert_eq!(app.refresh(&phone.refresh_token).await.status(), 200);
+    // Someone else's refresh token in the body is not revoked by this caller's logout.
+    let mallory = app.register("mallory-logout@example.com").await;
+    let body = json!({"refreshToken": account.refresh_token});
+    let logout = app
+        .post_json("/auth/logout", &body, Some(&mallory.token))
+        .await;
+    assert_eq!(logout.status().as_u16(), 200);
+    assert_eq!(app.refresh(&account.refresh_token).await.status(), 200);
+}
+
+/// Over gRPC the same: Logout with an empty request ends the caller's session.
+#[tokio::test]
+async fn logout_over_grpc_ends_the_session() {
+    let app = spawn_app().await;
+    let account = app.register("grpc-logout@example.com").await;
+    let mut client = AuthServiceClient::new(app.grpc_channel().await);
+    client
+        .logout(authorized(pb::LogoutRequest::default(), &account.token))
+        .await
+        .expect("logout");
+    let err = client
+        .refresh(pb::RefreshRequest {
+            refresh_token: account.refresh_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    // Twice is fine.
+    client
+        .logout(authorized(pb::LogoutRequest::default(), &account.token))
+        .await
+        .expect("a second logout");
+}
+
 #[tokio::test]
 async fn refresh_rotates_and_a_reused_token_revokes_the_family() {
     let app = spawn_app().await;

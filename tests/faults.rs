@@ -540,6 +540,15 @@ async fn rate_limits_and_the_deny_list_fail_open_while_redis_is_down() {
         "the limiter fails open"
     );
     assert_eq!(me().await.status(), 200, "the deny-list fails open");
+    // A logout while Redis is down still ends the session: its refresh token is in PostgreSQL.
+    let during = app
+        .login("failopen@example.com", common::identity::PASSWORD)
+        .await;
+    let logout = app
+        .post_json("/auth/logout", &json!({}), Some(&during.token))
+        .await;
+    assert_eq!(logout.status(), 200, "logout with Redis down");
+    assert_eq!(app.refresh(&during.refresh_token).await.status(), 401);
 
     // Back (empty): counting starts again, and so does revocation of new logouts.
     redis.restart().await;

@@ -159,6 +159,35 @@ async fn logout_and_refresh_rotation_on_one_instance_hold_on_the_other() {
     assert_error(a.refresh(&newest).await, 401, "INVALID_REFRESH_TOKEN").await;
 }
 
+/// Issue #12: a logout with only the bearer token on A ends the session on B too: the refresh
+/// tokens from before and after a rotation (done on B) are refused on both instances.
+#[tokio::test]
+async fn a_bearer_only_logout_on_one_instance_ends_the_session_on_the_other() {
+    let (a, b) = two_instances(spawn_app().await).await;
+    let account = a.register("instances-logout@example.com").await;
+    let session = b.login(&account.email, &account.password).await;
+    let rotated = b.refresh(&session.refresh_token).await;
+    assert_eq!(rotated.status().as_u16(), 200);
+    let rotated = json(rotated).await;
+    let token = rotated["token"].as_str().unwrap();
+    let newest = rotated["refreshToken"].as_str().unwrap();
+
+    let logout = a.post_json("/auth/logout", &json!({}), Some(token)).await;
+    assert_eq!(logout.status().as_u16(), 200);
+    for app in [&a, &b] {
+        assert_error(app.refresh(newest).await, 401, "INVALID_REFRESH_TOKEN").await;
+        assert_error(
+            app.refresh(&session.refresh_token).await,
+            401,
+            "INVALID_REFRESH_TOKEN",
+        )
+        .await;
+        assert_error(app.get_as("/users/me", token).await, 401, "UNAUTHORIZED").await;
+    }
+    // The registration's session was not the one logged out.
+    assert_eq!(b.refresh(&account.refresh_token).await.status(), 200);
+}
+
 // ---------------------------------------------------------------- cache invalidation
 
 /// A product B has cached is fresh on B right after an admin write on A.

@@ -396,6 +396,90 @@ async fn addresses_keep_exactly_one_default_and_belong_to_their_owner() {
     .await;
 }
 
+/// Issue #12: an edit form sends `isDefault: false` with its checkbox untouched. On the only
+/// address (the default) the edit applies and the address stays the default.
+#[tokio::test]
+async fn the_only_address_can_be_edited_and_stays_the_default() {
+    let app = spawn_app().await;
+    let alice = app.register("only-address@example.com").await;
+    let home = json(
+        app.post_json("/users/me/addresses", &address("Home"), Some(&alice.token))
+            .await,
+    )
+    .await;
+    assert_eq!(home["isDefault"], true);
+    let path = format!("/users/me/addresses/{}", home["id"]);
+    let mut edit = address("Home");
+    edit["city"] = json!("Boston");
+    let response = app.put_json(&path, &edit, Some(&alice.token)).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let updated = json(response).await;
+    assert_eq!(updated["city"], "Boston");
+    assert_eq!(updated["isDefault"], true);
+    // PATCH is the same partial update.
+    let response = app
+        .request(reqwest::Method::PATCH, &path, Some(&alice.token))
+        .json(&json!({"city": "Denver", "isDefault": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let patched = json(response).await;
+    assert_eq!(patched["city"], "Denver");
+    assert_eq!(patched["isDefault"], true);
+    let list = json(app.get_as("/users/me/addresses", &alice.token).await).await;
+    assert_eq!(list[0]["city"], "Denver");
+    assert_eq!(list[0]["isDefault"], true);
+}
+
+/// With two addresses, `isDefault: false` on the default keeps it the default; the other one
+/// takes over only when it is set `isDefault: true`.
+#[tokio::test]
+async fn the_default_moves_only_when_another_address_is_made_the_default() {
+    let app = spawn_app().await;
+    let alice = app.register("two-addresses@example.com").await;
+    let home = json(
+        app.post_json("/users/me/addresses", &address("Home"), Some(&alice.token))
+            .await,
+    )
+    .await;
+    let work = json(
+        app.post_json("/users/me/addresses", &address("Work"), Some(&alice.token))
+            .await,
+    )
+    .await;
+    assert_eq!(work["isDefault"], false);
+    let home_path = format!("/users/me/addresses/{}", home["id"]);
+    let mut edit = address("Home");
+    edit["city"] = json!("Boston");
+    let updated = json(app.put_json(&home_path, &edit, Some(&alice.token)).await).await;
+    assert_eq!(updated["city"], "Boston");
+    assert_eq!(updated["isDefault"], true);
+    let defaults = |list: &Value| -> Vec<Value> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["isDefault"] == true)
+            .map(|a| a["id"].clone())
+            .collect()
+    };
+    let list = json(app.get_as("/users/me/addresses", &alice.token).await).await;
+    assert_eq!(defaults(&list), vec![home["id"].clone()]);
+
+    // Editing the other one with false leaves it not the default.
+    let work_path = format!("/users/me/addresses/{}", work["id"]);
+    let mut edit = address("Work");
+    edit["city"] = json!("Chicago");
+    let updated = json(app.put_json(&work_path, &edit, Some(&alice.token)).await).await;
+    assert_eq!(updated["isDefault"], false);
+    // Setting it true moves the default.
+    edit["isDefault"] = json!(true);
+    let updated = json(app.put_json(&work_path, &edit, Some(&alice.token)).await).await;
+    assert_eq!(updated["isDefault"], true);
+    let list = json(app.get_as("/users/me/addresses", &alice.token).await).await;
+    assert_eq!(defaults(&list), vec![work["id"].clone()]);
+}
+
 #[tokio::test]
 async fn avatars_are_checked_by_content_and_re_encoded() {
     let app = spawn_app().await;

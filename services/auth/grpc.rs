@@ -534,28 +534,41 @@ impl AuthService for AuthApi {
         Ok(response)
     }
 
-    /// Spec 4.2.4: revokes the access token's jti and the refresh token's family.
+    /// Spec 4.2.4: ends the session. Revokes the access token's jti and its session's refresh
+    /// token family (the token's `sid`), and the family of a `refreshToken` in the body when it
+    /// is the caller's. Safe to repeat: a token this logout already revoked is accepted again.
     #[tracing::instrument(skip_all)]
     async fn logout(
         &self,
         req: Request<pb::LogoutRequest>,
     ) -> Result<Response<pb::LogoutResponse>, Status> {
-        let principal = authn::require_user(&req)?.clone();
+        let principal = authn::require_token_owner(&req)?.clone();
         let body = req.into_inner();
-        self.shared
-            .authenticator
-            .revoke(&principal)
-            .await
-            .map_err(|e| AuthError::Unexpected(e.context("revoking the access token")))?;
+        // The refresh families first: they are what outlives the access token, and they are
+        // in PostgreSQL, which has no fail-open policy.
+        let now = self.now();
+        let mut tx = self.shared.db.begin().await.map_err(AuthError::from)?;
+        if let Some(family) = principal.session {
+            store::revoke_family(&mut *tx, family, principal.user_id, now)
+                .await
+                .map_err(AuthError::from)?;
+        }
         if !body.refresh_token.trim().is_empty() {
             store::revoke_family_of(
-                &self.shared.db,
+                &mut *tx,
                 &secret_token::digest(body.refresh_token.trim()),
                 principal.user_id,
-                self.now(),
+                now,
             )
             .await
             .map_err(AuthError::from)?;
+        }
+        tx.commit().await.map_err(AuthError::from)?;
+        // The deny-list fails open (docs/RELIABILITY.md): with Redis down the access token
+        // lives until it expires, but the session is over, as its refresh tokens are.
+        if let Err(e) = self.shared.authenticator.revoke(&principal).await {
+            metrics::counter!("auth_denylist_errors_total").increment(1);
+            tracing::warn!(error = %e, "token deny-list unavailable; access token not revoked");
         }
         Ok(Response::new(pb::LogoutResponse {
             message: "Logged out successfully".to_owned(),

@@ -290,7 +290,27 @@ pub async fn rotate_refresh_token(
     Ok(Rotation::Refused)
 }
 
-/// Revokes the family of a refresh token of `user_id` (logout).
+/// Revokes the refresh token family `family` of `user_id`: the session an access token was
+/// minted for (logout with only the bearer token).
+pub async fn revoke_family(
+    ex: impl PgExecutor<'_>,
+    family: Uuid,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"UPDATE refresh_tokens SET revoked_at = $3
+           WHERE family_id = $1 AND user_id = $2 AND revoked_at IS NULL"#,
+        family,
+        user_id,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Revokes the family of a refresh token of `user_id` (logout with a `refreshToken` body).
 pub async fn revoke_family_of(
     ex: impl PgExecutor<'_>,
     digest: &[u8],

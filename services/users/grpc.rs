@@ -168,10 +168,10 @@ impl UsersApi {
         let current = store::find_address_for_update(&mut tx, user_id, r.id)
             .await?
             .ok_or(AuthError::AddressNotFound)?;
-        if r.is_default == Some(false) && current.is_default {
-            return Err(("isDefault", "Make another address the default instead").into());
-        }
         let fields = current.fields().apply(&r)?;
+        // `isDefault: false` on the default is what an edit form sends with its checkbox
+        // untouched: the edit applies and the address stays the default. The default moves
+        // only when another address is made the default, or when this one is deleted.
         let is_default = current.is_default || r.is_default == Some(true);
         if is_default && !current.is_default {
             store::clear_default(&mut tx, user_id).await?;
