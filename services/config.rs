@@ -134,6 +134,16 @@ pub enum AppEnv {
     Production,
 }
 
+/// What `GET /products/categories` answers (the spec's names, or DummyJSON's objects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum CategoriesFormat {
+    /// A bare array of slugs (spec 5.2.2; older DummyJSON frontends).
+    #[default]
+    Names,
+    /// A bare array of `{slug, name, url}` (current DummyJSON frontends).
+    Objects,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -224,9 +234,30 @@ pub struct Settings {
     /// Folder uploaded files are written to.
     #[arg(long, env = "UPLOAD_DIR", default_value = "./uploads", global = true)]
     pub upload_dir: String,
-    /// Public base URL of uploaded files; `/uploads` on the edge when unset.
+    /// Public base URL of product pictures and uploaded files; unset: ecom serves them itself,
+    /// under PUBLIC_URL.
     #[arg(long, env = "CDN_URL", global = true)]
     pub cdn_url: Option<String>,
+    /// The base URL clients reach the edge at (absolute image and category URLs are built on it).
+    #[arg(
+        long,
+        env = "PUBLIC_URL",
+        default_value = "http://localhost:3000",
+        global = true
+    )]
+    pub public_url: String,
+    /// Most products one `limit=0` page answers (DummyJSON's "all items").
+    #[arg(long, env = "LIST_ALL_MAX", default_value_t = 1000, global = true)]
+    pub list_all_max: u32,
+    /// What GET /products/categories answers: `names` (spec 5.2.2) or `objects` (DummyJSON).
+    #[arg(
+        long,
+        env = "CATEGORIES_FORMAT",
+        value_enum,
+        default_value = "names",
+        global = true
+    )]
+    pub categories_format: CategoriesFormat,
     /// Rate limiting on or off (off for benchmarks and load tests).
     #[arg(long, env = "RATE_LIMIT_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub rate_limit_enabled: bool,
@@ -521,6 +552,19 @@ impl Settings {
         if !self.api_base_path.starts_with('/') || self.api_base_path.ends_with('/') {
             bail!("API_BASE_PATH must start with `/` and not end with one");
         }
+        for (name, url) in [
+            ("PUBLIC_URL", Some(&self.public_url)),
+            ("CDN_URL", self.cdn_url.as_ref()),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                bail!("{name} must be an absolute http(s) URL, got `{url}`");
+            }
+        }
+        if self.list_all_max == 0 {
+            bail!("LIST_ALL_MAX must be at least 1");
+        }
         Ok(())
     }
 
@@ -529,6 +573,37 @@ impl Settings {
         self.jwt_secret
             .as_ref()
             .expect("validate() fills the development secret")
+    }
+
+    /// Where product pictures are: CDN_URL when set, else ecom's own `GET <api>/media/...`
+    /// under PUBLIC_URL. No trailing slash.
+    pub fn media_base(&self) -> String {
+        match &self.cdn_url {
+            Some(cdn) => cdn.trim_end_matches('/').to_owned(),
+            None => format!(
+                "{}{}/media",
+                self.public_url.trim_end_matches('/'),
+                self.api_base_path
+            ),
+        }
+    }
+
+    /// Where uploaded files (avatars) are: CDN_URL when set, else ecom's own `/uploads`
+    /// under PUBLIC_URL. No trailing slash.
+    pub fn uploads_base(&self) -> String {
+        match &self.cdn_url {
+            Some(cdn) => cdn.trim_end_matches('/').to_owned(),
+            None => format!("{}/uploads", self.public_url.trim_end_matches('/')),
+        }
+    }
+
+    /// The absolute URL of the REST API's base (categories' `url` is built on it).
+    pub fn api_url(&self) -> String {
+        format!(
+            "{}{}",
+            self.public_url.trim_end_matches('/'),
+            self.api_base_path
+        )
     }
 
     /// Deadline of edge-to-service calls.

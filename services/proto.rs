@@ -94,7 +94,7 @@ mod tests {
         ("ecom.auth.v1.AuthService", 9),
         // 8 endpoints of spec 5 (ListCategories and UpdateProduct carry one extra binding each)
         // + 4 internal RPCs without a rule (INTERNAL_RPCS).
-        ("ecom.catalog.v1.CatalogService", 12),
+        ("ecom.catalog.v1.CatalogService", 13),
         // 10 endpoints of spec 6 + 7 cart endpoints + 2 internal RPCs (payments' view).
         ("ecom.orders.v1.OrdersService", 19),
         // 11 endpoints of spec 7 + PUT /users/{id}.
@@ -187,10 +187,12 @@ mod tests {
                 }
             }
         }
-        // 40 endpoints of Appendix A + 10 extras (auth/me, PUT /users/{id}, webhook, 7 cart routes).
-        assert_eq!(rpcs, 50);
-        // + GET /products/category-list, PATCH /products/{id}, PATCH /carts/{id}.
-        assert_eq!(routes.len(), 53);
+        // 40 endpoints of Appendix A + 11 extras (auth/me, PUT /users/{id}, webhook, 7 cart routes,
+        // GET /media/{path} for pictures).
+        assert_eq!(rpcs, 51);
+        // + GET /products/category-list, PATCH /products/{id}, PATCH /carts/{id},
+        // PATCH /users/me/addresses/{id}.
+        assert_eq!(routes.len(), 55);
         let mut unique = routes.clone();
         unique.sort();
         unique.dedup();

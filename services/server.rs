@@ -313,9 +313,13 @@ fn grpc_routes(shared: &Shared, services: &[ServiceName], commerce: Option<&Comm
             (ServiceName::Auth, _) => {
                 routes.add_service(AuthServiceServer::new(auth::AuthApi::new(shared.clone())))
             }
-            (ServiceName::Catalog, _) => routes.add_service(CatalogServiceServer::new(
-                CatalogService::new(shared.db.clone(), shared.cache.clone()),
-            )),
+            (ServiceName::Catalog, _) => {
+                routes.add_service(CatalogServiceServer::new(CatalogService::new(
+                    shared.db.clone(),
+                    shared.cache.clone(),
+                    crate::catalog::CatalogConfig::from_settings(&shared.settings),
+                )))
+            }
             (ServiceName::Orders, Some(commerce)) => {
                 routes.add_service(OrdersServiceServer::new(commerce.orders.clone()))
             }
@@ -387,7 +391,11 @@ fn orders_service(
     let catalog = match &settings.catalog_url {
         Some(url) => orders::Catalog::remote(url, shared.tokens.clone())?,
         None => orders::Catalog::in_process(
-            CatalogService::new(shared.db.clone(), shared.cache.clone()),
+            CatalogService::new(
+                shared.db.clone(),
+                shared.cache.clone(),
+                crate::catalog::CatalogConfig::from_settings(&shared.settings),
+            ),
             shared.authenticator.clone(),
             shared.tokens.clone(),
         ),
@@ -692,6 +700,8 @@ fn edge_router(
         .max_multipart_bytes(settings.upload_max_size)
         // The payments webhook verifies the provider's signature of the raw body.
         .forward_header("stripe-signature")
+        // Catalog: product pictures answer 304 to a matching If-None-Match.
+        .forward_header("if-none-match")
         .reject_unknown_query(false);
     for (name, upstream) in upstreams {
         builder = builder.upstream(name, upstream);

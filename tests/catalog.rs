@@ -112,7 +112,7 @@ async fn list_products_defaults_to_the_first_ten_by_id() {
 }
 
 #[tokio::test]
-async fn the_page_size_is_clamped_and_limit_zero_means_the_maximum() {
+async fn the_page_size_is_clamped_and_limit_zero_means_every_product() {
     let app = spawn_app().await;
     app.seed_catalog(120).await;
 
@@ -121,12 +121,14 @@ async fn the_page_size_is_clamped_and_limit_zero_means_the_maximum() {
     assert_eq!(clamped["limit"], 100);
     assert_eq!(clamped["total"], 120);
 
+    // Issue #17: DummyJSON's "all items", up to LIST_ALL_MAX (1,000 by default).
     let zero = get_ok(&app, "/products?limit=0").await;
-    assert_eq!(products(&zero).len(), 100);
-    assert_eq!(zero["limit"], 100);
+    assert_eq!(products(&zero).len(), 120);
+    assert_eq!(zero["limit"], 120);
+    assert_eq!(zero["total"], 120);
 
     let exact = get_ok(&app, "/products?limit=100").await;
-    assert_eq!(ids(&exact), ids(&zero));
+    assert_eq!(ids(&exact), ids(&zero)[..100]);
 
     let last = get_ok(&app, "/products?skip=115&limit=10").await;
     assert_eq!(products(&last).len(), 5);
@@ -259,12 +261,8 @@ async fn an_unknown_sort_key_or_order_is_a_validation_error() {
 async fn filters_combine_with_each_other_and_with_sorting() {
     let app = spawn_app().await;
     app.seed_catalog(200).await;
+    // `limit=0` is the whole catalog (issue #17).
     let all = products(&get_ok(&app, "/products?limit=0").await).clone();
-    let all = [
-        all,
-        products(&get_ok(&app, "/products?limit=0&skip=100").await).clone(),
-    ]
-    .concat();
     assert_eq!(all.len(), 200);
 
     // Price bounds are inclusive.
@@ -423,9 +421,10 @@ async fn a_product_reads_with_images_and_reviews() {
     assert_eq!(product["id"], reviewed);
     let images = product["images"].as_array().unwrap();
     assert_eq!(images.len(), 3);
+    // Issue #17: absolute URLs on ecom itself (PUBLIC_URL) when CDN_URL is unset.
     assert_eq!(
         images[0],
-        format!("https://cdn.ecom.local/products/{reviewed}/1.webp")
+        format!("http://localhost:3000/api/v1/media/products/{reviewed}/1.png")
     );
     let review = &product["reviews"][0];
     assert!((1..=5).contains(&review["rating"].as_i64().unwrap()));
@@ -1093,4 +1092,221 @@ async fn listing_pages_are_cached_and_an_admin_write_retires_them_all() {
     assert_eq!(products(&after)[0]["title"], "Quietly Renamed");
     assert_eq!(products(&after)[0]["price"], 0.01);
     assert_ne!(get_ok(&app, search).await, searched);
+}
+
+// ------------------------------------------------- a drop-in for DummyJSON frontends (#17)
+
+/// `limit=0` answers every match on searches and category pages too, with `sortBy` and
+/// `select` honoured; above LIST_ALL_MAX it answers that many and says so in `limit`.
+#[tokio::test]
+async fn limit_zero_honours_sorting_select_and_the_list_all_bound() {
+    let app = spawn_app_with(&["--list-all-max", "50"]).await;
+    app.seed_catalog(120).await;
+
+    let capped = get_ok(&app, "/products?limit=0&sortBy=price&order=desc").await;
+    assert_eq!(products(&capped).len(), 50);
+    assert_eq!(capped["limit"], 50, "the bound, fewer than total");
+    assert_eq!(capped["total"], 120);
+    let dearest: f64 = sqlx::query_scalar("SELECT max(price_cents)::float8 / 100 FROM products")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(capped["products"][0]["price"].as_f64().unwrap(), dearest);
+    let prices: Vec<f64> = products(&capped)
+        .iter()
+        .map(|p| p["price"].as_f64().unwrap())
+        .collect();
+    assert!(prices.windows(2).all(|w| w[0] >= w[1]));
+
+    let category = get_ok(&app, "/products/category/smartphones?limit=0&select=title").await;
+    let total = category["total"].as_i64().unwrap();
+    assert!(total > 1);
+    assert_eq!(products(&category).len() as i64, total);
+    assert_eq!(category["limit"], total);
+    let keys: Vec<&String> = products(&category)[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["id", "title"]);
+
+    let search = get_ok(&app, "/products/search?q=phone&limit=0").await;
+    assert_eq!(
+        products(&search).len() as i64,
+        search["total"].as_i64().unwrap().min(50)
+    );
+
+    // An explicit limit above 100 is still capped at 100, whatever the bound.
+    let explicit = spawn_app().await;
+    explicit.seed_catalog(120).await;
+    assert_eq!(get_ok(&explicit, "/products?limit=500").await["limit"], 100);
+    assert_eq!(
+        products(&get_ok(&explicit, "/products?limit=0&skip=100").await).len(),
+        20
+    );
+}
+
+/// CATEGORIES_FORMAT=objects answers DummyJSON's objects at /products/categories; the
+/// category-list stays names; gRPC callers get both forms whatever the setting.
+#[tokio::test]
+async fn categories_can_be_objects_with_urls_on_the_public_base() {
+    let app = spawn_app_with(&[
+        "--categories-format",
+        "objects",
+        "--public-url",
+        "https://shop.example.com/",
+    ])
+    .await;
+    app.seed_catalog(0).await;
+    let objects = get_ok(&app, "/products/categories").await;
+    let objects = objects.as_array().expect("a bare array");
+    let phones = objects
+        .iter()
+        .find(|c| c["slug"] == "smartphones")
+        .expect("smartphones");
+    assert_eq!(
+        *phones,
+        json!({"slug": "smartphones", "name": "Smartphones", "url": "https://shop.example.com/api/v1/products/category/smartphones"})
+    );
+    let names = get_ok(&app, "/products/category-list").await;
+    let names: Vec<&str> = names
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().expect("a slug"))
+        .collect();
+    let slugs: Vec<&str> = objects
+        .iter()
+        .map(|c| c["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, slugs);
+
+    let mut client = CatalogServiceClient::new(app.grpc_channel().await);
+    let both = client
+        .list_categories(pb::ListCategoriesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(both.categories, names);
+    assert_eq!(both.objects.len(), names.len());
+    assert_eq!(both.objects[0].slug, names[0]);
+}
+
+/// The seeded products' pictures are served by ecom: PNG bytes that decode, with ETag and
+/// Cache-Control, 304 on a matching If-None-Match, 404 for unknown files.
+#[tokio::test]
+async fn seeded_product_pictures_are_served_with_etags() {
+    let app = spawn_app().await;
+    app.seed_catalog(3).await;
+    let product = get_ok(&app, "/products/1").await;
+    let thumbnail = product["thumbnail"].as_str().unwrap();
+    assert_eq!(
+        thumbnail,
+        "http://localhost:3000/api/v1/media/products/1/thumbnail.png"
+    );
+    let mut urls = vec![thumbnail.to_owned()];
+    urls.extend(
+        product["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u.as_str().unwrap().to_owned()),
+    );
+    let mut seen = Vec::new();
+    for url in &urls {
+        let path = url.strip_prefix("http://localhost:3000").unwrap();
+        let response = app
+            .client
+            .get(format!("{}{path}", app.origin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{url}");
+        assert_eq!(response.headers()["content-type"], "image/png");
+        assert!(
+            response.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("max-age"),
+        );
+        let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+        let bytes = response.bytes().await.unwrap();
+        let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png).unwrap();
+        assert!(img.width() >= 100);
+        assert!(!seen.contains(&bytes), "each picture is its own");
+        seen.push(bytes);
+
+        let again = app
+            .client
+            .get(format!("{}{path}", app.origin))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status().as_u16(), 304, "{url}");
+        assert_eq!(again.headers()["etag"], etag.as_str());
+        assert!(again.bytes().await.unwrap().is_empty());
+        let stale = app
+            .client
+            .get(format!("{}{path}", app.origin))
+            .header("if-none-match", "\"not-it\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stale.status().as_u16(), 200);
+    }
+    assert_error(
+        app.get("/media/products/999/thumbnail.png").await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+}
+
+/// A path that tries to leave the media store is a 404 like any unknown file, sent as raw
+/// bytes (an HTTP client would normalise the dots away before sending).
+#[tokio::test]
+async fn media_paths_cannot_traverse() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = spawn_app().await;
+    app.seed_catalog(1).await;
+    let authority = app.origin.trim_start_matches("http://").to_owned();
+    for target in [
+        "/api/v1/media/../../../../etc/passwd",
+        "/api/v1/media/products/../../../etc/passwd",
+        "/api/v1/media/%2e%2e/%2e%2e/etc/passwd",
+        "/api/v1/media/products/1/..%2f..%2f..%2fetc%2fpasswd",
+        "/api/v1/media//etc/passwd",
+        "/api/v1/media/%2fetc%2fpasswd",
+        "/api/v1/media/products/1/%2e%2e",
+        "/api/v1/media/products%5c1%5cthumbnail.png",
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+        let request =
+            format!("GET {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        let status = answer.split(' ').nth(1).unwrap_or("");
+        assert!(
+            status == "404",
+            "{target}: {}",
+            answer.lines().next().unwrap_or("")
+        );
+        assert!(!answer.contains("root:"), "{target}");
+    }
+}
+
+/// With CDN_URL set, picture URLs point there, as uploaded avatars do.
+#[tokio::test]
+async fn with_a_cdn_the_picture_urls_point_at_it() {
+    let app = spawn_app_with(&["--cdn-url", "https://cdn.example.net/shop/"]).await;
+    app.seed_catalog(1).await;
+    let product = get_ok(&app, "/products/1").await;
+    assert_eq!(
+        product["thumbnail"],
+        "https://cdn.example.net/shop/products/1/thumbnail.png"
+    );
+    assert_eq!(
+        product["images"][2],
+        "https://cdn.example.net/shop/products/1/3.png"
+    );
 }

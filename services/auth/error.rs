@@ -93,7 +93,7 @@ impl From<AuthError> for Status {
             AuthError::InvalidCredentials => errors::status(
                 Code::InvalidArgument,
                 ErrorReason::InvalidCredentials,
-                "Invalid email or password",
+                "Invalid username/email or password",
             ),
             AuthError::AccountLocked(left) => {
                 let secs = seconds(left);

@@ -14,6 +14,10 @@ pub enum CatalogError {
     /// products.
     #[error("product {0} not found")]
     ProductNotFound(i64),
+    /// NOT_FOUND (404), reason NOT_FOUND: no picture at that media path (or a path that
+    /// tries to leave the media store, which is answered the same).
+    #[error("media not found")]
+    MediaNotFound,
     /// INVALID_ARGUMENT (400), reason VALIDATION_ERROR, one field violation
     /// per bad field.
     #[error("invalid request: {0:?}")]
@@ -61,6 +65,9 @@ impl From<CatalogError> for Status {
                 ErrorReason::ProductNotFound,
                 "Product not found",
             ),
+            CatalogError::MediaNotFound => {
+                errors::status(Code::NotFound, ErrorReason::NotFound, "File not found")
+            }
             CatalogError::Invalid(violations) => errors::validation(violations.into_inner()),
             CatalogError::UnknownCategory(slug) => errors::validation(vec![(
                 "category".to_owned(),

@@ -8,14 +8,17 @@ use prost::Message as _;
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
-use super::domain::{NewProduct, Product, ProductPatch, ProductQuery, Review};
+use super::domain::{MediaPath, NewProduct, Product, ProductPatch, ProductQuery, Review};
 use super::error::CatalogError;
 use super::product_key;
 use super::store::{self, Visibility};
 use crate::authn;
 use crate::cache::Cache;
+use crate::config::CategoriesFormat;
 use crate::money;
 use crate::proto::ecom::catalog::v1 as pb;
+use crate::proto::google::api::HttpBody;
+use tonic::metadata::MetadataValue;
 
 /// How long a cached product stays (spec 12.2).
 const PRODUCT_TTL: Duration = Duration::from_secs(300);
@@ -36,17 +39,68 @@ const PAGE_TTL: Duration = Duration::from_secs(30);
 const GENERATION_KEY: &str = "catalog:listing-generation";
 const GENERATION_TTL: Duration = Duration::from_secs(86_400);
 
+/// How long a served picture may be kept by browsers and CDNs (they revalidate by ETag).
+const MEDIA_MAX_AGE: &str = "public, max-age=86400";
+/// How long a picture stays in the cache.
+const MEDIA_TTL: Duration = Duration::from_secs(3600);
+
+/// A picture as the cache keeps it (protobuf, like every other cache entry).
+#[derive(Clone, PartialEq, prost::Message)]
+struct CachedMedia {
+    #[prost(string, tag = "1")]
+    content_type: String,
+    #[prost(string, tag = "2")]
+    etag: String,
+    #[prost(bytes = "vec", tag = "3")]
+    bytes: Vec<u8>,
+}
+
+/// The deployment's choices that shape the catalog's answers.
+#[derive(Debug, Clone)]
+pub struct CatalogConfig {
+    /// Most products a `limit=0` page answers (LIST_ALL_MAX).
+    pub list_all_max: i64,
+    /// What GET /products/categories answers (CATEGORIES_FORMAT).
+    pub categories_format: CategoriesFormat,
+    /// The base URL of stored relative picture paths (CDN_URL, or ecom's own /media).
+    pub media_base: String,
+    /// The absolute URL of the REST API (a category object's `url` is under it).
+    pub api_url: String,
+}
+
+impl CatalogConfig {
+    /// The catalog's part of the settings.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        CatalogConfig {
+            list_all_max: i64::from(settings.list_all_max),
+            categories_format: settings.categories_format,
+            media_base: settings.media_base(),
+            api_url: settings.api_url(),
+        }
+    }
+}
+
 /// The catalog's gRPC service; cheap to clone.
 #[derive(Clone)]
 pub struct CatalogService {
     db: PgPool,
     cache: Cache,
+    config: std::sync::Arc<CatalogConfig>,
 }
 
 impl CatalogService {
     /// A service reading and writing `db`, caching in `cache`.
-    pub fn new(db: PgPool, cache: Cache) -> Self {
-        CatalogService { db, cache }
+    pub fn new(db: PgPool, cache: Cache, config: CatalogConfig) -> Self {
+        CatalogService {
+            db,
+            cache,
+            config: std::sync::Arc::new(config),
+        }
+    }
+
+    /// The wire form of a product, its stored picture paths made absolute.
+    fn to_wire(&self, product: Product) -> pb::Product {
+        to_wire(product, &self.config.media_base)
     }
 
     /// A product for customers: from the cache, else from the database
@@ -60,7 +114,7 @@ impl CatalogService {
                 let product = store::find_product(&mut conn, id, Visibility::Live)
                     .await?
                     .ok_or(CatalogError::ProductNotFound(id))?;
-                Ok::<_, CatalogError>(to_wire(product).encode_to_vec().into())
+                Ok::<_, CatalogError>(self.to_wire(product).encode_to_vec().into())
             })
             .await?;
         self.decode_cached(&key, bytes).await
@@ -76,10 +130,10 @@ impl CatalogService {
             .get_or_load(&key, PAGE_TTL, || async {
                 let (products, total) = store::list_products(&self.db, query).await?;
                 let page = pb::ListProductsResponse {
-                    products: products.into_iter().map(to_wire).collect(),
+                    limit: saturating_i32(query.page.reported_limit(products.len())),
+                    products: products.into_iter().map(|p| self.to_wire(p)).collect(),
                     total: saturating_i32(total),
                     skip: saturating_i32(query.page.skip()),
-                    limit: saturating_i32(query.page.limit()),
                 };
                 Ok::<_, CatalogError>(page.encode_to_vec().into())
             })
@@ -148,11 +202,13 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         &self,
         request: Request<pb::ListProductsRequest>,
     ) -> Result<Response<pb::ListProductsResponse>, Status> {
-        let query = ProductQuery::try_from(request.get_ref()).map_err(CatalogError::from)?;
+        let query = ProductQuery::parse(request.get_ref(), self.config.list_all_max)
+            .map_err(CatalogError::from)?;
         Ok(Response::new(self.page(&query).await?))
     }
 
-    /// Contract 5.2.2: every category's slug, alphabetically; cached.
+    /// Contract 5.2.2: every category, alphabetically by slug, as slugs and as objects;
+    /// `listing` is the form CATEGORIES_FORMAT picks for /products/categories. Cached.
     #[tracing::instrument(skip_all)]
     async fn list_categories(
         &self,
@@ -163,14 +219,67 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         {
             return Ok(Response::new(cached));
         }
-        let categories = store::category_slugs(&self.db)
+        let rows = store::categories(&self.db)
             .await
             .map_err(CatalogError::from)?;
-        let response = pb::ListCategoriesResponse { categories };
+        let response = categories_to_wire(rows, &self.config);
         self.cache
             .set(CATEGORIES_KEY, &response.encode_to_vec(), CATEGORIES_TTL)
             .await;
         Ok(Response::new(response))
+    }
+
+    /// A product picture by path, with its ETag; 304 when the client has it already.
+    #[tracing::instrument(skip_all)]
+    async fn get_media(
+        &self,
+        request: Request<pb::GetMediaRequest>,
+    ) -> Result<Response<HttpBody>, Status> {
+        let if_none_match = request
+            .metadata()
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let path = MediaPath::parse(&request.get_ref().path).ok_or(CatalogError::MediaNotFound)?;
+        let key = format!("catalog:media:{}", path.as_str());
+        let bytes = self
+            .cache
+            .get_or_load(&key, MEDIA_TTL, || async {
+                let media = store::find_media(&self.db, &path)
+                    .await?
+                    .ok_or(CatalogError::MediaNotFound)?;
+                let cached = CachedMedia {
+                    content_type: media.content_type,
+                    etag: media.etag,
+                    bytes: media.bytes,
+                };
+                Ok::<_, CatalogError>(cached.encode_to_vec().into())
+            })
+            .await?;
+        let media: CachedMedia = self.decode_cached(&key, bytes).await?;
+        let etag = format!("\"{}\"", media.etag);
+        let fresh = if_none_match.is_some_and(|header| {
+            header
+                .split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag || t == "*")
+        });
+        let body = HttpBody {
+            content_type: media.content_type,
+            data: if fresh { Vec::new() } else { media.bytes },
+            extensions: Vec::new(),
+        };
+        let mut response = Response::new(body);
+        let headers = response.metadata_mut();
+        headers.insert(
+            "etag",
+            etag.parse().map_err(|_| CatalogError::MediaNotFound)?,
+        );
+        headers.insert("cache-control", MetadataValue::from_static(MEDIA_MAX_AGE));
+        if fresh {
+            headers.insert("x-http-status", MetadataValue::from_static("304"));
+        }
+        Ok(response)
     }
 
     /// Contract 5.2.3: with images and reviews; 404 PRODUCT_NOT_FOUND.
@@ -192,7 +301,8 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         &self,
         request: Request<pb::SearchProductsRequest>,
     ) -> Result<Response<pb::SearchProductsResponse>, Status> {
-        let query = ProductQuery::try_from(request.get_ref()).map_err(CatalogError::from)?;
+        let query = ProductQuery::parse(request.get_ref(), self.config.list_all_max)
+            .map_err(CatalogError::from)?;
         let page = self.page(&query).await?;
         Ok(Response::new(pb::SearchProductsResponse {
             products: page.products,
@@ -208,7 +318,8 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         &self,
         request: Request<pb::ListProductsByCategoryRequest>,
     ) -> Result<Response<pb::ListProductsByCategoryResponse>, Status> {
-        let query = ProductQuery::try_from(request.get_ref()).map_err(CatalogError::from)?;
+        let query = ProductQuery::parse(request.get_ref(), self.config.list_all_max)
+            .map_err(CatalogError::from)?;
         let page = self.page(&query).await?;
         Ok(Response::new(pb::ListProductsByCategoryResponse {
             products: page.products,
@@ -233,7 +344,7 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         // (answered 404, never cached) costs nothing to rule out.
         self.invalidate(vec![product_key(product.id)]).await;
         Ok(Response::new(pb::CreateProductResponse {
-            product: Some(to_wire(product)),
+            product: Some(self.to_wire(product)),
         }))
     }
 
@@ -251,7 +362,7 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         tracing::info!(admin, product = id, "product updated");
         self.invalidate(vec![product_key(id)]).await;
         Ok(Response::new(pb::UpdateProductResponse {
-            product: Some(to_wire(product)),
+            product: Some(self.to_wire(product)),
         }))
     }
 
@@ -269,7 +380,7 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         tracing::info!(admin, product = id, "product deleted");
         self.invalidate(vec![product_key(id)]).await;
         Ok(Response::new(pb::DeleteProductResponse {
-            product: Some(to_wire(product)),
+            product: Some(self.to_wire(product)),
         }))
     }
 
@@ -369,9 +480,57 @@ async fn soft_delete(db: &PgPool, id: i64) -> Result<Product, CatalogError> {
     Ok(product)
 }
 
+/// The categories in both wire forms, and the one CATEGORIES_FORMAT picks as `listing`.
+fn categories_to_wire(
+    rows: Vec<store::CategoryRow>,
+    config: &CatalogConfig,
+) -> pb::ListCategoriesResponse {
+    use prost_types::{ListValue, Struct, Value, value::Kind};
+    let objects: Vec<pb::Category> = rows
+        .into_iter()
+        .map(|row| pb::Category {
+            url: format!("{}/products/category/{}", config.api_url, row.slug),
+            slug: row.slug,
+            name: row.name,
+        })
+        .collect();
+    let text = |s: &str| Value {
+        kind: Some(Kind::StringValue(s.to_owned())),
+    };
+    let values = objects
+        .iter()
+        .map(|c| match config.categories_format {
+            CategoriesFormat::Names => text(&c.slug),
+            CategoriesFormat::Objects => Value {
+                kind: Some(Kind::StructValue(Struct {
+                    fields: [("slug", &c.slug), ("name", &c.name), ("url", &c.url)]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), text(v)))
+                        .collect(),
+                })),
+            },
+        })
+        .collect();
+    pb::ListCategoriesResponse {
+        categories: objects.iter().map(|c| c.slug.clone()).collect(),
+        objects,
+        listing: Some(ListValue { values }),
+    }
+}
+
+/// A stored picture path made absolute: seeded pictures are stored as paths under the media
+/// base (so PUBLIC_URL or CDN_URL may change without a reseed); admins give absolute URLs.
+fn absolute(media_base: &str, url: String) -> String {
+    if url.is_empty() || url.contains("://") {
+        url
+    } else {
+        format!("{media_base}/{url}")
+    }
+}
+
 /// The wire form of a product: money in currency units, times as
-/// timestamps, absent details as defaults.
-fn to_wire(product: Product) -> pb::Product {
+/// timestamps, absent details as defaults, picture paths as absolute URLs.
+fn to_wire(product: Product, media_base: &str) -> pb::Product {
     let dimensions = match (product.width, product.height, product.depth) {
         (None, None, None) => None,
         (width, height, depth) => Some(pb::Dimensions {
@@ -386,8 +545,12 @@ fn to_wire(product: Product) -> pb::Product {
         description: product.description,
         price: money::to_wire(product.price_cents),
         discount_percentage: product.discount_percentage,
-        thumbnail: product.thumbnail,
-        images: product.images,
+        thumbnail: absolute(media_base, product.thumbnail),
+        images: product
+            .images
+            .into_iter()
+            .map(|url| absolute(media_base, url))
+            .collect(),
         category: product.category,
         brand: product.brand,
         rating: product.rating,

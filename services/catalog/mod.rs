@@ -12,12 +12,13 @@
 mod domain;
 mod error;
 mod grpc;
+mod pictures;
 pub mod reservations;
 pub mod seed;
 mod store;
 
 pub use error::CatalogError;
-pub use grpc::CatalogService;
+pub use grpc::{CatalogConfig, CatalogService};
 pub use seed::seed_demo_catalog;
 
 /// The cache key of one product: read and filled by the catalog's reads, deleted by its

@@ -24,6 +24,9 @@ const SEED: u64 = 0x0ec0_ca7a_1095;
 const BATCH: usize = 5_000;
 /// The default size of the demo catalog.
 pub const DEFAULT_PRODUCTS: usize = 240;
+/// Catalogs up to this size get a generated picture set per product (about 2 ms and 12 KB a
+/// picture); the benchmarks' larger catalogs get none, so their picture URLs answer 404.
+pub const PICTURES_UP_TO: usize = 10_000;
 
 /// One category of the demo catalog and the words its products are made of.
 struct CategorySpec {
@@ -640,6 +643,9 @@ pub async fn seed_demo_catalog(db: &PgPool, products: usize) -> anyhow::Result<(
         let ids = reserve_product_ids(&mut tx, size).await?;
         let batch = Batch::generate(&mut rng, &ids, written, &category_ids);
         batch.insert(&mut tx).await?;
+        if products <= PICTURES_UP_TO {
+            batch.insert_pictures(&mut tx).await?;
+        }
         written += size;
     }
     // Fresh statistics, so the very first queries on a large catalog use
@@ -788,9 +794,9 @@ impl Batch {
             b.rating.push(rating);
             b.category_id.push(category_ids[which]);
             b.category_tag.push(spec.slug.to_owned());
-            b.thumbnail.push(format!(
-                "https://cdn.ecom.local/products/{id}/thumbnail.webp"
-            ));
+            // Paths under the media base (PUBLIC_URL's /media or CDN_URL), made absolute
+            // when served, so the base can change without a reseed.
+            b.thumbnail.push(format!("products/{id}/thumbnail.png"));
             b.sku.push(format!(
                 "{}-{}-{id:08}",
                 &spec.slug[..3].to_uppercase(),
@@ -830,10 +836,8 @@ impl Batch {
             for position in 0..3_i16 {
                 b.image_product_id.push(id);
                 b.image_position.push(position);
-                b.image_url.push(format!(
-                    "https://cdn.ecom.local/products/{id}/{}.webp",
-                    position + 1
-                ));
+                b.image_url
+                    .push(format!("products/{id}/{}.png", position + 1));
             }
             for _ in 0..rng.random_range(0..=3) {
                 // Reviews lean towards the product's rating.
@@ -864,6 +868,53 @@ impl Batch {
             }
         }
         b
+    }
+
+    /// Renders every product's thumbnail and gallery (on a blocking thread: it is CPU work)
+    /// and stores them under the paths `generate` gave them.
+    async fn insert_pictures(&self, db: &mut PgConnection) -> anyhow::Result<()> {
+        let products: Vec<(i64, String, String)> = self
+            .id
+            .iter()
+            .zip(&self.title)
+            .zip(&self.category_tag)
+            .map(|((id, title), tag)| (*id, title.clone(), tag.clone()))
+            .collect();
+        let (paths, bytes, etags) = tokio::task::spawn_blocking(move || {
+            use sha2::Digest as _;
+            let mut out = (Vec::new(), Vec::new(), Vec::new());
+            for (id, title, category) in products {
+                for variant in 0..=3_u8 {
+                    let name = match variant {
+                        0 => "thumbnail".to_owned(),
+                        n => n.to_string(),
+                    };
+                    let png = super::pictures::render(&title, &category, variant);
+                    out.2.push(hex::encode(&sha2::Sha256::digest(&png)[..16]));
+                    out.0.push(format!("products/{id}/{name}.png"));
+                    out.1.push(png);
+                }
+            }
+            out
+        })
+        .await
+        .context("rendering the demo pictures")?;
+        sqlx::query!(
+            r#"
+            INSERT INTO media (path, content_type, etag, bytes)
+            SELECT path, $4, etag, bytes FROM UNNEST($1::text[], $2::text[], $3::bytea[])
+                AS t (path, etag, bytes)
+            ON CONFLICT (path) DO NOTHING
+            "#,
+            &paths,
+            &etags,
+            &bytes,
+            super::pictures::CONTENT_TYPE,
+        )
+        .execute(&mut *db)
+        .await
+        .context("inserting the demo pictures")?;
+        Ok(())
     }
 
     async fn insert(&self, db: &mut PgConnection) -> anyhow::Result<()> {

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
 use super::domain::{
-    CategorySlug, ImageUrl, NewProduct, Product, ProductPatch, ProductQuery, Review, SortKey,
-    SortOrder,
+    CategorySlug, ImageUrl, MediaPath, NewProduct, Product, ProductPatch, ProductQuery, Review,
+    SortKey, SortOrder,
 };
 
 /// How close (pg_trgm `word_similarity`) a search term must come to a word
@@ -230,13 +230,45 @@ impl<'a> ListingArgs<'a> {
     }
 }
 
-/// Category slugs, alphabetically (contract 5.2.2).
+/// One category: its slug and display name.
+pub struct CategoryRow {
+    pub slug: String,
+    pub name: String,
+}
+
+/// Every category, alphabetically by slug (contract 5.2.2).
 #[tracing::instrument(skip_all)]
-pub async fn category_slugs(db: impl PgExecutor<'_>) -> anyhow::Result<Vec<String>> {
-    sqlx::query_scalar!(r#"SELECT slug FROM categories ORDER BY slug"#)
-        .fetch_all(db)
-        .await
-        .context("listing categories")
+pub async fn categories(db: impl PgExecutor<'_>) -> anyhow::Result<Vec<CategoryRow>> {
+    sqlx::query_as!(
+        CategoryRow,
+        r#"SELECT slug, name FROM categories ORDER BY slug"#
+    )
+    .fetch_all(db)
+    .await
+    .context("listing categories")
+}
+
+/// A stored picture.
+pub struct MediaRow {
+    pub content_type: String,
+    pub etag: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The picture at `path`, if there is one.
+#[tracing::instrument(skip(db))]
+pub async fn find_media(
+    db: impl PgExecutor<'_>,
+    path: &MediaPath,
+) -> anyhow::Result<Option<MediaRow>> {
+    sqlx::query_as!(
+        MediaRow,
+        r#"SELECT content_type, etag, bytes FROM media WHERE path = $1"#,
+        path.as_str()
+    )
+    .fetch_optional(db)
+    .await
+    .context("reading a picture")
 }
 
 /// The id of the category with this slug, if there is one.

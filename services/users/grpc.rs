@@ -82,12 +82,7 @@ impl UsersApi {
         tokio::fs::write(dir.join(&name), &png)
             .await
             .context("writing the avatar")?;
-        let base = settings
-            .cdn_url
-            .as_deref()
-            .unwrap_or("/uploads")
-            .trim_end_matches('/');
-        let url = format!("{base}/{name}");
+        let url = format!("{}/{name}", settings.uploads_base());
         let row = store::set_image(&self.shared.db, principal.user_id, &url)
             .await?
             .ok_or(AuthError::UserNotFound)?;

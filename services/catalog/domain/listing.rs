@@ -9,19 +9,23 @@ use crate::money;
 pub struct Page {
     skip: i64,
     limit: i64,
+    /// `limit=0`: every match, up to `limit` (LIST_ALL_MAX).
+    all: bool,
 }
 
 impl Page {
     /// The page size when the client gives none (12.4).
     pub const DEFAULT_LIMIT: i64 = 10;
-    /// The largest page; larger requests are clamped to it, and `limit=0`
-    /// asks for it.
+    /// The largest explicit page; larger requests are clamped to it (12.4).
     pub const MAX_LIMIT: i64 = 100;
 
-    /// Applies the defaults and the clamp; negative values are violations.
+    /// Applies the defaults and the clamp; negative values are violations. `limit=0` asks
+    /// for every match (DummyJSON), up to `list_all_max` (LIST_ALL_MAX): the answer's
+    /// `limit` says how many were allowed, so a client sees when it got fewer than `total`.
     pub fn parse(
         skip: Option<i64>,
         limit: Option<i64>,
+        list_all_max: i64,
         violations: &mut Violations,
     ) -> Option<Page> {
         let skip = match skip {
@@ -32,9 +36,10 @@ impl Page {
                 None
             }
         };
+        let limit_asked = limit;
         let limit = match limit {
             None => Some(Self::DEFAULT_LIMIT),
-            Some(0) => Some(Self::MAX_LIMIT),
+            Some(0) => Some(list_all_max.max(1)),
             Some(limit) if limit > 0 => Some(limit.min(Self::MAX_LIMIT)),
             Some(_) => {
                 violations.push("limit", "must be 0 or more");
@@ -44,6 +49,7 @@ impl Page {
         Some(Page {
             skip: skip?,
             limit: limit?,
+            all: matches!(limit_asked, Some(0)),
         })
     }
 
@@ -52,9 +58,20 @@ impl Page {
         self.skip
     }
 
-    /// The effective page size (what the response reports as `limit`).
+    /// The most rows the page may hold.
     pub fn limit(self) -> i64 {
         self.limit
+    }
+
+    /// What the answer reports as `limit`, given the rows it holds: the page size, except
+    /// for `limit=0`, which reports how many it answered, as DummyJSON does (so a capped
+    /// answer shows LIST_ALL_MAX, fewer than `total`).
+    pub fn reported_limit(self, rows: usize) -> i64 {
+        if self.all {
+            i64::try_from(rows).unwrap_or(i64::MAX)
+        } else {
+            self.limit
+        }
     }
 }
 
@@ -63,6 +80,7 @@ impl Default for Page {
         Page {
             skip: 0,
             limit: Self::DEFAULT_LIMIT,
+            all: false,
         }
     }
 }
@@ -181,7 +199,7 @@ mod tests {
 
     fn page(skip: Option<i64>, limit: Option<i64>) -> Result<Page, Violations> {
         let mut violations = Violations::default();
-        let page = Page::parse(skip, limit, &mut violations);
+        let page = Page::parse(skip, limit, 1000, &mut violations);
         violations.finish(|| page.unwrap())
     }
 
@@ -192,10 +210,10 @@ mod tests {
     }
 
     #[test]
-    fn page_limit_is_clamped_and_zero_means_the_maximum() {
+    fn page_limit_is_clamped_and_zero_means_all_up_to_the_bound() {
         assert_eq!(page(None, Some(1000)).unwrap().limit(), 100);
         assert_eq!(page(None, Some(100)).unwrap().limit(), 100);
-        assert_eq!(page(None, Some(0)).unwrap().limit(), 100);
+        assert_eq!(page(None, Some(0)).unwrap().limit(), 1000);
         assert_eq!(page(None, Some(1)).unwrap().limit(), 1);
     }
 

@@ -7,10 +7,12 @@
 //! only values that went through these types (and its own CHECKs).
 
 mod listing;
+mod media;
 mod product;
 mod wire;
 
 pub use listing::{Page, PriceRange, ProductFilter, ProductQuery, SortKey, SortOrder};
+pub use media::MediaPath;
 pub use product::{
     Brand, CategorySlug, Description, Dimensions, DiscountPercentage, ImageUrl, InfoText, Measure,
     MinimumOrderQuantity, NewProduct, Product, ProductExtras, ProductPatch, Review, Sku, Stock,

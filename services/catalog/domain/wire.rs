@@ -142,8 +142,22 @@ impl TryFrom<&pb::UpdateProductRequest> for ProductPatch {
     }
 }
 
+/// A request for a page of products: a listing, a search or a category page.
+pub trait ListingRequest {
+    /// The query it asks for; `limit=0` asks for up to `list_all_max` products.
+    fn to_query(&self, list_all_max: i64) -> Result<ProductQuery, Violations>;
+}
+
+impl ProductQuery {
+    /// The query a listing request asks for (see [`ListingRequest`]).
+    pub fn parse(req: &impl ListingRequest, list_all_max: i64) -> Result<ProductQuery, Violations> {
+        req.to_query(list_all_max)
+    }
+}
+
 /// The listing parameters every list request shares (contract 5.2.1).
 pub(super) struct ListingInput<'a> {
+    pub list_all_max: i64,
     pub skip: Option<i64>,
     pub limit: Option<i64>,
     pub sort_by: &'a str,
@@ -161,7 +175,7 @@ impl ListingInput<'_> {
         category: Option<String>,
     ) -> Result<ProductQuery, Violations> {
         let mut v = Violations::default();
-        let page = Page::parse(self.skip, self.limit, &mut v);
+        let page = Page::parse(self.skip, self.limit, self.list_all_max, &mut v);
         let sort = v.check("sortBy", SortKey::parse(Some(self.sort_by)));
         let order = v.check("order", SortOrder::parse(Some(self.order)));
         let price = PriceRange::parse(self.min_price, self.max_price, &mut v);
@@ -188,11 +202,11 @@ impl ListingInput<'_> {
     }
 }
 
-impl TryFrom<&pb::ListProductsRequest> for ProductQuery {
-    type Error = Violations;
-
-    fn try_from(req: &pb::ListProductsRequest) -> Result<Self, Violations> {
+impl ListingRequest for pb::ListProductsRequest {
+    fn to_query(&self, list_all_max: i64) -> Result<ProductQuery, Violations> {
+        let req = self;
         ListingInput {
+            list_all_max,
             skip: req.skip.map(i64::from),
             limit: req.limit.map(i64::from),
             sort_by: &req.sort_by,
@@ -206,16 +220,16 @@ impl TryFrom<&pb::ListProductsRequest> for ProductQuery {
     }
 }
 
-impl TryFrom<&pb::SearchProductsRequest> for ProductQuery {
-    type Error = Violations;
-
+impl ListingRequest for pb::SearchProductsRequest {
     /// Contract 5.2.4: blank `q` lists everything.
-    fn try_from(req: &pb::SearchProductsRequest) -> Result<Self, Violations> {
+    fn to_query(&self, list_all_max: i64) -> Result<ProductQuery, Violations> {
+        let req = self;
         let text = req.q.trim();
         if text.chars().count() > 200 {
             return Err(("q", "must be at most 200 characters").into());
         }
         ListingInput {
+            list_all_max,
             skip: req.skip.map(i64::from),
             limit: req.limit.map(i64::from),
             sort_by: &req.sort_by,
@@ -229,12 +243,12 @@ impl TryFrom<&pb::SearchProductsRequest> for ProductQuery {
     }
 }
 
-impl TryFrom<&pb::ListProductsByCategoryRequest> for ProductQuery {
-    type Error = Violations;
-
+impl ListingRequest for pb::ListProductsByCategoryRequest {
     /// Contract 5.2.5: an unknown category is an empty page, not an error.
-    fn try_from(req: &pb::ListProductsByCategoryRequest) -> Result<Self, Violations> {
+    fn to_query(&self, list_all_max: i64) -> Result<ProductQuery, Violations> {
+        let req = self;
         ListingInput {
+            list_all_max,
             skip: req.skip.map(i64::from),
             limit: req.limit.map(i64::from),
             sort_by: &req.sort_by,
@@ -415,7 +429,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            fields(&ProductQuery::try_from(&req).unwrap_err()),
+            fields(&ProductQuery::parse(&req, 1000).unwrap_err()),
             ["sortBy", "order"]
         );
 
@@ -424,7 +438,7 @@ mod tests {
             in_stock: Some(true),
             ..Default::default()
         };
-        let query = ProductQuery::try_from(&req).unwrap();
+        let query = ProductQuery::parse(&req, 1000).unwrap();
         assert_eq!(query.filter.brand, None);
         assert!(query.filter.in_stock);
         assert_eq!(query.page.limit(), Page::DEFAULT_LIMIT);
@@ -436,6 +450,6 @@ mod tests {
             q: "  ".into(),
             ..Default::default()
         };
-        assert_eq!(ProductQuery::try_from(&req).unwrap().text, None);
+        assert_eq!(ProductQuery::parse(&req, 1000).unwrap().text, None);
     }
 }
