@@ -2,6 +2,9 @@
 //! directly over gRPC, plus a bare hyper server answering the same bytes as the ceiling, side by
 //! side in one run (these machines are noisy: compare ratios, not absolute figures).
 //!
+//! Then the 240-product demo catalog (on BENCH_DATABASE_URL + "_demo"): `limit=0`, the whole
+//! catalogue a DummyJSON frontend loads, beside a 10-item page.
+//!
 //! Last, order creation (POST /orders with two lines, one buyer per worker) through the edge.
 //!
 //! `cargo bench --bench load` — settings from the environment:
@@ -429,6 +432,70 @@ async fn run() {
     .await;
     grpc_search.print();
 
+    // The demo catalog (240 products) on its own database and instance: a DummyJSON frontend
+    // loads it whole with `limit=0` on every filter change (issue #17), beside a 10-item page.
+    let demo_url = format!("{database_url}_demo");
+    let mut demo_settings = Settings::for_tests(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--grpc-port",
+        "0",
+        "--database-url",
+        &demo_url,
+        "--redis-url",
+        &redis,
+        "--redis-key-prefix",
+        "ecom-bench-demo:",
+        "--rate-limit-enabled",
+        "false",
+        "--seed-demo-data",
+        "false",
+        "--log-level",
+        "warn",
+    ])
+    .unwrap();
+    demo_settings.validate().unwrap();
+    let demo = Application::build(demo_settings.clone(), Mode::all(), Clock::system())
+        .await
+        .unwrap();
+    let demo_db = sqlx::PgPool::connect(&demo_url).await.unwrap();
+    ecom::catalog::seed::seed_demo_catalog(&demo_db, ecom::catalog::seed::DEFAULT_PRODUCTS)
+        .await
+        .unwrap();
+    let demo_rest = format!(
+        "http://{}{}",
+        demo.rest_addr().unwrap(),
+        demo_settings.api_base_path
+    );
+    tokio::spawn(demo.run_until_stopped());
+    let all = client
+        .get(format!("{demo_rest}/products?limit=0").parse().unwrap())
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
+    let demo_ten = drive(
+        "REST  GET /products?limit=10 (240)",
+        workers,
+        duration,
+        || http_worker(client.clone(), format!("{demo_rest}/products?limit=10")),
+    )
+    .await;
+    demo_ten.print();
+    let demo_all = drive(
+        "REST  GET /products?limit=0 (240)",
+        workers,
+        duration,
+        || http_worker(client.clone(), format!("{demo_rest}/products?limit=0")),
+    )
+    .await;
+    demo_all.print();
+
     // Order creation: concurrent buyers (one user each) through the REST edge, on the real
     // database: pricing from the catalog, stock reservation, the order's rows, in transactions.
     sqlx::query("UPDATE products SET stock = 1000000 WHERE id <= 20")
@@ -491,6 +558,13 @@ async fn run() {
         100.0 * shares[shares.len() / 2],
         100.0 * shares[0],
         100.0 * shares[shares.len() - 1]
+    );
+    println!(
+        "  demo catalog: limit=0 ({} KB, every product) at {:.0} req/s = {:.2} x limit=10's {:.0} req/s",
+        all.len() / 1024,
+        demo_all.rps(),
+        demo_all.rps() / demo_ten.rps(),
+        demo_ten.rps()
     );
     for (what, edge, direct) in [
         ("GET /products/:id", &edge_get, &grpc_get),

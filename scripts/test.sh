@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# Runs every test: starts PostgreSQL and Redis if needed, drops databases left by earlier test
+# Runs every test: starts PostgreSQL and Redis if needed, installs chromium and the browser
+# test's npm packages if missing, drops databases left by earlier test
 # runs, then runs the workspace's tests (unit, transcoder, integration through the real edge).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
+# The browser test (tests/journey.rs) drives Debian's chromium with playwright-core from npm.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium (Debian's package) for the browser test"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get install -y -q chromium >/dev/null \
+    || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q chromium >/dev/null; }
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  npm ci --prefix tests/browser --no-audit --no-fund --silent
+fi
 # Each test makes its own database; clear the ones earlier runs left behind.
 # One psql session runs all the DROPs (a process per database took minutes after many runs).
 psql -h 127.0.0.1 -U postgres -Atqc \

@@ -57,7 +57,7 @@ pub enum Command {
     /// Apply migrations and seed the demo catalog when it is empty.
     Seed {
         /// Number of products to generate (deterministic; up to 1,000,000).
-        #[arg(long, default_value_t = 240)]
+        #[arg(long, default_value_t = crate::catalog::seed::DEFAULT_PRODUCTS)]
         products: usize,
     },
 }

@@ -149,9 +149,12 @@ impl Application {
             Mode::Services { services, edge } => {
                 db::migrate(&settings.database_url).await?;
                 if settings.seed_demo_data && services.contains(&ServiceName::Catalog) {
-                    crate::catalog::seed::seed_demo_catalog(&shared.db, 240)
-                        .await
-                        .context("seeding the demo catalog")?;
+                    crate::catalog::seed::seed_demo_catalog(
+                        &shared.db,
+                        crate::catalog::seed::DEFAULT_PRODUCTS,
+                    )
+                    .await
+                    .context("seeding the demo catalog")?;
                 }
                 // Identity: accounts that must exist, and the background jobs of auth and users.
                 if services.contains(&ServiceName::Auth) || services.contains(&ServiceName::Users) {
@@ -731,7 +734,13 @@ fn edge_router(
         // Identity: avatars (server-made PNG names; SecurityHeaders adds nosniff).
         .nest_service(
             "/uploads",
-            tower_http::services::ServeDir::new(&settings.upload_dir),
+            ServiceBuilder::new()
+                // Avatars are shown by storefronts on other origins (the default is same-origin).
+                .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+                    http::header::HeaderName::from_static("cross-origin-resource-policy"),
+                    http::HeaderValue::from_static("cross-origin"),
+                ))
+                .service(tower_http::services::ServeDir::new(&settings.upload_dir)),
         )
         .with_state(state)
         .fallback_service(transcoder.clone());

@@ -470,3 +470,93 @@ async fn the_whole_journey_over_grpc() {
         .unwrap();
     assert!(returned.return_request.is_some());
 }
+
+// ---------------------------------------------------------------- a real browser (#17)
+
+/// Serves `tests/browser/page.html` at `/` on `addr` until the test ends.
+async fn serve_page(addr: &str) -> tokio::task::JoinHandle<()> {
+    let html = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/browser/page.html"
+    ))
+    .expect("tests/browser/page.html");
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .unwrap_or_else(|e| panic!("binding {addr} for the browser page: {e}"));
+    let router = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let html = html.clone();
+            async move { axum::response::Html(html) }
+        }),
+    );
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    })
+}
+
+/// What the page found in Debian's chromium (tests/browser/drive.mjs), as JSON.
+async fn browse(url: String) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/drive.mjs");
+    let output = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(&url)
+        .output()
+        .await
+        .expect("node runs (scripts/test.sh installs chromium and tests/browser's packages)");
+    assert!(
+        output.status.success(),
+        "the browser run failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "the page's report is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// CORS is only really checked by a browser: a page on an allowed origin
+/// (http://localhost:5173, the default CORS_ORIGINS) logs in, lists every product with
+/// `limit=0`, makes a preflighted request with `Authorization` and shows a product picture;
+/// the same page on a disallowed origin gets nothing from the API.
+#[tokio::test]
+async fn a_real_browser_on_an_allowed_origin_uses_the_api_and_another_origin_is_blocked() {
+    let port = common::free_port().to_string();
+    let public = format!("http://127.0.0.1:{port}");
+    let app = spawn_app_with(&["--port", &port, "--public-url", &public]).await;
+    app.seed_catalog(30).await;
+    let account = app.register("browser@example.com").await;
+    let _allowed = serve_page("127.0.0.1:5173").await;
+    let query = format!(
+        "api={public}/api/v1&user={}&password={}",
+        account.email,
+        common::identity::PASSWORD
+    );
+
+    let found = browse(format!("http://localhost:5173/?{query}")).await;
+    assert_eq!(found["error"], Value::Null, "{found}");
+    assert_eq!(found["loginStatus"], 200, "{found}");
+    assert_eq!(found["products"], 30, "{found}");
+    assert_eq!(found["total"], 30, "{found}");
+    assert_eq!(found["meStatus"], 200, "{found}");
+    assert_eq!(found["email"], "browser@example.com", "{found}");
+    assert_eq!(found["imageWidth"], 320, "{found}");
+
+    // A second listener on a free port: an origin CORS_ORIGINS does not list.
+    let other = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let _page = serve_page(&format!("127.0.0.1:{port}")).await;
+        browse(format!("http://127.0.0.1:{port}/?{query}")).await
+    };
+    assert!(
+        other["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Failed to fetch")),
+        "the disallowed origin must be blocked: {other}"
+    );
+    assert_eq!(other["loginStatus"], Value::Null, "{other}");
+}

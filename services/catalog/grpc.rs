@@ -276,6 +276,11 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
             etag.parse().map_err(|_| CatalogError::MediaNotFound)?,
         );
         headers.insert("cache-control", MetadataValue::from_static(MEDIA_MAX_AGE));
+        // Pictures are shown by storefronts on other origins (the edge's default is same-origin).
+        headers.insert(
+            "cross-origin-resource-policy",
+            MetadataValue::from_static("cross-origin"),
+        );
         if fresh {
             headers.insert("x-http-status", MetadataValue::from_static("304"));
         }

@@ -26,7 +26,7 @@ const BATCH: usize = 5_000;
 pub const DEFAULT_PRODUCTS: usize = 240;
 /// Catalogs up to this size get a generated picture set per product (about 2 ms and 12 KB a
 /// picture); the benchmarks' larger catalogs get none, so their picture URLs answer 404.
-pub const PICTURES_UP_TO: usize = 10_000;
+pub const PICTURES_UP_TO: usize = 1_000;
 
 /// One category of the demo catalog and the words its products are made of.
 struct CategorySpec {

@@ -161,7 +161,7 @@ impl TranscoderBuilder {
     /// body is a pure function of those inputs (hits compare the full bytes,
     /// not a hash), while the HTTP status and response headers, which come
     /// from the call's metadata, are still computed for every call. Only
-    /// JSON bodies of responses up to 64 KiB of protobuf are memoized (not
+    /// JSON bodies of responses up to 512 KiB of protobuf are memoized (not
     /// `google.api.HttpBody`, which is not transcoded). Memory: at most
     /// `bytes`, counting each entry's protobuf, JSON and a small overhead;
     /// the least useful entries are evicted to stay under it.
