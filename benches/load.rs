@@ -209,15 +209,8 @@ fn main() {
     runtime.block_on(run());
 }
 
-async fn run() {
-    let database_url = std::env::var("BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/ecom_bench".to_owned());
-    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let products: usize = env("BENCH_PRODUCTS", 10_000);
-    let seconds: u64 = env("BENCH_SECONDS", 5);
-    let workers: usize = env("BENCH_CONCURRENCY", 32);
-    let duration = Duration::from_secs(seconds);
-
+/// The settings of a benchmarked instance: loopback, free ports, no rate limits, no seeding.
+fn bench_settings(database_url: &str, redis: &str, key_prefix: &str) -> Settings {
     let mut settings = Settings::for_tests(&[
         "--host",
         "127.0.0.1",
@@ -226,11 +219,11 @@ async fn run() {
         "--grpc-port",
         "0",
         "--database-url",
-        &database_url,
+        database_url,
         "--redis-url",
-        &redis,
+        redis,
         "--redis-key-prefix",
-        "ecom-bench:",
+        key_prefix,
         "--rate-limit-enabled",
         "false",
         "--seed-demo-data",
@@ -240,6 +233,19 @@ async fn run() {
     ])
     .unwrap();
     settings.validate().unwrap();
+    settings
+}
+
+async fn run() {
+    let database_url = std::env::var("BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/ecom_bench".to_owned());
+    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let products: usize = env("BENCH_PRODUCTS", 10_000);
+    let seconds: u64 = env("BENCH_SECONDS", 5);
+    let workers: usize = env("BENCH_CONCURRENCY", 32);
+    let duration = Duration::from_secs(seconds);
+
+    let settings = bench_settings(&database_url, &redis, "ecom-bench:");
     let app = Application::build(settings.clone(), Mode::all(), Clock::system())
         .await
         .unwrap();
@@ -435,28 +441,7 @@ async fn run() {
     // The demo catalog (240 products) on its own database and instance: a DummyJSON frontend
     // loads it whole with `limit=0` on every filter change (issue #17), beside a 10-item page.
     let demo_url = format!("{database_url}_demo");
-    let mut demo_settings = Settings::for_tests(&[
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--grpc-port",
-        "0",
-        "--database-url",
-        &demo_url,
-        "--redis-url",
-        &redis,
-        "--redis-key-prefix",
-        "ecom-bench-demo:",
-        "--rate-limit-enabled",
-        "false",
-        "--seed-demo-data",
-        "false",
-        "--log-level",
-        "warn",
-    ])
-    .unwrap();
-    demo_settings.validate().unwrap();
+    let demo_settings = bench_settings(&demo_url, &redis, "ecom-bench-demo:");
     let demo = Application::build(demo_settings.clone(), Mode::all(), Clock::system())
         .await
         .unwrap();

@@ -54,6 +54,11 @@ impl TestApp {
             .await
     }
 
+    /// Asserts that `token` no longer refreshes: 401 INVALID_REFRESH_TOKEN.
+    pub async fn assert_refresh_refused(&self, token: &str) {
+        super::assert_error(self.refresh(token).await, 401, "INVALID_REFRESH_TOKEN").await;
+    }
+
     /// POST /auth/login with email and password; the raw response.
     pub async fn login_raw(&self, email: &str, password: &str) -> reqwest::Response {
         self.post_json(
