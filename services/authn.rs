@@ -39,6 +39,13 @@ impl Principal {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
+
+    /// The one owner-or-admin check: whether this caller may see or change an object owned
+    /// by `owner_id` (an order, a cart, an account). Callers answer 404 when it may not, so
+    /// ids cannot be probed.
+    pub fn may_access(&self, owner_id: i64) -> bool {
+        self.user_id == owner_id || self.is_admin()
+    }
 }
 
 /// Who is calling, as the layer found it.

@@ -39,3 +39,13 @@ impl Clock {
         }
     }
 }
+
+/// A point in time as the wire's `google.protobuf.Timestamp`: the one conversion every
+/// service uses.
+pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        // Always below 2e9, so it fits.
+        nanos: at.timestamp_subsec_nanos() as i32,
+    }
+}

@@ -12,6 +12,10 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 pub use crate::proto::ecom::common::v1::ErrorReason;
 
+/// The `ErrorInfo.metadata` key the edge reads the contract's HTTP status from, where the
+/// gRPC code does not give it (422, 423, 409 for some reasons): the edge's own constant.
+pub use transcoder::error::HTTP_STATUS_METADATA_KEY as HTTP_STATUS;
+
 /// The `ErrorInfo.domain` of every ecom error.
 const DOMAIN: &str = "ecom";
 
@@ -34,7 +38,7 @@ pub fn status_with_http(
     http_status: u16,
     message: impl Into<String>,
 ) -> Status {
-    let metadata = HashMap::from([("http_status".to_owned(), http_status.to_string())]);
+    let metadata = HashMap::from([(HTTP_STATUS.to_owned(), http_status.to_string())]);
     with_metadata(code, reason, message, metadata)
 }
 

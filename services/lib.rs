@@ -23,6 +23,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod telemetry;
 pub mod tokens;
+pub mod validation;
 
 pub mod auth;
 pub mod catalog;

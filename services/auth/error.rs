@@ -98,7 +98,7 @@ impl From<AuthError> for Status {
             AuthError::AccountLocked(left) => {
                 let secs = seconds(left);
                 let metadata = HashMap::from([
-                    ("http_status".to_owned(), "423".to_owned()),
+                    (crate::errors::HTTP_STATUS.to_owned(), "423".to_owned()),
                     ("retryAfter".to_owned(), secs.to_string()),
                 ]);
                 errors::with_metadata(

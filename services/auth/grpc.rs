@@ -330,7 +330,7 @@ impl AuthApi {
     ) -> Result<pb::ForgotPasswordResponse, AuthError> {
         let email = Email::parse(&r.email).map_err(|m| {
             let mut v = Violations::default();
-            v.check::<()>("email", Err(m));
+            v.check::<(), _>("email", Err(m));
             AuthError::Invalid(v)
         })?;
         account_limit(

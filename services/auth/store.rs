@@ -64,12 +64,7 @@ impl UserRow {
 }
 
 /// A protobuf timestamp.
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
+pub use crate::clock::timestamp;
 
 /// Inserts an account; unique violations come back as `sqlx::Error` for the caller to map by
 /// constraint name (`users_email_key`, `users_username_key`).

@@ -594,13 +594,7 @@ fn review_to_wire(review: Review) -> pb::Review {
     }
 }
 
-fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        // Always below 2e9, so it fits.
-        nanos: at.timestamp_subsec_nanos() as i32,
-    }
-}
+use crate::clock::timestamp;
 
 fn saturating_i32(n: i64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)

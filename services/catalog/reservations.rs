@@ -66,12 +66,7 @@ fn product_keys(ids: impl IntoIterator<Item = i64>) -> Vec<String> {
     ids.into_iter().map(super::product_key).collect()
 }
 
-fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: at.timestamp_subsec_nanos() as i32,
-    }
-}
+use crate::clock::timestamp;
 
 fn order_key(key: &str) -> Result<&str, Status> {
     let key = key.trim();
@@ -88,7 +83,7 @@ fn order_key(key: &str) -> Result<&str, Status> {
 pub fn insufficient_stock(ids: &[i64]) -> Status {
     let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
     let metadata = HashMap::from([
-        ("http_status".to_owned(), "422".to_owned()),
+        (crate::errors::HTTP_STATUS.to_owned(), "422".to_owned()),
         ("productIds".to_owned(), list.clone()),
     ]);
     errors::with_metadata(

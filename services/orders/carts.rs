@@ -125,7 +125,7 @@ pub async fn visible_cart(db: &PgPool, caller: &Principal, id: i64) -> Result<Ca
     .fetch_optional(db)
     .await?
     .ok_or_else(not_found)?;
-    if cart.user_id != caller.user_id && !caller.is_admin() {
+    if !caller.may_access(cart.user_id) {
         return Err(not_found());
     }
     Ok(cart)

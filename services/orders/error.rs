@@ -126,7 +126,7 @@ impl From<OrderError> for Status {
                 ErrorReason::AmountMismatch,
                 "The payment intent's amount does not match the order total",
                 std::collections::HashMap::from([
-                    ("http_status".to_owned(), "422".to_owned()),
+                    (crate::errors::HTTP_STATUS.to_owned(), "422".to_owned()),
                     ("orderTotal".to_owned(), order_cents.to_string()),
                     ("amount".to_owned(), intent_cents.to_string()),
                 ]),

@@ -122,7 +122,7 @@ impl OrdersService {
         let order = store::load_order(&self.db, id)
             .await?
             .ok_or(OrderError::NotFound)?;
-        if order.user_id != caller.user_id && !caller.is_admin() {
+        if !caller.may_access(order.user_id) {
             return Err(OrderError::NotFound);
         }
         Ok(order)
@@ -704,7 +704,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         let (owner, current, payment_status) = store::lock_order(&mut tx, &r.id)
             .await?
             .ok_or(OrderError::NotFound)?;
-        if owner != caller.user_id && !caller.is_admin() {
+        if !caller.may_access(owner) {
             return Err(OrderError::NotFound.into());
         }
         if !current.cancellable() {
@@ -853,7 +853,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         let owner = store::owner_of(&self.db, &r.id)
             .await?
             .ok_or(OrderError::NotFound)?;
-        if owner != caller.user_id && !caller.is_admin() {
+        if !caller.may_access(owner) {
             return Err(OrderError::NotFound.into());
         }
         store::add_note(&self.db, &r.id, note, caller.user_id, self.now()).await?;
@@ -999,7 +999,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
     ) -> Result<Response<pb::GetUserCartResponse>, Status> {
         let caller = authn::require_user(&request)?.clone();
         let user_id = request.get_ref().user_id;
-        if user_id != caller.user_id && !caller.is_admin() {
+        if !caller.may_access(user_id) {
             return Err(carts::forbidden().into());
         }
         let cart = carts::active_cart(&self.db, user_id, self.now()).await?;
@@ -1037,7 +1037,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         } else {
             r.user_id
         };
-        if user_id != caller.user_id && !caller.is_admin() {
+        if !caller.may_access(user_id) {
             return Err(carts::forbidden().into());
         }
         let lines = carts::parse_lines(&r.products, false)?;

@@ -59,4 +59,3 @@ pub use catalog::Catalog;
 pub use error::OrderError;
 pub use grpc::{AfterSales, OrdersService};
 pub use payments::Payments;
-pub use store::timestamp as store_timestamp;

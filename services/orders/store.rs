@@ -11,12 +11,7 @@ use crate::proto::ecom::common::v1::ShippingAddress;
 use crate::proto::ecom::orders::v1 as pb;
 
 /// A protobuf timestamp.
-pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: at.timestamp_subsec_nanos() as i32,
-    }
-}
+pub use crate::clock::timestamp;
 
 fn address_to_json(a: &ShippingAddress) -> serde_json::Value {
     json!({

@@ -140,7 +140,7 @@ fn to_wire(row: &IntentRow) -> pb::PaymentIntent {
         amount: row.amount_cents,
         currency: row.currency.clone(),
         status: status_of(&row.status) as i32,
-        created_at: Some(crate::orders::store_timestamp(row.created_at)),
+        created_at: Some(crate::clock::timestamp(row.created_at)),
     }
 }
 
@@ -160,7 +160,7 @@ fn internal(err: impl Into<anyhow::Error>) -> Status {
 /// decline message is meant for the customer).
 fn payment_failed(id: &str, reason: &str) -> Status {
     let metadata = std::collections::HashMap::from([
-        ("http_status".to_owned(), "422".to_owned()),
+        (crate::errors::HTTP_STATUS.to_owned(), "422".to_owned()),
         ("paymentIntentId".to_owned(), id.to_owned()),
     ]);
     errors::with_metadata(
@@ -269,7 +269,7 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
                         ErrorReason::AmountMismatch,
                         "The amount (in usd) does not match the order total",
                         std::collections::HashMap::from([
-                            ("http_status".to_owned(), "422".to_owned()),
+                            (crate::errors::HTTP_STATUS.to_owned(), "422".to_owned()),
                             ("orderTotal".to_owned(), order.total_cents.to_string()),
                             ("amount".to_owned(), r.amount.to_string()),
                         ]),

@@ -210,7 +210,7 @@ impl UsersService for UsersApi {
         let principal = authn::require_user(&req)?;
         let id = req.get_ref().id;
         let user = load_profile(&self.shared, id).await?;
-        let user = if principal.user_id == id || principal.is_admin() {
+        let user = if principal.may_access(id) {
             user
         } else {
             public_view(user)
@@ -249,7 +249,7 @@ impl UsersService for UsersApi {
     ) -> Result<Response<pb::UpdateUserResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
         let r = req.into_inner();
-        if r.id != principal.user_id && !principal.is_admin() {
+        if !principal.may_access(r.id) {
             return Err(AuthError::Forbidden("You may only update your own profile").into());
         }
         if r.role.is_some() && !principal.is_admin() {

@@ -7,54 +7,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-/// Field-level validation failures, keyed by JSON field name, in order.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Violations(Vec<(String, String)>);
-
-impl Violations {
-    /// Records a failure of `field`.
-    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push((field.into(), message.into()));
-    }
-
-    /// Keeps the value of a successful parse, records the failures otherwise.
-    pub fn check<T>(&mut self, field: &str, parsed: Result<T, Vec<String>>) -> Option<T> {
-        match parsed {
-            Ok(value) => Some(value),
-            Err(messages) => {
-                for m in messages {
-                    self.push(field, m);
-                }
-                None
-            }
-        }
-    }
-
-    /// `Ok(value)` when nothing failed, the violations otherwise.
-    pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, Violations> {
-        if self.0.is_empty() {
-            Ok(value())
-        } else {
-            Err(self)
-        }
-    }
-
-    /// Whether nothing failed.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The `(field, message)` pairs, for `errors::validation`.
-    pub fn into_inner(self) -> Vec<(String, String)> {
-        self.0
-    }
-}
-
-impl From<(&str, &str)> for Violations {
-    fn from((field, message): (&str, &str)) -> Self {
-        Violations(vec![(field.to_owned(), message.to_owned())])
-    }
-}
+pub use crate::validation::Violations;
 
 /// An email address, trimmed, at most 254 characters, `local@domain.tld`.
 /// Compared case-insensitively by the database (unique on `lower(email)`).
