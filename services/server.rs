@@ -23,11 +23,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::service::Routes;
-use tonic::transport::channel::Change;
-use tonic::transport::{Channel, Endpoint};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 use tower::ServiceBuilder;
 use tower_http::map_response_body::MapResponseBodyLayer;
 
@@ -36,6 +31,7 @@ use crate::cache::Cache;
 use crate::catalog::CatalogService;
 use crate::clock::Clock;
 use crate::config::{ServiceName, Settings};
+use crate::grpc_metrics::GrpcMetrics;
 use crate::kv::Kv;
 use crate::proto::ecom::auth::v1::auth_service_server::AuthServiceServer;
 use crate::proto::ecom::catalog::v1::catalog_service_server::CatalogServiceServer;
@@ -43,8 +39,9 @@ use crate::proto::ecom::orders::v1::orders_service_server::OrdersServiceServer;
 use crate::proto::ecom::payments::v1::payments_service_server::PaymentsServiceServer;
 use crate::proto::ecom::users::v1::users_service_server::UsersServiceServer;
 use crate::ratelimit::{self, RateLimit};
+use crate::readiness::Readiness;
 use crate::tokens::Tokens;
-use crate::{auth, db, internal, orders, payments, proto, users};
+use crate::{auth, balancer, db, internal, orders, payments, proto, users};
 
 /// What the process runs.
 #[derive(Debug, Clone)]
@@ -206,8 +203,12 @@ impl Application {
                         .collect();
                     let listener = bind_rest(&settings).await?;
                     rest_addr = Some(listener.local_addr()?);
-                    let app =
-                        edge_router(&shared, upstreams, metrics, Readiness::Local, drain.clone())?;
+                    let app = edge_router(
+                        &shared,
+                        upstreams,
+                        metrics,
+                        Readiness::local(shared.db.clone(), shared.kv.clone(), drain.clone()),
+                    )?;
                     tasks.push(tokio::spawn(serve_rest(listener, app, stop.clone())));
                 }
             }
@@ -216,12 +217,16 @@ impl Application {
                 for (service, urls) in upstreams {
                     map.push((
                         service.grpc_name(),
-                        transcoder::Upstream::channel(channel(service, &urls, stop.clone())?),
+                        transcoder::Upstream::channel(balancer::channel(
+                            service,
+                            &urls,
+                            stop.clone(),
+                        )?),
                     ));
                 }
                 let listener = bind_rest(&settings).await?;
                 rest_addr = Some(listener.local_addr()?);
-                let app = edge_router(&shared, map, metrics, Readiness::Edge, drain.clone())?;
+                let app = edge_router(&shared, map, metrics, Readiness::edge(drain.clone()))?;
                 tasks.push(tokio::spawn(serve_rest(listener, app, stop.clone())));
             }
         }
@@ -567,123 +572,11 @@ async fn bind_rest(settings: &Settings) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding the REST port {}", settings.port))
 }
 
-/// How often the edge checks each address of a service it balances over several.
-const UPSTREAM_PROBE_EVERY: Duration = Duration::from_millis(500);
-/// How long one check may take before the address counts as down.
-const UPSTREAM_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// A balanced channel over `urls` of `service`; connections are made lazily, so the edge starts
-/// before its services and reconnects by itself after a service restarts.
-///
-/// With several addresses, each is checked every [`UPSTREAM_PROBE_EVERY`] (the standard gRPC
-/// health check of `service`) and only those answering SERVING stay in the balancer. tonic
-/// keeps a dead address in rotation (its connection reports ready and then fails the call), so
-/// without the checks a stopped instance would fail its share of requests with 503 for as long
-/// as it stays down (measured: about one request in three of two instances). When no address
-/// answers, every one stays in: the answer is 503 either way, and the first one back serves at
-/// once.
-fn channel(
-    service: ServiceName,
-    urls: &[String],
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<Channel> {
-    let endpoints = urls
-        .iter()
-        .map(|u| {
-            Endpoint::from_shared(u.clone())
-                .with_context(|| format!("invalid upstream url `{u}`"))
-                .map(|e| {
-                    e.connect_timeout(Duration::from_secs(1))
-                        .tcp_nodelay(true)
-                        .http2_keep_alive_interval(Duration::from_secs(30))
-                })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if endpoints.len() < 2 {
-        return Ok(Channel::balance_list(endpoints.into_iter()));
-    }
-    let (channel, changes) = Channel::balance_channel(2 * endpoints.len());
-    for (key, endpoint) in endpoints.iter().enumerate() {
-        changes
-            .try_send(Change::Insert(key, endpoint.clone()))
-            .context("filling the balancer")?;
-    }
-    tokio::spawn(probe_upstreams(service, endpoints, changes, stop));
-    Ok(channel)
-}
-
-/// Keeps the balancer of `service` to the addresses that answer its health check (see
-/// [`channel`]); ends with the edge, or when the channel is gone.
-async fn probe_upstreams(
-    service: ServiceName,
-    endpoints: Vec<Endpoint>,
-    changes: tokio::sync::mpsc::Sender<Change<usize, Endpoint>>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let probes: Vec<HealthClient<Channel>> = endpoints
-        .iter()
-        .map(|e| HealthClient::new(e.connect_lazy()))
-        .collect();
-    let mut in_rotation = vec![true; endpoints.len()];
-    let mut tick = tokio::time::interval(UPSTREAM_PROBE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        let healthy =
-            futures::future::join_all(probes.iter().map(|p| serving(p.clone(), service))).await;
-        let none = !healthy.iter().any(|h| *h);
-        for (key, healthy) in healthy.into_iter().enumerate() {
-            let wanted = healthy || none;
-            if wanted == in_rotation[key] {
-                continue;
-            }
-            let uri = endpoints[key].uri();
-            let change = if wanted {
-                tracing::info!(service = service.grpc_name(), %uri, "upstream back in rotation");
-                Change::Insert(key, endpoints[key].clone())
-            } else {
-                tracing::warn!(service = service.grpc_name(), %uri, "upstream down; out of rotation");
-                Change::Remove(key)
-            };
-            if changes.send(change).await.is_err() {
-                return;
-            }
-            in_rotation[key] = wanted;
-        }
-    }
-}
-
-/// Whether the health check of `service` at `probe` answers SERVING in time.
-async fn serving(mut probe: HealthClient<Channel>, service: ServiceName) -> bool {
-    let request = HealthCheckRequest {
-        service: service.grpc_name().to_owned(),
-    };
-    matches!(
-        tokio::time::timeout(UPSTREAM_PROBE_TIMEOUT, probe.check(request)).await,
-        Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32
-    )
-}
-
-/// What `/ready` checks.
-#[derive(Clone, Copy)]
-enum Readiness {
-    /// PostgreSQL and the shared store.
-    Local,
-    /// The edge alone: it is ready when it serves (services report their own readiness).
-    Edge,
-}
-
 #[derive(Clone)]
 struct EdgeState {
-    shared: Shared,
     metrics: PrometheusHandle,
     openapi: Arc<serde_json::Value>,
     readiness: Readiness,
-    /// True once the process drains (SIGTERM): not ready any more.
-    draining: watch::Receiver<bool>,
 }
 
 /// The REST edge: operational routes, then the transcoder for everything under the base path,
@@ -693,7 +586,6 @@ fn edge_router(
     upstreams: Vec<(&'static str, transcoder::Upstream)>,
     metrics: PrometheusHandle,
     readiness: Readiness,
-    draining: watch::Receiver<bool>,
 ) -> anyhow::Result<Router> {
     let settings = &shared.settings;
     let mut builder = transcoder::Transcoder::builder(proto::descriptor_pool().clone())
@@ -715,11 +607,9 @@ fn edge_router(
         version: env!("CARGO_PKG_VERSION").to_owned(),
     });
     let state = EdgeState {
-        shared: shared.clone(),
         metrics,
         openapi: Arc::new(openapi),
         readiness,
-        draining,
     };
 
     let router = Router::new()
@@ -792,48 +682,7 @@ async fn health() -> impl IntoResponse {
 }
 
 async fn ready(State(state): State<EdgeState>) -> Response {
-    if *state.draining.borrow() {
-        return not_ready("shutting down");
-    }
-    if let Readiness::Edge = state.readiness {
-        return axum::Json(serde_json::json!({ "status": "ready" })).into_response();
-    }
-    let db = sqlx::query("SELECT 1").execute(&state.shared.db).await;
-    let kv = state.shared.kv.ping().await;
-    match (db, kv) {
-        (Ok(_), Ok(())) => {
-            axum::Json(serde_json::json!({ "status": "ready", "postgres": "up", "redis": "up" }))
-                .into_response()
-        }
-        (db, kv) => {
-            let mut details = serde_json::Map::new();
-            details.insert(
-                "postgres".into(),
-                if db.is_ok() { "up" } else { "down" }.into(),
-            );
-            details.insert(
-                "redis".into(),
-                if kv.is_ok() { "up" } else { "down" }.into(),
-            );
-            transcoder::error_response(
-                http::StatusCode::SERVICE_UNAVAILABLE,
-                "SERVICE_UNAVAILABLE",
-                "Not ready",
-                details,
-            )
-            .into_response()
-        }
-    }
-}
-
-fn not_ready(why: &str) -> Response {
-    transcoder::error_response(
-        http::StatusCode::SERVICE_UNAVAILABLE,
-        "SERVICE_UNAVAILABLE",
-        why,
-        serde_json::Map::new(),
-    )
-    .into_response()
+    state.readiness.answer().await
 }
 
 async fn render_metrics(State(state): State<EdgeState>) -> impl IntoResponse {
@@ -889,101 +738,6 @@ async fn pool_gauges(db: PgPool, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = stop.wait_for(|s| *s) => return,
-        }
-    }
-}
-
-pub use grpc_metrics::GrpcMetrics;
-
-mod grpc_metrics {
-    //! Per-RPC telemetry on the gRPC server: one tracing span per call carrying the request id
-    //! the edge sent (`x-request-id` metadata), and metrics: count by method and status,
-    //! latency histogram.
-
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-    use std::time::Instant;
-
-    use tower::{Layer, Service};
-
-    /// Tower layer recording `grpc_requests_total{method,code}` and
-    /// `grpc_request_duration_seconds{method}`.
-    #[derive(Clone, Copy, Default)]
-    pub struct GrpcMetricsLayer;
-
-    /// The service made by [`GrpcMetricsLayer`].
-    #[derive(Clone)]
-    pub struct GrpcMetrics<S> {
-        inner: S,
-    }
-
-    impl GrpcMetrics<()> {
-        /// The layer.
-        pub fn layer() -> GrpcMetricsLayer {
-            GrpcMetricsLayer
-        }
-    }
-
-    impl<S> Layer<S> for GrpcMetricsLayer {
-        type Service = GrpcMetrics<S>;
-        fn layer(&self, inner: S) -> Self::Service {
-            GrpcMetrics { inner }
-        }
-    }
-
-    impl<S, B, RB> Service<http::Request<B>> for GrpcMetrics<S>
-    where
-        S: Service<http::Request<B>, Response = http::Response<RB>>,
-        S::Future: Send + 'static,
-        RB: 'static,
-    {
-        type Response = S::Response;
-        type Error = S::Error;
-        type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-            self.inner.poll_ready(cx)
-        }
-
-        fn call(&mut self, req: http::Request<B>) -> Self::Future {
-            let method = req.uri().path().to_owned();
-            let request_id = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned();
-            let span = tracing::info_span!("rpc", rpc.method = %method, request_id = %request_id);
-            let started = Instant::now();
-            let future = {
-                let _entered = span.enter();
-                self.inner.call(req)
-            };
-            Box::pin(tracing::Instrument::instrument(
-                async move {
-                    let result = future.await;
-                    // Errors of unary RPCs come as trailers-only responses, so the status is in the
-                    // headers; a missing grpc-status in the headers means the body will say OK.
-                    let code = match &result {
-                        Ok(response) => response
-                            .headers()
-                            .get("grpc-status")
-                            .and_then(|v| v.to_str().ok())
-                            .map(|c| tonic::Code::from_bytes(c.as_bytes()))
-                            .unwrap_or(tonic::Code::Ok),
-                        Err(_) => tonic::Code::Unknown,
-                    };
-                    metrics::counter!("grpc_requests_total", "method" => method.clone(), "code" => format!("{code:?}"))
-                    .increment(1);
-                    let elapsed = started.elapsed();
-                    metrics::histogram!("grpc_request_duration_seconds", "method" => method)
-                        .record(elapsed.as_secs_f64());
-                    tracing::debug!(code = ?code, latency_ms = elapsed.as_secs_f64() * 1000.0, "rpc finished");
-                    result
-                },
-                span,
-            ))
         }
     }
 }
