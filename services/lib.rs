@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod auth_alias;
 pub mod authn;
 pub mod balancer;

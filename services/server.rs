@@ -26,6 +26,7 @@ use tonic::service::Routes;
 use tower::ServiceBuilder;
 use tower_http::map_response_body::MapResponseBodyLayer;
 
+use crate::accounts::profiles::Profiles;
 use crate::authn::{Authenticate, Authenticator};
 use crate::cache::Cache;
 use crate::catalog::CatalogService;
@@ -76,21 +77,22 @@ pub struct Application {
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
 
-/// What every service and the edge share. Cheap to clone.
+/// The connections and helpers this process builds once from settings, from which the
+/// composition root hands each service exactly what it uses. Private: no service sees it.
 #[derive(Clone)]
-pub struct Shared {
-    pub settings: Arc<Settings>,
-    pub db: PgPool,
-    pub kv: Kv,
-    pub cache: Cache,
-    pub tokens: Tokens,
-    pub authenticator: Authenticator,
-    pub clock: Clock,
+struct Runtime {
+    settings: Arc<Settings>,
+    db: PgPool,
+    kv: Kv,
+    cache: Cache,
+    tokens: Tokens,
+    authenticator: Authenticator,
+    clock: Clock,
 }
 
-impl Shared {
+impl Runtime {
     /// Connects the pools (lazily) from settings.
-    pub fn new(settings: Settings, clock: Clock) -> anyhow::Result<Shared> {
+    fn new(settings: Settings, clock: Clock) -> anyhow::Result<Runtime> {
         let options = db::connect_options(&settings.database_url)?;
         let db = db::pool(options, settings.database_pool_size);
         let kv = match &settings.redis_url {
@@ -113,7 +115,7 @@ impl Shared {
             settings.jwt_expires_in,
             clock.clone(),
         );
-        Ok(Shared {
+        Ok(Runtime {
             authenticator: Authenticator::new(tokens.clone(), kv.clone()),
             cache: Cache::with_local_tier(kv.clone(), settings.cache_local_max_mb << 20),
             settings: Arc::new(settings),
@@ -133,7 +135,7 @@ impl Application {
         clock: Clock,
     ) -> anyhow::Result<Application> {
         let metrics = prometheus_handle();
-        let shared = Shared::new(settings, clock)?;
+        let shared = Runtime::new(settings, clock)?;
         let settings = shared.settings.clone();
         let (shutdown, stop) = watch::channel(false);
         // Set first on SIGTERM: /ready answers 503 while requests are still served.
@@ -274,14 +276,14 @@ impl Application {
 /// Identity start-up: checks the mail settings, ensures ADMIN_EMAIL, seeds the demo users
 /// (never in production), and spawns the mail sender and the account purge job.
 async fn identity_start(
-    shared: &Shared,
+    shared: &Runtime,
     services: &[ServiceName],
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let settings = &shared.settings;
     crate::auth::mail::check_settings(settings)?;
     // Computed now, so the first login of an unknown email is not slower than the others.
-    crate::auth::password::dummy_hash().await;
+    crate::accounts::password::dummy_hash().await;
     if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
         crate::auth::seed::ensure_admin(&shared.db, email, password)
             .await
@@ -301,7 +303,9 @@ async fn identity_start(
     }
     if services.contains(&ServiceName::Users) {
         tokio::spawn(users::run_purge(
-            shared.clone(),
+            shared.db.clone(),
+            shared.clock.clone(),
+            settings.account_deletion_grace,
             Duration::from_secs(3600),
             stop.clone(),
         ));
@@ -310,16 +314,26 @@ async fn identity_start(
 }
 
 /// The gRPC services this process runs, plus reflection and health.
-fn grpc_routes(shared: &Shared, services: &[ServiceName], commerce: Option<&Commerce>) -> Routes {
+fn grpc_routes(shared: &Runtime, services: &[ServiceName], commerce: Option<&Commerce>) -> Routes {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor set is valid");
     let mut routes = Routes::new(reflection);
+    // Auth and users write the same profile cache through.
+    let profiles = Profiles::new(shared.db.clone(), shared.cache.clone());
     for service in services {
         routes = match (service, commerce) {
             (ServiceName::Auth, _) => {
-                routes.add_service(AuthServiceServer::new(auth::AuthApi::new(shared.clone())))
+                routes.add_service(AuthServiceServer::new(auth::AuthApi::new(
+                    shared.db.clone(),
+                    shared.kv.clone(),
+                    profiles.clone(),
+                    shared.tokens.clone(),
+                    shared.authenticator.clone(),
+                    shared.clock.clone(),
+                    auth::AuthSettings::from_settings(&shared.settings),
+                )))
             }
             (ServiceName::Catalog, _) => {
                 routes.add_service(CatalogServiceServer::new(CatalogService::new(
@@ -331,9 +345,15 @@ fn grpc_routes(shared: &Shared, services: &[ServiceName], commerce: Option<&Comm
             (ServiceName::Orders, Some(commerce)) => {
                 routes.add_service(OrdersServiceServer::new(commerce.orders.clone()))
             }
-            (ServiceName::Users, _) => routes.add_service(UsersServiceServer::new(
-                users::UsersApi::new(shared.clone()),
-            )),
+            (ServiceName::Users, _) => {
+                routes.add_service(UsersServiceServer::new(users::UsersApi::new(
+                    shared.db.clone(),
+                    profiles.clone(),
+                    shared.authenticator.clone(),
+                    shared.clock.clone(),
+                    users::UsersSettings::from_settings(&shared.settings),
+                )))
+            }
             (ServiceName::Payments, Some(commerce)) => {
                 routes.add_service(PaymentsServiceServer::new(commerce.payments.clone()))
             }
@@ -355,7 +375,7 @@ struct Commerce {
     links: (internal::Late, internal::Late),
 }
 
-fn commerce(shared: &Shared) -> anyhow::Result<Commerce> {
+fn commerce(shared: &Runtime) -> anyhow::Result<Commerce> {
     let settings = &shared.settings;
     let to_orders = internal::Late::new();
     let to_payments = internal::Late::new();
@@ -392,7 +412,7 @@ fn commerce(shared: &Shared) -> anyhow::Result<Commerce> {
 
 /// The orders service, reaching the catalog in this process or at CATALOG_URL.
 fn orders_service(
-    shared: &Shared,
+    shared: &Runtime,
     payments: orders::Payments,
 ) -> anyhow::Result<orders::OrdersService> {
     let settings = &shared.settings;
@@ -445,7 +465,7 @@ fn orders_service(
 
 /// The payments service with the configured provider (PAYMENT_PROVIDER).
 fn payments_service(
-    shared: &Shared,
+    shared: &Runtime,
     orders: payments::Orders,
 ) -> anyhow::Result<payments::PaymentsService> {
     let settings = &shared.settings;
@@ -481,7 +501,7 @@ fn payments_service(
 /// idempotency keys older than 24 hours are purged. Holds the links between
 /// orders and payments (`commerce.links`) until the shutdown.
 async fn commerce_sweeper(
-    shared: Shared,
+    shared: Runtime,
     services: Vec<ServiceName>,
     commerce: Option<Commerce>,
     mut stop: watch::Receiver<bool>,
@@ -520,7 +540,7 @@ async fn commerce_sweeper(
 async fn serve_grpc(
     listener: TcpListener,
     routes: Routes,
-    shared: Shared,
+    shared: Runtime,
     services: Vec<ServiceName>,
     (mut drain, mut stop): (watch::Receiver<bool>, watch::Receiver<bool>),
 ) -> anyhow::Result<()> {
@@ -582,7 +602,7 @@ struct EdgeState {
 /// The REST edge: operational routes, then the transcoder for everything under the base path,
 /// wrapped in the edge's layers. Layers run top to bottom on the way in.
 fn edge_router(
-    shared: &Shared,
+    shared: &Runtime,
     upstreams: Vec<(&'static str, transcoder::Upstream)>,
     metrics: PrometheusHandle,
     readiness: Readiness,

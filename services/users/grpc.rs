@@ -5,32 +5,59 @@ use anyhow::Context as _;
 use secrecy::SecretString;
 use tonic::{Request, Response, Status};
 
+use super::UsersSettings;
 use super::avatar::{self, AvatarError};
 use super::domain::{AddressFields, ProfileFields, ProfilePatch};
 use super::store;
-use crate::auth::store::{self as accounts, UserRow};
-use crate::auth::{AuthError, cache_profile, load_profile, password, profile_key};
+use crate::accounts::password;
+use crate::accounts::profiles::Profiles;
+use crate::accounts::store::{self as accounts, UserRow};
+use crate::auth::AuthError;
+use crate::authn::Authenticator;
 use crate::authn::{self, Principal};
+use crate::clock::Clock;
 use crate::proto::ecom::common::v1 as common;
 use crate::proto::ecom::users::v1 as pb;
 use crate::proto::ecom::users::v1::users_service_server::UsersService;
-use crate::server::Shared;
+use sqlx::PgPool;
 
 /// The users service; cheap to clone.
 #[derive(Clone)]
 pub struct UsersApi {
-    shared: Shared,
+    db: PgPool,
+    profiles: Profiles,
+    authenticator: Authenticator,
+    clock: Clock,
+    settings: UsersSettings,
 }
 
 impl UsersApi {
-    /// The service over the shared runtime.
-    pub fn new(shared: Shared) -> Self {
-        UsersApi { shared }
+    /// The service over its accounts (`db`), the profile cache, token revocation, the clock
+    /// and its settings.
+    pub fn new(
+        db: PgPool,
+        profiles: Profiles,
+        authenticator: Authenticator,
+        clock: Clock,
+        settings: UsersSettings,
+    ) -> Self {
+        UsersApi {
+            db,
+            profiles,
+            authenticator,
+            clock,
+            settings,
+        }
+    }
+
+    /// A user's profile (through the cache); 404 when the account is gone.
+    async fn load_profile(&self, id: i64) -> Result<common::User, AuthError> {
+        self.profiles.load(id).await?.ok_or(AuthError::UserNotFound)
     }
 
     /// Applies a validated patch to user `id`; maps unique violations to 409 / 400.
     async fn apply_patch(&self, id: i64, patch: ProfilePatch) -> Result<common::User, AuthError> {
-        let updated = store::update_profile(&self.shared.db, id, &patch).await;
+        let updated = store::update_profile(&self.db, id, &patch).await;
         let row: UserRow = match updated {
             Ok(Some(row)) => row,
             Ok(None) => return Err(AuthError::UserNotFound),
@@ -42,7 +69,7 @@ impl UsersApi {
                 });
             }
         };
-        Ok(cache_profile(&self.shared, &row).await)
+        Ok(self.profiles.store(&row).await)
     }
 
     async fn upload(
@@ -50,7 +77,7 @@ impl UsersApi {
         principal: &Principal,
         r: pb::UploadAvatarRequest,
     ) -> Result<pb::UploadAvatarResponse, AuthError> {
-        let settings = &self.shared.settings;
+        let settings = &self.settings;
         if r.image.is_empty() {
             return Err((
                 "image",
@@ -82,11 +109,11 @@ impl UsersApi {
         tokio::fs::write(dir.join(&name), &png)
             .await
             .context("writing the avatar")?;
-        let url = format!("{}/{name}", settings.uploads_base());
-        let row = store::set_image(&self.shared.db, principal.user_id, &url)
+        let url = format!("{}/{name}", settings.uploads_base);
+        let row = store::set_image(&self.db, principal.user_id, &url)
             .await?
             .ok_or(AuthError::UserNotFound)?;
-        cache_profile(&self.shared, &row).await;
+        self.profiles.store(&row).await;
         Ok(pb::UploadAvatarResponse {
             id: row.id,
             image: url,
@@ -104,30 +131,29 @@ impl UsersApi {
         if r.reason.chars().count() > 500 {
             return Err(("reason", "Must be at most 500 characters").into());
         }
-        let user = accounts::find_user(&self.shared.db, principal.user_id)
+        let user = accounts::find_user(&self.db, principal.user_id)
             .await?
             .ok_or(AuthError::UserNotFound)?;
         if !password::verify(SecretString::from(r.password), user.password_hash.clone()).await? {
             return Err(AuthError::InvalidCredentials);
         }
-        let now = self.shared.clock.now();
-        let mut tx = self.shared.db.begin().await?;
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
         store::request_deletion(&mut *tx, user.id, now, r.reason.trim()).await?;
         accounts::revoke_refresh_tokens(&mut *tx, user.id, None, now).await?;
         tx.commit().await?;
         // Tokens die at once: this one by its jti, older ones by the per-user cutoff.
-        let auth = &self.shared.authenticator;
+        let auth = &self.authenticator;
         auth.revoke(principal)
             .await
             .context("revoking the access token")?;
-        let ttl = std::time::Duration::from_secs(
-            60 * u64::from(self.shared.settings.jwt_max_expires_in_mins),
-        )
-        .max(self.shared.settings.jwt_expires_in);
+        let ttl =
+            std::time::Duration::from_secs(60 * u64::from(self.settings.jwt_max_expires_in_mins))
+                .max(self.settings.jwt_expires_in);
         auth.revoke_user(user.id, now, ttl)
             .await
             .context("revoking the user's tokens")?;
-        self.shared.cache.delete(&[profile_key(user.id)]).await;
+        self.profiles.forget(user.id).await;
         Ok(pb::DeleteMeResponse {
             message: "Account scheduled for deletion".to_owned(),
         })
@@ -139,7 +165,7 @@ impl UsersApi {
         r: pb::AddAddressRequest,
     ) -> Result<pb::Address, AuthError> {
         let fields = AddressFields::parse_new(&r)?;
-        let mut tx = self.shared.db.begin().await?;
+        let mut tx = self.db.begin().await?;
         if !store::lock_user(&mut tx, user_id).await? {
             return Err(AuthError::UserNotFound);
         }
@@ -158,7 +184,7 @@ impl UsersApi {
         user_id: i64,
         r: pb::UpdateAddressRequest,
     ) -> Result<pb::Address, AuthError> {
-        let mut tx = self.shared.db.begin().await?;
+        let mut tx = self.db.begin().await?;
         store::lock_user(&mut tx, user_id).await?;
         let current = store::find_address_for_update(&mut tx, user_id, r.id)
             .await?
@@ -197,7 +223,7 @@ impl UsersService for UsersApi {
         req: Request<pb::GetMeRequest>,
     ) -> Result<Response<pb::GetMeResponse>, Status> {
         let principal = authn::require_user(&req)?;
-        let user = load_profile(&self.shared, principal.user_id).await?;
+        let user = self.load_profile(principal.user_id).await?;
         Ok(Response::new(pb::GetMeResponse { user: Some(user) }))
     }
 
@@ -209,7 +235,7 @@ impl UsersService for UsersApi {
     ) -> Result<Response<pb::GetUserResponse>, Status> {
         let principal = authn::require_user(&req)?;
         let id = req.get_ref().id;
-        let user = load_profile(&self.shared, id).await?;
+        let user = self.load_profile(id).await?;
         let user = if principal.may_access(id) {
             user
         } else {
@@ -277,7 +303,7 @@ impl UsersService for UsersApi {
         req: Request<pb::GetPreferencesRequest>,
     ) -> Result<Response<pb::GetPreferencesResponse>, Status> {
         let principal = authn::require_user(&req)?;
-        let prefs = store::preferences(&self.shared.db, principal.user_id)
+        let prefs = store::preferences(&self.db, principal.user_id)
             .await
             .map_err(AuthError::from)?;
         Ok(Response::new(pb::GetPreferencesResponse {
@@ -293,7 +319,7 @@ impl UsersService for UsersApi {
     ) -> Result<Response<pb::UpdatePreferencesResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
         let r = req.into_inner();
-        let mut tx = self.shared.db.begin().await.map_err(AuthError::from)?;
+        let mut tx = self.db.begin().await.map_err(AuthError::from)?;
         store::lock_user(&mut tx, principal.user_id)
             .await
             .map_err(AuthError::from)?;
@@ -341,7 +367,7 @@ impl UsersService for UsersApi {
         req: Request<pb::ListAddressesRequest>,
     ) -> Result<Response<pb::ListAddressesResponse>, Status> {
         let principal = authn::require_user(&req)?;
-        let rows = store::list_addresses(&self.shared.db, principal.user_id)
+        let rows = store::list_addresses(&self.db, principal.user_id)
             .await
             .map_err(AuthError::from)?;
         Ok(Response::new(pb::ListAddressesResponse {
@@ -387,7 +413,7 @@ impl UsersService for UsersApi {
     ) -> Result<Response<pb::DeleteAddressResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
         let id = req.get_ref().id;
-        let mut tx = self.shared.db.begin().await.map_err(AuthError::from)?;
+        let mut tx = self.db.begin().await.map_err(AuthError::from)?;
         store::lock_user(&mut tx, principal.user_id)
             .await
             .map_err(AuthError::from)?;
