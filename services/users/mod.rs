@@ -8,6 +8,7 @@
 
 mod avatar;
 mod domain;
+mod error;
 mod grpc;
 pub mod store;
 
@@ -18,6 +19,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+pub use error::UsersError;
 pub use grpc::UsersApi;
 
 /// The settings the users service reads.
