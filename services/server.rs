@@ -443,13 +443,7 @@ fn orders_service(
     let after_sales = orders::AfterSales {
         seller: orders::invoice::Seller {
             name: settings.seller_name.trim().to_owned(),
-            address: settings
-                .seller_address
-                .split(';')
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            address: crate::config::address_lines(&settings.seller_address),
         },
         return_window_days: settings.return_window_days,
     };
@@ -610,7 +604,7 @@ fn edge_router(
     let settings = &shared.settings;
     let mut builder = transcoder::Transcoder::builder(proto::descriptor_pool().clone())
         .base_path(&settings.api_base_path)
-        .timeout(settings.upstream_timeout())
+        .timeout(settings.upstream_timeout)
         .max_body_bytes(settings.body_max_size)
         .max_multipart_bytes(settings.upload_max_size)
         // The payments webhook verifies the provider's signature of the raw body.
@@ -684,7 +678,7 @@ fn edge_router(
         .layer(transcoder::layers::Trace::layer())
         .layer(transcoder::layers::Metrics::layer())
         .layer(transcoder::layers::SecurityHeaders::layer(
-            settings.hsts_max_age.map(Duration::from_secs),
+            settings.hsts_max_age,
         ))
         // CORS answers preflights before the rate limiter counts anything.
         .layer(transcoder::layers::Cors::layer(cors))
