@@ -236,14 +236,6 @@ pub fn require_admin<T>(req: &tonic::Request<T>) -> Result<&Principal, Status> {
     }
 }
 
-/// The signed-in caller when there is one; public RPCs that personalise use this.
-pub fn optional_user<T>(req: &tonic::Request<T>) -> Option<&Principal> {
-    match req.extensions().get::<Caller>() {
-        Some(Caller::User(p)) => Some(p),
-        _ => None,
-    }
-}
-
 /// Tower layer that authenticates every request to the gRPC server.
 #[derive(Clone)]
 pub struct AuthenticateLayer {

@@ -263,12 +263,13 @@ pub struct Settings {
     pub rate_limit_enabled: bool,
     /// Window of the per-group limits, in milliseconds.
     #[arg(
-        long,
+        long = "rate-limit-window-ms",
         env = "RATE_LIMIT_WINDOW_MS",
-        default_value_t = 60_000,
+        default_value = "60000",
+        value_parser = parse_millis,
         global = true
     )]
-    pub rate_limit_window_ms: u64,
+    pub rate_limit_window: Duration,
     /// Requests per window for /products/* (and the default for unlisted groups).
     #[arg(
         long,
@@ -317,12 +318,13 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpAddr>,
     /// Deadline of every call from the edge to a service, in milliseconds.
     #[arg(
-        long,
+        long = "upstream-timeout-ms",
         env = "UPSTREAM_TIMEOUT_MS",
-        default_value_t = 10_000,
+        default_value = "10000",
+        value_parser = parse_millis,
         global = true
     )]
-    pub upstream_timeout_ms: u64,
+    pub upstream_timeout: Duration,
     /// On SIGTERM, how long /ready answers 503 while requests are still served, so that load
     /// balancers stop sending new ones before the listeners close, e.g. 1s.
     #[arg(long, env = "SHUTDOWN_DRAIN", default_value = "1s", value_parser = parse_duration, global = true)]
@@ -331,8 +333,8 @@ pub struct Settings {
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration, global = true)]
     pub shutdown_grace: Duration,
     /// Strict-Transport-Security max-age in seconds; unset sends no HSTS header.
-    #[arg(long, env = "HSTS_MAX_AGE", global = true)]
-    pub hsts_max_age: Option<u64>,
+    #[arg(long, env = "HSTS_MAX_AGE", value_parser = parse_seconds, global = true)]
+    pub hsts_max_age: Option<Duration>,
     /// Log filter (tracing env-filter syntax), e.g. info, debug, ecom=debug.
     #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
     pub log_level: String,
@@ -435,13 +437,18 @@ pub struct Settings {
     )]
     pub free_shipping_threshold: f64,
     /// Days after delivery during which a return may be requested.
-    #[arg(long, env = "RETURN_WINDOW_DAYS", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "RETURN_WINDOW_DAYS",
+        default_value_t = DEFAULT_RETURN_WINDOW_DAYS,
+        global = true
+    )]
     pub return_window_days: u32,
     /// Seller's name on invoices.
     #[arg(
         long,
         env = "SELLER_NAME",
-        default_value = "ecom Store Inc.",
+        default_value = DEFAULT_SELLER_NAME,
         global = true
     )]
     pub seller_name: String,
@@ -449,7 +456,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "SELLER_ADDRESS",
-        default_value = "123 Commerce Street;New York, NY 10001;USA",
+        default_value = DEFAULT_SELLER_ADDRESS,
         global = true
     )]
     pub seller_address: String,
@@ -606,11 +613,6 @@ impl Settings {
         )
     }
 
-    /// Deadline of edge-to-service calls.
-    pub fn upstream_timeout(&self) -> Duration {
-        Duration::from_millis(self.upstream_timeout_ms)
-    }
-
     /// True in production mode.
     pub fn is_production(&self) -> bool {
         self.app_env == AppEnv::Production
@@ -623,6 +625,40 @@ impl Settings {
         let cli = Cli::try_parse_from(all).context("parsing test settings")?;
         Ok(cli.settings)
     }
+}
+
+/// SELLER_NAME's default: the seller on invoices. The one source for every default seller.
+pub const DEFAULT_SELLER_NAME: &str = "ecom Store Inc.";
+/// SELLER_ADDRESS's default, lines separated by `;` (see [`address_lines`]).
+pub const DEFAULT_SELLER_ADDRESS: &str = "123 Commerce Street;New York, NY 10001;USA";
+/// RETURN_WINDOW_DAYS's default.
+pub const DEFAULT_RETURN_WINDOW_DAYS: u32 = 30;
+
+/// The lines of a `;`-separated postal address (SELLER_ADDRESS), trimmed, empty ones dropped.
+pub fn address_lines(s: &str) -> Vec<String> {
+    s.split(';')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Parses a whole number of milliseconds (the settings documented in ms, e.g.
+/// UPSTREAM_TIMEOUT_MS=10000) into a duration.
+pub fn parse_millis(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("`{s}` is not a whole number of milliseconds"))
+}
+
+/// Parses a whole number of seconds (the settings documented in seconds, e.g.
+/// HSTS_MAX_AGE=31536000) into a duration.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("`{s}` is not a whole number of seconds"))
 }
 
 /// Parses `900`, `900s`, `15m`, `1h`, `7d` into a duration.
@@ -649,6 +685,9 @@ mod tests {
 
     #[test]
     fn durations_parse_with_units() {
+        assert_eq!(parse_millis("10000"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_seconds("60"), Ok(Duration::from_secs(60)));
+        assert!(parse_millis("10s").is_err());
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
         assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));

@@ -7,19 +7,23 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod auth_alias;
 pub mod authn;
+pub mod balancer;
 pub mod cache;
 pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod errors;
+pub mod grpc_metrics;
 pub mod internal;
 pub mod kv;
 pub mod money;
 pub mod proto;
 pub mod ratelimit;
+pub mod readiness;
 pub mod server;
 pub mod telemetry;
 pub mod tokens;

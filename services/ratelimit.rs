@@ -34,7 +34,7 @@ pub struct Rule {
 
 /// The limits of section 11.4, most specific first.
 pub fn rules(settings: &Settings) -> Vec<Rule> {
-    let minute = Duration::from_millis(settings.rate_limit_window_ms);
+    let minute = settings.rate_limit_window;
     vec![
         Rule {
             group: "auth-login",

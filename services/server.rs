@@ -23,19 +23,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::service::Routes;
-use tonic::transport::channel::Change;
-use tonic::transport::{Channel, Endpoint};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 use tower::ServiceBuilder;
 use tower_http::map_response_body::MapResponseBodyLayer;
 
+use crate::accounts::profiles::Profiles;
 use crate::authn::{Authenticate, Authenticator};
 use crate::cache::Cache;
 use crate::catalog::CatalogService;
 use crate::clock::Clock;
 use crate::config::{ServiceName, Settings};
+use crate::grpc_metrics::GrpcMetrics;
 use crate::kv::Kv;
 use crate::proto::ecom::auth::v1::auth_service_server::AuthServiceServer;
 use crate::proto::ecom::catalog::v1::catalog_service_server::CatalogServiceServer;
@@ -43,8 +40,9 @@ use crate::proto::ecom::orders::v1::orders_service_server::OrdersServiceServer;
 use crate::proto::ecom::payments::v1::payments_service_server::PaymentsServiceServer;
 use crate::proto::ecom::users::v1::users_service_server::UsersServiceServer;
 use crate::ratelimit::{self, RateLimit};
+use crate::readiness::Readiness;
 use crate::tokens::Tokens;
-use crate::{auth, db, internal, orders, payments, proto, users};
+use crate::{auth, balancer, db, internal, orders, payments, proto, users};
 
 /// What the process runs.
 #[derive(Debug, Clone)]
@@ -79,21 +77,22 @@ pub struct Application {
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
 
-/// What every service and the edge share. Cheap to clone.
+/// The connections and helpers this process builds once from settings, from which the
+/// composition root hands each service exactly what it uses. Private: no service sees it.
 #[derive(Clone)]
-pub struct Shared {
-    pub settings: Arc<Settings>,
-    pub db: PgPool,
-    pub kv: Kv,
-    pub cache: Cache,
-    pub tokens: Tokens,
-    pub authenticator: Authenticator,
-    pub clock: Clock,
+struct Runtime {
+    settings: Arc<Settings>,
+    db: PgPool,
+    kv: Kv,
+    cache: Cache,
+    tokens: Tokens,
+    authenticator: Authenticator,
+    clock: Clock,
 }
 
-impl Shared {
+impl Runtime {
     /// Connects the pools (lazily) from settings.
-    pub fn new(settings: Settings, clock: Clock) -> anyhow::Result<Shared> {
+    fn new(settings: Settings, clock: Clock) -> anyhow::Result<Runtime> {
         let options = db::connect_options(&settings.database_url)?;
         let db = db::pool(options, settings.database_pool_size);
         let kv = match &settings.redis_url {
@@ -116,7 +115,7 @@ impl Shared {
             settings.jwt_expires_in,
             clock.clone(),
         );
-        Ok(Shared {
+        Ok(Runtime {
             authenticator: Authenticator::new(tokens.clone(), kv.clone()),
             cache: Cache::with_local_tier(kv.clone(), settings.cache_local_max_mb << 20),
             settings: Arc::new(settings),
@@ -136,7 +135,7 @@ impl Application {
         clock: Clock,
     ) -> anyhow::Result<Application> {
         let metrics = prometheus_handle();
-        let shared = Shared::new(settings, clock)?;
+        let shared = Runtime::new(settings, clock)?;
         let settings = shared.settings.clone();
         let (shutdown, stop) = watch::channel(false);
         // Set first on SIGTERM: /ready answers 503 while requests are still served.
@@ -206,8 +205,12 @@ impl Application {
                         .collect();
                     let listener = bind_rest(&settings).await?;
                     rest_addr = Some(listener.local_addr()?);
-                    let app =
-                        edge_router(&shared, upstreams, metrics, Readiness::Local, drain.clone())?;
+                    let app = edge_router(
+                        &shared,
+                        upstreams,
+                        metrics,
+                        Readiness::local(shared.db.clone(), shared.kv.clone(), drain.clone()),
+                    )?;
                     tasks.push(tokio::spawn(serve_rest(listener, app, stop.clone())));
                 }
             }
@@ -216,12 +219,16 @@ impl Application {
                 for (service, urls) in upstreams {
                     map.push((
                         service.grpc_name(),
-                        transcoder::Upstream::channel(channel(service, &urls, stop.clone())?),
+                        transcoder::Upstream::channel(balancer::channel(
+                            service,
+                            &urls,
+                            stop.clone(),
+                        )?),
                     ));
                 }
                 let listener = bind_rest(&settings).await?;
                 rest_addr = Some(listener.local_addr()?);
-                let app = edge_router(&shared, map, metrics, Readiness::Edge, drain.clone())?;
+                let app = edge_router(&shared, map, metrics, Readiness::edge(drain.clone()))?;
                 tasks.push(tokio::spawn(serve_rest(listener, app, stop.clone())));
             }
         }
@@ -269,14 +276,14 @@ impl Application {
 /// Identity start-up: checks the mail settings, ensures ADMIN_EMAIL, seeds the demo users
 /// (never in production), and spawns the mail sender and the account purge job.
 async fn identity_start(
-    shared: &Shared,
+    shared: &Runtime,
     services: &[ServiceName],
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let settings = &shared.settings;
     crate::auth::mail::check_settings(settings)?;
     // Computed now, so the first login of an unknown email is not slower than the others.
-    crate::auth::password::dummy_hash().await;
+    crate::accounts::password::dummy_hash().await;
     if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
         crate::auth::seed::ensure_admin(&shared.db, email, password)
             .await
@@ -296,7 +303,9 @@ async fn identity_start(
     }
     if services.contains(&ServiceName::Users) {
         tokio::spawn(users::run_purge(
-            shared.clone(),
+            shared.db.clone(),
+            shared.clock.clone(),
+            settings.account_deletion_grace,
             Duration::from_secs(3600),
             stop.clone(),
         ));
@@ -305,16 +314,26 @@ async fn identity_start(
 }
 
 /// The gRPC services this process runs, plus reflection and health.
-fn grpc_routes(shared: &Shared, services: &[ServiceName], commerce: Option<&Commerce>) -> Routes {
+fn grpc_routes(shared: &Runtime, services: &[ServiceName], commerce: Option<&Commerce>) -> Routes {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor set is valid");
     let mut routes = Routes::new(reflection);
+    // Auth and users write the same profile cache through.
+    let profiles = Profiles::new(shared.db.clone(), shared.cache.clone());
     for service in services {
         routes = match (service, commerce) {
             (ServiceName::Auth, _) => {
-                routes.add_service(AuthServiceServer::new(auth::AuthApi::new(shared.clone())))
+                routes.add_service(AuthServiceServer::new(auth::AuthApi::new(
+                    shared.db.clone(),
+                    shared.kv.clone(),
+                    profiles.clone(),
+                    shared.tokens.clone(),
+                    shared.authenticator.clone(),
+                    shared.clock.clone(),
+                    auth::AuthSettings::from_settings(&shared.settings),
+                )))
             }
             (ServiceName::Catalog, _) => {
                 routes.add_service(CatalogServiceServer::new(CatalogService::new(
@@ -326,9 +345,15 @@ fn grpc_routes(shared: &Shared, services: &[ServiceName], commerce: Option<&Comm
             (ServiceName::Orders, Some(commerce)) => {
                 routes.add_service(OrdersServiceServer::new(commerce.orders.clone()))
             }
-            (ServiceName::Users, _) => routes.add_service(UsersServiceServer::new(
-                users::UsersApi::new(shared.clone()),
-            )),
+            (ServiceName::Users, _) => {
+                routes.add_service(UsersServiceServer::new(users::UsersApi::new(
+                    shared.db.clone(),
+                    profiles.clone(),
+                    shared.authenticator.clone(),
+                    shared.clock.clone(),
+                    users::UsersSettings::from_settings(&shared.settings),
+                )))
+            }
             (ServiceName::Payments, Some(commerce)) => {
                 routes.add_service(PaymentsServiceServer::new(commerce.payments.clone()))
             }
@@ -350,7 +375,7 @@ struct Commerce {
     links: (internal::Late, internal::Late),
 }
 
-fn commerce(shared: &Shared) -> anyhow::Result<Commerce> {
+fn commerce(shared: &Runtime) -> anyhow::Result<Commerce> {
     let settings = &shared.settings;
     let to_orders = internal::Late::new();
     let to_payments = internal::Late::new();
@@ -387,7 +412,7 @@ fn commerce(shared: &Shared) -> anyhow::Result<Commerce> {
 
 /// The orders service, reaching the catalog in this process or at CATALOG_URL.
 fn orders_service(
-    shared: &Shared,
+    shared: &Runtime,
     payments: orders::Payments,
 ) -> anyhow::Result<orders::OrdersService> {
     let settings = &shared.settings;
@@ -418,13 +443,7 @@ fn orders_service(
     let after_sales = orders::AfterSales {
         seller: orders::invoice::Seller {
             name: settings.seller_name.trim().to_owned(),
-            address: settings
-                .seller_address
-                .split(';')
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            address: crate::config::address_lines(&settings.seller_address),
         },
         return_window_days: settings.return_window_days,
     };
@@ -440,7 +459,7 @@ fn orders_service(
 
 /// The payments service with the configured provider (PAYMENT_PROVIDER).
 fn payments_service(
-    shared: &Shared,
+    shared: &Runtime,
     orders: payments::Orders,
 ) -> anyhow::Result<payments::PaymentsService> {
     let settings = &shared.settings;
@@ -476,7 +495,7 @@ fn payments_service(
 /// idempotency keys older than 24 hours are purged. Holds the links between
 /// orders and payments (`commerce.links`) until the shutdown.
 async fn commerce_sweeper(
-    shared: Shared,
+    shared: Runtime,
     services: Vec<ServiceName>,
     commerce: Option<Commerce>,
     mut stop: watch::Receiver<bool>,
@@ -515,7 +534,7 @@ async fn commerce_sweeper(
 async fn serve_grpc(
     listener: TcpListener,
     routes: Routes,
-    shared: Shared,
+    shared: Runtime,
     services: Vec<ServiceName>,
     (mut drain, mut stop): (watch::Receiver<bool>, watch::Receiver<bool>),
 ) -> anyhow::Result<()> {
@@ -567,138 +586,25 @@ async fn bind_rest(settings: &Settings) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding the REST port {}", settings.port))
 }
 
-/// How often the edge checks each address of a service it balances over several.
-const UPSTREAM_PROBE_EVERY: Duration = Duration::from_millis(500);
-/// How long one check may take before the address counts as down.
-const UPSTREAM_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// A balanced channel over `urls` of `service`; connections are made lazily, so the edge starts
-/// before its services and reconnects by itself after a service restarts.
-///
-/// With several addresses, each is checked every [`UPSTREAM_PROBE_EVERY`] (the standard gRPC
-/// health check of `service`) and only those answering SERVING stay in the balancer. tonic
-/// keeps a dead address in rotation (its connection reports ready and then fails the call), so
-/// without the checks a stopped instance would fail its share of requests with 503 for as long
-/// as it stays down (measured: about one request in three of two instances). When no address
-/// answers, every one stays in: the answer is 503 either way, and the first one back serves at
-/// once.
-fn channel(
-    service: ServiceName,
-    urls: &[String],
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<Channel> {
-    let endpoints = urls
-        .iter()
-        .map(|u| {
-            Endpoint::from_shared(u.clone())
-                .with_context(|| format!("invalid upstream url `{u}`"))
-                .map(|e| {
-                    e.connect_timeout(Duration::from_secs(1))
-                        .tcp_nodelay(true)
-                        .http2_keep_alive_interval(Duration::from_secs(30))
-                })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if endpoints.len() < 2 {
-        return Ok(Channel::balance_list(endpoints.into_iter()));
-    }
-    let (channel, changes) = Channel::balance_channel(2 * endpoints.len());
-    for (key, endpoint) in endpoints.iter().enumerate() {
-        changes
-            .try_send(Change::Insert(key, endpoint.clone()))
-            .context("filling the balancer")?;
-    }
-    tokio::spawn(probe_upstreams(service, endpoints, changes, stop));
-    Ok(channel)
-}
-
-/// Keeps the balancer of `service` to the addresses that answer its health check (see
-/// [`channel`]); ends with the edge, or when the channel is gone.
-async fn probe_upstreams(
-    service: ServiceName,
-    endpoints: Vec<Endpoint>,
-    changes: tokio::sync::mpsc::Sender<Change<usize, Endpoint>>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let probes: Vec<HealthClient<Channel>> = endpoints
-        .iter()
-        .map(|e| HealthClient::new(e.connect_lazy()))
-        .collect();
-    let mut in_rotation = vec![true; endpoints.len()];
-    let mut tick = tokio::time::interval(UPSTREAM_PROBE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        let healthy =
-            futures::future::join_all(probes.iter().map(|p| serving(p.clone(), service))).await;
-        let none = !healthy.iter().any(|h| *h);
-        for (key, healthy) in healthy.into_iter().enumerate() {
-            let wanted = healthy || none;
-            if wanted == in_rotation[key] {
-                continue;
-            }
-            let uri = endpoints[key].uri();
-            let change = if wanted {
-                tracing::info!(service = service.grpc_name(), %uri, "upstream back in rotation");
-                Change::Insert(key, endpoints[key].clone())
-            } else {
-                tracing::warn!(service = service.grpc_name(), %uri, "upstream down; out of rotation");
-                Change::Remove(key)
-            };
-            if changes.send(change).await.is_err() {
-                return;
-            }
-            in_rotation[key] = wanted;
-        }
-    }
-}
-
-/// Whether the health check of `service` at `probe` answers SERVING in time.
-async fn serving(mut probe: HealthClient<Channel>, service: ServiceName) -> bool {
-    let request = HealthCheckRequest {
-        service: service.grpc_name().to_owned(),
-    };
-    matches!(
-        tokio::time::timeout(UPSTREAM_PROBE_TIMEOUT, probe.check(request)).await,
-        Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32
-    )
-}
-
-/// What `/ready` checks.
-#[derive(Clone, Copy)]
-enum Readiness {
-    /// PostgreSQL and the shared store.
-    Local,
-    /// The edge alone: it is ready when it serves (services report their own readiness).
-    Edge,
-}
-
 #[derive(Clone)]
 struct EdgeState {
-    shared: Shared,
     metrics: PrometheusHandle,
     openapi: Arc<serde_json::Value>,
     readiness: Readiness,
-    /// True once the process drains (SIGTERM): not ready any more.
-    draining: watch::Receiver<bool>,
 }
 
 /// The REST edge: operational routes, then the transcoder for everything under the base path,
 /// wrapped in the edge's layers. Layers run top to bottom on the way in.
 fn edge_router(
-    shared: &Shared,
+    shared: &Runtime,
     upstreams: Vec<(&'static str, transcoder::Upstream)>,
     metrics: PrometheusHandle,
     readiness: Readiness,
-    draining: watch::Receiver<bool>,
 ) -> anyhow::Result<Router> {
     let settings = &shared.settings;
     let mut builder = transcoder::Transcoder::builder(proto::descriptor_pool().clone())
         .base_path(&settings.api_base_path)
-        .timeout(settings.upstream_timeout())
+        .timeout(settings.upstream_timeout)
         .max_body_bytes(settings.body_max_size)
         .max_multipart_bytes(settings.upload_max_size)
         // The payments webhook verifies the provider's signature of the raw body.
@@ -715,11 +621,9 @@ fn edge_router(
         version: env!("CARGO_PKG_VERSION").to_owned(),
     });
     let state = EdgeState {
-        shared: shared.clone(),
         metrics,
         openapi: Arc::new(openapi),
         readiness,
-        draining,
     };
 
     let router = Router::new()
@@ -774,7 +678,7 @@ fn edge_router(
         .layer(transcoder::layers::Trace::layer())
         .layer(transcoder::layers::Metrics::layer())
         .layer(transcoder::layers::SecurityHeaders::layer(
-            settings.hsts_max_age.map(Duration::from_secs),
+            settings.hsts_max_age,
         ))
         // CORS answers preflights before the rate limiter counts anything.
         .layer(transcoder::layers::Cors::layer(cors))
@@ -792,48 +696,7 @@ async fn health() -> impl IntoResponse {
 }
 
 async fn ready(State(state): State<EdgeState>) -> Response {
-    if *state.draining.borrow() {
-        return not_ready("shutting down");
-    }
-    if let Readiness::Edge = state.readiness {
-        return axum::Json(serde_json::json!({ "status": "ready" })).into_response();
-    }
-    let db = sqlx::query("SELECT 1").execute(&state.shared.db).await;
-    let kv = state.shared.kv.ping().await;
-    match (db, kv) {
-        (Ok(_), Ok(())) => {
-            axum::Json(serde_json::json!({ "status": "ready", "postgres": "up", "redis": "up" }))
-                .into_response()
-        }
-        (db, kv) => {
-            let mut details = serde_json::Map::new();
-            details.insert(
-                "postgres".into(),
-                if db.is_ok() { "up" } else { "down" }.into(),
-            );
-            details.insert(
-                "redis".into(),
-                if kv.is_ok() { "up" } else { "down" }.into(),
-            );
-            transcoder::error_response(
-                http::StatusCode::SERVICE_UNAVAILABLE,
-                "SERVICE_UNAVAILABLE",
-                "Not ready",
-                details,
-            )
-            .into_response()
-        }
-    }
-}
-
-fn not_ready(why: &str) -> Response {
-    transcoder::error_response(
-        http::StatusCode::SERVICE_UNAVAILABLE,
-        "SERVICE_UNAVAILABLE",
-        why,
-        serde_json::Map::new(),
-    )
-    .into_response()
+    state.readiness.answer().await
 }
 
 async fn render_metrics(State(state): State<EdgeState>) -> impl IntoResponse {
@@ -889,101 +752,6 @@ async fn pool_gauges(db: PgPool, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = stop.wait_for(|s| *s) => return,
-        }
-    }
-}
-
-pub use grpc_metrics::GrpcMetrics;
-
-mod grpc_metrics {
-    //! Per-RPC telemetry on the gRPC server: one tracing span per call carrying the request id
-    //! the edge sent (`x-request-id` metadata), and metrics: count by method and status,
-    //! latency histogram.
-
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-    use std::time::Instant;
-
-    use tower::{Layer, Service};
-
-    /// Tower layer recording `grpc_requests_total{method,code}` and
-    /// `grpc_request_duration_seconds{method}`.
-    #[derive(Clone, Copy, Default)]
-    pub struct GrpcMetricsLayer;
-
-    /// The service made by [`GrpcMetricsLayer`].
-    #[derive(Clone)]
-    pub struct GrpcMetrics<S> {
-        inner: S,
-    }
-
-    impl GrpcMetrics<()> {
-        /// The layer.
-        pub fn layer() -> GrpcMetricsLayer {
-            GrpcMetricsLayer
-        }
-    }
-
-    impl<S> Layer<S> for GrpcMetricsLayer {
-        type Service = GrpcMetrics<S>;
-        fn layer(&self, inner: S) -> Self::Service {
-            GrpcMetrics { inner }
-        }
-    }
-
-    impl<S, B, RB> Service<http::Request<B>> for GrpcMetrics<S>
-    where
-        S: Service<http::Request<B>, Response = http::Response<RB>>,
-        S::Future: Send + 'static,
-        RB: 'static,
-    {
-        type Response = S::Response;
-        type Error = S::Error;
-        type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-            self.inner.poll_ready(cx)
-        }
-
-        fn call(&mut self, req: http::Request<B>) -> Self::Future {
-            let method = req.uri().path().to_owned();
-            let request_id = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned();
-            let span = tracing::info_span!("rpc", rpc.method = %method, request_id = %request_id);
-            let started = Instant::now();
-            let future = {
-                let _entered = span.enter();
-                self.inner.call(req)
-            };
-            Box::pin(tracing::Instrument::instrument(
-                async move {
-                    let result = future.await;
-                    // Errors of unary RPCs come as trailers-only responses, so the status is in the
-                    // headers; a missing grpc-status in the headers means the body will say OK.
-                    let code = match &result {
-                        Ok(response) => response
-                            .headers()
-                            .get("grpc-status")
-                            .and_then(|v| v.to_str().ok())
-                            .map(|c| tonic::Code::from_bytes(c.as_bytes()))
-                            .unwrap_or(tonic::Code::Ok),
-                        Err(_) => tonic::Code::Unknown,
-                    };
-                    metrics::counter!("grpc_requests_total", "method" => method.clone(), "code" => format!("{code:?}"))
-                    .increment(1);
-                    let elapsed = started.elapsed();
-                    metrics::histogram!("grpc_request_duration_seconds", "method" => method)
-                        .record(elapsed.as_secs_f64());
-                    tracing::debug!(code = ?code, latency_ms = elapsed.as_secs_f64() * 1000.0, "rpc finished");
-                    result
-                },
-                span,
-            ))
         }
     }
 }

@@ -9,7 +9,7 @@ use super::domain::Violations;
 use crate::errors;
 use crate::proto::ecom::common::v1::ErrorReason;
 
-/// Everything an auth or users RPC can fail with. Each variant's doc names the status it
+/// Everything an auth RPC can fail with. Each variant's doc names the status it
 /// becomes; the conversion is [`From<AuthError> for Status`].
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -41,18 +41,6 @@ pub enum AuthError {
     /// NOT_FOUND (404) USER_NOT_FOUND.
     #[error("user not found")]
     UserNotFound,
-    /// PERMISSION_DENIED (403) FORBIDDEN.
-    #[error("forbidden: {0}")]
-    Forbidden(&'static str),
-    /// NOT_FOUND (404) ADDRESS_NOT_FOUND, also for another user's address.
-    #[error("address not found")]
-    AddressNotFound,
-    /// Unsupported media type (415) UNSUPPORTED_MEDIA_TYPE.
-    #[error("unsupported media type")]
-    UnsupportedMediaType(&'static str),
-    /// Payload too large (413) PAYLOAD_TOO_LARGE.
-    #[error("payload too large")]
-    PayloadTooLarge(String),
     /// INTERNAL (500) INTERNAL_ERROR; the cause chain is logged once.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -142,26 +130,6 @@ impl From<AuthError> for Status {
             AuthError::UserNotFound => {
                 errors::status(Code::NotFound, ErrorReason::UserNotFound, "User not found")
             }
-            AuthError::Forbidden(why) => {
-                errors::status(Code::PermissionDenied, ErrorReason::Forbidden, why)
-            }
-            AuthError::AddressNotFound => errors::status(
-                Code::NotFound,
-                ErrorReason::AddressNotFound,
-                "Address not found",
-            ),
-            AuthError::UnsupportedMediaType(why) => errors::status_with_http(
-                Code::InvalidArgument,
-                ErrorReason::UnsupportedMediaType,
-                415,
-                why,
-            ),
-            AuthError::PayloadTooLarge(why) => errors::status_with_http(
-                Code::InvalidArgument,
-                ErrorReason::PayloadTooLarge,
-                413,
-                why,
-            ),
             AuthError::Unexpected(e) => errors::unexpected(e),
         }
     }

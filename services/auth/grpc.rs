@@ -5,23 +5,26 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use prost::Message as _;
 use secrecy::SecretString;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use super::AuthSettings;
 use super::domain::{Email, NewPassword, NewUser, PersonName, Username, Violations};
 use super::error::AuthError;
 use super::store::{self, Redemption, Rotation, UserRow};
 use super::{password, secret_token};
+use crate::accounts::profiles::Profiles;
 use crate::authn;
+use crate::authn::Authenticator;
+use crate::clock::Clock;
+use crate::kv::Kv;
 use crate::proto::ecom::auth::v1 as pb;
 use crate::proto::ecom::auth::v1::auth_service_server::AuthService;
 use crate::proto::ecom::common::v1 as common;
-use crate::server::Shared;
+use crate::tokens::Tokens;
+use sqlx::PgPool;
 
-/// How long a cached profile stays (spec 12.2: 60 s, write-through).
-pub const PROFILE_TTL: Duration = Duration::from_secs(60);
 /// How long a password reset token is valid.
 pub const RESET_TOKEN_TTL: chrono::Duration = chrono::Duration::minutes(30);
 /// Login attempts per account (whatever the client address) per window.
@@ -29,62 +32,16 @@ const LOGIN_PER_ACCOUNT: (u64, Duration) = (10, Duration::from_secs(15 * 60));
 /// Password reset requests per account per window.
 const RESET_PER_ACCOUNT: (u64, Duration) = (3, Duration::from_secs(3600));
 
-/// The cache key of a user's profile.
-pub fn profile_key(id: i64) -> String {
-    format!("users:profile:{id}")
-}
-
-/// A user's profile: from the cache, else from the database (then cached).
-pub async fn load_profile(shared: &Shared, id: i64) -> Result<common::User, AuthError> {
-    let key = profile_key(id);
-    if let Some(bytes) = shared.cache.get(&key).await
-        && let Ok(user) = common::User::decode(bytes)
-    {
-        return Ok(user);
-    }
-    let row = store::find_user(&shared.db, id)
-        .await?
-        .ok_or(AuthError::UserNotFound)?;
-    Ok(cache_profile(shared, &row).await)
-}
-
-/// Writes a user's profile through to the cache; returns it.
-pub async fn cache_profile(shared: &Shared, row: &UserRow) -> common::User {
-    let user = row.to_wire();
-    shared
-        .cache
-        .set(&profile_key(row.id), &user.encode_to_vec(), PROFILE_TTL)
-        .await;
-    user
-}
-
-/// Counts a hit on a per-account limit; `Err(RateLimited)` over it. Off with
-/// RATE_LIMIT_ENABLED=false, like the edge's limits (the lockout after failed logins stays).
-/// Fails open when the store is down (as the edge limiter does).
-pub async fn account_limit(
-    shared: &Shared,
-    group: &str,
-    account: &str,
-    (max, window): (u64, Duration),
-) -> Result<(), AuthError> {
-    if !shared.settings.rate_limit_enabled {
-        return Ok(());
-    }
-    let key = format!("rl:{group}:{}", account.trim().to_lowercase());
-    match shared.kv.hit(&key, window).await {
-        Ok((count, _)) if count <= max => Ok(()),
-        Ok((_, left)) => Err(AuthError::RateLimited(left)),
-        Err(e) => {
-            tracing::warn!(error = %e, "per-account rate limit unavailable; failing open");
-            Ok(())
-        }
-    }
-}
-
 /// The auth service; cheap to clone.
 #[derive(Clone)]
 pub struct AuthApi {
-    shared: Shared,
+    db: PgPool,
+    kv: Kv,
+    profiles: Profiles,
+    tokens: Tokens,
+    authenticator: Authenticator,
+    clock: Clock,
+    settings: AuthSettings,
 }
 
 /// A fresh session: an access token and a refresh token.
@@ -95,18 +52,63 @@ struct Session {
 }
 
 impl AuthApi {
-    /// The service over the shared runtime.
-    pub fn new(shared: Shared) -> Self {
-        AuthApi { shared }
+    /// The service over its accounts (`db`), per-account limits (`kv`), the profile cache,
+    /// token minting and revocation, the clock and its settings.
+    pub fn new(
+        db: PgPool,
+        kv: Kv,
+        profiles: Profiles,
+        tokens: Tokens,
+        authenticator: Authenticator,
+        clock: Clock,
+        settings: AuthSettings,
+    ) -> Self {
+        AuthApi {
+            db,
+            kv,
+            profiles,
+            tokens,
+            authenticator,
+            clock,
+            settings,
+        }
+    }
+
+    /// Counts a hit on a per-account limit; `Err(RateLimited)` over it. Off with
+    /// RATE_LIMIT_ENABLED=false, like the edge's limits (the lockout after failed logins stays).
+    /// Fails open when the store is down (as the edge limiter does).
+    async fn account_limit(
+        &self,
+        group: &str,
+        account: &str,
+        (max, window): (u64, Duration),
+    ) -> Result<(), AuthError> {
+        if !self.settings.rate_limit_enabled {
+            return Ok(());
+        }
+        let key = format!("rl:{group}:{}", account.trim().to_lowercase());
+        match self.kv.hit(&key, window).await {
+            Ok((count, _)) if count <= max => Ok(()),
+            Ok((_, left)) => Err(AuthError::RateLimited(left)),
+            Err(e) => {
+                tracing::warn!(error = %e, "per-account rate limit unavailable; failing open");
+                Ok(())
+            }
+        }
+    }
+
+    /// The signed-in user's profile (through the cache); 404 when the account is gone.
+    async fn load_profile(&self, id: i64) -> Result<common::User, AuthError> {
+        self.profiles.load(id).await?.ok_or(AuthError::UserNotFound)
     }
 
     fn now(&self) -> DateTime<Utc> {
-        self.shared.clock.now()
+        self.clock.now()
     }
 
     /// The access token lifetime a client asked for (DummyJSON `expiresInMins`), bounded.
     fn ttl(&self, expires_in_mins: Option<i32>, v: &mut Violations) -> Option<Duration> {
-        let max = self.shared.settings.jwt_max_expires_in_mins;
+        let max = self.settings.jwt_max_expires_in_mins;
         match expires_in_mins {
             None => None,
             Some(m) if m >= 1 => Some(Duration::from_secs(60 * u64::from((m as u32).min(max)))),
@@ -127,11 +129,10 @@ impl AuthApi {
     ) -> Result<Session, AuthError> {
         let family = family.unwrap_or_else(Uuid::new_v4);
         let (access, claims) =
-            self.shared
-                .tokens
+            self.tokens
                 .mint_session(user.id, &user.email, user.role(), ttl, Some(family));
         let refresh = secret_token::generate();
-        let refresh_ttl = chrono::Duration::from_std(self.shared.settings.jwt_refresh_expires_in)
+        let refresh_ttl = chrono::Duration::from_std(self.settings.jwt_refresh_expires_in)
             .context("JWT_REFRESH_EXPIRES_IN out of range")?;
         store::insert_refresh_token(
             ex,
@@ -150,7 +151,7 @@ impl AuthApi {
 
     /// Whether a deleted account is past its grace period (then it cannot log in any more).
     fn past_grace(&self, user: &UserRow) -> bool {
-        let grace = chrono::Duration::from_std(self.shared.settings.account_deletion_grace)
+        let grace = chrono::Duration::from_std(self.settings.account_deletion_grace)
             .unwrap_or(chrono::Duration::MAX);
         user.deletion_requested_at
             .is_some_and(|at| at + grace <= self.now())
@@ -171,11 +172,12 @@ impl AuthApi {
         }
         let ttl = self.ttl(r.expires_in_mins, &mut v);
         v.finish(|| ())?;
-        account_limit(&self.shared, "login-account", login, LOGIN_PER_ACCOUNT).await?;
+        self.account_limit("login-account", login, LOGIN_PER_ACCOUNT)
+            .await?;
 
-        let settings = &self.shared.settings;
+        let settings = &self.settings;
         let password = SecretString::from(r.password);
-        let user = store::find_by_login(&self.shared.db, login).await?;
+        let user = store::find_by_login(&self.db, login).await?;
         let user = match user {
             Some(u) if !self.past_grace(&u) => u,
             _ => {
@@ -192,7 +194,7 @@ impl AuthApi {
         }
         if !password::verify(password, user.password_hash.clone()).await? {
             let locked = store::record_failed_login(
-                &self.shared.db,
+                &self.db,
                 user.id,
                 now,
                 settings.login_lockout_window.as_secs_f64(),
@@ -205,14 +207,14 @@ impl AuthApi {
                 None => AuthError::InvalidCredentials,
             });
         }
-        let mut tx = self.shared.db.begin().await?;
+        let mut tx = self.db.begin().await?;
         store::record_successful_login(&mut *tx, user.id).await?;
         let session = self.session(&mut *tx, &user, ttl, None).await?;
         tx.commit().await?;
-        let row = store::find_user(&self.shared.db, user.id)
+        let row = store::find_user(&self.db, user.id)
             .await?
             .ok_or(AuthError::UserNotFound)?;
-        let u = cache_profile(&self.shared, &row).await;
+        let u = self.profiles.store(&row).await;
         Ok(pb::LoginResponse {
             token: session.access.clone(),
             access_token: session.access,
@@ -264,7 +266,7 @@ impl AuthApi {
                 base.with_suffix(rand::random::<u32>() % 100_000)
             };
             let inserted = store::insert_user(
-                &self.shared.db,
+                &self.db,
                 new.email.as_str(),
                 username.as_str(),
                 &hash,
@@ -285,8 +287,8 @@ impl AuthApi {
                 },
             }
         };
-        let session = self.session(&self.shared.db, &user, None, None).await?;
-        let u = cache_profile(&self.shared, &user).await;
+        let session = self.session(&self.db, &user, None, None).await?;
+        let u = self.profiles.store(&user).await;
         Ok(pb::RegisterResponse {
             user: Some(u),
             token: session.access,
@@ -303,7 +305,7 @@ impl AuthApi {
         let ttl = self.ttl(r.expires_in_mins, &mut v);
         v.finish(|| ())?;
         let digest = secret_token::digest(r.refresh_token.trim());
-        let mut tx = self.shared.db.begin().await?;
+        let mut tx = self.db.begin().await?;
         let rotation = store::rotate_refresh_token(&mut tx, &digest, self.now()).await?;
         let Rotation::Rotated { user_id, family } = rotation else {
             // Commit: a reuse revoked the family, and that must stick.
@@ -333,14 +335,9 @@ impl AuthApi {
             v.check::<(), _>("email", Err(m));
             AuthError::Invalid(v)
         })?;
-        account_limit(
-            &self.shared,
-            "forgot-account",
-            email.as_str(),
-            RESET_PER_ACCOUNT,
-        )
-        .await?;
-        let user = store::find_by_login(&self.shared.db, email.as_str()).await?;
+        self.account_limit("forgot-account", email.as_str(), RESET_PER_ACCOUNT)
+            .await?;
+        let user = store::find_by_login(&self.db, email.as_str()).await?;
         // Only an exact email match counts (not a username), and never a deleted account.
         if let Some(user) = user.filter(|u| {
             u.email.eq_ignore_ascii_case(email.as_str()) && u.deletion_requested_at.is_none()
@@ -348,13 +345,13 @@ impl AuthApi {
             let token = secret_token::generate();
             let link = format!(
                 "{}/reset-password?token={token}",
-                self.shared.settings.frontend_url.trim_end_matches('/')
+                self.settings.frontend_url.trim_end_matches('/')
             );
             let body = format!(
                 "Hello {},\r\n\r\nSomeone asked to reset the password of your account. If it was you, open this link within 30 minutes:\r\n\r\n{link}\r\n\r\nYour reset token:\r\n{token}\r\n\r\nIf it was not you, ignore this mail; your password stays as it is.\r\n",
                 user.first_name
             );
-            let mut tx = self.shared.db.begin().await?;
+            let mut tx = self.db.begin().await?;
             store::insert_password_reset(
                 &mut *tx,
                 &secret_token::digest(&token),
@@ -380,8 +377,7 @@ impl AuthApi {
         }
         let password = v.check("newPassword", NewPassword::parse(&r.new_password));
         let password = v.finish(|| password.expect("checked"))?;
-        account_limit(
-            &self.shared,
+        self.account_limit(
             "reset-token",
             &hex_prefix(r.token.trim()),
             RESET_PER_ACCOUNT,
@@ -389,7 +385,7 @@ impl AuthApi {
         .await?;
         let hash = password::hash(password.secret().clone()).await?;
         let now = self.now();
-        let mut tx = self.shared.db.begin().await?;
+        let mut tx = self.db.begin().await?;
         let user_id =
             match store::redeem_password_reset(&mut tx, &secret_token::digest(r.token.trim()), now)
                 .await?
@@ -419,10 +415,9 @@ impl AuthApi {
 
     /// Revokes every access token of a user issued before now (best effort: logged on failure).
     async fn revoke_access_tokens(&self, user_id: i64) {
-        let ttl = Duration::from_secs(60 * u64::from(self.shared.settings.jwt_max_expires_in_mins))
-            .max(self.shared.settings.jwt_expires_in);
+        let ttl = Duration::from_secs(60 * u64::from(self.settings.jwt_max_expires_in_mins))
+            .max(self.settings.jwt_expires_in);
         if let Err(e) = self
-            .shared
             .authenticator
             .revoke_user(user_id, self.now(), ttl)
             .await
@@ -442,7 +437,7 @@ impl AuthApi {
         }
         let password = v.check("newPassword", NewPassword::parse(&r.new_password));
         let password = v.finish(|| password.expect("checked"))?;
-        let user = store::find_user(&self.shared.db, principal.user_id)
+        let user = store::find_user(&self.db, principal.user_id)
             .await?
             .ok_or(AuthError::UserNotFound)?;
         if !password::verify(
@@ -454,7 +449,7 @@ impl AuthApi {
             return Err(AuthError::InvalidCredentials);
         }
         let hash = password::hash(password.secret().clone()).await?;
-        let mut tx = self.shared.db.begin().await?;
+        let mut tx = self.db.begin().await?;
         store::set_password(&mut *tx, user.id, &hash).await?;
         // The caller's own session survives; every other one must log in again.
         store::revoke_refresh_tokens(&mut *tx, user.id, principal.session, self.now()).await?;
@@ -501,7 +496,7 @@ impl AuthService for AuthApi {
         req: Request<pb::ValidateRequest>,
     ) -> Result<Response<pb::ValidateResponse>, Status> {
         let refusal = match authn::principal_of(req.extensions().get()) {
-            Ok(principal) => match load_profile(&self.shared, principal.user_id).await {
+            Ok(principal) => match self.load_profile(principal.user_id).await {
                 Ok(user) => {
                     return Ok(Response::new(pb::ValidateResponse {
                         is_valid: true,
@@ -547,7 +542,7 @@ impl AuthService for AuthApi {
         // The refresh families first: they are what outlives the access token, and they are
         // in PostgreSQL, which has no fail-open policy.
         let now = self.now();
-        let mut tx = self.shared.db.begin().await.map_err(AuthError::from)?;
+        let mut tx = self.db.begin().await.map_err(AuthError::from)?;
         if let Some(family) = principal.session {
             store::revoke_family(&mut *tx, family, principal.user_id, now)
                 .await
@@ -566,7 +561,7 @@ impl AuthService for AuthApi {
         tx.commit().await.map_err(AuthError::from)?;
         // The deny-list fails open (docs/RELIABILITY.md): with Redis down the access token
         // lives until it expires, but the session is over, as its refresh tokens are.
-        if let Err(e) = self.shared.authenticator.revoke(&principal).await {
+        if let Err(e) = self.authenticator.revoke(&principal).await {
             metrics::counter!("auth_denylist_errors_total").increment(1);
             tracing::warn!(error = %e, "token deny-list unavailable; access token not revoked");
         }
@@ -621,7 +616,7 @@ impl AuthService for AuthApi {
         req: Request<pb::GetMeRequest>,
     ) -> Result<Response<pb::GetMeResponse>, Status> {
         let principal = authn::require_user(&req)?;
-        let user = load_profile(&self.shared, principal.user_id).await?;
+        let user = self.load_profile(principal.user_id).await?;
         Ok(Response::new(pb::GetMeResponse { user: Some(user) }))
     }
 }

@@ -1,5 +1,6 @@
 //! Identity's SQL for accounts and credentials: users, refresh tokens, password resets and the
-//! mail outbox. The users service uses the account helpers too (both services own `users`).
+//! mail outbox. The account row and its reads shared with the users service are in
+//! [`crate::accounts::store`] (re-exported here).
 //!
 //! Helpers take `impl PgExecutor<'_>` so the gRPC layer decides what runs in a transaction.
 //! Races are settled by the database: unique indexes for emails and usernames, conditional
@@ -9,59 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::proto::ecom::common::v1 as common;
-
-/// One `users` row.
-#[derive(Debug, Clone)]
-pub struct UserRow {
-    pub id: i64,
-    pub email: String,
-    pub username: String,
-    pub password_hash: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub gender: String,
-    pub image: String,
-    pub phone: String,
-    pub age: Option<i32>,
-    pub role: String,
-    pub locked_until: Option<DateTime<Utc>>,
-    pub deletion_requested_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl UserRow {
-    /// The token role of the account.
-    pub fn role(&self) -> crate::tokens::Role {
-        if self.role == "admin" {
-            crate::tokens::Role::Admin
-        } else {
-            crate::tokens::Role::User
-        }
-    }
-
-    /// The full profile on the wire (spec 9.1 `User`).
-    pub fn to_wire(&self) -> common::User {
-        common::User {
-            id: self.id,
-            email: self.email.clone(),
-            username: self.username.clone(),
-            first_name: self.first_name.clone(),
-            last_name: self.last_name.clone(),
-            gender: self.gender.clone(),
-            image: self.image.clone(),
-            phone: self.phone.clone(),
-            age: self.age.unwrap_or(0),
-            role: match self.role() {
-                crate::tokens::Role::Admin => common::Role::Admin as i32,
-                crate::tokens::Role::User => common::Role::User as i32,
-            },
-            created_at: Some(timestamp(self.created_at)),
-            updated_at: Some(timestamp(self.updated_at)),
-        }
-    }
-}
+pub use crate::accounts::store::{UserRow, find_user, revoke_refresh_tokens};
 
 /// A protobuf timestamp.
 pub use crate::clock::timestamp;
@@ -91,19 +40,6 @@ pub async fn insert_user(
         role,
     )
     .fetch_one(ex)
-    .await
-}
-
-/// A live (not purged) account by id.
-pub async fn find_user(ex: impl PgExecutor<'_>, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as!(
-        UserRow,
-        r#"SELECT id, email, username, password_hash, first_name, last_name, gender, image, phone, age,
-                  role, locked_until, deletion_requested_at, created_at, updated_at
-           FROM users WHERE id = $1 AND purged_at IS NULL"#,
-        id
-    )
-    .fetch_optional(ex)
     .await
 }
 
@@ -319,26 +255,6 @@ pub async fn revoke_family_of(
         digest,
         user_id,
         now
-    )
-    .execute(ex)
-    .await?;
-    Ok(())
-}
-
-/// Revokes every refresh token of a user but those of the family `except` (the caller's own
-/// session on a password change; `None` on a reset or an account deletion revokes them all).
-pub async fn revoke_refresh_tokens(
-    ex: impl PgExecutor<'_>,
-    user_id: i64,
-    except: Option<Uuid>,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        r#"UPDATE refresh_tokens SET revoked_at = $2
-           WHERE user_id = $1 AND revoked_at IS NULL AND family_id IS DISTINCT FROM $3"#,
-        user_id,
-        now,
-        except
     )
     .execute(ex)
     .await?;

@@ -1,7 +1,7 @@
 //! The users service's domain types: profile patches, preferences and addresses, valid by
 //! construction (one violation per bad field, named by its JSON name).
 
-use crate::auth::domain::{
+use crate::accounts::domain::{
     Email, PersonName, Phone, Username, Violations, parse_age, parse_gender,
 };
 use crate::proto::ecom::common::v1 as common;

@@ -5,52 +5,82 @@ use anyhow::Context as _;
 use secrecy::SecretString;
 use tonic::{Request, Response, Status};
 
+use super::UsersSettings;
 use super::avatar::{self, AvatarError};
 use super::domain::{AddressFields, ProfileFields, ProfilePatch};
+use super::error::UsersError;
 use super::store;
-use crate::auth::store::{self as accounts, UserRow};
-use crate::auth::{AuthError, cache_profile, load_profile, password, profile_key};
+use crate::accounts::password;
+use crate::accounts::profiles::Profiles;
+use crate::accounts::store::{self as accounts, UserRow};
+use crate::authn::Authenticator;
 use crate::authn::{self, Principal};
+use crate::clock::Clock;
 use crate::proto::ecom::common::v1 as common;
 use crate::proto::ecom::users::v1 as pb;
 use crate::proto::ecom::users::v1::users_service_server::UsersService;
-use crate::server::Shared;
+use sqlx::PgPool;
 
 /// The users service; cheap to clone.
 #[derive(Clone)]
 pub struct UsersApi {
-    shared: Shared,
+    db: PgPool,
+    profiles: Profiles,
+    authenticator: Authenticator,
+    clock: Clock,
+    settings: UsersSettings,
 }
 
 impl UsersApi {
-    /// The service over the shared runtime.
-    pub fn new(shared: Shared) -> Self {
-        UsersApi { shared }
+    /// The service over its accounts (`db`), the profile cache, token revocation, the clock
+    /// and its settings.
+    pub fn new(
+        db: PgPool,
+        profiles: Profiles,
+        authenticator: Authenticator,
+        clock: Clock,
+        settings: UsersSettings,
+    ) -> Self {
+        UsersApi {
+            db,
+            profiles,
+            authenticator,
+            clock,
+            settings,
+        }
+    }
+
+    /// A user's profile (through the cache); 404 when the account is gone.
+    async fn load_profile(&self, id: i64) -> Result<common::User, UsersError> {
+        self.profiles
+            .load(id)
+            .await?
+            .ok_or(UsersError::UserNotFound)
     }
 
     /// Applies a validated patch to user `id`; maps unique violations to 409 / 400.
-    async fn apply_patch(&self, id: i64, patch: ProfilePatch) -> Result<common::User, AuthError> {
-        let updated = store::update_profile(&self.shared.db, id, &patch).await;
+    async fn apply_patch(&self, id: i64, patch: ProfilePatch) -> Result<common::User, UsersError> {
+        let updated = store::update_profile(&self.db, id, &patch).await;
         let row: UserRow = match updated {
             Ok(Some(row)) => row,
-            Ok(None) => return Err(AuthError::UserNotFound),
+            Ok(None) => return Err(UsersError::UserNotFound),
             Err(e) => {
                 return Err(match e.as_database_error().and_then(|d| d.constraint()) {
-                    Some("users_email_key") => AuthError::EmailExists,
+                    Some("users_email_key") => UsersError::EmailExists,
                     Some("users_username_key") => ("username", "Username is already taken").into(),
                     _ => e.into(),
                 });
             }
         };
-        Ok(cache_profile(&self.shared, &row).await)
+        Ok(self.profiles.store(&row).await)
     }
 
     async fn upload(
         &self,
         principal: &Principal,
         r: pb::UploadAvatarRequest,
-    ) -> Result<pb::UploadAvatarResponse, AuthError> {
-        let settings = &self.shared.settings;
+    ) -> Result<pb::UploadAvatarResponse, UsersError> {
+        let settings = &self.settings;
         if r.image.is_empty() {
             return Err((
                 "image",
@@ -59,7 +89,7 @@ impl UsersApi {
                 .into());
         }
         if r.image.len() > settings.upload_max_size {
-            return Err(AuthError::PayloadTooLarge(format!(
+            return Err(UsersError::PayloadTooLarge(format!(
                 "Image larger than {} bytes",
                 settings.upload_max_size
             )));
@@ -68,7 +98,7 @@ impl UsersApi {
             .await
             .context("avatar task panicked")?
             .map_err(|AvatarError::Unsupported| {
-                AuthError::UnsupportedMediaType("Image must be a JPEG, PNG or WebP file")
+                UsersError::UnsupportedMediaType("Image must be a JPEG, PNG or WebP file")
             })?;
         let name = format!(
             "avatar-{}-{}.png",
@@ -82,11 +112,11 @@ impl UsersApi {
         tokio::fs::write(dir.join(&name), &png)
             .await
             .context("writing the avatar")?;
-        let url = format!("{}/{name}", settings.uploads_base());
-        let row = store::set_image(&self.shared.db, principal.user_id, &url)
+        let url = format!("{}/{name}", settings.uploads_base);
+        let row = store::set_image(&self.db, principal.user_id, &url)
             .await?
-            .ok_or(AuthError::UserNotFound)?;
-        cache_profile(&self.shared, &row).await;
+            .ok_or(UsersError::UserNotFound)?;
+        self.profiles.store(&row).await;
         Ok(pb::UploadAvatarResponse {
             id: row.id,
             image: url,
@@ -97,37 +127,36 @@ impl UsersApi {
         &self,
         principal: &Principal,
         r: pb::DeleteMeRequest,
-    ) -> Result<pb::DeleteMeResponse, AuthError> {
+    ) -> Result<pb::DeleteMeResponse, UsersError> {
         if r.password.is_empty() {
             return Err(("password", "Password is required").into());
         }
         if r.reason.chars().count() > 500 {
             return Err(("reason", "Must be at most 500 characters").into());
         }
-        let user = accounts::find_user(&self.shared.db, principal.user_id)
+        let user = accounts::find_user(&self.db, principal.user_id)
             .await?
-            .ok_or(AuthError::UserNotFound)?;
+            .ok_or(UsersError::UserNotFound)?;
         if !password::verify(SecretString::from(r.password), user.password_hash.clone()).await? {
-            return Err(AuthError::InvalidCredentials);
+            return Err(UsersError::InvalidCredentials);
         }
-        let now = self.shared.clock.now();
-        let mut tx = self.shared.db.begin().await?;
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
         store::request_deletion(&mut *tx, user.id, now, r.reason.trim()).await?;
         accounts::revoke_refresh_tokens(&mut *tx, user.id, None, now).await?;
         tx.commit().await?;
         // Tokens die at once: this one by its jti, older ones by the per-user cutoff.
-        let auth = &self.shared.authenticator;
+        let auth = &self.authenticator;
         auth.revoke(principal)
             .await
             .context("revoking the access token")?;
-        let ttl = std::time::Duration::from_secs(
-            60 * u64::from(self.shared.settings.jwt_max_expires_in_mins),
-        )
-        .max(self.shared.settings.jwt_expires_in);
+        let ttl =
+            std::time::Duration::from_secs(60 * u64::from(self.settings.jwt_max_expires_in_mins))
+                .max(self.settings.jwt_expires_in);
         auth.revoke_user(user.id, now, ttl)
             .await
             .context("revoking the user's tokens")?;
-        self.shared.cache.delete(&[profile_key(user.id)]).await;
+        self.profiles.forget(user.id).await;
         Ok(pb::DeleteMeResponse {
             message: "Account scheduled for deletion".to_owned(),
         })
@@ -137,11 +166,11 @@ impl UsersApi {
         &self,
         user_id: i64,
         r: pb::AddAddressRequest,
-    ) -> Result<pb::Address, AuthError> {
+    ) -> Result<pb::Address, UsersError> {
         let fields = AddressFields::parse_new(&r)?;
-        let mut tx = self.shared.db.begin().await?;
+        let mut tx = self.db.begin().await?;
         if !store::lock_user(&mut tx, user_id).await? {
-            return Err(AuthError::UserNotFound);
+            return Err(UsersError::UserNotFound);
         }
         // The first address is the default, whatever the request says: exactly one default.
         let is_default = r.is_default || !store::has_addresses(&mut tx, user_id).await?;
@@ -157,12 +186,12 @@ impl UsersApi {
         &self,
         user_id: i64,
         r: pb::UpdateAddressRequest,
-    ) -> Result<pb::Address, AuthError> {
-        let mut tx = self.shared.db.begin().await?;
+    ) -> Result<pb::Address, UsersError> {
+        let mut tx = self.db.begin().await?;
         store::lock_user(&mut tx, user_id).await?;
         let current = store::find_address_for_update(&mut tx, user_id, r.id)
             .await?
-            .ok_or(AuthError::AddressNotFound)?;
+            .ok_or(UsersError::AddressNotFound)?;
         let fields = current.fields().apply(&r)?;
         // `isDefault: false` on the default is what an edit form sends with its checkbox
         // untouched: the edit applies and the address stays the default. The default moves
@@ -197,7 +226,7 @@ impl UsersService for UsersApi {
         req: Request<pb::GetMeRequest>,
     ) -> Result<Response<pb::GetMeResponse>, Status> {
         let principal = authn::require_user(&req)?;
-        let user = load_profile(&self.shared, principal.user_id).await?;
+        let user = self.load_profile(principal.user_id).await?;
         Ok(Response::new(pb::GetMeResponse { user: Some(user) }))
     }
 
@@ -209,7 +238,7 @@ impl UsersService for UsersApi {
     ) -> Result<Response<pb::GetUserResponse>, Status> {
         let principal = authn::require_user(&req)?;
         let id = req.get_ref().id;
-        let user = load_profile(&self.shared, id).await?;
+        let user = self.load_profile(id).await?;
         let user = if principal.may_access(id) {
             user
         } else {
@@ -236,7 +265,7 @@ impl UsersService for UsersApi {
             username: r.username.as_deref(),
             role: None,
         })
-        .map_err(AuthError::from)?;
+        .map_err(UsersError::from)?;
         let user = self.apply_patch(principal.user_id, patch).await?;
         Ok(Response::new(pb::UpdateMeResponse { user: Some(user) }))
     }
@@ -250,10 +279,10 @@ impl UsersService for UsersApi {
         let principal = authn::require_user(&req)?.clone();
         let r = req.into_inner();
         if !principal.may_access(r.id) {
-            return Err(AuthError::Forbidden("You may only update your own profile").into());
+            return Err(UsersError::Forbidden("You may only update your own profile").into());
         }
         if r.role.is_some() && !principal.is_admin() {
-            return Err(AuthError::Forbidden("Only admins may change roles").into());
+            return Err(UsersError::Forbidden("Only admins may change roles").into());
         }
         let patch = ProfilePatch::parse(ProfileFields {
             first_name: r.first_name.as_deref(),
@@ -265,7 +294,7 @@ impl UsersService for UsersApi {
             username: r.username.as_deref(),
             role: r.role,
         })
-        .map_err(AuthError::from)?;
+        .map_err(UsersError::from)?;
         let user = self.apply_patch(r.id, patch).await?;
         Ok(Response::new(pb::UpdateUserResponse { user: Some(user) }))
     }
@@ -277,9 +306,9 @@ impl UsersService for UsersApi {
         req: Request<pb::GetPreferencesRequest>,
     ) -> Result<Response<pb::GetPreferencesResponse>, Status> {
         let principal = authn::require_user(&req)?;
-        let prefs = store::preferences(&self.shared.db, principal.user_id)
+        let prefs = store::preferences(&self.db, principal.user_id)
             .await
-            .map_err(AuthError::from)?;
+            .map_err(UsersError::from)?;
         Ok(Response::new(pb::GetPreferencesResponse {
             preferences: Some(prefs.to_wire()),
         }))
@@ -293,18 +322,18 @@ impl UsersService for UsersApi {
     ) -> Result<Response<pb::UpdatePreferencesResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
         let r = req.into_inner();
-        let mut tx = self.shared.db.begin().await.map_err(AuthError::from)?;
+        let mut tx = self.db.begin().await.map_err(UsersError::from)?;
         store::lock_user(&mut tx, principal.user_id)
             .await
-            .map_err(AuthError::from)?;
+            .map_err(UsersError::from)?;
         let current = store::preferences(&mut *tx, principal.user_id)
             .await
-            .map_err(AuthError::from)?;
-        let updated = current.apply(&r).map_err(AuthError::from)?;
+            .map_err(UsersError::from)?;
+        let updated = current.apply(&r).map_err(UsersError::from)?;
         store::save_preferences(&mut *tx, principal.user_id, &updated)
             .await
-            .map_err(AuthError::from)?;
-        tx.commit().await.map_err(AuthError::from)?;
+            .map_err(UsersError::from)?;
+        tx.commit().await.map_err(UsersError::from)?;
         Ok(Response::new(pb::UpdatePreferencesResponse {
             preferences: Some(updated.to_wire()),
         }))
@@ -341,9 +370,9 @@ impl UsersService for UsersApi {
         req: Request<pb::ListAddressesRequest>,
     ) -> Result<Response<pb::ListAddressesResponse>, Status> {
         let principal = authn::require_user(&req)?;
-        let rows = store::list_addresses(&self.shared.db, principal.user_id)
+        let rows = store::list_addresses(&self.db, principal.user_id)
             .await
-            .map_err(AuthError::from)?;
+            .map_err(UsersError::from)?;
         Ok(Response::new(pb::ListAddressesResponse {
             addresses: rows.iter().map(|r| r.to_wire()).collect(),
         }))
@@ -387,17 +416,17 @@ impl UsersService for UsersApi {
     ) -> Result<Response<pb::DeleteAddressResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
         let id = req.get_ref().id;
-        let mut tx = self.shared.db.begin().await.map_err(AuthError::from)?;
+        let mut tx = self.db.begin().await.map_err(UsersError::from)?;
         store::lock_user(&mut tx, principal.user_id)
             .await
-            .map_err(AuthError::from)?;
+            .map_err(UsersError::from)?;
         if !store::delete_address(&mut tx, principal.user_id, id)
             .await
-            .map_err(AuthError::from)?
+            .map_err(UsersError::from)?
         {
-            return Err(AuthError::AddressNotFound.into());
+            return Err(UsersError::AddressNotFound.into());
         }
-        tx.commit().await.map_err(AuthError::from)?;
+        tx.commit().await.map_err(UsersError::from)?;
         Ok(Response::new(pb::DeleteAddressResponse {}))
     }
 }

@@ -8,6 +8,7 @@
 
 mod avatar;
 mod domain;
+mod error;
 mod grpc;
 pub mod store;
 
@@ -18,7 +19,35 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+pub use error::UsersError;
 pub use grpc::UsersApi;
+
+/// The settings the users service reads.
+#[derive(Debug, Clone)]
+pub struct UsersSettings {
+    /// UPLOAD_MAX_SIZE: the largest avatar accepted, in bytes.
+    pub upload_max_size: usize,
+    /// UPLOAD_DIR: where avatars are written.
+    pub upload_dir: String,
+    /// The public URL avatars are served under (`/uploads` on PUBLIC_URL or CDN_URL).
+    pub uploads_base: String,
+    /// JWT_EXPIRES_IN and the longest `expiresInMins`: how long a revoked user's tokens live.
+    pub jwt_expires_in: Duration,
+    pub jwt_max_expires_in_mins: u32,
+}
+
+impl UsersSettings {
+    /// The users slice of the process settings.
+    pub fn from_settings(s: &crate::config::Settings) -> UsersSettings {
+        UsersSettings {
+            upload_max_size: s.upload_max_size,
+            upload_dir: s.upload_dir.clone(),
+            uploads_base: s.uploads_base(),
+            jwt_expires_in: s.jwt_expires_in,
+            jwt_max_expires_in_mins: s.jwt_max_expires_in_mins,
+        }
+    }
+}
 
 /// Anonymises accounts whose grace period ended before `now`; returns how many.
 pub async fn purge_expired(
@@ -38,13 +67,14 @@ pub async fn purge_expired(
 
 /// The purge job: runs [`purge_expired`] every `every` until `stop`.
 pub async fn run_purge(
-    shared: crate::server::Shared,
+    db: PgPool,
+    clock: crate::clock::Clock,
+    grace: Duration,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        let grace = shared.settings.account_deletion_grace;
-        if let Err(e) = purge_expired(&shared.db, shared.clock.now(), grace).await {
+        if let Err(e) = purge_expired(&db, clock.now(), grace).await {
             tracing::warn!(error = ?e, "account purge failed; retrying later");
         }
         tokio::select! {

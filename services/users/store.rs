@@ -1,5 +1,5 @@
 //! The users service's SQL: profile updates, preferences, addresses, soft deletion and the
-//! purge. Account reads are shared with the auth service ([`crate::auth::store`]).
+//! purge. Account reads are shared with the auth service ([`crate::accounts::store`]).
 //!
 //! Address writes lock the owner's `users` row first, so switching the default address is
 //! serialized per user; the partial unique index `addresses_one_default_key` is the backstop.
@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
 use super::domain::{AddressFields, Preferences, ProfilePatch};
-use crate::auth::store::{UserRow, timestamp};
+use crate::accounts::store::UserRow;
+use crate::clock::timestamp;
 use crate::proto::ecom::users::v1 as pb;
 
 /// Applies a profile patch; unique violations come back for mapping by constraint name.
