@@ -144,12 +144,6 @@ impl EdgeError {
         }
     }
 
-    /// Replaces the code.
-    pub fn with_code(mut self, code: impl Into<String>) -> Self {
-        self.code = code.into();
-        self
-    }
-
     /// A 400 VALIDATION_ERROR with `details = {field: [message]}`.
     pub fn validation(field: Option<&str>, message: impl Into<String>) -> Self {
         let message = message.into();
