@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
-# The browser test (tests/journey.rs) drives Debian's chromium with playwright-core from npm.
+# The browser test (tests/api/journey.rs) drives Debian's chromium with playwright-core from npm.
 if ! command -v chromium >/dev/null 2>&1; then
   echo "installing chromium (Debian's package) for the browser test"
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

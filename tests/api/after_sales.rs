@@ -2,11 +2,10 @@
 //! an independent PDF parser), returns of delivered orders, and the order
 //! confirmation and shipping mails through the outbox, over REST and gRPC.
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
-use common::{TestApp, assert_error, authorized, json, pdf_text, spawn_app, spawn_app_with};
+use crate::common::{TestApp, assert_error, authorized, json, pdf_text, spawn_app, spawn_app_with};
 use ecom::proto::ecom::orders::v1 as pb;
 use ecom::proto::ecom::orders::v1::orders_service_client::OrdersServiceClient;
 use reqwest::Method;

@@ -1,15 +1,14 @@
 //! The auth service (contract section 4) through the REST edge and over gRPC: every endpoint's
 //! happy path, its documented errors, and the attacks of issue #4.
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
+use crate::common::identity::{PASSWORD, reset_token_in};
+use crate::common::smtp::MailServer;
+use crate::common::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::identity::{PASSWORD, reset_token_in};
-use common::smtp::MailServer;
-use common::*;
 use ecom::proto::ecom::auth::v1 as pb;
 use ecom::proto::ecom::auth::v1::auth_service_client::AuthServiceClient;
 use serde_json::json;
@@ -529,6 +528,8 @@ async fn forgot_password_answers_the_same_and_mails_a_single_use_link() {
         .wait_for("forgot@example.com", 1, Duration::from_secs(10))
         .await
         .remove(0);
+    // The envelope sender is EMAIL_FROM's address (its default here).
+    assert_eq!(mail.from, "<no-reply@ecom.local>");
     assert!(
         mail.data
             .contains("http://localhost:5173/reset-password?token="),

@@ -4,9 +4,8 @@
 //! a rule holding across them: rate limits, token revocation, cache invalidation after an admin
 //! write, and Idempotency-Key replays. The policies are listed in docs/RELIABILITY.md.
 
-mod common;
-
-use common::{TestApp, assert_error, json, spawn_app, spawn_app_with};
+use crate::common;
+use crate::common::{TestApp, assert_error, json, spawn_app, spawn_app_with};
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -2,9 +2,7 @@
 //! sandbox provider, confirmation, status, idempotency, and the webhook's
 //! signature and exactly-once effect.
 
-mod common;
-
-use common::{TestApp, assert_error, json, spawn_app_with};
+use crate::common::{TestApp, assert_error, json, spawn_app_with};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -267,7 +265,7 @@ async fn a_webhook_with_a_bad_signature_or_an_old_timestamp_is_refused() {
 
 // ---- The stripe provider against a fake Stripe; orders and payments agree ----
 
-use common::fake_stripe::{FAKE_STRIPE_KEY, FakeStripe};
+use crate::common::fake_stripe::{FAKE_STRIPE_KEY, FakeStripe};
 
 /// An app paying through the stripe provider at `base` with `key`.
 async fn stripe_app(base: &str, key: &str) -> TestApp {

@@ -2,9 +2,7 @@
 //! shapes, CORS and security headers, authentication inside the services, rate limits shared
 //! through Redis, reflection and health over gRPC.
 
-mod common;
-
-use common::{assert_error, json, spawn_app, spawn_app_with};
+use crate::common::{assert_error, json, spawn_app, spawn_app_with};
 use reqwest::Method;
 
 #[tokio::test]

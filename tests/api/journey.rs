@@ -2,9 +2,8 @@
 //! fill the cart, order, pay, webhook, ship, deliver, download the invoice, request a return.
 //! Each step checks what the next one stands on, so a break anywhere fails here.
 
-mod common;
-
-use common::{TestApp, authorized, json, pdf_text, spawn_app_with};
+use crate::common;
+use crate::common::{TestApp, authorized, json, pdf_text, spawn_app_with};
 use ecom::payments::webhook;
 use ecom::proto::ecom::auth::v1 as auth_pb;
 use ecom::proto::ecom::auth::v1::auth_service_client::AuthServiceClient;

@@ -1,13 +1,12 @@
 //! Faults under a running application: what keeps answering, and how it recovers.
 //! The policies are written down in docs/RELIABILITY.md.
 
-mod common;
-
+use crate::common;
 use std::time::{Duration, Instant};
 
-use common::redis_server::PrivateRedis;
-use common::tcp_proxy::{CommitFault, TcpProxy};
-use common::{KillOnDrop, TestApp, free_port, json, spawn_app_via, spawn_app_with};
+use crate::common::redis_server::PrivateRedis;
+use crate::common::tcp_proxy::{CommitFault, TcpProxy};
+use crate::common::{KillOnDrop, TestApp, free_port, json, spawn_app_via, spawn_app_with};
 use reqwest::Method;
 use serde_json::json;
 use tonic_health::pb::HealthCheckRequest;

@@ -4,8 +4,6 @@
 //!
 //! Logs are quiet unless `TEST_LOG` is set (`TEST_LOG=debug cargo test`).
 
-#![allow(dead_code)] // Each test binary uses a different part of the harness.
-
 use std::sync::LazyLock;
 
 use ecom::clock::Clock;
@@ -381,7 +379,7 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
     body
 }
 
-// Identity helpers (tests/common/identity.rs, tests/common/smtp.rs).
+// Identity helpers (tests/api/common/identity.rs, tests/api/common/smtp.rs).
 pub mod fake_stripe;
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {

@@ -1,12 +1,11 @@
 //! Mesh mode: the catalog service in one process (the test's), the edge in another (the real
 //! `ecom` binary, `ecom edge --upstream catalog=...`), talking gRPC over loopback.
 
-mod common;
-
+use crate::common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{KillOnDrop, assert_error, free_port, json};
+use crate::common::{KillOnDrop, assert_error, free_port, json};
 use ecom::clock::Clock;
 use ecom::config::{ServiceName, Settings};
 use ecom::server::{Application, Mode};

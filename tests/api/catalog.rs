@@ -2,9 +2,7 @@
 //! server: every endpoint, each documented error, paging edges, sorting and
 //! filtering, admin checks, soft delete and cache invalidation.
 
-mod common;
-
-use common::{TestApp, assert_error, authorized, json, spawn_app, spawn_app_with};
+use crate::common::{TestApp, assert_error, authorized, json, spawn_app, spawn_app_with};
 use ecom::proto::ecom::catalog::v1 as pb;
 use ecom::proto::ecom::catalog::v1::catalog_service_client::CatalogServiceClient;
 use serde_json::{Value, json};

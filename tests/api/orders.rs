@@ -3,11 +3,10 @@
 //! visibility, the status machine, cancellation, tracking and notes, and a
 //! checkout interrupted between reservation and order.
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 
-use common::{TestApp, USER_ID, assert_error, authorized, json, spawn_app};
+use crate::common::{TestApp, USER_ID, assert_error, authorized, json, spawn_app};
 use ecom::proto::ecom::catalog::v1 as catalog_pb;
 use ecom::proto::ecom::catalog::v1::catalog_service_client::CatalogServiceClient;
 use ecom::proto::ecom::orders::v1 as pb;

@@ -2,9 +2,7 @@
 //! the signed-in user's cart, the /carts routes, ownership, catalog prices at
 //! read time, unknown products, and an order emptying the cart.
 
-mod common;
-
-use common::{OTHER_USER_ID, TestApp, USER_ID, assert_error, json, spawn_app};
+use crate::common::{OTHER_USER_ID, TestApp, USER_ID, assert_error, json, spawn_app};
 use reqwest::Method;
 use serde_json::{Value, json};
 

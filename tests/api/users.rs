@@ -2,10 +2,8 @@
 //! happy path, its documented errors, and the attacks of issue #4 (BOLA, mass assignment,
 //! forged images, admin-only changes).
 
-mod common;
-
-use common::identity::PASSWORD;
-use common::*;
+use crate::common::identity::PASSWORD;
+use crate::common::*;
 use ecom::proto::ecom::users::v1 as pb;
 use ecom::proto::ecom::users::v1::users_service_client::UsersServiceClient;
 use reqwest::multipart::{Form, Part};

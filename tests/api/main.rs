@@ -1,0 +1,20 @@
+//! The integration tests, one module per area, in one binary so the app and the harness link
+//! once (zero-to-production's layout). Every test talks to the real HTTP edge and the real gRPC
+//! server, with its own PostgreSQL database and Redis key prefix (`common::spawn_app`).
+//!
+//! Run one area with `cargo test --test api orders::`, one test with its full path.
+
+mod common;
+
+mod after_sales;
+mod auth;
+mod carts;
+mod catalog;
+mod faults;
+mod instances;
+mod journey;
+mod mesh;
+mod orders;
+mod payments;
+mod spine;
+mod users;
