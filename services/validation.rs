@@ -68,11 +68,28 @@ impl Violations {
     }
 }
 
-impl From<(&str, &str)> for Violations {
-    fn from((field, message): (&str, &str)) -> Self {
-        Violations(vec![(field.to_owned(), message.to_owned())])
+impl Violations {
+    /// One failure of `field`.
+    pub fn one(field: impl Into<String>, message: impl Into<String>) -> Violations {
+        Violations(vec![(field.into(), message.into())])
     }
 }
+
+/// `field: message; field: message`, for logs; clients get the pairs as `details`.
+impl std::fmt::Display for Violations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (field, message)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{field}: {message}")?;
+        }
+        Ok(())
+    }
+}
+
+/// So a service's error enum can hold it as `Invalid(#[from] Violations)`.
+impl std::error::Error for Violations {}
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@ use crate::proto::ecom::common::v1::ErrorReason;
 pub enum AuthError {
     /// INVALID_ARGUMENT (400) VALIDATION_ERROR, one violation per field.
     #[error("invalid request: {0:?}")]
-    Invalid(Violations),
+    Invalid(#[from] Violations),
     /// ALREADY_EXISTS (409) EMAIL_EXISTS.
     #[error("email already registered")]
     EmailExists,
@@ -41,27 +41,12 @@ pub enum AuthError {
     /// NOT_FOUND (404) USER_NOT_FOUND.
     #[error("user not found")]
     UserNotFound,
+    /// A query failed: 503 when PostgreSQL cannot be reached, else 500 ([`errors::database`]).
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
     /// INTERNAL (500) INTERNAL_ERROR; the cause chain is logged once.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
-}
-
-impl From<Violations> for AuthError {
-    fn from(v: Violations) -> Self {
-        AuthError::Invalid(v)
-    }
-}
-
-impl From<(&str, &str)> for AuthError {
-    fn from(violation: (&str, &str)) -> Self {
-        AuthError::Invalid(violation.into())
-    }
-}
-
-impl From<sqlx::Error> for AuthError {
-    fn from(e: sqlx::Error) -> Self {
-        AuthError::Unexpected(anyhow::Error::new(e).context("database"))
-    }
 }
 
 /// Whole seconds, rounded up, at least 1.
@@ -130,6 +115,7 @@ impl From<AuthError> for Status {
             AuthError::UserNotFound => {
                 errors::status(Code::NotFound, ErrorReason::UserNotFound, "User not found")
             }
+            AuthError::Database(e) => errors::database(e),
             AuthError::Unexpected(e) => errors::unexpected(e),
         }
     }

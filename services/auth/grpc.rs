@@ -280,7 +280,7 @@ impl AuthApi {
                 Err(e) => match e.as_database_error().and_then(|d| d.constraint()) {
                     Some("users_email_key") => return Err(AuthError::EmailExists),
                     Some("users_username_key") if chosen => {
-                        return Err(("username", "Username is already taken").into());
+                        return Err(Violations::one("username", "Username is already taken").into());
                     }
                     Some("users_username_key") if attempt < 5 => attempt += 1,
                     _ => return Err(e.into()),

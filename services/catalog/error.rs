@@ -44,7 +44,7 @@ impl CatalogError {
                 CatalogError::UnknownCategory(slug.to_owned())
             }
             (Some("products_sku_key"), _) => {
-                CatalogError::Invalid(("sku", "is already used by another product").into())
+                CatalogError::Invalid(Violations::one("sku", "is already used by another product"))
             }
             _ => CatalogError::Unexpected(anyhow::Error::new(err).context(context)),
         }

@@ -12,7 +12,7 @@ use crate::proto::ecom::common::v1::ErrorReason;
 pub enum UsersError {
     /// INVALID_ARGUMENT (400) VALIDATION_ERROR, one violation per field.
     #[error("invalid request: {0:?}")]
-    Invalid(Violations),
+    Invalid(#[from] Violations),
     /// ALREADY_EXISTS (409) EMAIL_EXISTS.
     #[error("email already registered")]
     EmailExists,
@@ -34,27 +34,12 @@ pub enum UsersError {
     /// Payload too large (413) PAYLOAD_TOO_LARGE.
     #[error("payload too large")]
     PayloadTooLarge(String),
+    /// A query failed: 503 when PostgreSQL cannot be reached, else 500 ([`errors::database`]).
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
     /// INTERNAL (500) INTERNAL_ERROR; the cause chain is logged once.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
-}
-
-impl From<Violations> for UsersError {
-    fn from(v: Violations) -> Self {
-        UsersError::Invalid(v)
-    }
-}
-
-impl From<(&str, &str)> for UsersError {
-    fn from(violation: (&str, &str)) -> Self {
-        UsersError::Invalid(violation.into())
-    }
-}
-
-impl From<sqlx::Error> for UsersError {
-    fn from(e: sqlx::Error) -> Self {
-        UsersError::Unexpected(anyhow::Error::new(e).context("database"))
-    }
 }
 
 impl From<UsersError> for Status {
@@ -94,6 +79,7 @@ impl From<UsersError> for Status {
                 413,
                 why,
             ),
+            UsersError::Database(e) => errors::database(e),
             UsersError::Unexpected(e) => errors::unexpected(e),
         }
     }

@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::proto::ecom::common::v1 as common;
 use crate::proto::ecom::users::v1 as pb;
 use crate::proto::ecom::users::v1::users_service_server::UsersService;
+use crate::validation::Violations;
 use sqlx::PgPool;
 
 /// The users service; cheap to clone.
@@ -67,7 +68,9 @@ impl UsersApi {
             Err(e) => {
                 return Err(match e.as_database_error().and_then(|d| d.constraint()) {
                     Some("users_email_key") => UsersError::EmailExists,
-                    Some("users_username_key") => ("username", "Username is already taken").into(),
+                    Some("users_username_key") => {
+                        Violations::one("username", "Username is already taken").into()
+                    }
                     _ => e.into(),
                 });
             }
@@ -82,11 +85,11 @@ impl UsersApi {
     ) -> Result<pb::UploadAvatarResponse, UsersError> {
         let settings = &self.settings;
         if r.image.is_empty() {
-            return Err((
+            return Err(Violations::one(
                 "image",
                 "An image file is required (multipart part `image`)",
             )
-                .into());
+            .into());
         }
         if r.image.len() > settings.upload_max_size {
             return Err(UsersError::PayloadTooLarge(format!(
@@ -129,10 +132,10 @@ impl UsersApi {
         r: pb::DeleteMeRequest,
     ) -> Result<pb::DeleteMeResponse, UsersError> {
         if r.password.is_empty() {
-            return Err(("password", "Password is required").into());
+            return Err(Violations::one("password", "Password is required").into());
         }
         if r.reason.chars().count() > 500 {
-            return Err(("reason", "Must be at most 500 characters").into());
+            return Err(Violations::one("reason", "Must be at most 500 characters").into());
         }
         let user = accounts::find_user(&self.db, principal.user_id)
             .await?

@@ -226,7 +226,7 @@ impl ListingRequest for pb::SearchProductsRequest {
         let req = self;
         let text = req.q.trim();
         if text.chars().count() > 200 {
-            return Err(("q", "must be at most 200 characters").into());
+            return Err(Violations::one("q", "must be at most 200 characters"));
         }
         ListingInput {
             list_all_max,
