@@ -15,6 +15,9 @@ fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   npm ci --prefix tests/browser --no-audit --no-fund --silent
 fi
+# tests/api/deploy.rs renders deploy/ with kubectl's built-in kustomize.
+command -v kubectl >/dev/null 2>&1 \
+  || { echo "kubectl is needed by tests/api/deploy.rs (kubectl kustomize deploy/...)" >&2; exit 1; }
 # Each test makes its own database; clear the ones earlier runs left behind.
 # One psql session runs all the DROPs (a process per database took minutes after many runs).
 psql -h 127.0.0.1 -U postgres -Atqc \
