@@ -191,6 +191,16 @@ pub struct Settings {
     /// Redis connection string; unset runs cache, rate limits and the token deny-list in-process.
     #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
     pub redis_url: Option<SecretString>,
+    /// One Redis server (`standalone`), or a Redis Cluster whose REDIS_URL lists seed nodes,
+    /// comma-separated (`cluster`).
+    #[arg(
+        long,
+        env = "REDIS_MODE",
+        value_enum,
+        default_value_t = RedisMode::Standalone,
+        global = true
+    )]
+    pub redis_mode: RedisMode,
     /// Redis password, when not part of REDIS_URL.
     #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true, global = true)]
     pub redis_password: Option<SecretString>,
@@ -499,6 +509,15 @@ pub struct Settings {
     /// Where the orders service reaches the payments service over gRPC; unset: in-process.
     #[arg(long, env = "PAYMENTS_URL", global = true)]
     pub payments_url: Option<String>,
+}
+
+/// What REDIS_URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RedisMode {
+    /// One server (or a proxy in front of several).
+    Standalone,
+    /// A Redis Cluster: REDIS_URL lists seed nodes, the client follows the slot map.
+    Cluster,
 }
 
 /// How the mail sender secures its SMTP connection.

@@ -5,6 +5,11 @@
 //! Every key gets the deployment prefix (REDIS_KEY_PREFIX) here and nowhere else. Every Redis
 //! call has a short deadline: a Redis that is down or slow turns into an `Err` quickly, and the
 //! callers decide what that means (the cache treats it as a miss, see their docs).
+//!
+//! Redis Cluster (REDIS_MODE=cluster) works the same: every command here touches one key (a
+//! rate-limit window's INCR, PEXPIRE and PTTL are one key's, so its MULTI stays on one slot),
+//! a multi-key delete is one DEL per key, and pub/sub announcements reach every node's
+//! subscribers whichever node they are published on. So no key needs a hash tag.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +18,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use bb8_redis::RedisConnectionManager;
 use bytes::Bytes;
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::RedisMode;
 
 /// How long one Redis command may take before it counts as failed.
 const REDIS_DEADLINE: Duration = Duration::from_millis(300);
@@ -31,43 +40,92 @@ type MemoryMap = Arc<Mutex<HashMap<String, (Bytes, Option<Instant>)>>>;
 #[derive(Clone)]
 enum Backend {
     Redis {
-        pool: bb8::Pool<RedisConnectionManager>,
-        /// For subscriptions, which need a connection of their own.
-        client: Arc<redis::Client>,
+        conns: Connections,
+        /// Where subscriptions connect, each on a connection of its own: the server, or the
+        /// cluster's seed nodes, tried in turn.
+        subscribe_to: Arc<[redis::Client]>,
     },
     Memory(MemoryMap),
 }
 
+/// How commands reach Redis.
+#[derive(Clone)]
+enum Connections {
+    /// One server: a pool of connections.
+    Pool(bb8::Pool<RedisConnectionManager>),
+    /// A cluster: one client that follows the slot map and keeps a connection per node. Made on
+    /// first use and again after a failed attempt, so start-up does not need the cluster.
+    Cluster {
+        client: Arc<ClusterClient>,
+        conn: Arc<tokio::sync::OnceCell<ClusterConnection>>,
+    },
+}
+
 impl Kv {
-    /// Redis at `url` (the password, when given separately, is added to it). The pool connects
-    /// lazily, so start-up does not fail when Redis is briefly unavailable.
+    /// Redis at `url` (the password, when given separately, is added to it); in cluster mode
+    /// `url` lists seed nodes, comma-separated. Connections are made lazily, so start-up does not
+    /// fail when Redis is briefly unavailable.
     pub fn redis(
         url: &SecretString,
+        mode: RedisMode,
         password: Option<&SecretString>,
         prefix: &str,
     ) -> anyhow::Result<Kv> {
-        let mut info: redis::ConnectionInfo = url
+        let nodes = url
             .expose_secret()
-            .parse()
-            .context("REDIS_URL is not a valid Redis URL")?;
-        if let Some(password) = password {
-            let settings = info
-                .redis_settings()
-                .clone()
-                .set_password(password.expose_secret());
-            info = info.set_redis_settings(settings);
-        }
-        let client = redis::Client::open(info.clone()).context("configuring Redis")?;
-        let manager = RedisConnectionManager::new(info).context("configuring Redis")?;
-        let pool = bb8::Pool::builder()
-            .max_size(32)
-            .connection_timeout(REDIS_DEADLINE)
-            .build_unchecked(manager);
+            .split(',')
+            .map(|node| {
+                let mut info: redis::ConnectionInfo = node
+                    .trim()
+                    .parse()
+                    .context("REDIS_URL is not a valid Redis URL")?;
+                if let Some(password) = password {
+                    let settings = info
+                        .redis_settings()
+                        .clone()
+                        .set_password(password.expose_secret());
+                    info = info.set_redis_settings(settings);
+                }
+                Ok(info)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let subscribe_to = nodes
+            .iter()
+            .map(|info| redis::Client::open(info.clone()).context("configuring Redis"))
+            .collect::<anyhow::Result<Arc<[_]>>>()?;
+        let conns = match (mode, nodes.as_slice()) {
+            (RedisMode::Standalone, [info]) => {
+                let manager =
+                    RedisConnectionManager::new(info.clone()).context("configuring Redis")?;
+                Connections::Pool(
+                    bb8::Pool::builder()
+                        .max_size(32)
+                        .connection_timeout(REDIS_DEADLINE)
+                        .build_unchecked(manager),
+                )
+            }
+            (RedisMode::Standalone, _) => {
+                anyhow::bail!(
+                    "REDIS_URL lists several servers: set REDIS_MODE=cluster for a cluster"
+                )
+            }
+            (RedisMode::Cluster, _) => {
+                let client = ClusterClient::builder(nodes)
+                    .connection_timeout(REDIS_DEADLINE)
+                    .response_timeout(REDIS_DEADLINE)
+                    .build()
+                    .context("configuring the Redis Cluster client")?;
+                Connections::Cluster {
+                    client: Arc::new(client),
+                    conn: Arc::default(),
+                }
+            }
+        };
         Ok(Kv {
             prefix: prefix.into(),
             backend: Backend::Redis {
-                pool,
-                client: Arc::new(client),
+                conns,
+                subscribe_to,
             },
         })
     }
@@ -89,9 +147,9 @@ impl Kv {
         format!("{}{key}", self.prefix)
     }
 
-    /// Runs one Redis operation on a pooled connection within [`REDIS_DEADLINE`].
+    /// Runs one Redis operation within [`REDIS_DEADLINE`].
     async fn run<T>(
-        pool: &bb8::Pool<RedisConnectionManager>,
+        conns: &Connections,
         what: &'static str,
         cmd: impl FnOnce() -> redis::Pipeline,
     ) -> anyhow::Result<T>
@@ -99,11 +157,20 @@ impl Kv {
         T: redis::FromRedisValue,
     {
         let work = async {
-            let mut conn = pool.get().await.map_err(|e| anyhow!("redis pool: {e}"))?;
-            cmd()
-                .query_async::<T>(&mut *conn)
-                .await
-                .map_err(|e| anyhow!("redis {what}: {e}"))
+            match conns {
+                Connections::Pool(pool) => {
+                    let mut conn = pool.get().await.map_err(|e| anyhow!("redis pool: {e}"))?;
+                    cmd().query_async::<T>(&mut *conn).await
+                }
+                Connections::Cluster { client, conn } => {
+                    let conn = conn
+                        .get_or_try_init(|| client.get_async_connection())
+                        .await
+                        .map_err(|e| anyhow!("redis cluster: {e}"))?;
+                    cmd().query_async::<T>(&mut conn.clone()).await
+                }
+            }
+            .map_err(|e| anyhow!("redis {what}: {e}"))
         };
         tokio::time::timeout(REDIS_DEADLINE, work)
             .await
@@ -114,8 +181,8 @@ impl Kv {
     pub async fn get(&self, key: &str) -> anyhow::Result<Option<Bytes>> {
         let key = self.key(key);
         match &self.backend {
-            Backend::Redis { pool, .. } => {
-                let (value,): (Option<Vec<u8>>,) = Self::run(pool, "GET", || {
+            Backend::Redis { conns, .. } => {
+                let (value,): (Option<Vec<u8>>,) = Self::run(conns, "GET", || {
                     let mut p = redis::pipe();
                     p.cmd("GET").arg(&key);
                     p
@@ -147,8 +214,8 @@ impl Kv {
         let key = self.key(key);
         let millis = ttl.as_millis().max(1) as u64;
         match &self.backend {
-            Backend::Redis { pool, .. } => {
-                Self::run::<()>(pool, "SET", || {
+            Backend::Redis { conns, .. } => {
+                Self::run::<()>(conns, "SET", || {
                     let mut p = redis::pipe();
                     p.cmd("SET")
                         .arg(&key)
@@ -175,8 +242,8 @@ impl Kv {
     pub async fn publish(&self, channel: &str, message: &str) -> anyhow::Result<()> {
         let channel = self.key(channel);
         match &self.backend {
-            Backend::Redis { pool, .. } => {
-                Self::run::<()>(pool, "PUBLISH", || {
+            Backend::Redis { conns, .. } => {
+                Self::run::<()>(conns, "PUBLISH", || {
                     let mut p = redis::pipe();
                     p.cmd("PUBLISH").arg(&channel).arg(message).ignore();
                     p
@@ -194,19 +261,29 @@ impl Kv {
         channel: &str,
     ) -> anyhow::Result<Option<futures::stream::BoxStream<'static, String>>> {
         use futures::StreamExt as _;
-        let Backend::Redis { client, .. } = &self.backend else {
+        let Backend::Redis { subscribe_to, .. } = &self.backend else {
             return Ok(None);
         };
         let channel = self.key(channel);
-        let connect = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        let pubsub = tokio::time::timeout(REDIS_DEADLINE * 3, connect)
-            .await
-            .map_err(|_| anyhow!("redis SUBSCRIBE: timed out"))?
-            .map_err(|e| anyhow!("redis SUBSCRIBE: {e}"))?;
+        let mut failure = anyhow!("redis SUBSCRIBE: no node to subscribe on");
+        let mut subscribed = None;
+        // The first node that answers (in a cluster, any node hears every PUBLISH).
+        for client in subscribe_to.iter() {
+            let connect = async {
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            match tokio::time::timeout(REDIS_DEADLINE * 3, connect).await {
+                Ok(Ok(pubsub)) => {
+                    subscribed = Some(pubsub);
+                    break;
+                }
+                Ok(Err(e)) => failure = anyhow!("redis SUBSCRIBE: {e}"),
+                Err(_) => failure = anyhow!("redis SUBSCRIBE: timed out"),
+            }
+        }
+        let pubsub = subscribed.ok_or(failure)?;
         Ok(Some(
             pubsub
                 .into_on_message()
@@ -215,20 +292,20 @@ impl Kv {
         ))
     }
 
-    /// Deletes `keys`.
+    /// Deletes `keys`, one DEL each (keys of a cluster live on different slots), concurrently.
     pub async fn delete(&self, keys: &[String]) -> anyhow::Result<()> {
-        if keys.is_empty() {
-            return Ok(());
-        }
         let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
         match &self.backend {
-            Backend::Redis { pool, .. } => {
-                Self::run::<()>(pool, "DEL", || {
-                    let mut p = redis::pipe();
-                    p.cmd("DEL").arg(&keys).ignore();
-                    p
-                })
-                .await
+            Backend::Redis { conns, .. } => {
+                let deletes = keys.iter().map(|key| {
+                    Self::run::<()>(conns, "DEL", move || {
+                        let mut p = redis::pipe();
+                        p.cmd("DEL").arg(key).ignore();
+                        p
+                    })
+                });
+                futures::future::try_join_all(deletes).await?;
+                Ok(())
             }
             Backend::Memory(map) => {
                 let mut map = map.lock().expect("kv map poisoned");
@@ -247,8 +324,8 @@ impl Kv {
         let key = self.key(key);
         let millis = window.as_millis().max(1) as u64;
         match &self.backend {
-            Backend::Redis { pool, .. } => {
-                let (count, ttl): (u64, i64) = Self::run(pool, "rate limit", || {
+            Backend::Redis { conns, .. } => {
+                let (count, ttl): (u64, i64) = Self::run(conns, "rate limit", || {
                     let mut p = redis::pipe();
                     p.atomic()
                         .cmd("INCR")
@@ -290,8 +367,8 @@ impl Kv {
     /// Checks the store answers (for `/ready`).
     pub async fn ping(&self) -> anyhow::Result<()> {
         match &self.backend {
-            Backend::Redis { pool, .. } => {
-                let (_pong,): (String,) = Self::run(pool, "PING", || {
+            Backend::Redis { conns, .. } => {
+                let (_pong,): (String,) = Self::run(conns, "PING", || {
                     let mut p = redis::pipe();
                     p.cmd("PING");
                     p

@@ -98,6 +98,7 @@ impl Runtime {
         let kv = match &settings.redis_url {
             Some(url) => Kv::redis(
                 url,
+                settings.redis_mode,
                 settings.redis_password.as_ref(),
                 &settings.redis_key_prefix,
             )?,

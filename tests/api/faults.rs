@@ -4,6 +4,7 @@
 use crate::common;
 use std::time::{Duration, Instant};
 
+use crate::common::redis_cluster::RedisCluster;
 use crate::common::redis_server::PrivateRedis;
 use crate::common::tcp_proxy::{CommitFault, TcpProxy};
 use crate::common::{KillOnDrop, TestApp, free_port, json, spawn_app_via, spawn_app_with};
@@ -501,17 +502,60 @@ async fn sigterm_drains_then_finishes_in_flight_requests_and_exits() {
 /// request is served; see docs/RELIABILITY.md for why), and both work again once Redis is back.
 #[tokio::test]
 async fn rate_limits_and_the_deny_list_fail_open_while_redis_is_down() {
-    let mut redis = PrivateRedis::start().await;
-    let url = redis.url();
-    let app = spawn_app_with(&[
-        "--redis-url",
-        &url,
-        "--rate-limit-enabled",
-        "true",
-        "--rate-limit-max-requests",
-        "3",
-    ])
-    .await;
+    fail_open_while_down(Faulty::Server(PrivateRedis::start().await)).await;
+}
+
+/// The same on a Redis Cluster with one of its three masters killed: the cluster stops
+/// answering (it needs every slot covered), which the app treats as Redis down.
+#[tokio::test]
+async fn rate_limits_and_the_deny_list_fail_open_while_a_redis_cluster_master_is_down() {
+    fail_open_while_down(Faulty::Cluster(RedisCluster::start().await)).await;
+}
+
+/// A Redis a test stops and starts: one server, or one master of a cluster.
+enum Faulty {
+    Server(PrivateRedis),
+    Cluster(RedisCluster),
+}
+
+impl Faulty {
+    fn flags(&self) -> Vec<String> {
+        match self {
+            Faulty::Server(redis) => vec!["--redis-url".into(), redis.url()],
+            Faulty::Cluster(cluster) => cluster.flags(),
+        }
+    }
+
+    async fn stop(&mut self) {
+        match self {
+            Faulty::Server(redis) => redis.stop(),
+            Faulty::Cluster(cluster) => {
+                cluster.kill(0);
+                cluster.wait_until_failed().await;
+            }
+        }
+    }
+
+    async fn restart(&mut self) {
+        match self {
+            Faulty::Server(redis) => redis.restart().await,
+            Faulty::Cluster(cluster) => cluster.restart(0).await,
+        }
+    }
+}
+
+async fn fail_open_while_down(mut redis: Faulty) {
+    let mut flags = redis.flags();
+    flags.extend(
+        [
+            "--rate-limit-enabled",
+            "true",
+            "--rate-limit-max-requests",
+            "3",
+        ]
+        .map(String::from),
+    );
+    let app = spawn_app_with(&flags.iter().map(String::as_str).collect::<Vec<_>>()).await;
     app.seed_catalog(1).await;
     let account = app.register("failopen@example.com").await;
     let logout = json!({"refreshToken": account.refresh_token});
@@ -532,7 +576,7 @@ async fn rate_limits_and_the_deny_list_fail_open_while_redis_is_down() {
         "limited while Redis is up"
     );
 
-    redis.stop();
+    redis.stop().await;
     assert_eq!(
         app.get("/products/1").await.status(),
         200,

@@ -5,9 +5,33 @@
 //! write, and Idempotency-Key replays. The policies are listed in docs/RELIABILITY.md.
 
 use crate::common;
+use crate::common::redis_cluster::RedisCluster;
 use crate::common::{TestApp, assert_error, json, spawn_app, spawn_app_with};
 use reqwest::Method;
 use serde_json::{Value, json};
+
+/// Where the instances keep what they share: the machine's Redis, or a private three-master
+/// Redis Cluster (REDIS_MODE=cluster). The rules below are checked on both.
+enum Shared {
+    Server,
+    Cluster(RedisCluster),
+}
+
+impl Shared {
+    async fn cluster() -> Shared {
+        Shared::Cluster(RedisCluster::start().await)
+    }
+
+    /// An app on this Redis, with `extra` settings flags.
+    async fn spawn(&self, extra: &[&str]) -> TestApp {
+        let mut flags = match self {
+            Shared::Server => Vec::new(),
+            Shared::Cluster(cluster) => cluster.flags(),
+        };
+        flags.extend(extra.iter().map(|f| f.to_string()));
+        spawn_app_with(&flags.iter().map(String::as_str).collect::<Vec<_>>()).await
+    }
+}
 
 /// Two instances of one deployment: `first` and a sibling on its database and Redis prefix.
 async fn two_instances(first: TestApp) -> (TestApp, TestApp) {
@@ -51,16 +75,26 @@ async fn once_announced(app: &TestApp, path: &str, fresh: impl Fn(&Value) -> boo
 /// next request is 429 RATE_LIMITED with Retry-After on either instance.
 #[tokio::test]
 async fn the_products_rate_limit_holds_across_two_instances() {
+    products_rate_limit(Shared::Server).await;
+}
+
+#[tokio::test]
+async fn the_products_rate_limit_holds_across_two_instances_on_a_redis_cluster() {
+    products_rate_limit(Shared::cluster().await).await;
+}
+
+async fn products_rate_limit(shared: Shared) {
     const MAX: usize = 4;
     let max = MAX.to_string();
     let (a, b) = two_instances(
-        spawn_app_with(&[
-            "--rate-limit-enabled",
-            "true",
-            "--rate-limit-max-requests",
-            &max,
-        ])
-        .await,
+        shared
+            .spawn(&[
+                "--rate-limit-enabled",
+                "true",
+                "--rate-limit-max-requests",
+                &max,
+            ])
+            .await,
     )
     .await;
     a.seed_catalog(2).await;
@@ -95,7 +129,16 @@ async fn the_products_rate_limit_holds_across_two_instances() {
 /// token rotated on one instance is dead on the other.
 #[tokio::test]
 async fn logout_and_refresh_rotation_on_one_instance_hold_on_the_other() {
-    let (a, b) = two_instances(spawn_app().await).await;
+    logout_and_rotation(Shared::Server).await;
+}
+
+#[tokio::test]
+async fn logout_and_refresh_rotation_on_one_instance_hold_on_the_other_on_a_redis_cluster() {
+    logout_and_rotation(Shared::cluster().await).await;
+}
+
+async fn logout_and_rotation(shared: Shared) {
+    let (a, b) = two_instances(shared.spawn(&[]).await).await;
     let account = a.register("instances@example.com").await;
 
     // The token signed by A is good on B before the logout (so the refusal below is the
@@ -177,7 +220,17 @@ async fn a_bearer_only_logout_on_one_instance_ends_the_session_on_the_other() {
 /// A product B has cached is fresh on B right after an admin write on A.
 #[tokio::test]
 async fn an_admin_write_on_one_instance_evicts_the_product_cached_by_the_other() {
-    let (a, b) = two_instances(spawn_app().await).await;
+    product_eviction(Shared::Server).await;
+}
+
+#[tokio::test]
+async fn an_admin_write_on_one_instance_evicts_the_product_cached_by_the_other_on_a_redis_cluster()
+{
+    product_eviction(Shared::cluster().await).await;
+}
+
+async fn product_eviction(shared: Shared) {
+    let (a, b) = two_instances(shared.spawn(&[]).await).await;
     a.seed_catalog(3).await;
     let path = "/products/1";
     let original = get_ok(&b, path).await;
@@ -214,7 +267,13 @@ async fn the_first_cache_tier_serves_from_memory_and_hears_writes_on_the_other_i
         .execute(&a.db)
         .await
         .unwrap();
-    let redis = ecom::kv::Kv::redis(&common::redis_url().into(), None, &a.redis_prefix).unwrap();
+    let redis = ecom::kv::Kv::redis(
+        &common::redis_url().into(),
+        ecom::config::RedisMode::Standalone,
+        None,
+        &a.redis_prefix,
+    )
+    .unwrap();
     redis
         .delete(&["cache:catalog:product:2".to_owned()])
         .await
@@ -242,7 +301,17 @@ async fn the_first_cache_tier_serves_from_memory_and_hears_writes_on_the_other_i
 /// Listing and search pages B has cached are retired by an admin write on A.
 #[tokio::test]
 async fn an_admin_write_on_one_instance_retires_the_listing_pages_cached_by_the_other() {
-    let (a, b) = two_instances(spawn_app().await).await;
+    listing_retirement(Shared::Server).await;
+}
+
+#[tokio::test]
+async fn an_admin_write_on_one_instance_retires_the_listing_pages_cached_by_the_other_on_a_redis_cluster()
+ {
+    listing_retirement(Shared::cluster().await).await;
+}
+
+async fn listing_retirement(shared: Shared) {
+    let (a, b) = two_instances(shared.spawn(&[]).await).await;
     a.seed_catalog(5).await;
     let list = "/products?limit=5";
     let search = "/products/search?q=a";
@@ -275,6 +344,38 @@ async fn an_admin_write_on_one_instance_retires_the_listing_pages_cached_by_the_
         .expect("product 3 on the first page");
     assert_eq!(renamed["title"], "Quietly Renamed");
     assert_ne!(get_ok(&b, search).await, searched);
+}
+
+/// An order placed on A reserves stock of two products; B, which had both cached, shows the
+/// new stock of each (the reservation deletes both keys: on a cluster, one DEL per key, as
+/// the keys live on different slots).
+#[tokio::test]
+async fn an_order_on_one_instance_refreshes_the_stock_of_every_product_it_holds_on_the_other() {
+    order_eviction(Shared::Server).await;
+}
+
+#[tokio::test]
+async fn an_order_on_one_instance_refreshes_the_stock_of_every_product_it_holds_on_the_other_on_a_redis_cluster()
+ {
+    order_eviction(Shared::cluster().await).await;
+}
+
+async fn order_eviction(shared: Shared) {
+    let (a, b) = two_instances(shared.spawn(&[]).await).await;
+    let products = [product(&a, 1_000, 10).await, product(&a, 2_000, 20).await];
+    for id in products {
+        get_ok(&b, &format!("/products/{id}")).await;
+    }
+    let mut body = order_body(products[0], 1);
+    body["products"] =
+        json!([{"id": products[0], "quantity": 1}, {"id": products[1], "quantity": 2}]);
+    let placed = post_order(&a, &body, &a.user_token(), "k-eviction").await;
+    assert_eq!(placed.status().as_u16(), 201);
+    for (id, left) in [(products[0], 9), (products[1], 18)] {
+        let path = format!("/products/{id}");
+        let fresh = once_announced(&b, &path, |p| p["stock"] == left).await;
+        assert_eq!(fresh["stock"], left, "{path} on B");
+    }
 }
 
 // ---------------------------------------------------------------- idempotency

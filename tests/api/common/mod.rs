@@ -409,6 +409,7 @@ pub fn pdf_text(bytes: &[u8]) -> String {
 }
 
 pub mod identity;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod smtp;
 pub mod tcp_proxy;
