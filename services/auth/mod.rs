@@ -8,6 +8,7 @@
 //! through the outbox and the background sender ([`mail`]); the service never talks SMTP
 //! inside an RPC. It must never log a password or a token.
 
+mod app;
 mod error;
 mod grpc;
 pub mod mail;
@@ -18,8 +19,8 @@ pub mod store;
 use std::time::Duration;
 
 pub use crate::accounts::{domain, password};
+pub use app::AuthApi;
 pub use error::AuthError;
-pub use grpc::AuthApi;
 
 use crate::config::Settings;
 
