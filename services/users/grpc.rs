@@ -1,213 +1,18 @@
-//! `UsersService` over gRPC (contract section 7): convert the request into domain values,
-//! authorize (owner or admin), call the store, convert back, write the profile cache through.
+//! `UsersService` over gRPC (contract section 7): decode the request into domain values,
+//! authorize (owner or admin), call the use case ([`super::app`]) or the store, encode.
 
-use anyhow::Context as _;
 use secrecy::SecretString;
 use tonic::{Request, Response, Status};
 
-use super::UsersSettings;
-use super::avatar::{self, AvatarError};
-use super::domain::{AddressFields, ProfileFields, ProfilePatch};
+use super::app::UsersApi;
+use super::domain::{ProfileFields, ProfilePatch};
 use super::error::UsersError;
 use super::store;
-use crate::accounts::password;
-use crate::accounts::profiles::Profiles;
-use crate::accounts::store::{self as accounts, UserRow};
-use crate::authn::Authenticator;
-use crate::authn::{self, Principal};
-use crate::clock::Clock;
+use crate::authn;
 use crate::proto::ecom::common::v1 as common;
 use crate::proto::ecom::users::v1 as pb;
 use crate::proto::ecom::users::v1::users_service_server::UsersService;
 use crate::validation::Violations;
-use sqlx::PgPool;
-
-/// The users service; cheap to clone.
-#[derive(Clone)]
-pub struct UsersApi {
-    db: PgPool,
-    profiles: Profiles,
-    authenticator: Authenticator,
-    clock: Clock,
-    settings: UsersSettings,
-}
-
-impl UsersApi {
-    /// The service over its accounts (`db`), the profile cache, token revocation, the clock
-    /// and its settings.
-    pub fn new(
-        db: PgPool,
-        profiles: Profiles,
-        authenticator: Authenticator,
-        clock: Clock,
-        settings: UsersSettings,
-    ) -> Self {
-        UsersApi {
-            db,
-            profiles,
-            authenticator,
-            clock,
-            settings,
-        }
-    }
-
-    /// A user's profile (through the cache); 404 when the account is gone.
-    async fn load_profile(&self, id: i64) -> Result<common::User, UsersError> {
-        self.profiles
-            .load(id)
-            .await?
-            .ok_or(UsersError::UserNotFound)
-    }
-
-    /// Applies a validated patch to user `id`; maps unique violations to 409 / 400.
-    async fn apply_patch(&self, id: i64, patch: ProfilePatch) -> Result<common::User, UsersError> {
-        let updated = store::update_profile(&self.db, id, &patch).await;
-        let row: UserRow = match updated {
-            Ok(Some(row)) => row,
-            Ok(None) => return Err(UsersError::UserNotFound),
-            Err(e) => {
-                return Err(match e.as_database_error().and_then(|d| d.constraint()) {
-                    Some("users_email_key") => UsersError::EmailExists,
-                    Some("users_username_key") => {
-                        Violations::one("username", "Username is already taken").into()
-                    }
-                    _ => e.into(),
-                });
-            }
-        };
-        Ok(self.profiles.store(&row).await)
-    }
-
-    async fn upload(
-        &self,
-        principal: &Principal,
-        r: pb::UploadAvatarRequest,
-    ) -> Result<pb::UploadAvatarResponse, UsersError> {
-        let settings = &self.settings;
-        if r.image.is_empty() {
-            return Err(Violations::one(
-                "image",
-                "An image file is required (multipart part `image`)",
-            )
-            .into());
-        }
-        if r.image.len() > settings.upload_max_size {
-            return Err(UsersError::PayloadTooLarge(format!(
-                "Image larger than {} bytes",
-                settings.upload_max_size
-            )));
-        }
-        let png = tokio::task::spawn_blocking(move || avatar::normalise(&r.image))
-            .await
-            .context("avatar task panicked")?
-            .map_err(|AvatarError::Unsupported| {
-                UsersError::UnsupportedMediaType("Image must be a JPEG, PNG or WebP file")
-            })?;
-        let name = format!(
-            "avatar-{}-{}.png",
-            principal.user_id,
-            uuid::Uuid::new_v4().simple()
-        );
-        let dir = std::path::PathBuf::from(&settings.upload_dir);
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .context("creating UPLOAD_DIR")?;
-        tokio::fs::write(dir.join(&name), &png)
-            .await
-            .context("writing the avatar")?;
-        let url = format!("{}/{name}", settings.uploads_base);
-        let row = store::set_image(&self.db, principal.user_id, &url)
-            .await?
-            .ok_or(UsersError::UserNotFound)?;
-        self.profiles.store(&row).await;
-        Ok(pb::UploadAvatarResponse {
-            id: row.id,
-            image: url,
-        })
-    }
-
-    async fn delete(
-        &self,
-        principal: &Principal,
-        r: pb::DeleteMeRequest,
-    ) -> Result<pb::DeleteMeResponse, UsersError> {
-        if r.password.is_empty() {
-            return Err(Violations::one("password", "Password is required").into());
-        }
-        if r.reason.chars().count() > 500 {
-            return Err(Violations::one("reason", "Must be at most 500 characters").into());
-        }
-        let user = accounts::find_user(&self.db, principal.user_id)
-            .await?
-            .ok_or(UsersError::UserNotFound)?;
-        if !password::verify(SecretString::from(r.password), user.password_hash.clone()).await? {
-            return Err(UsersError::InvalidCredentials);
-        }
-        let now = self.clock.now();
-        let mut tx = self.db.begin().await?;
-        store::request_deletion(&mut *tx, user.id, now, r.reason.trim()).await?;
-        accounts::revoke_refresh_tokens(&mut *tx, user.id, None, now).await?;
-        tx.commit().await?;
-        // Tokens die at once: this one by its jti, older ones by the per-user cutoff.
-        let auth = &self.authenticator;
-        auth.revoke(principal)
-            .await
-            .context("revoking the access token")?;
-        let ttl =
-            std::time::Duration::from_secs(60 * u64::from(self.settings.jwt_max_expires_in_mins))
-                .max(self.settings.jwt_expires_in);
-        auth.revoke_user(user.id, now, ttl)
-            .await
-            .context("revoking the user's tokens")?;
-        self.profiles.forget(user.id).await;
-        Ok(pb::DeleteMeResponse {
-            message: "Account scheduled for deletion".to_owned(),
-        })
-    }
-
-    async fn add_address(
-        &self,
-        user_id: i64,
-        r: pb::AddAddressRequest,
-    ) -> Result<pb::Address, UsersError> {
-        let fields = AddressFields::parse_new(&r)?;
-        let mut tx = self.db.begin().await?;
-        if !store::lock_user(&mut tx, user_id).await? {
-            return Err(UsersError::UserNotFound);
-        }
-        // The first address is the default, whatever the request says: exactly one default.
-        let is_default = r.is_default || !store::has_addresses(&mut tx, user_id).await?;
-        if is_default {
-            store::clear_default(&mut tx, user_id).await?;
-        }
-        let row = store::insert_address(&mut tx, user_id, &fields, is_default).await?;
-        tx.commit().await?;
-        Ok(row.to_wire())
-    }
-
-    async fn update_address(
-        &self,
-        user_id: i64,
-        r: pb::UpdateAddressRequest,
-    ) -> Result<pb::Address, UsersError> {
-        let mut tx = self.db.begin().await?;
-        store::lock_user(&mut tx, user_id).await?;
-        let current = store::find_address_for_update(&mut tx, user_id, r.id)
-            .await?
-            .ok_or(UsersError::AddressNotFound)?;
-        let fields = current.fields().apply(&r)?;
-        // `isDefault: false` on the default is what an edit form sends with its checkbox
-        // untouched: the edit applies and the address stays the default. The default moves
-        // only when another address is made the default, or when this one is deleted.
-        let is_default = current.is_default || r.is_default == Some(true);
-        if is_default && !current.is_default {
-            store::clear_default(&mut tx, user_id).await?;
-        }
-        let row = store::update_address(&mut tx, current.id, &fields, is_default).await?;
-        tx.commit().await?;
-        Ok(row.to_wire())
-    }
-}
 
 /// Public fields only (id, names, image): what anyone signed in may see of another user.
 fn public_view(u: common::User) -> common::User {
@@ -349,9 +154,11 @@ impl UsersService for UsersApi {
         req: Request<pb::UploadAvatarRequest>,
     ) -> Result<Response<pb::UploadAvatarResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
-        Ok(Response::new(
-            self.upload(&principal, req.into_inner()).await?,
-        ))
+        let url = self.upload(&principal, req.into_inner().image).await?;
+        Ok(Response::new(pb::UploadAvatarResponse {
+            id: principal.user_id,
+            image: url,
+        }))
     }
 
     /// Spec 7.2.6: soft delete with a grace period.
@@ -361,9 +168,24 @@ impl UsersService for UsersApi {
         req: Request<pb::DeleteMeRequest>,
     ) -> Result<Response<pb::DeleteMeResponse>, Status> {
         let principal = authn::require_user(&req)?.clone();
-        Ok(Response::new(
-            self.delete(&principal, req.into_inner()).await?,
-        ))
+        let r = req.into_inner();
+        if r.password.is_empty() {
+            return Err(
+                UsersError::from(Violations::one("password", "Password is required")).into(),
+            );
+        }
+        if r.reason.chars().count() > 500 {
+            return Err(UsersError::from(Violations::one(
+                "reason",
+                "Must be at most 500 characters",
+            ))
+            .into());
+        }
+        self.delete(&principal, SecretString::from(r.password), r.reason.trim())
+            .await?;
+        Ok(Response::new(pb::DeleteMeResponse {
+            message: "Account scheduled for deletion".to_owned(),
+        }))
     }
 
     /// Spec 7.2.5: a bare array, the default first.

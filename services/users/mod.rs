@@ -6,6 +6,7 @@
 //! write-through for 60 s (spec 12.2). Deletion is soft with a grace period; [`run_purge`]
 //! anonymises accounts afterwards and keeps the rows, so orders keep their user id.
 
+mod app;
 mod avatar;
 mod domain;
 mod error;
@@ -19,8 +20,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+pub use app::UsersApi;
 pub use error::UsersError;
-pub use grpc::UsersApi;
 
 /// The settings the users service reads.
 #[derive(Debug, Clone)]
