@@ -282,7 +282,7 @@ async fn identity_start(
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let settings = &shared.settings;
-    crate::auth::mail::check_settings(settings)?;
+    crate::mail::check_settings(settings)?;
     // Computed now, so the first login of an unknown email is not slower than the others.
     crate::accounts::password::dummy_hash().await;
     if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
@@ -296,7 +296,7 @@ async fn identity_start(
             .context("seeding demo users")?;
     }
     if services.contains(&ServiceName::Auth) {
-        tokio::spawn(crate::auth::mail::run_sender(
+        tokio::spawn(crate::mail::run_sender(
             shared.db.clone(),
             settings.clone(),
             stop.clone(),
@@ -524,7 +524,7 @@ async fn commerce_sweeper(
             if let Err(err) = orders.reconcile().await {
                 tracing::warn!(error = ?err, "reconciling orders");
             }
-            if let Err(err) = orders::idempotency::purge(&shared.db, now).await {
+            if let Err(err) = crate::idempotency::purge(&shared.db, now).await {
                 tracing::warn!(error = ?err, "purging idempotency keys");
             }
         }

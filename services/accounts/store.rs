@@ -61,6 +61,34 @@ impl UserRow {
     }
 }
 
+/// How mail and invoices address an account holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+impl Contact {
+    /// "First Last", trimmed.
+    pub fn name(&self) -> String {
+        format!("{} {}", self.first_name, self.last_name)
+            .trim()
+            .to_owned()
+    }
+}
+
+/// The contact of a live (not purged: its email is anonymised then) account.
+pub async fn contact(ex: impl PgExecutor<'_>, id: i64) -> Result<Option<Contact>, sqlx::Error> {
+    sqlx::query_as!(
+        Contact,
+        "SELECT email, first_name, last_name FROM users WHERE id = $1 AND purged_at IS NULL",
+        id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
 /// A live (not purged) account by id.
 pub async fn find_user(ex: impl PgExecutor<'_>, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as!(

@@ -20,6 +20,7 @@ use crate::authn;
 use crate::authn::Authenticator;
 use crate::clock::Clock;
 use crate::kv::Kv;
+use crate::mail::{self, Mail};
 use crate::proto::ecom::common::v1 as common;
 use crate::tokens::Tokens;
 use sqlx::PgPool;
@@ -316,7 +317,11 @@ impl AuthApi {
                 self.now() + RESET_TOKEN_TTL,
             )
             .await?;
-            store::enqueue_mail(&mut *tx, &user.email, "Reset your password", &body).await?;
+            let mail = Mail {
+                subject: "Reset your password".to_owned(),
+                body,
+            };
+            mail::enqueue(&mut *tx, &user.email, &mail).await?;
             tx.commit().await?;
         }
         Ok(())
@@ -345,13 +350,14 @@ impl AuthApi {
             .ok_or(AuthError::InvalidResetToken)?;
         store::set_password(&mut *tx, user_id, &hash).await?;
         store::revoke_refresh_tokens(&mut *tx, user_id, None, now).await?;
-        store::enqueue_mail(
-            &mut *tx,
-            &user.email,
-            "Your password was changed",
-            &format!("Hello {},\r\n\r\nThe password of your account was just reset. If this was not you, contact us at once.\r\n", user.first_name),
-        )
-        .await?;
+        let mail = Mail {
+            subject: "Your password was changed".to_owned(),
+            body: format!(
+                "Hello {},\r\n\r\nThe password of your account was just reset. If this was not you, contact us at once.\r\n",
+                user.first_name
+            ),
+        };
+        mail::enqueue(&mut *tx, &user.email, &mail).await?;
         tx.commit().await?;
         self.revoke_access_tokens(user_id).await;
         Ok(())

@@ -5,13 +5,12 @@
 //! `users`, `refresh_tokens`, `password_resets`, `mail_outbox`, and the `users:profile:*`
 //! cache keys. Access tokens are JWTs ([`crate::tokens`]); refresh and reset tokens are opaque
 //! random strings stored only as digests. Passwords are argon2id ([`password`]). Mail goes
-//! through the outbox and the background sender ([`mail`]); the service never talks SMTP
+//! through the kernel's outbox and sender ([`crate::mail`]); the service never talks SMTP
 //! inside an RPC. It must never log a password or a token.
 
 mod app;
 mod error;
 mod grpc;
-pub mod mail;
 mod secret_token;
 pub mod seed;
 pub mod store;

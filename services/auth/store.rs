@@ -321,21 +321,3 @@ pub async fn redeem_password_reset(
         Redemption::Invalid
     })
 }
-
-/// Queues a mail in the outbox (in the caller's transaction).
-pub async fn enqueue_mail(
-    ex: impl PgExecutor<'_>,
-    recipient: &str,
-    subject: &str,
-    body: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        r#"INSERT INTO mail_outbox (recipient, subject, body) VALUES ($1, $2, $3)"#,
-        recipient,
-        subject,
-        body
-    )
-    .execute(ex)
-    .await?;
-    Ok(())
-}

@@ -6,6 +6,7 @@
 
 use futures::future::BoxFuture;
 
+use super::domain::ProductPrice;
 use super::error::OrderError;
 use crate::authn::Authenticator;
 use crate::catalog::CatalogService;
@@ -64,7 +65,7 @@ impl Catalog {
     pub fn pricing(
         &self,
         ids: Vec<i64>,
-    ) -> BoxFuture<'static, Result<Vec<pb::PricedProduct>, OrderError>> {
+    ) -> BoxFuture<'static, Result<Vec<ProductPrice>, OrderError>> {
         let mut client = self.client.clone();
         let request = self.request(pb::GetProductsForPricingRequest { ids });
         Box::pin(async move {
@@ -78,7 +79,7 @@ impl Catalog {
                     &response.missing_ids,
                 )));
             }
-            Ok(response.products)
+            Ok(response.products.into_iter().map(price).collect())
         })
     }
 
@@ -86,7 +87,7 @@ impl Catalog {
     pub fn pricing_lenient(
         &self,
         ids: Vec<i64>,
-    ) -> BoxFuture<'static, Result<Vec<pb::PricedProduct>, OrderError>> {
+    ) -> BoxFuture<'static, Result<Vec<ProductPrice>, OrderError>> {
         let mut client = self.client.clone();
         let request = self.request(pb::GetProductsForPricingRequest { ids });
         Box::pin(async move {
@@ -94,7 +95,12 @@ impl Catalog {
                 .get_products_for_pricing(request)
                 .await
                 .map_err(OrderError::Upstream)?;
-            Ok(response.into_inner().products)
+            Ok(response
+                .into_inner()
+                .products
+                .into_iter()
+                .map(price)
+                .collect())
         })
     }
 
@@ -159,5 +165,15 @@ impl Catalog {
                 .map_err(OrderError::Upstream)?;
             Ok(())
         })
+    }
+}
+
+fn price(p: pb::PricedProduct) -> ProductPrice {
+    ProductPrice {
+        id: p.id,
+        title: p.title,
+        price_cents: p.price_cents,
+        discount_bp: p.discount_basis_points,
+        thumbnail: p.thumbnail,
     }
 }

@@ -2,7 +2,10 @@
 
 use tonic::{Code, Status};
 
+use super::domain::Corrupt;
 use crate::errors::{self, ErrorReason};
+use crate::idempotency;
+use crate::validation::Violations;
 
 /// Everything an orders RPC can fail with. Each variant's doc names the
 /// status it becomes; the conversion is [`From<OrderError> for Status`].
@@ -12,8 +15,14 @@ pub enum OrderError {
     #[error("order not found")]
     NotFound,
     /// INVALID_ARGUMENT (400), VALIDATION_ERROR, one violation per field.
-    #[error("invalid request: {0:?}")]
-    Invalid(Vec<(String, String)>),
+    #[error("invalid request: {0}")]
+    Invalid(#[from] Violations),
+    /// NOT_FOUND (404), CART_NOT_FOUND: unknown, deleted, or another user's cart.
+    #[error("cart not found")]
+    CartNotFound,
+    /// PERMISSION_DENIED (403), FORBIDDEN: another user's carts.
+    #[error("carts of another user")]
+    NotYourCarts,
     /// FAILED_PRECONDITION, 422 ORDER_CANNOT_CANCEL.
     #[error("order cannot be cancelled in status {0}")]
     CannotCancel(&'static str),
@@ -47,9 +56,24 @@ pub enum OrderError {
     /// A status from another service (the catalog), passed through as it is.
     #[error("upstream: {0}")]
     Upstream(Status),
+    /// INTERNAL (500): a stored row holds a state no code writes; logged with the row.
+    #[error("order {row}: {source}")]
+    Corrupt { row: String, source: Corrupt },
     /// INTERNAL (500); the cause chain is logged once.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+impl From<idempotency::Error> for OrderError {
+    fn from(err: idempotency::Error) -> Self {
+        match err {
+            idempotency::Error::Invalid(violations) => OrderError::Invalid(violations),
+            idempotency::Error::Reused => OrderError::KeyReused,
+            idempotency::Error::InProgress => OrderError::KeyInProgress,
+            idempotency::Error::Database(err) => err.into(),
+            err @ idempotency::Error::Corrupt(_) => OrderError::Unexpected(anyhow::Error::new(err)),
+        }
+    }
 }
 
 impl From<sqlx::Error> for OrderError {
@@ -74,7 +98,15 @@ impl From<OrderError> for Status {
                 ErrorReason::OrderNotFound,
                 "Order not found",
             ),
-            OrderError::Invalid(violations) => errors::validation(violations),
+            OrderError::Invalid(violations) => errors::validation(violations.into_inner()),
+            OrderError::CartNotFound => {
+                errors::status(Code::NotFound, ErrorReason::CartNotFound, "Cart not found")
+            }
+            OrderError::NotYourCarts => errors::status(
+                Code::PermissionDenied,
+                ErrorReason::Forbidden,
+                "You can only access your own carts",
+            ),
             OrderError::CannotCancel(status) => errors::status_with_http(
                 Code::FailedPrecondition,
                 ErrorReason::OrderCannotCancel,
@@ -138,6 +170,7 @@ impl From<OrderError> for Status {
                 "The payment intent already pays another order",
             ),
             OrderError::Upstream(status) => status,
+            err @ OrderError::Corrupt { .. } => errors::unexpected(anyhow::Error::new(err)),
             OrderError::Unexpected(err) => errors::unexpected(err),
         }
     }

@@ -1,11 +1,8 @@
 //! The invoice of an order as a PDF (contract 6.2.7): seller, buyer, billing and
 //! shipping addresses, every line, subtotal, tax, shipping and total.
 
-use chrono::DateTime;
-
+use super::domain::{Address, Order};
 use super::pdf::{Font, PAGE_HEIGHT, PAGE_WIDTH, Page};
-use crate::proto::ecom::common::v1::ShippingAddress;
-use crate::proto::ecom::orders::v1 as pb;
 
 /// Who sells: SELLER_NAME and SELLER_ADDRESS.
 #[derive(Clone, Debug)]
@@ -48,19 +45,8 @@ pub fn money(cents: i64) -> String {
     format!("{sign}${grouped}.{:02}", cents % 100)
 }
 
-/// A wire amount (currency units, exact to the cent by construction) in cents.
-fn cents(amount: f64) -> i64 {
-    crate::money::from_wire(amount).unwrap_or_default()
-}
-
-fn date(t: Option<&prost_types::Timestamp>) -> String {
-    t.and_then(|t| DateTime::from_timestamp(t.seconds, 0))
-        .map(|t| t.format("%Y-%m-%d").to_string())
-        .unwrap_or_default()
-}
-
 /// An address as lines: name, street, city/state/zip, country, phone.
-fn address_lines(a: &ShippingAddress) -> Vec<String> {
+fn address_lines(a: &Address) -> Vec<String> {
     let name = format!("{} {}", a.first_name, a.last_name);
     let city = format!("{}, {} {}", a.city, a.state, a.zip_code);
     [
@@ -117,7 +103,7 @@ impl Layout {
 }
 
 /// The invoice PDF of `order`.
-pub fn render(order: &pb::Order, seller: &Seller, buyer: &Buyer) -> Vec<u8> {
+pub fn render(order: &Order, seller: &Seller, buyer: &Buyer) -> Vec<u8> {
     let mut first = Page::default();
     let top = PAGE_HEIGHT - MARGIN;
     first.text(MARGIN, top - 14.0, Font::Bold, 22.0, "INVOICE");
@@ -125,7 +111,10 @@ pub fn render(order: &pb::Order, seller: &Seller, buyer: &Buyer) -> Vec<u8> {
     for (label, value) in [
         ("Invoice", format!("invoice-{}", order.id)),
         ("Order", order.id.clone()),
-        ("Order date", date(order.created_at.as_ref())),
+        (
+            "Order date",
+            order.created_at.format("%Y-%m-%d").to_string(),
+        ),
         ("Payment", order.payment_method.clone()),
     ] {
         first.text(MARGIN, y, Font::Bold, 9.0, &format!("{label}:"));
@@ -144,16 +133,22 @@ pub fn render(order: &pb::Order, seller: &Seller, buyer: &Buyer) -> Vec<u8> {
 
     // Buyer, billing and shipping addresses in three columns.
     let blocks_top = y.min(sy) - 22.0;
-    let billing = order.billing_address.clone().unwrap_or_default();
-    let shipping = order.shipping_address.clone().unwrap_or_default();
     let columns = [
         (
             MARGIN,
             "Buyer",
             vec![buyer.name.clone(), buyer.email.clone()],
         ),
-        (MARGIN + 175.0, "Billing address", address_lines(&billing)),
-        (MARGIN + 350.0, "Shipping address", address_lines(&shipping)),
+        (
+            MARGIN + 175.0,
+            "Billing address",
+            address_lines(&order.billing_address),
+        ),
+        (
+            MARGIN + 350.0,
+            "Shipping address",
+            address_lines(&order.shipping_address),
+        ),
     ];
     let mut lowest = blocks_top;
     for (x, title, lines) in columns {
@@ -181,7 +176,7 @@ pub fn render(order: &pb::Order, seller: &Seller, buyer: &Buyer) -> Vec<u8> {
     page.text_right(RIGHT, header_y, Font::Bold, 9.0, "Line total");
     page.rule(MARGIN, RIGHT, header_y - 5.0);
     layout.y -= 6.0;
-    for line in &order.products {
+    for line in &order.lines {
         let y = layout.row(14.0, &order.id);
         let page = layout.page();
         page.text(
@@ -192,20 +187,20 @@ pub fn render(order: &pb::Order, seller: &Seller, buyer: &Buyer) -> Vec<u8> {
             &truncate(&line.title, TITLE_CHARS),
         );
         page.text_right(QTY, y, Font::Regular, 9.0, &line.quantity.to_string());
-        page.text_right(UNIT, y, Font::Regular, 9.0, &money(cents(line.price)));
+        page.text_right(UNIT, y, Font::Regular, 9.0, &money(line.price_cents));
         page.text_right(
             DISCOUNT,
             y,
             Font::Regular,
             9.0,
-            &format!("{}%", line.discount_percentage),
+            &format!("{}%", f64::from(line.discount_bp) / 100.0),
         );
         page.text_right(
             RIGHT,
             y,
             Font::Regular,
             9.0,
-            &money(cents(line.discounted_total)),
+            &money(line.discounted_total_cents),
         );
     }
 
@@ -213,15 +208,15 @@ pub fn render(order: &pb::Order, seller: &Seller, buyer: &Buyer) -> Vec<u8> {
     let y = layout.row(10.0, &order.id);
     layout.page().rule(UNIT - 60.0, RIGHT, y);
     for (label, amount, font) in [
-        ("Subtotal", order.subtotal, Font::Regular),
-        ("Tax", order.tax, Font::Regular),
-        ("Shipping", order.shipping, Font::Regular),
-        ("Total", order.total, Font::Bold),
+        ("Subtotal", order.totals.subtotal_cents, Font::Regular),
+        ("Tax", order.totals.tax_cents, Font::Regular),
+        ("Shipping", order.totals.shipping_cents, Font::Regular),
+        ("Total", order.totals.total_cents, Font::Bold),
     ] {
         let y = layout.row(15.0, &order.id);
         let page = layout.page();
         page.text(UNIT - 60.0, y, font, 10.0, label);
-        page.text_right(RIGHT, y, font, 10.0, &money(cents(amount)));
+        page.text_right(RIGHT, y, font, 10.0, &money(amount));
     }
 
     let count = layout.pages.len();
@@ -245,6 +240,7 @@ pub fn render(order: &pb::Order, seller: &Seller, buyer: &Buyer) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::orders::domain::{OrderStatus, PaymentState, PricedLine, Totals};
 
     #[test]
     fn amounts_have_thousands_separators_and_cents() {
@@ -258,21 +254,34 @@ mod tests {
 
     #[test]
     fn long_orders_continue_on_further_pages() {
-        let order = pb::Order {
+        let at = chrono::DateTime::from_timestamp(1_764_201_600, 0).unwrap();
+        let order = Order {
             id: "ORD-2026112701".into(),
-            products: (0..120)
-                .map(|i| pb::CartItem {
-                    id: i,
-                    title: format!("Product {i}"),
-                    price: 1.0,
-                    quantity: 1,
-                    total: 1.0,
-                    discount_percentage: 0.0,
-                    discounted_total: 1.0,
-                    thumbnail: String::new(),
-                })
+            user_id: 1,
+            lines: (0..120)
+                .map(|i| PricedLine::new(i, format!("Product {i}"), 100, 0, 1, String::new()))
                 .collect(),
-            ..Default::default()
+            totals: Totals {
+                subtotal_cents: 12_000,
+                tax_cents: 0,
+                shipping_cents: 0,
+                total_cents: 12_000,
+            },
+            status: OrderStatus::Pending,
+            payment_status: PaymentState::Unpaid,
+            shipping_address: Address::default(),
+            billing_address: Address::default(),
+            payment_method: "card".into(),
+            payment_intent_id: None,
+            tracking_number: None,
+            carrier: None,
+            cancel_reason: None,
+            cancelled_at: None,
+            created_at: at,
+            updated_at: at,
+            history: Vec::new(),
+            notes: Vec::new(),
+            return_request: None,
         };
         let seller = Seller {
             name: "Shop".into(),

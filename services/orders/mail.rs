@@ -1,70 +1,20 @@
 //! Order mails: the confirmation when an order is placed and the shipping
-//! notice when it ships.
+//! notice when it ships, written here and queued through the kernel's outbox
+//! ([`crate::mail`]) in the transaction that places the order or records the
+//! shipment: the mail exists if and only if the change does.
 //!
-//! Both are rows of the identity schema's `mail_outbox`, inserted in the
-//! transaction that places the order or records the shipment: the mail exists
-//! if and only if the change does, and the outbox sender (services/auth/mail.rs,
-//! which runs in the process that serves auth) delivers each row once.
-//!
-//! The buyer's address comes from the `users` table, read with the one query
-//! of [`buyer`]: the services share one database, and an admin ships the
-//! order, so the caller's token cannot tell the buyer's address. An order of an
-//! account that no longer exists (or was purged) gets no mail.
+//! The buyer is addressed by account ([`crate::mail::to_account`]): an admin
+//! ships the order, so the caller's token cannot tell the buyer's address. An
+//! order of an account that no longer exists (or was purged) gets no mail.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
+use super::domain::{Address, Order};
 use super::error::OrderError;
 use super::invoice::money;
-use super::store::PlacedOrder;
-use crate::proto::ecom::common::v1::ShippingAddress;
-
-/// The buyer as the mails and the invoice name them.
-#[derive(Clone, Debug)]
-pub struct Contact {
-    pub email: String,
-    pub first_name: String,
-    pub last_name: String,
-}
-
-impl Contact {
-    /// "First Last", trimmed.
-    pub fn name(&self) -> String {
-        format!("{} {}", self.first_name, self.last_name)
-            .trim()
-            .to_owned()
-    }
-}
-
-/// The email and name of account `user_id`; `None` when it does not exist or
-/// was purged (its email is anonymised then). The only read of the identity
-/// service's `users` table by the orders service.
-pub async fn buyer(db: &mut PgConnection, user_id: i64) -> Result<Option<Contact>, OrderError> {
-    Ok(sqlx::query_as!(
-        Contact,
-        "SELECT email, first_name, last_name FROM users WHERE id = $1 AND purged_at IS NULL",
-        user_id
-    )
-    .fetch_optional(db)
-    .await?)
-}
-
-async fn enqueue(
-    tx: &mut PgConnection,
-    to: &str,
-    subject: &str,
-    body: &str,
-) -> Result<(), OrderError> {
-    sqlx::query!(
-        "INSERT INTO mail_outbox (recipient, subject, body) VALUES ($1, $2, $3)",
-        to,
-        subject,
-        body
-    )
-    .execute(tx)
-    .await?;
-    Ok(())
-}
+use crate::accounts::store::Contact;
+use crate::mail::{self, Mail};
 
 fn greeting(contact: &Contact) -> String {
     match contact.first_name.trim() {
@@ -73,7 +23,7 @@ fn greeting(contact: &Contact) -> String {
     }
 }
 
-fn address_block(a: &ShippingAddress) -> String {
+fn address_block(a: &Address) -> String {
     let lines = [
         format!("{} {}", a.first_name, a.last_name),
         a.address.clone(),
@@ -88,22 +38,15 @@ fn address_block(a: &ShippingAddress) -> String {
         .collect()
 }
 
-/// Queues the confirmation of `order` in the transaction that inserts it.
-pub async fn queue_confirmation(
-    tx: &mut PgConnection,
-    order: &PlacedOrder<'_>,
-) -> Result<(), OrderError> {
-    let Some(contact) = buyer(tx, order.user_id).await? else {
-        tracing::debug!(order = %order.id, "buyer has no account row; no confirmation mail");
-        return Ok(());
-    };
+/// The confirmation of a just-placed order.
+fn confirmation(contact: &Contact, order: &Order) -> Mail {
     let mut body = format!(
         "{}\n\nthank you for your order {}, placed on {}.\n\n",
-        greeting(&contact),
+        greeting(contact),
         order.id,
-        order.now.format("%Y-%m-%d")
+        order.created_at.format("%Y-%m-%d")
     );
-    for line in order.lines {
+    for line in &order.lines {
         body.push_str(&format!(
             "  {} x {}: {}\n",
             line.quantity,
@@ -119,15 +62,20 @@ pub async fn queue_confirmation(
         money(t.tax_cents),
         money(t.shipping_cents),
         money(t.total_cents),
-        address_block(order.shipping_address)
+        address_block(&order.shipping_address)
     ));
-    enqueue(
-        tx,
-        &contact.email,
-        &format!("Order {} confirmed", order.id),
-        &body,
-    )
-    .await
+    Mail {
+        subject: format!("Order {} confirmed", order.id),
+        body,
+    }
+}
+
+/// Queues the confirmation of `order` in the transaction that inserts it.
+pub async fn queue_confirmation(tx: &mut PgConnection, order: &Order) -> Result<(), OrderError> {
+    if !mail::to_account(tx, order.user_id, |c| confirmation(c, order)).await? {
+        tracing::debug!(order = %order.id, "buyer has no account row; no confirmation mail");
+    }
+    Ok(())
 }
 
 /// What the shipping notice tells.
@@ -140,27 +88,26 @@ pub struct Shipment<'a> {
     pub estimated_delivery: DateTime<Utc>,
 }
 
+fn shipped(contact: &Contact, s: &Shipment<'_>) -> Mail {
+    Mail {
+        subject: format!("Order {} has shipped", s.order_id),
+        body: format!(
+            "{}\n\nyour order {} has shipped.\n\nCarrier: {}\nTracking number: {}\n\
+             Track it at: {}\nEstimated delivery: {}\n",
+            greeting(contact),
+            s.order_id,
+            s.carrier,
+            s.tracking_number,
+            s.tracking_url,
+            s.estimated_delivery.format("%Y-%m-%d")
+        ),
+    }
+}
+
 /// Queues the shipping notice in the transaction that marks the order shipped.
 pub async fn queue_shipped(tx: &mut PgConnection, s: &Shipment<'_>) -> Result<(), OrderError> {
-    let Some(contact) = buyer(tx, s.user_id).await? else {
+    if !mail::to_account(tx, s.user_id, |c| shipped(c, s)).await? {
         tracing::debug!(order = %s.order_id, "buyer has no account row; no shipping mail");
-        return Ok(());
-    };
-    let body = format!(
-        "{}\n\nyour order {} has shipped.\n\nCarrier: {}\nTracking number: {}\n\
-         Track it at: {}\nEstimated delivery: {}\n",
-        greeting(&contact),
-        s.order_id,
-        s.carrier,
-        s.tracking_number,
-        s.tracking_url,
-        s.estimated_delivery.format("%Y-%m-%d")
-    );
-    enqueue(
-        tx,
-        &contact.email,
-        &format!("Order {} has shipped", s.order_id),
-        &body,
-    )
-    .await
+    }
+    Ok(())
 }

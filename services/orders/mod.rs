@@ -1,18 +1,25 @@
 //! The orders service: orders and their life cycle (contract section 6), behind
 //! `ecom.orders.v1.OrdersService`.
 //!
+//! Its rooms, as in every service: [`domain`] (typed values and the pure rules
+//! of pricing and of an order's states), [`app`] (the use cases, [`carts`]
+//! among them), `store` (all of its SQL), `error` (one enum, mapped once to a
+//! gRPC status), `wire` (protobuf to and from domain values) and `grpc`
+//! (decode, authorize, call, encode). [`catalog`] and [`payments`] are its
+//! generated-client views of the other services.
+//!
 //! It owns the `orders`, `order_items`, `order_history`, `order_notes`,
-//! `order_numbers` and `idempotency_keys` tables
+//! `order_numbers` and `carts`/`cart_items` tables
 //! (migrations/20261127000300_orders.sql) and `order_returns`
-//! (migrations/20261127000700_order_returns_mail.sql). It writes order mails
-//! to the shared `mail_outbox` and reads buyers' emails from `users` in one
-//! query ([`mail`]). Product data and stock belong to the
-//! catalog: this service asks the catalog service over gRPC ([`catalog`]), never
-//! reads its tables.
+//! (migrations/20261127000700_order_returns_mail.sql). Mail goes through the
+//! kernel's outbox, addressed by account ([`crate::mail`]); idempotency keys
+//! through the kernel's runner ([`crate::idempotency`]). Product data and stock
+//! belong to the catalog: this service asks the catalog service over gRPC
+//! ([`catalog`]), never reads its tables.
 //!
 //! Placing an order (POST /orders), and why it never oversells or loses stock:
 //! 1. Idempotency-Key: the first request with a key owns it; duplicates wait and
-//!    replay the stored response ([`idempotency`]).
+//!    replay the stored response ([`crate::idempotency`]).
 //! 2. Prices come from the catalog (`GetProductsForPricing`), never from the
 //!    client; totals are computed in integer cents ([`domain::pricing`]).
 //! 3. The order id (ORD-YYYYMMDDNN) is taken from a per-day counter in its own
@@ -34,7 +41,7 @@
 //! A crash between 4 and 5 leaves a reservation without an order: the catalog's
 //! sweeper releases it at expiry (15 minutes), so the stock comes back. A crash
 //! between 5 and 6 leaves an order whose reservation is not committed: the
-//! reconciler ([`OrdersService::reconcile`], every minute) commits it; if the
+//! reconciler ([`app::OrdersApp::reconcile`], every minute) commits it; if the
 //! reservation expired in between, the order is cancelled (its units went back
 //! to the shelf and may have been sold). Cancelling an order releases its stock.
 //!
@@ -42,20 +49,21 @@
 //! service; where that link lives and how the two services keep it in step is
 //! explained in [`payments`].
 
+pub mod app;
 pub mod carts;
 pub mod catalog;
 pub mod domain;
 mod error;
 mod grpc;
-pub mod idempotency;
 pub mod invoice;
 mod mail;
 pub mod payments;
 mod pdf;
-mod returns;
 mod store;
+mod wire;
 
+pub use app::AfterSales;
 pub use catalog::Catalog;
 pub use error::OrderError;
-pub use grpc::{AfterSales, OrdersService};
+pub use grpc::OrdersService;
 pub use payments::Payments;

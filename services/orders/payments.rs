@@ -35,6 +35,7 @@
 
 use futures::future::BoxFuture;
 
+use super::domain::PayingIntent;
 use super::error::OrderError;
 use crate::internal::{ServiceToken, Transport};
 use crate::proto::ecom::payments::v1 as pb;
@@ -63,17 +64,23 @@ impl Payments {
         &self,
         id: String,
         user_id: i64,
-    ) -> BoxFuture<'static, Result<pb::GetIntentForOrderResponse, OrderError>> {
+    ) -> BoxFuture<'static, Result<PayingIntent, OrderError>> {
         let mut client = self.client.clone();
         let request = self
             .token
             .request(pb::GetIntentForOrderRequest { id, user_id });
         Box::pin(async move {
-            Ok(client
+            let found = client
                 .get_intent_for_order(request)
                 .await
                 .map_err(OrderError::Upstream)?
-                .into_inner())
+                .into_inner();
+            Ok(PayingIntent {
+                succeeded: found.status() == pb::PaymentStatus::Succeeded,
+                amount_cents: found.amount_cents,
+                currency: found.currency,
+                refunded: found.refunded,
+            })
         })
     }
 

@@ -1,33 +1,43 @@
-//! The orders service's SQL (tables of migrations/20261127000300_orders.sql).
+//! All of the orders service's SQL: orders, their lines, history, notes and
+//! returns (migrations/20261127000300_orders.sql, 20261127000700_order_returns_mail.sql)
+//! and carts. Reads return domain values; a stored state that does not parse
+//! is [`OrderError::Corrupt`], naming the row.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-use super::domain::{OrderStatus, PricedLine, Totals};
+use super::domain::{
+    Address, Corrupt, Note, Order, OrderStatus, OrderSummary, PaymentState, PaymentView,
+    PricedLine, ReturnRequest, ReturnStatus, StatusChange, Totals,
+};
 use super::error::OrderError;
-use crate::money;
-use crate::proto::ecom::common::v1::ShippingAddress;
-use crate::proto::ecom::orders::v1 as pb;
 
-/// A protobuf timestamp.
-pub use crate::clock::timestamp;
+/// A parsed stored value, or the error naming the row it came from.
+fn parsed<T>(row: &str, value: Result<T, Corrupt>) -> Result<T, OrderError> {
+    value.map_err(|source| OrderError::Corrupt {
+        row: row.to_owned(),
+        source,
+    })
+}
 
-fn address_to_json(a: &ShippingAddress) -> serde_json::Value {
+fn address_to_json(a: &Address) -> serde_json::Value {
     json!({
         "firstName": a.first_name, "lastName": a.last_name, "address": a.address, "city": a.city,
         "state": a.state, "zipCode": a.zip_code, "country": a.country, "phone": a.phone,
     })
 }
 
-fn address_from_json(v: &serde_json::Value) -> ShippingAddress {
+fn address_from_json(v: &serde_json::Value) -> Address {
     let s = |k: &str| {
         v.get(k)
             .and_then(|x| x.as_str())
             .unwrap_or_default()
             .to_owned()
     };
-    ShippingAddress {
+    Address {
         first_name: s("firstName"),
         last_name: s("lastName"),
         address: s("address"),
@@ -37,21 +47,6 @@ fn address_from_json(v: &serde_json::Value) -> ShippingAddress {
         country: s("country"),
         phone: s("phone"),
     }
-}
-
-/// An order's stored payment status on the wire.
-pub fn payment_state(s: &str) -> pb::PaymentState {
-    match s {
-        "paid" => pb::PaymentState::Paid,
-        "refunded" => pb::PaymentState::Refunded,
-        _ => pb::PaymentState::Unpaid,
-    }
-}
-
-fn status_wire(s: &str) -> i32 {
-    OrderStatus::parse(s)
-        .map(|s| s.to_wire() as i32)
-        .unwrap_or_default()
 }
 
 /// Takes the next order number of `day` (its own statement: never reused, gaps allowed).
@@ -67,37 +62,27 @@ pub async fn next_order_id(db: &PgPool, day: NaiveDate) -> Result<String, OrderE
     Ok(format!("ORD-{}{:02}", day.format("%Y%m%d"), n))
 }
 
-/// Everything needed to insert a placed order.
-pub struct PlacedOrder<'a> {
-    pub id: &'a str,
-    pub user_id: i64,
-    pub lines: &'a [PricedLine],
-    pub totals: Totals,
-    pub shipping_address: &'a ShippingAddress,
-    pub billing_address: &'a ShippingAddress,
-    pub payment_method: &'a str,
-    pub payment_intent_id: Option<&'a str>,
-    pub now: DateTime<Utc>,
-}
-
-/// Inserts an order, its lines and its first history entry.
-pub async fn insert_order(tx: &mut PgConnection, o: &PlacedOrder<'_>) -> Result<(), OrderError> {
+/// Inserts a placed order: its row, its lines and its history.
+pub async fn insert_order(tx: &mut PgConnection, o: &Order) -> Result<(), OrderError> {
     sqlx::query!(
-        r#"INSERT INTO orders (id, user_id, status, subtotal_cents, tax_cents, shipping_cents, total_cents,
-                               shipping_address, billing_address, payment_method, payment_intent_id,
-                               created_at, updated_at)
-           VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"#,
+        r#"INSERT INTO orders (id, user_id, status, payment_status, subtotal_cents, tax_cents,
+                               shipping_cents, total_cents, shipping_address, billing_address,
+                               payment_method, payment_intent_id, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"#,
         o.id,
         o.user_id,
+        o.status.as_str(),
+        o.payment_status.as_str(),
         o.totals.subtotal_cents,
         o.totals.tax_cents,
         o.totals.shipping_cents,
         o.totals.total_cents,
-        address_to_json(o.shipping_address),
-        address_to_json(o.billing_address),
+        address_to_json(&o.shipping_address),
+        address_to_json(&o.billing_address),
         o.payment_method,
         o.payment_intent_id,
-        o.now
+        o.created_at,
+        o.updated_at
     )
     .execute(&mut *tx)
     .await?;
@@ -120,70 +105,54 @@ pub async fn insert_order(tx: &mut PgConnection, o: &PlacedOrder<'_>) -> Result<
         .execute(&mut *tx)
         .await?;
     }
-    add_history(
-        &mut *tx,
-        o.id,
-        OrderStatus::Pending,
-        "Order placed",
-        o.user_id,
-        o.now,
-    )
-    .await
+    for change in &o.history {
+        add_history(&mut *tx, &o.id, change).await?;
+    }
+    Ok(())
 }
 
 /// Appends a history entry.
 pub async fn add_history(
     db: &mut PgConnection,
     id: &str,
-    status: OrderStatus,
-    note: &str,
-    by: i64,
-    at: DateTime<Utc>,
+    change: &StatusChange,
 ) -> Result<(), OrderError> {
     sqlx::query!(
         "INSERT INTO order_history (order_id, status, note, by_user_id, at) VALUES ($1, $2, $3, $4, $5)",
         id,
-        status.as_str(),
-        note,
-        by,
-        at
+        change.status.as_str(),
+        change.note,
+        change.by_user_id,
+        change.at
     )
     .execute(db)
     .await?;
     Ok(())
 }
 
-/// Converts a line to the wire.
-pub fn line_to_wire(l: &PricedLine) -> pb::CartItem {
-    pb::CartItem {
-        id: l.product_id,
-        title: l.title.clone(),
-        price: money::to_wire(l.price_cents),
-        quantity: l.quantity,
-        total: money::to_wire(l.total_cents),
-        discount_percentage: l.discount_bp as f64 / 100.0,
-        discounted_total: money::to_wire(l.discounted_total_cents),
-        thumbnail: l.thumbnail.clone(),
-    }
+/// What a change of an order reads under its row lock.
+#[derive(Debug, Clone, Copy)]
+pub struct Locked {
+    pub user_id: i64,
+    pub status: OrderStatus,
+    pub payment_status: PaymentState,
 }
 
-/// The owner of an order and its status, locking the row in a transaction.
-pub async fn lock_order(
-    tx: &mut PgConnection,
-    id: &str,
-) -> Result<Option<(i64, OrderStatus, String)>, OrderError> {
-    let row = sqlx::query!(
+/// The owner and states of an order, locking its row in a transaction.
+pub async fn lock_order(tx: &mut PgConnection, id: &str) -> Result<Option<Locked>, OrderError> {
+    let Some(r) = sqlx::query!(
         "SELECT user_id, status, payment_status FROM orders WHERE id = $1 FOR UPDATE",
         id
     )
     .fetch_optional(&mut *tx)
-    .await?;
-    Ok(row.map(|r| {
-        (
-            r.user_id,
-            OrderStatus::parse(&r.status).unwrap_or(OrderStatus::Pending),
-            r.payment_status,
-        )
+    .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Locked {
+        user_id: r.user_id,
+        status: parsed(id, OrderStatus::parse(&r.status))?,
+        payment_status: parsed(id, PaymentState::parse(&r.payment_status))?,
     }))
 }
 
@@ -197,93 +166,111 @@ pub async fn owner_of(db: &PgPool, id: &str) -> Result<Option<i64>, OrderError> 
 }
 
 /// One order in full.
-pub async fn load_order(db: &PgPool, id: &str) -> Result<Option<pb::Order>, OrderError> {
-    let Some(o) = sqlx::query!(
+pub async fn load_order(db: &PgPool, id: &str) -> Result<Option<Order>, OrderError> {
+    Ok(load_orders(db, &[id.to_owned()]).await?.pop())
+}
+
+/// The orders `ids` in full, in that order (unknown ids left out): five queries
+/// however many orders.
+pub async fn load_orders(db: &PgPool, ids: &[String]) -> Result<Vec<Order>, OrderError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query!(
         r#"SELECT id, user_id, status, subtotal_cents, tax_cents, shipping_cents, total_cents,
                   shipping_address, billing_address, payment_method, payment_intent_id, payment_status,
                   tracking_number, carrier, cancel_reason, cancelled_at, created_at, updated_at
-           FROM orders WHERE id = $1"#,
-        id
+           FROM orders WHERE id = ANY($1)"#,
+        ids
     )
-    .fetch_optional(db)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let items = sqlx::query!(
-        r#"SELECT product_id, title, price_cents, quantity, total_cents, discount_basis_points,
+    .fetch_all(db)
+    .await?;
+    let mut lines: HashMap<String, Vec<PricedLine>> = HashMap::new();
+    for i in sqlx::query!(
+        r#"SELECT order_id, product_id, title, price_cents, quantity, total_cents, discount_basis_points,
                   discounted_total_cents, thumbnail
-           FROM order_items WHERE order_id = $1 ORDER BY position"#,
-        id
+           FROM order_items WHERE order_id = ANY($1) ORDER BY order_id, position"#,
+        ids
     )
     .fetch_all(db)
-    .await?;
-    let history = sqlx::query!(
-        "SELECT status, note, by_user_id, at FROM order_history WHERE order_id = $1 ORDER BY id",
-        id
+    .await?
+    {
+        lines.entry(i.order_id).or_default().push(PricedLine {
+            product_id: i.product_id,
+            title: i.title,
+            price_cents: i.price_cents,
+            quantity: i.quantity,
+            total_cents: i.total_cents,
+            discount_bp: i.discount_basis_points,
+            discounted_total_cents: i.discounted_total_cents,
+            thumbnail: i.thumbnail,
+        });
+    }
+    let mut history: HashMap<String, Vec<StatusChange>> = HashMap::new();
+    for h in sqlx::query!(
+        "SELECT order_id, status, note, by_user_id, at FROM order_history WHERE order_id = ANY($1) ORDER BY id",
+        ids
     )
     .fetch_all(db)
-    .await?;
-    let notes = sqlx::query!(
-        "SELECT id, note, by_user_id, created_at FROM order_notes WHERE order_id = $1 ORDER BY id",
-        id
+    .await?
+    {
+        let status = parsed(&h.order_id, OrderStatus::parse(&h.status))?;
+        history.entry(h.order_id).or_default().push(StatusChange {
+            status,
+            note: h.note,
+            by_user_id: h.by_user_id,
+            at: h.at,
+        });
+    }
+    let mut notes: HashMap<String, Vec<Note>> = HashMap::new();
+    for n in sqlx::query!(
+        "SELECT order_id, id, note, by_user_id, created_at FROM order_notes WHERE order_id = ANY($1) ORDER BY id",
+        ids
     )
     .fetch_all(db)
-    .await?;
-    Ok(Some(pb::Order {
-        id: o.id,
-        user_id: o.user_id,
-        products: items
-            .into_iter()
-            .map(|i| {
-                line_to_wire(&PricedLine {
-                    product_id: i.product_id,
-                    title: i.title,
-                    price_cents: i.price_cents,
-                    quantity: i.quantity,
-                    total_cents: i.total_cents,
-                    discount_bp: i.discount_basis_points,
-                    discounted_total_cents: i.discounted_total_cents,
-                    thumbnail: i.thumbnail,
-                })
-            })
-            .collect(),
-        subtotal: money::to_wire(o.subtotal_cents),
-        tax: money::to_wire(o.tax_cents),
-        shipping: money::to_wire(o.shipping_cents),
-        total: money::to_wire(o.total_cents),
-        status: status_wire(&o.status),
-        shipping_address: Some(address_from_json(&o.shipping_address)),
-        billing_address: Some(address_from_json(&o.billing_address)),
-        payment_method: o.payment_method,
-        payment_intent_id: o.payment_intent_id,
-        tracking_number: o.tracking_number,
-        carrier: o.carrier,
-        cancel_reason: o.cancel_reason,
-        cancelled_at: o.cancelled_at.map(timestamp),
-        created_at: Some(timestamp(o.created_at)),
-        updated_at: Some(timestamp(o.updated_at)),
-        payment_status: payment_state(&o.payment_status) as i32,
-        history: history
-            .into_iter()
-            .map(|h| pb::StatusChange {
-                status: status_wire(&h.status),
-                note: h.note,
-                by_user_id: h.by_user_id,
-                at: Some(timestamp(h.at)),
-            })
-            .collect(),
-        notes: notes
-            .into_iter()
-            .map(|n| pb::OrderNote {
-                id: n.id,
-                note: n.note,
-                by_user_id: n.by_user_id,
-                created_at: Some(timestamp(n.created_at)),
-            })
-            .collect(),
-        return_request: super::returns::latest(db, id).await?,
-    }))
+    .await?
+    {
+        notes.entry(n.order_id).or_default().push(Note {
+            id: n.id,
+            note: n.note,
+            by_user_id: n.by_user_id,
+            created_at: n.created_at,
+        });
+    }
+    let mut returns = latest_returns(db, ids).await?;
+    let mut orders: HashMap<String, Order> = HashMap::with_capacity(rows.len());
+    for o in rows {
+        let status = parsed(&o.id, OrderStatus::parse(&o.status))?;
+        let payment_status = parsed(&o.id, PaymentState::parse(&o.payment_status))?;
+        let order = Order {
+            lines: lines.remove(&o.id).unwrap_or_default(),
+            totals: Totals {
+                subtotal_cents: o.subtotal_cents,
+                tax_cents: o.tax_cents,
+                shipping_cents: o.shipping_cents,
+                total_cents: o.total_cents,
+            },
+            status,
+            payment_status,
+            shipping_address: address_from_json(&o.shipping_address),
+            billing_address: address_from_json(&o.billing_address),
+            payment_method: o.payment_method,
+            payment_intent_id: o.payment_intent_id,
+            tracking_number: o.tracking_number,
+            carrier: o.carrier,
+            cancel_reason: o.cancel_reason,
+            cancelled_at: o.cancelled_at,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            history: history.remove(&o.id).unwrap_or_default(),
+            notes: notes.remove(&o.id).unwrap_or_default(),
+            return_request: returns.remove(&o.id),
+            user_id: o.user_id,
+            id: o.id.clone(),
+        };
+        orders.insert(o.id, order);
+    }
+    Ok(ids.iter().filter_map(|id| orders.remove(id)).collect())
 }
 
 /// A page of a user's orders as summaries, newest first, and their number.
@@ -292,7 +279,7 @@ pub async fn list_user_orders(
     user_id: i64,
     skip: i64,
     limit: i64,
-) -> Result<(Vec<pb::OrderSummary>, i64), OrderError> {
+) -> Result<(Vec<OrderSummary>, i64), OrderError> {
     let total = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM orders WHERE user_id = $1"#,
         user_id
@@ -310,13 +297,15 @@ pub async fn list_user_orders(
     .await?;
     let summaries = rows
         .into_iter()
-        .map(|r| pb::OrderSummary {
-            id: r.id,
-            status: status_wire(&r.status),
-            total: money::to_wire(r.total_cents),
-            created_at: Some(timestamp(r.created_at)),
+        .map(|r| {
+            Ok(OrderSummary {
+                status: parsed(&r.id, OrderStatus::parse(&r.status))?,
+                id: r.id,
+                total_cents: r.total_cents,
+                created_at: r.created_at,
+            })
         })
-        .collect();
+        .collect::<Result<_, OrderError>>()?;
     Ok((summaries, total))
 }
 
@@ -364,18 +353,22 @@ pub async fn list_all_order_ids(
     Ok((ids, total))
 }
 
+/// A change of a locked order's status.
+pub struct StatusWrite<'a> {
+    pub status: OrderStatus,
+    /// (tracking number, carrier) of a shipment.
+    pub shipment: Option<(&'a str, &'a str)>,
+    pub cancel_reason: Option<&'a str>,
+    pub now: DateTime<Utc>,
+}
+
 /// Sets the status (and shipping or cancellation details) of a locked order.
-#[allow(clippy::too_many_arguments)]
 pub async fn set_status(
     tx: &mut PgConnection,
     id: &str,
-    status: OrderStatus,
-    tracking_number: Option<&str>,
-    carrier: Option<&str>,
-    cancel_reason: Option<&str>,
-    now: DateTime<Utc>,
+    w: &StatusWrite<'_>,
 ) -> Result<(), OrderError> {
-    let cancelled_at = (status == OrderStatus::Cancelled).then_some(now);
+    let cancelled_at = (w.status == OrderStatus::Cancelled).then_some(w.now);
     sqlx::query!(
         r#"UPDATE orders SET status = $2,
                tracking_number = COALESCE($3, tracking_number),
@@ -385,11 +378,29 @@ pub async fn set_status(
                updated_at = $7
            WHERE id = $1"#,
         id,
-        status.as_str(),
-        tracking_number,
-        carrier,
-        cancel_reason,
+        w.status.as_str(),
+        w.shipment.map(|(tracking, _)| tracking),
+        w.shipment.map(|(_, carrier)| carrier),
+        w.cancel_reason,
         cancelled_at,
+        w.now
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Sets the payment state of a locked order.
+pub async fn set_payment_status(
+    tx: &mut PgConnection,
+    id: &str,
+    state: PaymentState,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    sqlx::query!(
+        "UPDATE orders SET payment_status = $2, updated_at = $3 WHERE id = $1",
+        id,
+        state.as_str(),
         now
     )
     .execute(&mut *tx)
@@ -467,32 +478,43 @@ pub async fn add_note(
     Ok(())
 }
 
-/// What a payment needs of an order: owner, status, total, payment state, intent.
-pub struct PaymentView {
-    pub id: String,
-    pub user_id: i64,
-    pub status: OrderStatus,
-    pub total_cents: i64,
-    pub payment_status: String,
-    pub payment_intent_id: Option<String>,
+fn payment_view(
+    id: String,
+    user_id: i64,
+    status: &str,
+    total_cents: i64,
+    payment_status: &str,
+    payment_intent_id: Option<String>,
+) -> Result<PaymentView, OrderError> {
+    Ok(PaymentView {
+        status: parsed(&id, OrderStatus::parse(status))?,
+        payment_status: parsed(&id, PaymentState::parse(payment_status))?,
+        id,
+        user_id,
+        total_cents,
+        payment_intent_id,
+    })
 }
 
 /// An order's payment view by id.
-pub async fn payment_view(db: &PgPool, id: &str) -> Result<Option<PaymentView>, OrderError> {
+pub async fn find_payment_view(db: &PgPool, id: &str) -> Result<Option<PaymentView>, OrderError> {
     let row = sqlx::query!(
         "SELECT id, user_id, status, total_cents, payment_status, payment_intent_id FROM orders WHERE id = $1",
         id
     )
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|r| PaymentView {
-        id: r.id,
-        user_id: r.user_id,
-        status: OrderStatus::parse(&r.status).unwrap_or(OrderStatus::Pending),
-        total_cents: r.total_cents,
-        payment_status: r.payment_status,
-        payment_intent_id: r.payment_intent_id,
-    }))
+    row.map(|r| {
+        payment_view(
+            r.id,
+            r.user_id,
+            &r.status,
+            r.total_cents,
+            &r.payment_status,
+            r.payment_intent_id,
+        )
+    })
+    .transpose()
 }
 
 /// The order paid by `intent`, else (when `id` is given) the order `id`, locked.
@@ -517,14 +539,17 @@ pub async fn lock_payment_view(
     )
     .fetch_optional(&mut *tx)
     .await?;
-    Ok(row.map(|r| PaymentView {
-        id: r.id,
-        user_id: r.user_id,
-        status: OrderStatus::parse(&r.status).unwrap_or(OrderStatus::Pending),
-        total_cents: r.total_cents,
-        payment_status: r.payment_status,
-        payment_intent_id: r.payment_intent_id,
-    }))
+    row.map(|r| {
+        payment_view(
+            r.id,
+            r.user_id,
+            &r.status,
+            r.total_cents,
+            &r.payment_status,
+            r.payment_intent_id,
+        )
+    })
+    .transpose()
 }
 
 /// Whether an order already uses the intent.
@@ -553,59 +578,6 @@ pub async fn set_payment_intent(
     Ok(())
 }
 
-/// Applies an intent's state to its (locked) order, converging whatever the
-/// order of the calls: refunded wins, paid only replaces unpaid. A pending
-/// order that becomes paid moves to processing, by the system (user id 0).
-/// Returns the order's payment state afterwards.
-pub async fn apply_payment(
-    tx: &mut PgConnection,
-    order: &PaymentView,
-    succeeded: bool,
-    refunded: bool,
-    now: DateTime<Utc>,
-) -> Result<&'static str, OrderError> {
-    let next = match order.payment_status.as_str() {
-        _ if refunded => "refunded",
-        "unpaid" if succeeded => "paid",
-        "paid" => "paid",
-        "refunded" => "refunded",
-        _ => "unpaid",
-    };
-    if next == order.payment_status {
-        return Ok(next);
-    }
-    sqlx::query!(
-        "UPDATE orders SET payment_status = $2, updated_at = $3 WHERE id = $1",
-        order.id,
-        next,
-        now
-    )
-    .execute(&mut *tx)
-    .await?;
-    if next == "paid" && order.status == OrderStatus::Pending {
-        set_status(
-            &mut *tx,
-            &order.id,
-            OrderStatus::Processing,
-            None,
-            None,
-            None,
-            now,
-        )
-        .await?;
-        add_history(
-            &mut *tx,
-            &order.id,
-            OrderStatus::Processing,
-            "Payment received",
-            0,
-            now,
-        )
-        .await?;
-    }
-    Ok(next)
-}
-
 /// The intent paying an order, if any (in the caller's transaction).
 pub async fn payment_intent_of(
     tx: &mut PgConnection,
@@ -617,4 +589,317 @@ pub async fn payment_intent_of(
             .await?
             .flatten(),
     )
+}
+
+// Returns (order_returns).
+
+/// When the order was (last) delivered, from its history.
+pub async fn delivered_at(
+    tx: &mut PgConnection,
+    order_id: &str,
+) -> Result<Option<DateTime<Utc>>, OrderError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT max(at) AS "at" FROM order_history WHERE order_id = $1 AND status = 'delivered'"#,
+        order_id
+    )
+    .fetch_one(tx)
+    .await?)
+}
+
+/// Whether a return of the order is open (requested or approved).
+pub async fn open_return_exists(tx: &mut PgConnection, order_id: &str) -> Result<bool, OrderError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM order_returns
+                          WHERE order_id = $1 AND status IN ('requested', 'approved')) AS "open!""#,
+        order_id
+    )
+    .fetch_one(tx)
+    .await?)
+}
+
+/// The order's lines as (product id, quantity).
+pub async fn ordered_lines(
+    tx: &mut PgConnection,
+    order_id: &str,
+) -> Result<Vec<(i64, i32)>, OrderError> {
+    Ok(sqlx::query!(
+        "SELECT product_id, quantity FROM order_items WHERE order_id = $1 ORDER BY position",
+        order_id
+    )
+    .fetch_all(tx)
+    .await?
+    .into_iter()
+    .map(|r| (r.product_id, r.quantity))
+    .collect())
+}
+
+/// Records a requested return (the partial unique index of `order_returns`
+/// keeps one open return per order: a second is [`OrderError::ReturnExists`])
+/// and touches the order.
+pub async fn insert_return(
+    tx: &mut PgConnection,
+    order_id: &str,
+    reason: &str,
+    items: &[(i64, i32)],
+    by: i64,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    let items_json: Vec<serde_json::Value> = items
+        .iter()
+        .map(|(id, quantity)| json!({"id": id, "quantity": quantity}))
+        .collect();
+    let inserted = sqlx::query!(
+        r#"INSERT INTO order_returns (order_id, reason, items, requested_by, requested_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $5)"#,
+        order_id,
+        reason,
+        serde_json::Value::Array(items_json),
+        by,
+        now
+    )
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        // The partial unique index: another return was opened meanwhile.
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(OrderError::ReturnExists);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    sqlx::query!(
+        "UPDATE orders SET updated_at = $2 WHERE id = $1",
+        order_id,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The latest return of each of the orders `ids` that has one.
+async fn latest_returns(
+    db: &PgPool,
+    ids: &[String],
+) -> Result<HashMap<String, ReturnRequest>, OrderError> {
+    let rows = sqlx::query!(
+        r#"SELECT DISTINCT ON (order_id) order_id, status, reason, items, requested_at, updated_at
+           FROM order_returns WHERE order_id = ANY($1) ORDER BY order_id, id DESC"#,
+        ids
+    )
+    .fetch_all(db)
+    .await?;
+    let mut returns = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let items = r
+            .items
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|i| {
+                        (
+                            i["id"].as_i64().unwrap_or_default(),
+                            i["quantity"]
+                                .as_i64()
+                                .and_then(|q| i32::try_from(q).ok())
+                                .unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let status = parsed(&r.order_id, ReturnStatus::parse(&r.status))?;
+        returns.insert(
+            r.order_id,
+            ReturnRequest {
+                status,
+                reason: r.reason,
+                items,
+                requested_at: r.requested_at,
+                updated_at: r.updated_at,
+            },
+        );
+    }
+    Ok(returns)
+}
+
+// Carts (carts, cart_items).
+
+/// A stored cart.
+#[derive(Debug, Clone)]
+pub struct CartRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// The user's active cart, created empty on first access.
+pub async fn active_cart(
+    db: &PgPool,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<CartRow, OrderError> {
+    loop {
+        let found = sqlx::query_as!(
+            CartRow,
+            "SELECT id, user_id, deleted_at FROM carts WHERE user_id = $1 AND is_active AND deleted_at IS NULL",
+            user_id
+        )
+        .fetch_optional(db)
+        .await?;
+        if let Some(cart) = found {
+            return Ok(cart);
+        }
+        // A concurrent first access may win the unique index; then read its cart.
+        let created = sqlx::query_as!(
+            CartRow,
+            r#"INSERT INTO carts (user_id, created_at, updated_at) VALUES ($1, $2, $2)
+               ON CONFLICT DO NOTHING RETURNING id, user_id, deleted_at"#,
+            user_id,
+            now
+        )
+        .fetch_optional(db)
+        .await?;
+        if let Some(cart) = created {
+            return Ok(cart);
+        }
+    }
+}
+
+/// A cart that is not deleted, by id.
+pub async fn find_cart(db: &PgPool, id: i64) -> Result<Option<CartRow>, OrderError> {
+    Ok(sqlx::query_as!(
+        CartRow,
+        "SELECT id, user_id, deleted_at FROM carts WHERE id = $1 AND deleted_at IS NULL",
+        id
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Replaces a cart's lines (`merge` false) or sets the given ones, 0 removing
+/// (`merge` true), in one transaction; refused when the cart would then hold
+/// more than `max_lines` products.
+pub async fn write_cart_lines(
+    db: &PgPool,
+    cart_id: i64,
+    lines: impl Iterator<Item = (i64, i32)>,
+    merge: bool,
+    max_lines: usize,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    let mut tx = db.begin().await?;
+    sqlx::query!("SELECT id FROM carts WHERE id = $1 FOR UPDATE", cart_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if !merge {
+        sqlx::query!("DELETE FROM cart_items WHERE cart_id = $1", cart_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for (product_id, quantity) in lines {
+        if quantity == 0 {
+            sqlx::query!(
+                "DELETE FROM cart_items WHERE cart_id = $1 AND product_id = $2",
+                cart_id,
+                product_id
+            )
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query!(
+                r#"INSERT INTO cart_items (cart_id, product_id, quantity) VALUES ($1, $2, $3)
+                   ON CONFLICT (cart_id, product_id) DO UPDATE SET quantity = EXCLUDED.quantity"#,
+                cart_id,
+                product_id,
+                quantity
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    let count = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM cart_items WHERE cart_id = $1"#,
+        cart_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if count as usize > max_lines {
+        return Err(crate::validation::Violations::one(
+            "products",
+            format!("at most {max_lines} products"),
+        )
+        .into());
+    }
+    sqlx::query!(
+        "UPDATE carts SET updated_at = $2 WHERE id = $1",
+        cart_id,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Creates a new active cart for `user_id` (the previous one stays readable, inactive).
+pub async fn create_cart(
+    db: &PgPool,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<CartRow, OrderError> {
+    let mut tx = db.begin().await?;
+    sqlx::query!(
+        "UPDATE carts SET is_active = false WHERE user_id = $1 AND is_active AND deleted_at IS NULL",
+        user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    let cart = sqlx::query_as!(
+        CartRow,
+        "INSERT INTO carts (user_id, created_at, updated_at) VALUES ($1, $2, $2) RETURNING id, user_id, deleted_at",
+        user_id,
+        now
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(cart)
+}
+
+/// Soft-deletes a cart.
+pub async fn delete_cart(db: &PgPool, id: i64, now: DateTime<Utc>) -> Result<(), OrderError> {
+    sqlx::query!(
+        "UPDATE carts SET deleted_at = $2, is_active = false WHERE id = $1",
+        id,
+        now
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Empties the user's active cart (after an order), inside the order's transaction.
+pub async fn empty_active_cart(tx: &mut PgConnection, user_id: i64) -> Result<(), OrderError> {
+    sqlx::query!(
+        "DELETE FROM cart_items WHERE cart_id IN (SELECT id FROM carts WHERE user_id = $1 AND is_active AND deleted_at IS NULL)",
+        user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// A cart's lines as (product id, quantity), in the order they were added.
+pub async fn cart_lines(db: &PgPool, cart_id: i64) -> Result<Vec<(i64, i32)>, OrderError> {
+    Ok(sqlx::query!(
+        "SELECT product_id, quantity FROM cart_items WHERE cart_id = $1 ORDER BY position",
+        cart_id
+    )
+    .fetch_all(db)
+    .await?
+    .into_iter()
+    .map(|r| (r.product_id, r.quantity))
+    .collect())
 }

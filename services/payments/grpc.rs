@@ -16,7 +16,7 @@ use super::webhook;
 use crate::authn;
 use crate::clock::Clock;
 use crate::errors::{self, ErrorReason};
-use crate::orders::idempotency::{self, Claim};
+use crate::idempotency;
 use crate::proto::ecom::payments::v1 as pb;
 
 /// The idempotency scope of POST /payments/intents.
@@ -227,97 +227,94 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
             ));
         }
         let body = r.encode_to_vec();
-        let key = idempotency::key_of(&request, user_id, CREATE_SCOPE, &body)?;
-        if let Some(key) = &key {
-            match idempotency::claim(&self.db, key, self.now()).await? {
-                Claim::Replay(bytes) => {
-                    let replayed = pb::CreatePaymentIntentResponse::decode(bytes.as_slice())
-                        .map_err(internal)?;
-                    let mut response = Response::new(replayed);
-                    idempotency::mark_replayed(&mut response);
-                    return Ok(response);
+        let key = idempotency::key_of(&request, user_id, CREATE_SCOPE, &body).map_err(idem)?;
+        let result = idempotency::run(
+            &self.db,
+            key.as_ref(),
+            self.now(),
+            async || -> Result<_, Shim> {
+                Ok(async {
+                    // An intent for an order: the caller's order, unpaid, of its total,
+                    // so a client cannot choose its price.
+                    let order_id = r.metadata.get("orderId").map(|id| id.trim().to_owned());
+                    if let Some(order_id) = &order_id {
+                        let order = self.orders.order(order_id.clone(), user_id).await?;
+                        if order.status() == crate::proto::ecom::orders::v1::OrderStatus::Cancelled
+                        {
+                            return Err(errors::status_with_http(
+                                Code::FailedPrecondition,
+                                ErrorReason::OrderNotPayable,
+                                422,
+                                "The order is cancelled",
+                            ));
+                        }
+                        if order.payment_status()
+                            != crate::proto::ecom::orders::v1::PaymentState::Unpaid
+                        {
+                            return Err(errors::status_with_http(
+                                Code::FailedPrecondition,
+                                ErrorReason::OrderAlreadyPaid,
+                                409,
+                                "The order is already paid",
+                            ));
+                        }
+                        // Orders are priced in US dollars.
+                        if order.total_cents != r.amount || currency != "usd" {
+                            return Err(errors::with_metadata(
+                                Code::FailedPrecondition,
+                                ErrorReason::AmountMismatch,
+                                "The amount (in usd) does not match the order total",
+                                std::collections::HashMap::from([
+                                    (crate::errors::HTTP_STATUS.to_owned(), "422".to_owned()),
+                                    ("orderTotal".to_owned(), order.total_cents.to_string()),
+                                    ("amount".to_owned(), r.amount.to_string()),
+                                ]),
+                            ));
+                        }
+                    }
+                    let id = format!("pi_{}", uuid::Uuid::new_v4().simple());
+                    let provider_ref = self
+                        .provider
+                        .create_intent(&id, r.amount, &currency)
+                        .await
+                        .map_err(provider_error)?;
+                    let row = IntentRow {
+                        client_secret: format!("{id}_secret_{}", uuid::Uuid::new_v4().simple()),
+                        id,
+                        user_id,
+                        amount_cents: r.amount,
+                        currency: currency.clone(),
+                        status: "requires_payment_method".to_owned(),
+                        provider_ref,
+                        failure_reason: None,
+                        order_id,
+                        refunded_at: None,
+                        created_at: self.now(),
+                    };
+                    let response = pb::CreatePaymentIntentResponse {
+                        payment_intent: Some(to_wire(&row)),
+                    };
+                    let metadata = serde_json::to_value(&r.metadata).map_err(internal)?;
+                    let mut tx = self.db.begin().await.map_err(errors::database)?;
+                    store::insert_intent(&mut tx, &row, &metadata, self.provider.name())
+                        .await
+                        .map_err(errors::database)?;
+                    if let Some(key) = &key {
+                        idempotency::finish(&mut tx, key, &response.encode_to_vec())
+                            .await
+                            .map_err(idem)?;
+                    }
+                    tx.commit().await.map_err(errors::database)?;
+                    Ok::<_, Status>(response)
                 }
-                Claim::Owner => {}
-            }
-        }
-        let result = async {
-            // An intent for an order: the caller's order, unpaid, of its total,
-            // so a client cannot choose its price.
-            let order_id = r.metadata.get("orderId").map(|id| id.trim().to_owned());
-            if let Some(order_id) = &order_id {
-                let order = self.orders.order(order_id.clone(), user_id).await?;
-                if order.status() == crate::proto::ecom::orders::v1::OrderStatus::Cancelled {
-                    return Err(errors::status_with_http(
-                        Code::FailedPrecondition,
-                        ErrorReason::OrderNotPayable,
-                        422,
-                        "The order is cancelled",
-                    ));
-                }
-                if order.payment_status() != crate::proto::ecom::orders::v1::PaymentState::Unpaid {
-                    return Err(errors::status_with_http(
-                        Code::FailedPrecondition,
-                        ErrorReason::OrderAlreadyPaid,
-                        409,
-                        "The order is already paid",
-                    ));
-                }
-                // Orders are priced in US dollars.
-                if order.total_cents != r.amount || currency != "usd" {
-                    return Err(errors::with_metadata(
-                        Code::FailedPrecondition,
-                        ErrorReason::AmountMismatch,
-                        "The amount (in usd) does not match the order total",
-                        std::collections::HashMap::from([
-                            (crate::errors::HTTP_STATUS.to_owned(), "422".to_owned()),
-                            ("orderTotal".to_owned(), order.total_cents.to_string()),
-                            ("amount".to_owned(), r.amount.to_string()),
-                        ]),
-                    ));
-                }
-            }
-            let id = format!("pi_{}", uuid::Uuid::new_v4().simple());
-            let provider_ref = self
-                .provider
-                .create_intent(&id, r.amount, &currency)
-                .await
-                .map_err(provider_error)?;
-            let row = IntentRow {
-                client_secret: format!("{id}_secret_{}", uuid::Uuid::new_v4().simple()),
-                id,
-                user_id,
-                amount_cents: r.amount,
-                currency: currency.clone(),
-                status: "requires_payment_method".to_owned(),
-                provider_ref,
-                failure_reason: None,
-                order_id,
-                refunded_at: None,
-                created_at: self.now(),
-            };
-            let response = pb::CreatePaymentIntentResponse {
-                payment_intent: Some(to_wire(&row)),
-            };
-            let metadata = serde_json::to_value(&r.metadata).map_err(internal)?;
-            let mut tx = self.db.begin().await.map_err(errors::database)?;
-            store::insert_intent(&mut tx, &row, &metadata, self.provider.name())
-                .await
-                .map_err(errors::database)?;
-            if let Some(key) = &key {
-                idempotency::finish(&mut tx, key, &response.encode_to_vec()).await?;
-            }
-            tx.commit().await.map_err(errors::database)?;
-            Ok::<_, Status>(response)
-        }
-        .await;
+                .await?)
+            },
+        )
+        .await
+        .map_err(|Shim(status)| status)?;
         match result {
-            Ok(response) => Ok(Response::new(response)),
-            Err(status) => {
-                if let Some(key) = &key {
-                    idempotency::abandon(&self.db, key).await;
-                }
-                Err(status)
-            }
+            idempotency::Outcome::Ran(response) => Ok(Response::new(response)),
+            idempotency::Outcome::Replayed(bytes) => idempotency::replayed(&bytes).map_err(idem),
         }
     }
 
@@ -571,4 +568,20 @@ impl pb::payments_service_server::PaymentsService for PaymentsService {
             refunded: true,
         }))
     }
+}
+
+// Interim: the idempotency kernel's errors as statuses, until payments has its error enum.
+struct Shim(Status);
+impl From<Status> for Shim {
+    fn from(s: Status) -> Self {
+        Shim(s)
+    }
+}
+impl From<idempotency::Error> for Shim {
+    fn from(e: idempotency::Error) -> Self {
+        Shim(idem(e))
+    }
+}
+fn idem(e: idempotency::Error) -> Status {
+    crate::orders::OrderError::from(e).into()
 }

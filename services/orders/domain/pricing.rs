@@ -30,6 +30,30 @@ pub struct PricingRules {
     pub free_shipping_threshold_cents: i64,
 }
 
+/// A product's current price, as the catalog tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductPrice {
+    pub id: i64,
+    pub title: String,
+    pub price_cents: i64,
+    pub discount_bp: i32,
+    pub thumbnail: String,
+}
+
+impl ProductPrice {
+    /// `quantity` units of the product, priced.
+    pub fn line(&self, quantity: i32) -> PricedLine {
+        PricedLine::new(
+            self.id,
+            self.title.clone(),
+            self.price_cents,
+            self.discount_bp,
+            quantity,
+            self.thumbnail.clone(),
+        )
+    }
+}
+
 /// A priced line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PricedLine {

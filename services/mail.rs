@@ -1,8 +1,10 @@
-//! Outgoing mail: the background sender that drains the `mail_outbox` table over SMTP.
+//! Outgoing mail, the kernel's one way to send it: [`enqueue`] a mail, addressed by hand or to
+//! an account ([`to_account`]), and the background sender that drains the `mail_outbox` table
+//! over SMTP.
 //!
 //! RPCs never talk to the mail server: they insert a row in the same transaction as the change
 //! that warrants the mail (the transactional outbox), so a mail server that is down delays
-//! mail but loses none. The sender retries with exponential back-off (1 s doubling to 10 min)
+//! mail but loses none, and a change that rolls back sends none. The sender retries with exponential back-off (1 s doubling to 10 min)
 //! and gives up after [`MAX_ATTEMPTS`]. Without SMTP_HOST (development) it logs the mail.
 
 use std::time::Duration;
@@ -12,15 +14,54 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 use tokio::sync::watch;
 
+use crate::accounts::store::{self as accounts, Contact};
 use crate::config::{Settings, SmtpTls};
 
 /// Attempts before a mail is given up (and left in the table with its last error).
 pub const MAX_ATTEMPTS: i32 = 12;
 /// How often the sender looks for due mail.
 const POLL: Duration = Duration::from_millis(200);
+
+/// A mail to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub subject: String,
+    pub body: String,
+}
+
+/// Queues `mail` to `recipient`; call it in the transaction of the change it tells of.
+pub async fn enqueue(
+    ex: impl PgExecutor<'_>,
+    recipient: &str,
+    mail: &Mail,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO mail_outbox (recipient, subject, body) VALUES ($1, $2, $3)"#,
+        recipient,
+        mail.subject,
+        mail.body
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Queues the mail `compose` writes for account `user_id`, in the caller's transaction;
+/// `false` (and no mail) when the account does not exist or was purged.
+pub async fn to_account(
+    conn: &mut sqlx::PgConnection,
+    user_id: i64,
+    compose: impl FnOnce(&Contact) -> Mail,
+) -> Result<bool, sqlx::Error> {
+    let Some(contact) = accounts::contact(&mut *conn, user_id).await? else {
+        return Ok(false);
+    };
+    enqueue(&mut *conn, &contact.email, &compose(&contact)).await?;
+    Ok(true)
+}
 
 /// Where mail goes.
 enum Transport {

@@ -1,0 +1,757 @@
+//! The orders service's use cases: each takes checked domain values, runs its
+//! transaction, calls the catalog and payments clients, and answers domain
+//! values. No protobuf here (grpc.rs decodes and encodes); the steps of placing
+//! an order, and what happens when one fails, are in the module doc of `orders`.
+
+use chrono::{DateTime, SubsecRound as _, Utc};
+use sqlx::{PgConnection, PgPool};
+
+use super::catalog::Catalog;
+use super::domain::{
+    IntentState, NewOrder, Order, OrderStatus, OrderSummary, PaymentState, PaymentView, PricedLine,
+    PricingRules, StatusChange, StatusUpdate, Tracking, return_items, status::status_after_payment,
+    tracking_url,
+};
+use super::error::OrderError;
+use super::invoice::{self, Buyer, Seller};
+use super::mail;
+use super::payments::Payments;
+use super::store::{self, AllOrdersQuery, Locked, StatusWrite};
+use crate::authn::Principal;
+use crate::clock::Clock;
+use crate::idempotency::{self, Key, Outcome};
+use crate::proto::ecom::catalog::v1::ReservationState;
+
+/// How long a request waits to learn whether its order was stored after the answer
+/// to COMMIT was lost: long enough to ride out a PostgreSQL restart, shorter than
+/// the edge's default deadline (10 s).
+const IN_DOUBT_WAIT: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// Why an order was not (surely) recorded.
+enum NotRecorded {
+    /// The transaction failed before or at COMMIT: the order does not exist.
+    Failed(OrderError),
+    /// The connection broke while COMMIT was under way: the order may exist.
+    InDoubt(OrderError),
+}
+
+/// Settings of invoices and returns.
+#[derive(Clone, Debug)]
+pub struct AfterSales {
+    /// Who the invoices name as the seller (SELLER_NAME, SELLER_ADDRESS).
+    pub seller: Seller,
+    /// Days after delivery during which a return may be requested (RETURN_WINDOW_DAYS).
+    pub return_window_days: u32,
+}
+
+impl Default for AfterSales {
+    /// The settings' defaults.
+    fn default() -> Self {
+        use crate::config::{
+            DEFAULT_RETURN_WINDOW_DAYS, DEFAULT_SELLER_ADDRESS, DEFAULT_SELLER_NAME, address_lines,
+        };
+        AfterSales {
+            seller: Seller {
+                name: DEFAULT_SELLER_NAME.to_owned(),
+                address: address_lines(DEFAULT_SELLER_ADDRESS),
+            },
+            return_window_days: DEFAULT_RETURN_WINDOW_DAYS,
+        }
+    }
+}
+
+/// How an idempotent answer is stored: the use case stores it in the
+/// transaction of its effect, encoded by the transport that will replay it.
+pub type Encode = fn(&Order) -> Vec<u8>;
+
+/// A page of a list.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub skip: i64,
+    pub limit: i64,
+}
+
+/// The use cases. Cheap to clone.
+#[derive(Clone)]
+pub struct OrdersApp {
+    db: PgPool,
+    pub(super) catalog: Catalog,
+    payments: Payments,
+    clock: Clock,
+    pricing: PricingRules,
+    after_sales: AfterSales,
+}
+
+impl OrdersApp {
+    pub fn new(
+        db: PgPool,
+        catalog: Catalog,
+        payments: Payments,
+        clock: Clock,
+        pricing: PricingRules,
+        after_sales: AfterSales,
+    ) -> Self {
+        OrdersApp {
+            db,
+            catalog,
+            payments,
+            clock,
+            pricing,
+            after_sales,
+        }
+    }
+
+    pub(super) fn db(&self) -> &PgPool {
+        &self.db
+    }
+
+    pub(super) fn set_after_sales(&mut self, after_sales: AfterSales) {
+        self.after_sales = after_sales;
+    }
+
+    /// Now, to the microsecond PostgreSQL keeps, so a stored time reads back equal.
+    pub(super) fn now(&self) -> DateTime<Utc> {
+        self.clock.now().trunc_subsecs(6)
+    }
+
+    /// An order the caller may see: their own, or any for an admin; else 404.
+    pub async fn visible_order(&self, caller: &Principal, id: &str) -> Result<Order, OrderError> {
+        let order = store::load_order(&self.db, id)
+            .await?
+            .ok_or(OrderError::NotFound)?;
+        if !caller.may_access(order.user_id) {
+            return Err(OrderError::NotFound);
+        }
+        Ok(order)
+    }
+
+    /// An order after a change.
+    async fn reload(&self, id: &str) -> Result<Order, OrderError> {
+        store::load_order(&self.db, id)
+            .await?
+            .ok_or(OrderError::NotFound)
+    }
+
+    /// POST /orders under an Idempotency-Key: the first request with `key` places
+    /// the order (storing its answer, encoded by `encode`, with it); a duplicate
+    /// gets the stored answer back.
+    pub async fn place_order_once(
+        &self,
+        user_id: i64,
+        order: NewOrder,
+        key: Option<&Key>,
+        encode: Encode,
+    ) -> Result<Outcome<Order>, OrderError> {
+        idempotency::run(&self.db, key, self.now(), async || {
+            self.place_order(user_id, order, key.map(|key| (key, encode)))
+                .await
+        })
+        .await
+    }
+
+    /// Prices, reserves and records an order (contract 6.2.1).
+    async fn place_order(
+        &self,
+        user_id: i64,
+        new: NewOrder,
+        answer: Option<(&Key, Encode)>,
+    ) -> Result<Order, OrderError> {
+        let products = self.catalog.pricing(new.lines.ids()).await?;
+        let lines: Vec<PricedLine> = new
+            .lines
+            .iter()
+            .map(|(id, quantity)| {
+                products
+                    .iter()
+                    .find(|p| p.id == id)
+                    .expect("pricing answers every id or fails")
+                    .line(quantity)
+            })
+            .collect();
+        let totals = self.pricing.totals(&lines);
+        // The intent that pays it: the caller's, unused, of the order's total.
+        let mut paid = false;
+        if let Some(intent) = &new.payment_intent_id {
+            let found = self.payments.intent(intent.clone(), user_id).await?;
+            // Orders are priced in US dollars.
+            if found.amount_cents != totals.total_cents || found.currency != "usd" {
+                return Err(OrderError::AmountMismatch {
+                    order_cents: totals.total_cents,
+                    intent_cents: found.amount_cents,
+                });
+            }
+            // A refunded intent paid something once: it pays nothing more.
+            if found.refunded || store::intent_in_use(&self.db, intent).await? {
+                return Err(OrderError::IntentInUse);
+            }
+            paid = found.succeeded;
+        }
+        let now = self.now();
+        let id = store::next_order_id(&self.db, now.date_naive()).await?;
+        self.catalog
+            .reserve(id.clone(), new.lines.iter().collect())
+            .await?;
+
+        let mut order = Order {
+            id: id.clone(),
+            user_id,
+            lines,
+            totals,
+            status: OrderStatus::Pending,
+            payment_status: PaymentState::Unpaid,
+            shipping_address: new.shipping_address,
+            billing_address: new.billing_address,
+            payment_method: new.payment_method,
+            payment_intent_id: new.payment_intent_id,
+            tracking_number: None,
+            carrier: None,
+            cancel_reason: None,
+            cancelled_at: None,
+            created_at: now,
+            updated_at: now,
+            history: vec![StatusChange {
+                status: OrderStatus::Pending,
+                note: "Order placed".to_owned(),
+                by_user_id: user_id,
+                at: now,
+            }],
+            notes: Vec::new(),
+            return_request: None,
+        };
+        if paid {
+            order.paid_at_placement(now);
+        }
+        match self.record_order(&order, answer).await {
+            Ok(()) => {}
+            Err(NotRecorded::Failed(err)) => {
+                self.release_unrecorded(&id).await;
+                return Err(err);
+            }
+            Err(NotRecorded::InDoubt(err)) => match self.settle_in_doubt(&id).await {
+                Some(true) => {
+                    tracing::warn!(order = %id, "the answer to COMMIT was lost, but the order is stored")
+                }
+                Some(false) => {
+                    self.release_unrecorded(&id).await;
+                    return Err(err);
+                }
+                // Unknown: the reservation stays. If the order exists the reconciler
+                // commits it; if not, the sweeper releases it at expiry.
+                None => {
+                    tracing::warn!(order = %id, "order in doubt: the reconciler or the sweeper settles its stock");
+                    return Err(err);
+                }
+            },
+        }
+        self.confirm_stock(&id).await;
+        tracing::info!(order = %id, user_id, total_cents = totals.total_cents, "order placed");
+        if let (Some(intent), false) = (&order.payment_intent_id, paid) {
+            // Confirmed while this order was being placed? Its RecordPayment may
+            // have come before the order existed: look again, now that it does.
+            self.sync_payment(intent, user_id).await;
+        }
+        Ok(order)
+    }
+
+    /// Inserts the order and stores the idempotent answer, in one transaction.
+    async fn record_order(
+        &self,
+        order: &Order,
+        answer: Option<(&Key, Encode)>,
+    ) -> Result<(), NotRecorded> {
+        let tx = self
+            .write_order(order, answer)
+            .await
+            .map_err(NotRecorded::Failed)?;
+        match tx.commit().await {
+            Ok(()) => Ok(()),
+            // PostgreSQL answered, and refused: nothing was written.
+            Err(err) if err.as_database_error().is_some() => Err(NotRecorded::Failed(err.into())),
+            // The connection broke around COMMIT: it may have been applied.
+            Err(err) => Err(NotRecorded::InDoubt(err.into())),
+        }
+    }
+
+    /// The writes of [`Self::record_order`], left uncommitted.
+    async fn write_order(
+        &self,
+        order: &Order,
+        answer: Option<(&Key, Encode)>,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, OrderError> {
+        let mut tx = self.db.begin().await?;
+        // Held until COMMIT ends, so that `settle_in_doubt` cannot read around it.
+        store::lock_order_id(&mut tx, &order.id).await?;
+        store::insert_order(&mut tx, order).await?;
+        // The confirmation mail is committed with the order, or not at all.
+        mail::queue_confirmation(&mut tx, order).await?;
+        // A placed order empties the buyer's active cart.
+        store::empty_active_cart(&mut tx, order.user_id).await?;
+        if let Some((key, encode)) = answer {
+            idempotency::finish(&mut tx, key, &encode(order)).await?;
+        }
+        Ok(tx)
+    }
+
+    /// After a COMMIT whose answer was lost, asks PostgreSQL whether order `id` is
+    /// stored, retrying while it is unreachable, for at most [`IN_DOUBT_WAIT`]; `None`
+    /// if it could not tell by then.
+    async fn settle_in_doubt(&self, id: &str) -> Option<bool> {
+        let deadline = tokio::time::Instant::now() + IN_DOUBT_WAIT;
+        loop {
+            match store::order_stored(&self.db, id).await {
+                Ok(stored) => return Some(stored),
+                Err(err) if tokio::time::Instant::now() >= deadline => {
+                    tracing::warn!(order = %id, error = %err, "could not tell whether the order is stored");
+                    return None;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+            }
+        }
+    }
+
+    /// Gives back now the stock of an order that does not exist (the sweeper would,
+    /// at the reservation's expiry).
+    async fn release_unrecorded(&self, id: &str) {
+        if let Err(err) = self.catalog.release(id.to_owned()).await {
+            tracing::warn!(order = %id, error = %err, "releasing the reservation of a failed order");
+        }
+    }
+
+    /// Gives a cancelled order's stock back; a failure is logged (the units stay
+    /// off the shelf, never oversold) for an operator to release again.
+    async fn release_stock(&self, id: &str) {
+        if let Err(err) = self.catalog.release(id.to_owned()).await {
+            tracing::error!(order = %id, error = %err, "releasing the stock of a cancelled order failed");
+        }
+    }
+
+    /// Reads the intent `intent` again and applies its state to the order it
+    /// pays; a failure is logged (the provider's webhook tells it again).
+    async fn sync_payment(&self, intent: &str, user_id: i64) {
+        let result = async {
+            let found = self.payments.intent(intent.to_owned(), user_id).await?;
+            if found.succeeded || found.refunded {
+                let mut tx = self.db.begin().await?;
+                if let Some(order) = store::lock_payment_view(&mut tx, intent, None).await? {
+                    let state = IntentState {
+                        succeeded: found.succeeded,
+                        refunded: found.refunded,
+                    };
+                    apply_payment(&mut tx, &order, state, self.now()).await?;
+                }
+                tx.commit().await?;
+            }
+            Ok::<_, OrderError>(())
+        }
+        .await;
+        if let Err(err) = result {
+            tracing::warn!(intent, error = %err, "checking the intent of a new order");
+        }
+    }
+
+    /// Commits an order's reservation; on failure the reconciler retries it.
+    async fn confirm_stock(&self, id: &str) {
+        match self.catalog.commit(id.to_owned()).await {
+            Ok(ReservationState::Committed) => {
+                if let Err(err) = store::mark_stock_committed(&self.db, id).await {
+                    tracing::warn!(order = %id, error = %err, "recording the stock commit");
+                }
+            }
+            Ok(state) => tracing::warn!(order = %id, ?state, "reservation not committed"),
+            Err(err) => {
+                tracing::warn!(order = %id, error = %err, "committing the reservation; will retry")
+            }
+        }
+    }
+
+    /// The reconciler: commits the reservations of orders a crash left
+    /// unconfirmed; cancels the orders whose reservation expired meanwhile.
+    pub async fn reconcile(&self) -> anyhow::Result<()> {
+        let before = self.clock.now() - chrono::Duration::seconds(30);
+        for id in store::uncommitted_orders(&self.db, before).await? {
+            match self.catalog.commit(id.clone()).await {
+                Ok(ReservationState::Committed) => {
+                    store::mark_stock_committed(&self.db, &id).await?
+                }
+                Ok(_) => {
+                    // The stock went back to the shelf: the order cannot be served.
+                    let now = self.now();
+                    let mut tx = self.db.begin().await?;
+                    if let Some(locked) = store::lock_order(&mut tx, &id).await?
+                        && locked.status.cancellable()
+                    {
+                        let reason = "Stock reservation expired";
+                        cancel(&mut tx, &id, reason, 0, now).await?;
+                    }
+                    tx.commit().await?;
+                    store::mark_stock_committed(&self.db, &id).await?;
+                    tracing::warn!(order = %id, "order cancelled: its reservation expired before the commit");
+                }
+                Err(err) => {
+                    tracing::warn!(order = %id, error = %err, "reconciling the reservation")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A page of the user's orders, newest first, and their number.
+    pub async fn list_orders(
+        &self,
+        user_id: i64,
+        page: Page,
+    ) -> Result<(Vec<OrderSummary>, i64), OrderError> {
+        store::list_user_orders(&self.db, user_id, page.skip, page.limit).await
+    }
+
+    /// A page of all orders matching `query`, in full, and their number: a
+    /// constant number of queries however long the page.
+    pub async fn list_all_orders(
+        &self,
+        query: &AllOrdersQuery,
+    ) -> Result<(Vec<Order>, i64), OrderError> {
+        let (ids, total) = store::list_all_order_ids(&self.db, query).await?;
+        Ok((store::load_orders(&self.db, &ids).await?, total))
+    }
+
+    /// Contract 6.2.4, by admin `admin`: the status machine; a shipment is mailed
+    /// to the buyer with the change; a cancellation gives the stock back.
+    pub async fn update_status(
+        &self,
+        admin: i64,
+        id: &str,
+        update: StatusUpdate,
+    ) -> Result<Order, OrderError> {
+        let now = self.now();
+        let next = update.next;
+        let mut tx = self.db.begin().await?;
+        let locked = store::lock_order(&mut tx, id)
+            .await?
+            .ok_or(OrderError::NotFound)?;
+        let current = locked.status;
+        if !current.can_become(next) {
+            return Err(OrderError::InvalidTransition(
+                current.as_str(),
+                next.as_str(),
+            ));
+        }
+        let shipment = update
+            .shipment
+            .as_ref()
+            .map(|(tracking, carrier)| (tracking.as_str(), *carrier));
+        let reason = (next == OrderStatus::Cancelled).then_some(update.note.as_str());
+        let write = StatusWrite {
+            status: next,
+            shipment,
+            cancel_reason: reason,
+            now,
+        };
+        store::set_status(&mut tx, id, &write).await?;
+        let change = StatusChange {
+            status: next,
+            note: update.note.clone(),
+            by_user_id: admin,
+            at: now,
+        };
+        store::add_history(&mut tx, id, &change).await?;
+        if let Some((tracking, carrier)) = shipment {
+            // The shipping notice is committed with the status change, or not at all.
+            let shipment = mail::Shipment {
+                order_id: id,
+                user_id: locked.user_id,
+                carrier,
+                tracking_number: tracking,
+                tracking_url: &tracking_url(carrier, tracking),
+                estimated_delivery: now + chrono::Duration::days(super::domain::DELIVERY_DAYS),
+            };
+            mail::queue_shipped(&mut tx, &shipment).await?;
+        }
+        tx.commit().await?;
+        if next == OrderStatus::Cancelled {
+            self.release_stock(id).await;
+        }
+        tracing::info!(admin, order = %id, from = current.as_str(), to = next.as_str(), "order status changed");
+        self.reload(id).await
+    }
+
+    /// Contract 6.2.5: the owner (or an admin) cancels a pending or processing
+    /// order; a paid one is refunded first; the stock goes back to the catalog.
+    /// Answers when it was cancelled.
+    pub async fn cancel_order(
+        &self,
+        caller: &Principal,
+        id: &str,
+        reason: &str,
+    ) -> Result<DateTime<Utc>, OrderError> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let locked = store::lock_order(&mut tx, id)
+            .await?
+            .ok_or(OrderError::NotFound)?;
+        if !caller.may_access(locked.user_id) {
+            return Err(OrderError::NotFound);
+        }
+        if !locked.status.cancellable() {
+            return Err(OrderError::CannotCancel(locked.status.as_str()));
+        }
+        self.refund_for_cancel(&mut tx, id, &locked, now).await?;
+        cancel(&mut tx, id, reason, caller.user_id, now).await?;
+        tx.commit().await?;
+        self.release_stock(id).await;
+        tracing::info!(order = %id, user_id = caller.user_id, "order cancelled");
+        Ok(now)
+    }
+
+    /// The refund of an order being cancelled (its row locked by `tx`).
+    async fn refund_for_cancel(
+        &self,
+        tx: &mut PgConnection,
+        id: &str,
+        locked: &Locked,
+        now: DateTime<Utc>,
+    ) -> Result<(), OrderError> {
+        let Some(intent) = store::payment_intent_of(tx, id).await? else {
+            return Ok(());
+        };
+        if locked.payment_status == PaymentState::Paid {
+            // Refunded with the order's row locked: a concurrent cancel
+            // waits, then finds it cancelled. A failure leaves the order as
+            // it was (the refund is idempotent, so cancelling again is safe).
+            if self.payments.refund(intent.clone()).await? {
+                let view = PaymentView {
+                    id: id.to_owned(),
+                    user_id: locked.user_id,
+                    status: locked.status,
+                    total_cents: 0,
+                    payment_status: locked.payment_status,
+                    payment_intent_id: Some(intent),
+                };
+                let state = IntentState {
+                    succeeded: true,
+                    refunded: true,
+                };
+                apply_payment(tx, &view, state, now).await?;
+            }
+        } else if let Err(err) = self.payments.refund(intent.clone()).await {
+            // Unpaid: its intent is cancelled so it cannot pay later; the
+            // order is cancelled even when that fails.
+            tracing::warn!(order = %id, intent, error = %err, "cancelling the intent of a cancelled order");
+        }
+        Ok(())
+    }
+
+    /// The tracking page of an order the caller may see.
+    pub async fn tracking(&self, caller: &Principal, id: &str) -> Result<Tracking, OrderError> {
+        Ok(Tracking::of(&self.visible_order(caller, id).await?))
+    }
+
+    /// Adds a note by the owner or an admin; answers the order with its notes.
+    pub async fn add_note(
+        &self,
+        caller: &Principal,
+        id: &str,
+        note: &str,
+    ) -> Result<Order, OrderError> {
+        let owner = store::owner_of(&self.db, id)
+            .await?
+            .ok_or(OrderError::NotFound)?;
+        if !caller.may_access(owner) {
+            return Err(OrderError::NotFound);
+        }
+        store::add_note(&self.db, id, note, caller.user_id, self.now()).await?;
+        let order = self.reload(id).await?;
+        tracing::debug!(order = %id, status = order.status.as_str(), "note added");
+        Ok(order)
+    }
+
+    /// Contract 6.2.7: the invoice PDF of an order the caller may see, and the order.
+    pub async fn invoice(
+        &self,
+        caller: &Principal,
+        id: &str,
+    ) -> Result<(Order, Vec<u8>), OrderError> {
+        let order = self.visible_order(caller, id).await?;
+        let buyer = match crate::accounts::store::contact(&self.db, order.user_id).await? {
+            Some(contact) => Buyer {
+                name: contact.name(),
+                email: contact.email,
+            },
+            // The account is gone: the invoice still names whom it billed.
+            None => Buyer {
+                name: order.billing_address.name(),
+                email: String::new(),
+            },
+        };
+        let pdf = invoice::render(&order, &self.after_sales.seller, &buyer);
+        Ok((order, pdf))
+    }
+
+    /// POST /orders/:id/return: the buyer returns all or part of a delivered
+    /// order within the return window. Checked in this order, so each refusal
+    /// names the first thing wrong: the order is the caller's (404, or 403 for
+    /// an admin, who may see it but does not buy it), it is delivered (422
+    /// RETURN_NOT_ALLOWED), no return is open (409 RETURN_EXISTS), the window
+    /// after the delivery recorded in the history has not passed (422
+    /// RETURN_WINDOW_EXPIRED), and the items are lines of the order in
+    /// quantities it had (400). The return and a history entry are written in
+    /// one transaction, under the order's row lock; the partial unique index of
+    /// `order_returns` keeps a single open return even so.
+    pub async fn request_return(
+        &self,
+        caller: &Principal,
+        id: &str,
+        reason: &str,
+        requested: &[(i64, i32)],
+    ) -> Result<Order, OrderError> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let locked = store::lock_order(&mut tx, id)
+            .await?
+            .ok_or(OrderError::NotFound)?;
+        if locked.user_id != caller.user_id {
+            return Err(if caller.is_admin() {
+                OrderError::Forbidden("Only the buyer can request a return")
+            } else {
+                OrderError::NotFound
+            });
+        }
+        if locked.status != OrderStatus::Delivered {
+            return Err(OrderError::NotReturnable(locked.status.as_str()));
+        }
+        if store::open_return_exists(&mut tx, id).await? {
+            return Err(OrderError::ReturnExists);
+        }
+        let window = self.after_sales.return_window_days;
+        let delivered = store::delivered_at(&mut tx, id).await?.ok_or_else(|| {
+            OrderError::Unexpected(anyhow::anyhow!(
+                "delivered order without a delivery in its history"
+            ))
+        })?;
+        if now > delivered + chrono::Duration::days(window.into()) {
+            return Err(OrderError::ReturnWindowExpired(window));
+        }
+        let ordered = store::ordered_lines(&mut tx, id).await?;
+        let items = return_items(requested, &ordered)?;
+        store::insert_return(&mut tx, id, reason, &items, caller.user_id, now).await?;
+        // The order stays delivered: a return is not a fulfilment status.
+        let change = StatusChange {
+            status: OrderStatus::Delivered,
+            note: format!("Return requested: {reason}"),
+            by_user_id: caller.user_id,
+            at: now,
+        };
+        store::add_history(&mut tx, id, &change).await?;
+        tx.commit().await?;
+        tracing::info!(order = %id, user_id = caller.user_id, "return requested");
+        self.reload(id).await
+    }
+
+    /// Internal (payments): the total and states of `user_id`'s order `id`.
+    pub async fn order_for_payment(
+        &self,
+        id: &str,
+        user_id: i64,
+    ) -> Result<PaymentView, OrderError> {
+        store::find_payment_view(&self.db, id)
+            .await?
+            .filter(|order| order.user_id == user_id)
+            .ok_or(OrderError::NotFound)
+    }
+
+    /// Internal (payments): applies intent `intent`'s current state to the order
+    /// it pays, or (when no order names it yet) to order `order_id` of the
+    /// intent's owner `user_id` and of its amount. Answers the order it applied
+    /// to, if any, and that order's payment state.
+    pub async fn record_payment(
+        &self,
+        intent: &str,
+        order_id: Option<&str>,
+        user_id: i64,
+        amount_cents: i64,
+        state: IntentState,
+    ) -> Result<(Option<String>, Option<PaymentState>), OrderError> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let order = store::lock_payment_view(&mut tx, intent, order_id)
+            .await?
+            // An order named by metadata.orderId only: the intent's owner's, of its total.
+            .filter(|order| {
+                order.payment_intent_id.as_deref() == Some(intent)
+                    || (order.user_id == user_id && order.total_cents == amount_cents)
+            });
+        let Some(order) = order else {
+            return Ok((None, None));
+        };
+        if order.payment_intent_id.as_deref() != Some(intent) {
+            if !state.succeeded || order.payment_status != PaymentState::Unpaid {
+                // Another intent paid it already (or this one did not pay): leave it.
+                if state.succeeded {
+                    tracing::warn!(order = %order.id, "a second intent paid an order; refund it by hand");
+                }
+                return Ok((None, Some(order.payment_status)));
+            }
+            store::set_payment_intent(&mut tx, &order.id, intent).await?;
+        }
+        let after = apply_payment(&mut tx, &order, state, now).await?;
+        tx.commit().await?;
+        tracing::info!(order = %order.id, payment_status = after.as_str(), "payment recorded");
+        Ok((Some(order.id), Some(after)))
+    }
+}
+
+/// Cancels a locked order: status, reason and time, and the history entry by `by`.
+async fn cancel(
+    tx: &mut PgConnection,
+    id: &str,
+    reason: &str,
+    by: i64,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    let write = StatusWrite {
+        status: OrderStatus::Cancelled,
+        shipment: None,
+        cancel_reason: Some(reason),
+        now,
+    };
+    store::set_status(tx, id, &write).await?;
+    let change = StatusChange {
+        status: OrderStatus::Cancelled,
+        note: reason.to_owned(),
+        by_user_id: by,
+        at: now,
+    };
+    store::add_history(tx, id, &change).await
+}
+
+/// Applies an intent's state to its (locked) order ([`PaymentState::apply`]):
+/// a pending order that becomes paid moves to processing, by the system (user
+/// id 0). Answers the order's payment state afterwards.
+async fn apply_payment(
+    tx: &mut PgConnection,
+    order: &PaymentView,
+    intent: IntentState,
+    now: DateTime<Utc>,
+) -> Result<PaymentState, OrderError> {
+    let next = order.payment_status.apply(intent);
+    if next == order.payment_status {
+        return Ok(next);
+    }
+    store::set_payment_status(tx, &order.id, next, now).await?;
+    if let Some(status) = status_after_payment(order.status, next) {
+        let write = StatusWrite {
+            status,
+            shipment: None,
+            cancel_reason: None,
+            now,
+        };
+        store::set_status(tx, &order.id, &write).await?;
+        let change = StatusChange {
+            status,
+            note: super::domain::order::PAYMENT_RECEIVED.to_owned(),
+            by_user_id: 0,
+            at: now,
+        };
+        store::add_history(tx, &order.id, &change).await?;
+    }
+    Ok(next)
+}

@@ -1,0 +1,226 @@
+//! Domain values to and from the wire (proto/ecom/orders/v1): the only room of
+//! the orders service, with grpc.rs, that sees protobuf types.
+
+use chrono::{DateTime, Utc};
+
+use super::domain::{
+    Address, Cart, Order, OrderForm, OrderStatus, OrderSummary, PaymentState, PricedLine,
+    ReturnRequest, ReturnStatus, StatusForm, Tracking,
+};
+use crate::clock::timestamp;
+use crate::money;
+use crate::proto::ecom::common::v1::ShippingAddress;
+use crate::proto::ecom::orders::v1 as pb;
+
+/// (product id, quantity) pairs of request lines.
+pub fn line_items(items: &[pb::LineItem]) -> Vec<(i64, i32)> {
+    items.iter().map(|i| (i.id, i.quantity)).collect()
+}
+
+pub fn address_from_wire(a: &ShippingAddress) -> Address {
+    Address {
+        first_name: a.first_name.clone(),
+        last_name: a.last_name.clone(),
+        address: a.address.clone(),
+        city: a.city.clone(),
+        state: a.state.clone(),
+        zip_code: a.zip_code.clone(),
+        country: a.country.clone(),
+        phone: a.phone.clone(),
+    }
+}
+
+fn address(a: &Address) -> ShippingAddress {
+    ShippingAddress {
+        first_name: a.first_name.clone(),
+        last_name: a.last_name.clone(),
+        address: a.address.clone(),
+        city: a.city.clone(),
+        state: a.state.clone(),
+        zip_code: a.zip_code.clone(),
+        country: a.country.clone(),
+        phone: a.phone.clone(),
+    }
+}
+
+/// What POST /orders sent.
+pub fn order_form(r: &pb::CreateOrderRequest) -> OrderForm {
+    OrderForm {
+        lines: line_items(&r.products),
+        shipping_address: r.shipping_address.as_ref().map(address_from_wire),
+        billing_address: r.billing_address.as_ref().map(address_from_wire),
+        payment_method: r.payment_method.clone(),
+        payment_intent_id: r.payment_intent_id.clone(),
+    }
+}
+
+/// What PUT /orders/:id/status sent.
+pub fn status_form(r: &pb::UpdateOrderStatusRequest) -> StatusForm {
+    StatusForm {
+        status: status_from_wire(r.status),
+        tracking_number: r.tracking_number.clone(),
+        carrier: r.carrier.clone(),
+        note: r.note.clone(),
+    }
+}
+
+/// A status from the wire; `None` for UNSPECIFIED or unknown values.
+pub fn status_from_wire(value: i32) -> Option<OrderStatus> {
+    Some(match pb::OrderStatus::try_from(value).ok()? {
+        pb::OrderStatus::Pending => OrderStatus::Pending,
+        pb::OrderStatus::Processing => OrderStatus::Processing,
+        pb::OrderStatus::Shipped => OrderStatus::Shipped,
+        pb::OrderStatus::Delivered => OrderStatus::Delivered,
+        pb::OrderStatus::Cancelled => OrderStatus::Cancelled,
+        pb::OrderStatus::Unspecified => return None,
+    })
+}
+
+pub fn status(s: OrderStatus) -> pb::OrderStatus {
+    match s {
+        OrderStatus::Pending => pb::OrderStatus::Pending,
+        OrderStatus::Processing => pb::OrderStatus::Processing,
+        OrderStatus::Shipped => pb::OrderStatus::Shipped,
+        OrderStatus::Delivered => pb::OrderStatus::Delivered,
+        OrderStatus::Cancelled => pb::OrderStatus::Cancelled,
+    }
+}
+
+pub fn payment_state(s: PaymentState) -> pb::PaymentState {
+    match s {
+        PaymentState::Unpaid => pb::PaymentState::Unpaid,
+        PaymentState::Paid => pb::PaymentState::Paid,
+        PaymentState::Refunded => pb::PaymentState::Refunded,
+    }
+}
+
+fn return_status(s: ReturnStatus) -> pb::ReturnStatus {
+    match s {
+        ReturnStatus::Requested => pb::ReturnStatus::Requested,
+        ReturnStatus::Approved => pb::ReturnStatus::Approved,
+        ReturnStatus::Rejected => pb::ReturnStatus::Rejected,
+        ReturnStatus::Completed => pb::ReturnStatus::Completed,
+    }
+}
+
+/// A timestamp from the wire (a filter bound).
+pub fn datetime(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+}
+
+fn line(l: &PricedLine) -> pb::CartItem {
+    pb::CartItem {
+        id: l.product_id,
+        title: l.title.clone(),
+        price: money::to_wire(l.price_cents),
+        quantity: l.quantity,
+        total: money::to_wire(l.total_cents),
+        discount_percentage: f64::from(l.discount_bp) / 100.0,
+        discounted_total: money::to_wire(l.discounted_total_cents),
+        thumbnail: l.thumbnail.clone(),
+    }
+}
+
+fn return_request(r: &ReturnRequest) -> pb::ReturnRequest {
+    pb::ReturnRequest {
+        status: return_status(r.status) as i32,
+        reason: r.reason.clone(),
+        items: r
+            .items
+            .iter()
+            .map(|&(id, quantity)| pb::LineItem { id, quantity })
+            .collect(),
+        requested_at: Some(timestamp(r.requested_at)),
+        updated_at: Some(timestamp(r.updated_at)),
+    }
+}
+
+pub fn order(o: &Order) -> pb::Order {
+    let t = o.totals;
+    pb::Order {
+        id: o.id.clone(),
+        user_id: o.user_id,
+        products: o.lines.iter().map(line).collect(),
+        subtotal: money::to_wire(t.subtotal_cents),
+        tax: money::to_wire(t.tax_cents),
+        shipping: money::to_wire(t.shipping_cents),
+        total: money::to_wire(t.total_cents),
+        status: status(o.status) as i32,
+        shipping_address: Some(address(&o.shipping_address)),
+        billing_address: Some(address(&o.billing_address)),
+        payment_method: o.payment_method.clone(),
+        payment_intent_id: o.payment_intent_id.clone(),
+        tracking_number: o.tracking_number.clone(),
+        carrier: o.carrier.clone(),
+        cancel_reason: o.cancel_reason.clone(),
+        cancelled_at: o.cancelled_at.map(timestamp),
+        created_at: Some(timestamp(o.created_at)),
+        updated_at: Some(timestamp(o.updated_at)),
+        payment_status: payment_state(o.payment_status) as i32,
+        history: o
+            .history
+            .iter()
+            .map(|h| pb::StatusChange {
+                status: status(h.status) as i32,
+                note: h.note.clone(),
+                by_user_id: h.by_user_id,
+                at: Some(timestamp(h.at)),
+            })
+            .collect(),
+        notes: o
+            .notes
+            .iter()
+            .map(|n| pb::OrderNote {
+                id: n.id,
+                note: n.note.clone(),
+                by_user_id: n.by_user_id,
+                created_at: Some(timestamp(n.created_at)),
+            })
+            .collect(),
+        return_request: o.return_request.as_ref().map(return_request),
+    }
+}
+
+pub fn summary(s: &OrderSummary) -> pb::OrderSummary {
+    pb::OrderSummary {
+        id: s.id.clone(),
+        status: status(s.status) as i32,
+        total: money::to_wire(s.total_cents),
+        created_at: Some(timestamp(s.created_at)),
+    }
+}
+
+pub fn tracking(t: Tracking) -> pb::GetTrackingResponse {
+    pb::GetTrackingResponse {
+        order_id: t.order_id,
+        status: t.status.to_owned(),
+        carrier: t.carrier,
+        tracking_number: t.tracking_number,
+        tracking_url: t.tracking_url,
+        estimated_delivery: t.estimated_delivery,
+        events: t
+            .events
+            .into_iter()
+            .map(|e| pb::TrackingEvent {
+                status: e.status.to_owned(),
+                location: e.location,
+                timestamp: Some(timestamp(e.at)),
+                description: e.description,
+            })
+            .collect(),
+    }
+}
+
+pub fn cart(c: &Cart) -> pb::Cart {
+    pb::Cart {
+        id: c.id,
+        products: c.lines.iter().map(line).collect(),
+        total: money::to_wire(c.total_cents()),
+        discounted_total: money::to_wire(c.discounted_total_cents()),
+        user_id: c.user_id,
+        total_products: c.lines.len() as i32,
+        total_quantity: c.total_quantity(),
+        is_deleted: c.deleted_at.is_some(),
+        deleted_on: c.deleted_at.map(timestamp),
+    }
+}
