@@ -18,6 +18,7 @@ pub mod config;
 pub mod db;
 pub mod errors;
 pub mod grpc_metrics;
+pub mod idempotency;
 pub mod internal;
 pub mod kv;
 pub mod money;
