@@ -470,14 +470,15 @@ pub struct Settings {
         global = true
     )]
     pub seller_address: String,
-    /// Payment provider: sandbox (fake, default) or stripe.
+    /// Payment provider: sandbox (local, Stripe's test payment methods; default) or stripe.
     #[arg(
         long,
         env = "PAYMENT_PROVIDER",
-        default_value = "sandbox",
+        value_enum,
+        default_value_t = PaymentProviderKind::Sandbox,
         global = true
     )]
-    pub payment_provider: String,
+    pub payment_provider: PaymentProviderKind,
     /// Stripe secret API key (PAYMENT_PROVIDER=stripe).
     #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true, global = true)]
     pub stripe_secret_key: Option<SecretString>,
@@ -509,6 +510,15 @@ pub struct Settings {
     /// Where the orders service reaches the payments service over gRPC; unset: in-process.
     #[arg(long, env = "PAYMENTS_URL", global = true)]
     pub payments_url: Option<String>,
+}
+
+/// Which payment provider moves the money (PAYMENT_PROVIDER).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PaymentProviderKind {
+    /// Decided locally from Stripe's test payment methods (`pm_card_visa`); no network.
+    Sandbox,
+    /// Stripe's Payment Intents API (needs STRIPE_SECRET_KEY).
+    Stripe,
 }
 
 /// What REDIS_URL names.
@@ -738,6 +748,22 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("CORS_ORIGINS")
+        );
+    }
+
+    #[test]
+    fn the_payment_provider_is_sandbox_by_default_and_one_of_two() {
+        let s = Settings::for_tests(&[]).unwrap();
+        assert_eq!(s.payment_provider, PaymentProviderKind::Sandbox);
+        let s = Settings::for_tests(&["--payment-provider", "stripe"]).unwrap();
+        assert_eq!(s.payment_provider, PaymentProviderKind::Stripe);
+        let err = format!(
+            "{:#}",
+            Settings::for_tests(&["--payment-provider", "paypal"]).unwrap_err()
+        );
+        assert!(
+            err.contains("paypal") && err.contains("sandbox, stripe"),
+            "{err}"
         );
     }
 

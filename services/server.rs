@@ -31,7 +31,7 @@ use crate::authn::{Authenticate, Authenticator};
 use crate::cache::Cache;
 use crate::catalog::CatalogService;
 use crate::clock::Clock;
-use crate::config::{ServiceName, Settings};
+use crate::config::{PaymentProviderKind, ServiceName, Settings};
 use crate::grpc_metrics::GrpcMetrics;
 use crate::kv::Kv;
 use crate::proto::ecom::auth::v1::auth_service_server::AuthServiceServer;
@@ -464,24 +464,20 @@ fn payments_service(
     orders: payments::Orders,
 ) -> anyhow::Result<payments::PaymentsService> {
     let settings = &shared.settings;
-    let provider: Arc<dyn payments::provider::PaymentProvider> =
-        match settings.payment_provider.as_str() {
-            "sandbox" => Arc::new(payments::provider::Sandbox),
-            "stripe" => {
-                let key = settings
-                    .stripe_secret_key
-                    .clone()
-                    .context("PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY")?;
-                Arc::new(payments::provider::Stripe::new(
-                    &settings.stripe_api_base,
-                    key,
-                    settings.stripe_timeout,
-                )?)
-            }
-            other => {
-                anyhow::bail!("PAYMENT_PROVIDER `{other}` is not supported (sandbox or stripe)")
-            }
-        };
+    let provider: Arc<dyn payments::provider::PaymentProvider> = match settings.payment_provider {
+        PaymentProviderKind::Sandbox => Arc::new(payments::provider::Sandbox),
+        PaymentProviderKind::Stripe => {
+            let key = settings
+                .stripe_secret_key
+                .clone()
+                .context("PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY")?;
+            Arc::new(payments::provider::Stripe::new(
+                &settings.stripe_api_base,
+                key,
+                settings.stripe_timeout,
+            )?)
+        }
+    };
     Ok(payments::PaymentsService::new(
         shared.db.clone(),
         shared.clock.clone(),

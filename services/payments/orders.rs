@@ -1,10 +1,13 @@
 //! The payments service's client of the orders service: checks the order an
 //! intent is created for, and tells orders an intent's state after it changed.
-//! Why the link lives on the order: [`crate::orders::payments`].
+//! Services meet only through generated gRPC clients: this module is the one place
+//! payments names the orders API. Why the link lives on the order: the orders
+//! service's `payments` module.
 
 use futures::future::BoxFuture;
 use tonic::Status;
 
+use super::domain::{IntentStatus, OrderToPay};
 use super::store::IntentRow;
 use crate::internal::{ServiceToken, Transport};
 use crate::proto::ecom::orders::v1 as pb;
@@ -37,12 +40,19 @@ impl Orders {
         &self,
         order_id: String,
         user_id: i64,
-    ) -> BoxFuture<'static, Result<pb::GetOrderForPaymentResponse, Status>> {
+    ) -> BoxFuture<'static, Result<OrderToPay, Status>> {
         let mut client = self.client.clone();
         let request = self
             .token
             .request(pb::GetOrderForPaymentRequest { order_id, user_id });
-        Box::pin(async move { Ok(client.get_order_for_payment(request).await?.into_inner()) })
+        Box::pin(async move {
+            let order = client.get_order_for_payment(request).await?.into_inner();
+            Ok(OrderToPay {
+                total_cents: order.total_cents,
+                cancelled: order.status() == pb::OrderStatus::Cancelled,
+                unpaid: order.payment_status() == pb::PaymentState::Unpaid,
+            })
+        })
     }
 
     /// Tells orders the current state of `intent`.
@@ -56,7 +66,7 @@ impl Orders {
             order_id: intent.order_id.clone(),
             user_id: intent.user_id,
             amount_cents: intent.amount_cents,
-            succeeded: intent.status == "succeeded",
+            succeeded: intent.status == IntentStatus::Succeeded,
             refunded: intent.refunded_at.is_some(),
         });
         Box::pin(async move { Ok(client.record_payment(request).await?.into_inner()) })

@@ -15,6 +15,8 @@ use hyper_util::rt::TokioExecutor;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
+use super::domain::IntentStatus;
+
 /// What a provider answers to a confirmation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -58,10 +60,9 @@ pub trait PaymentProvider: Send + Sync {
         reference: &str,
         payment_method: &str,
     ) -> Result<Outcome, ProviderError>;
-    /// The provider's current status of an intent, in our vocabulary
-    /// (`requires_payment_method`, ..., `succeeded`, `failed`); None when the
+    /// The provider's current status of an intent, in our vocabulary; None when the
     /// provider keeps no state of its own (the sandbox).
-    async fn retrieve(&self, reference: &str) -> Result<Option<String>, ProviderError>;
+    async fn retrieve(&self, reference: &str) -> Result<Option<IntentStatus>, ProviderError>;
     /// Cancels an intent that was not paid (its order was cancelled).
     async fn cancel(&self, reference: &str) -> Result<(), ProviderError>;
     /// Refunds a succeeded intent in full. Idempotent per intent.
@@ -106,7 +107,7 @@ impl PaymentProvider for Sandbox {
         })
     }
 
-    async fn retrieve(&self, _reference: &str) -> Result<Option<String>, ProviderError> {
+    async fn retrieve(&self, _reference: &str) -> Result<Option<IntentStatus>, ProviderError> {
         // The sandbox keeps no state: the stored status is the truth.
         Ok(None)
     }
@@ -252,14 +253,14 @@ impl std::fmt::Display for StripeError {
     }
 }
 
-/// Stripe's intent status in our vocabulary (the five statuses of spec 9.1).
-fn status_from_stripe(status: &str) -> &'static str {
+/// Stripe's intent status in our vocabulary (the five statuses of the contract).
+fn status_from_stripe(status: &str) -> IntentStatus {
     match status {
-        "succeeded" => "succeeded",
-        "processing" | "requires_capture" => "processing",
-        "requires_confirmation" | "requires_action" => "requires_confirmation",
-        "canceled" => "failed",
-        _ => "requires_payment_method",
+        "succeeded" => IntentStatus::Succeeded,
+        "processing" | "requires_capture" => IntentStatus::Processing,
+        "requires_confirmation" | "requires_action" => IntentStatus::RequiresConfirmation,
+        "canceled" => IntentStatus::Failed,
+        _ => IntentStatus::RequiresPaymentMethod,
     }
 }
 
@@ -336,10 +337,10 @@ impl PaymentProvider for Stripe {
         {
             Ok(intent) => Ok(
                 match status_from_stripe(intent["status"].as_str().unwrap_or_default()) {
-                    "succeeded" => Outcome::Succeeded {
+                    IntentStatus::Succeeded => Outcome::Succeeded {
                         card_last4: card_last4(&intent),
                     },
-                    "processing" => Outcome::Processing,
+                    IntentStatus::Processing => Outcome::Processing,
                     other => Outcome::Failed(format!("The payment was not completed ({other}).")),
                 },
             ),
@@ -355,12 +356,12 @@ impl PaymentProvider for Stripe {
         }
     }
 
-    async fn retrieve(&self, reference: &str) -> Result<Option<String>, ProviderError> {
+    async fn retrieve(&self, reference: &str) -> Result<Option<IntentStatus>, ProviderError> {
         let path = format!("/v1/payment_intents/{}", path_id(reference)?);
         let intent = self.call_ok(http::Method::GET, &path, None, None).await?;
-        Ok(Some(
-            status_from_stripe(intent["status"].as_str().unwrap_or_default()).to_owned(),
-        ))
+        Ok(Some(status_from_stripe(
+            intent["status"].as_str().unwrap_or_default(),
+        )))
     }
 
     async fn cancel(&self, reference: &str) -> Result<(), ProviderError> {
@@ -389,15 +390,24 @@ mod tests {
 
     #[test]
     fn stripe_statuses_map_to_the_five_of_the_contract() {
-        assert_eq!(status_from_stripe("succeeded"), "succeeded");
+        assert_eq!(status_from_stripe("succeeded"), IntentStatus::Succeeded);
+        assert_eq!(status_from_stripe("processing"), IntentStatus::Processing);
+        assert_eq!(
+            status_from_stripe("requires_capture"),
+            IntentStatus::Processing
+        );
         assert_eq!(
             status_from_stripe("requires_action"),
-            "requires_confirmation"
+            IntentStatus::RequiresConfirmation
         );
-        assert_eq!(status_from_stripe("canceled"), "failed");
+        assert_eq!(
+            status_from_stripe("requires_confirmation"),
+            IntentStatus::RequiresConfirmation
+        );
+        assert_eq!(status_from_stripe("canceled"), IntentStatus::Failed);
         assert_eq!(
             status_from_stripe("requires_payment_method"),
-            "requires_payment_method"
+            IntentStatus::RequiresPaymentMethod
         );
     }
 

@@ -1,7 +1,13 @@
-//! The payments service's SQL (migrations/20261127000400_payments.sql).
+//! The payments service's SQL (migrations/20261127000400_payments.sql,
+//! 20261127000600_payments_orders.sql): intents and the webhook events already applied.
+//! Every read returns an [`IntentRow`] with a typed status; a stored status no code
+//! writes is [`PaymentsError::CorruptIntent`], never guessed.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
+
+use super::domain::{EventEffect, IntentStatus};
+use super::error::PaymentsError;
 
 /// A stored payment intent.
 #[derive(Debug, Clone)]
@@ -10,10 +16,10 @@ pub struct IntentRow {
     pub user_id: i64,
     pub amount_cents: i64,
     pub currency: String,
-    pub status: String,
+    pub status: IntentStatus,
     pub client_secret: String,
     pub provider_ref: String,
-    /// Why it failed (the provider's decline message, or [`CANCELED`]).
+    /// Why it failed (the provider's decline message, or [`super::domain::CANCELED`]).
     pub failure_reason: Option<String>,
     /// The order it was created for (metadata.orderId).
     pub order_id: Option<String>,
@@ -21,9 +27,51 @@ pub struct IntentRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// The failure reason of an intent cancelled because its order was: it can
-/// no longer be confirmed.
-pub const CANCELED: &str = "canceled";
+/// An intent as the database holds it, status untyped.
+struct StoredIntent {
+    id: String,
+    user_id: i64,
+    amount_cents: i64,
+    currency: String,
+    status: String,
+    client_secret: String,
+    provider_ref: String,
+    failure_reason: Option<String>,
+    order_id: Option<String>,
+    refunded_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<StoredIntent> for IntentRow {
+    type Error = PaymentsError;
+
+    fn try_from(s: StoredIntent) -> Result<IntentRow, PaymentsError> {
+        let Some(status) = IntentStatus::parse(&s.status) else {
+            return Err(PaymentsError::CorruptIntent {
+                id: s.id,
+                status: s.status,
+            });
+        };
+        Ok(IntentRow {
+            id: s.id,
+            user_id: s.user_id,
+            amount_cents: s.amount_cents,
+            currency: s.currency,
+            status,
+            client_secret: s.client_secret,
+            provider_ref: s.provider_ref,
+            failure_reason: s.failure_reason,
+            order_id: s.order_id,
+            refunded_at: s.refunded_at,
+            created_at: s.created_at,
+        })
+    }
+}
+
+/// The typed row of a read that may have found nothing.
+fn typed(stored: Option<StoredIntent>) -> Result<Option<IntentRow>, PaymentsError> {
+    stored.map(IntentRow::try_from).transpose()
+}
 
 /// Inserts a new intent.
 pub async fn insert_intent(
@@ -31,7 +79,7 @@ pub async fn insert_intent(
     row: &IntentRow,
     metadata: &serde_json::Value,
     provider: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), PaymentsError> {
     sqlx::query!(
         r#"INSERT INTO payment_intents (id, user_id, amount_cents, currency, status, client_secret, metadata,
                                         provider, provider_ref, order_id, created_at, updated_at)
@@ -40,7 +88,7 @@ pub async fn insert_intent(
         row.user_id,
         row.amount_cents,
         row.currency,
-        row.status,
+        row.status.as_str(),
         row.client_secret,
         metadata,
         provider,
@@ -57,43 +105,62 @@ pub async fn insert_intent(
 pub async fn lock_intent(
     tx: &mut PgConnection,
     id: &str,
-) -> Result<Option<IntentRow>, sqlx::Error> {
-    sqlx::query_as!(
-        IntentRow,
+) -> Result<Option<IntentRow>, PaymentsError> {
+    let stored = sqlx::query_as!(
+        StoredIntent,
         r#"SELECT id, user_id, amount_cents, currency, status, client_secret, provider_ref, failure_reason, order_id,
                   refunded_at, created_at
            FROM payment_intents WHERE id = $1 FOR UPDATE"#,
         id
     )
     .fetch_optional(&mut *tx)
-    .await
+    .await?;
+    typed(stored)
 }
 
 /// An intent by id.
-pub async fn find_intent(db: &PgPool, id: &str) -> Result<Option<IntentRow>, sqlx::Error> {
-    sqlx::query_as!(
-        IntentRow,
+pub async fn find_intent(db: &PgPool, id: &str) -> Result<Option<IntentRow>, PaymentsError> {
+    let stored = sqlx::query_as!(
+        StoredIntent,
         r#"SELECT id, user_id, amount_cents, currency, status, client_secret, provider_ref, failure_reason, order_id,
                   refunded_at, created_at
            FROM payment_intents WHERE id = $1"#,
         id
     )
     .fetch_optional(db)
-    .await
+    .await?;
+    typed(stored)
+}
+
+/// The intent with the provider's reference `provider_ref`, locked.
+pub async fn lock_intent_by_ref(
+    tx: &mut PgConnection,
+    provider_ref: &str,
+) -> Result<Option<IntentRow>, PaymentsError> {
+    let stored = sqlx::query_as!(
+        StoredIntent,
+        r#"SELECT id, user_id, amount_cents, currency, status, client_secret, provider_ref, failure_reason, order_id,
+                  refunded_at, created_at
+           FROM payment_intents WHERE provider_ref = $1 FOR UPDATE"#,
+        provider_ref
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    typed(stored)
 }
 
 /// Sets an intent's status (and failure reason).
 pub async fn set_status(
     tx: &mut PgConnection,
     id: &str,
-    status: &str,
+    status: IntentStatus,
     failure: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), PaymentsError> {
     sqlx::query!(
         "UPDATE payment_intents SET status = $2, failure_reason = $3, updated_at = $4 WHERE id = $1",
         id,
-        status,
+        status.as_str(),
         failure,
         now
     )
@@ -108,7 +175,7 @@ pub async fn set_succeeded(
     id: &str,
     card_last4: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), PaymentsError> {
     sqlx::query!(
         "UPDATE payment_intents SET status = 'succeeded', failure_reason = NULL,
                 card_last4 = COALESCE($2, card_last4), updated_at = $3
@@ -127,7 +194,7 @@ pub async fn set_refunded(
     tx: &mut PgConnection,
     id: &str,
     now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), PaymentsError> {
     sqlx::query!(
         "UPDATE payment_intents SET refunded_at = COALESCE(refunded_at, $2), updated_at = $2 WHERE id = $1",
         id,
@@ -138,79 +205,56 @@ pub async fn set_refunded(
     Ok(())
 }
 
-/// Applies a provider event to the intent with `provider_ref`, once per event
-/// id, in `tx`. Returns the intent afterwards when the event was new and names
-/// a known intent; None when it was seen before (or names no intent).
-/// The updates are guarded so that any order of delivery converges: a late
-/// `payment_failed` never undoes `succeeded`, and a refund stays recorded.
-pub async fn apply_event(
+/// Records that event `event_id` arrived, in the transaction that applies it; false
+/// when it was recorded before (a redelivery, which changes nothing).
+pub async fn record_event(
     tx: &mut PgConnection,
     event_id: &str,
     event_type: &str,
-    provider_ref: &str,
     now: DateTime<Utc>,
-) -> Result<Option<IntentRow>, sqlx::Error> {
-    let fresh = sqlx::query!(
+) -> Result<bool, PaymentsError> {
+    let inserted = sqlx::query!(
         "INSERT INTO payment_webhook_events (id, type, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         event_id,
         event_type,
         now
     )
     .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !fresh {
-        return Ok(None);
-    }
-    match event_type {
-        "payment_intent.succeeded" => {
-            sqlx::query!(
-                "UPDATE payment_intents SET status = 'succeeded', failure_reason = NULL, updated_at = $2 WHERE provider_ref = $1",
-                provider_ref,
-                now
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
-        "payment_intent.payment_failed" => {
-            sqlx::query!(
-                "UPDATE payment_intents SET status = 'failed', updated_at = $2 WHERE provider_ref = $1 AND status <> 'succeeded'",
-                provider_ref,
-                now
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
-        "charge.refunded" => {
-            // A refund implies the payment: a refund delivered before the
-            // success event still leaves the intent succeeded and refunded.
-            sqlx::query!(
-                "UPDATE payment_intents SET status = 'succeeded', failure_reason = NULL,
-                        refunded_at = COALESCE(refunded_at, $2), updated_at = $2
-                 WHERE provider_ref = $1",
-                provider_ref,
-                now
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
-        _ => return Ok(None),
-    }
-    sqlx::query_as!(
-        IntentRow,
-        r#"SELECT id, user_id, amount_cents, currency, status, client_secret, provider_ref, failure_reason, order_id,
-                  refunded_at, created_at
-           FROM payment_intents WHERE provider_ref = $1"#,
-        provider_ref
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Writes an event's effect to intent `id`; returns the intent afterwards.
+pub async fn apply_effect(
+    tx: &mut PgConnection,
+    id: &str,
+    effect: EventEffect,
+    now: DateTime<Utc>,
+) -> Result<IntentRow, PaymentsError> {
+    let stored = sqlx::query_as!(
+        StoredIntent,
+        r#"UPDATE payment_intents
+           SET status = $2,
+               failure_reason = CASE WHEN $3 THEN NULL ELSE failure_reason END,
+               refunded_at = CASE WHEN $4 THEN COALESCE(refunded_at, $5) ELSE refunded_at END,
+               updated_at = $5
+           WHERE id = $1
+           RETURNING id, user_id, amount_cents, currency, status, client_secret, provider_ref, failure_reason,
+                     order_id, refunded_at, created_at"#,
+        id,
+        effect.status.as_str(),
+        effect.clears_failure,
+        effect.refunds,
+        now
     )
-    .fetch_optional(&mut *tx)
-    .await
+    .fetch_one(&mut *tx)
+    .await?;
+    IntentRow::try_from(stored)
 }
 
 /// Forgets that an event was applied, so the provider's redelivery applies it
 /// again (its effect could not reach the order).
-pub async fn forget_event(db: &PgPool, event_id: &str) -> Result<(), sqlx::Error> {
+pub async fn forget_event(db: &PgPool, event_id: &str) -> Result<(), PaymentsError> {
     sqlx::query!("DELETE FROM payment_webhook_events WHERE id = $1", event_id)
         .execute(db)
         .await?;
