@@ -446,7 +446,7 @@ async fn run() {
         .await
         .unwrap();
     let demo_db = sqlx::PgPool::connect(&demo_url).await.unwrap();
-    ecom::catalog::seed::seed_demo_catalog(&demo_db, ecom::catalog::seed::DEFAULT_PRODUCTS)
+    ecom::catalog::seed::seed_demo_catalog(&demo_db, ecom::config::DEFAULT_SEED_PRODUCTS)
         .await
         .unwrap();
     let demo_rest = format!(

@@ -57,7 +57,7 @@ pub enum Command {
     /// Apply migrations and seed the demo catalog when it is empty.
     Seed {
         /// Number of products to generate (deterministic; up to 1,000,000).
-        #[arg(long, default_value_t = crate::catalog::seed::DEFAULT_PRODUCTS)]
+        #[arg(long, default_value_t = DEFAULT_SEED_PRODUCTS)]
         products: usize,
     },
 }
@@ -656,6 +656,8 @@ impl Settings {
     }
 }
 
+/// The size of the demo catalog (SEED_DEMO_DATA, `ecom seed`).
+pub const DEFAULT_SEED_PRODUCTS: usize = 240;
 /// SELLER_NAME's default: the seller on invoices. The one source for every default seller.
 pub const DEFAULT_SELLER_NAME: &str = "ecom Store Inc.";
 /// SELLER_ADDRESS's default, lines separated by `;` (see [`address_lines`]).

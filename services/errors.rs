@@ -71,6 +71,19 @@ pub fn invalid_field(field: &str, message: impl Into<String>) -> Status {
     validation(vec![(field.to_owned(), message.into())])
 }
 
+/// 404 PRODUCT_NOT_FOUND naming the unknown products in `details.productIds`: what the
+/// catalog answers, and what the orders service answers for an order or cart naming them.
+pub fn products_not_found(ids: &[i64]) -> Status {
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let metadata = HashMap::from([("productIds".to_owned(), list.clone())]);
+    with_metadata(
+        Code::NotFound,
+        ErrorReason::ProductNotFound,
+        format!("Product(s) not found: {list}"),
+        metadata,
+    )
+}
+
 /// 500 INTERNAL_ERROR: logs the whole cause chain once and answers with a generic message.
 pub fn internal(err: anyhow::Error) -> Status {
     tracing::error!(error = ?err, "internal error");

@@ -151,7 +151,7 @@ impl Application {
                 if settings.seed_demo_data && services.contains(&ServiceName::Catalog) {
                     crate::catalog::seed::seed_demo_catalog(
                         &shared.db,
-                        crate::catalog::seed::DEFAULT_PRODUCTS,
+                        crate::config::DEFAULT_SEED_PRODUCTS,
                     )
                     .await
                     .context("seeding the demo catalog")?;
@@ -417,18 +417,18 @@ fn orders_service(
     payments: orders::Payments,
 ) -> anyhow::Result<orders::OrdersService> {
     let settings = &shared.settings;
-    let catalog = match &settings.catalog_url {
-        Some(url) => orders::Catalog::remote(url, shared.tokens.clone())?,
-        None => orders::Catalog::in_process(
-            CatalogService::new(
+    let catalog_transport = match &settings.catalog_url {
+        Some(url) => internal::remote(url, "CATALOG_URL")?,
+        None => internal::in_process(
+            CatalogServiceServer::new(CatalogService::new(
                 shared.db.clone(),
                 shared.cache.clone(),
                 crate::catalog::CatalogConfig::from_settings(&shared.settings),
-            ),
+            )),
             shared.authenticator.clone(),
-            shared.tokens.clone(),
         ),
     };
+    let catalog = orders::Catalog::new(catalog_transport, shared.tokens.clone());
     let cents = |v: f64, name: &str| {
         crate::money::from_wire_non_negative(v)
             .with_context(|| format!("{name} must be an amount in currency units"))

@@ -22,8 +22,6 @@ use sqlx::{PgConnection, PgPool};
 const SEED: u64 = 0x0ec0_ca7a_1095;
 /// Rows per INSERT.
 const BATCH: usize = 5_000;
-/// The default size of the demo catalog.
-pub const DEFAULT_PRODUCTS: usize = 240;
 /// Catalogs up to this size get a generated picture set per product (about 2 ms and 12 KB a
 /// picture); the benchmarks' larger catalogs get none, so their picture URLs answer 404.
 pub const PICTURES_UP_TO: usize = 1_000;

@@ -8,13 +8,10 @@ use futures::future::BoxFuture;
 
 use super::domain::ProductPrice;
 use super::error::OrderError;
-use crate::authn::Authenticator;
-use crate::catalog::CatalogService;
-use crate::catalog::reservations;
-use crate::internal::{self, ServiceToken, Transport};
+use crate::errors;
+use crate::internal::{ServiceToken, Transport};
 use crate::proto::ecom::catalog::v1 as pb;
 use crate::proto::ecom::catalog::v1::catalog_service_client::CatalogServiceClient;
-use crate::proto::ecom::catalog::v1::catalog_service_server::CatalogServiceServer;
 use crate::tokens::Tokens;
 
 /// The email claim of the orders service's internal token.
@@ -30,28 +27,13 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// A client over `service` in this process, behind the same authentication
-    /// layer the gRPC server has.
-    pub fn in_process(
-        service: CatalogService,
-        authenticator: Authenticator,
-        tokens: Tokens,
-    ) -> Catalog {
+    /// A client over `transport`: the catalog server in this process, or a
+    /// channel to CATALOG_URL ([`crate::internal`]).
+    pub fn new(transport: Transport, tokens: Tokens) -> Catalog {
         Catalog {
-            client: CatalogServiceClient::new(internal::in_process(
-                CatalogServiceServer::new(service),
-                authenticator,
-            )),
+            client: CatalogServiceClient::new(transport),
             token: ServiceToken::new(tokens, SERVICE_EMAIL),
         }
-    }
-
-    /// A client over a lazily connected channel to `url`.
-    pub fn remote(url: &str, tokens: Tokens) -> anyhow::Result<Catalog> {
-        Ok(Catalog {
-            client: CatalogServiceClient::new(internal::remote(url, "CATALOG_URL")?),
-            token: ServiceToken::new(tokens, SERVICE_EMAIL),
-        })
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
@@ -75,7 +57,7 @@ impl Catalog {
                 .map_err(OrderError::Upstream)?
                 .into_inner();
             if !response.missing_ids.is_empty() {
-                return Err(OrderError::Upstream(reservations::products_not_found(
+                return Err(OrderError::Upstream(errors::products_not_found(
                     &response.missing_ids,
                 )));
             }
