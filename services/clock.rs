@@ -49,3 +49,8 @@ pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
         nanos: at.timestamp_subsec_nanos() as i32,
     }
 }
+
+/// A wire `google.protobuf.Timestamp` as a point in time; `None` when out of range.
+pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+}

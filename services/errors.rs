@@ -38,7 +38,23 @@ pub fn status_with_http(
     http_status: u16,
     message: impl Into<String>,
 ) -> Status {
-    let metadata = HashMap::from([(HTTP_STATUS.to_owned(), http_status.to_string())]);
+    status_with_http_details(code, reason, http_status, message, [])
+}
+
+/// Like [`status_with_http`], with more `ErrorInfo.metadata` that lands in the REST body's
+/// `details` (`retryAfter`, `orderTotal`...): the one place the `http_status` key is set.
+pub fn status_with_http_details<'a>(
+    code: Code,
+    reason: ErrorReason,
+    http_status: u16,
+    message: impl Into<String>,
+    details: impl IntoIterator<Item = (&'a str, String)>,
+) -> Status {
+    let mut metadata: HashMap<String, String> = details
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
+    metadata.insert(HTTP_STATUS.to_owned(), http_status.to_string());
     with_metadata(code, reason, message, metadata)
 }
 

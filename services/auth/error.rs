@@ -70,17 +70,14 @@ impl From<AuthError> for Status {
             ),
             AuthError::AccountLocked(left) => {
                 let secs = seconds(left);
-                let metadata = HashMap::from([
-                    (crate::errors::HTTP_STATUS.to_owned(), "423".to_owned()),
-                    ("retryAfter".to_owned(), secs.to_string()),
-                ]);
-                errors::with_metadata(
+                errors::status_with_http_details(
                     Code::FailedPrecondition,
                     ErrorReason::AccountLocked,
+                    423,
                     format!(
                         "Account locked after too many failed logins. Try again in {secs} seconds."
                     ),
-                    metadata,
+                    [("retryAfter", secs.to_string())],
                 )
             }
             AuthError::RateLimited(left) => {

@@ -153,15 +153,15 @@ impl From<OrderError> for Status {
             OrderError::AmountMismatch {
                 order_cents,
                 intent_cents,
-            } => errors::with_metadata(
+            } => errors::status_with_http_details(
                 Code::FailedPrecondition,
                 ErrorReason::AmountMismatch,
+                422,
                 "The payment intent's amount does not match the order total",
-                std::collections::HashMap::from([
-                    (crate::errors::HTTP_STATUS.to_owned(), "422".to_owned()),
-                    ("orderTotal".to_owned(), order_cents.to_string()),
-                    ("amount".to_owned(), intent_cents.to_string()),
-                ]),
+                [
+                    ("orderTotal", order_cents.to_string()),
+                    ("amount", intent_cents.to_string()),
+                ],
             ),
             OrderError::IntentInUse => errors::status_with_http(
                 Code::AlreadyExists,

@@ -15,7 +15,7 @@ use super::payments::Payments;
 use super::store::AllOrdersQuery;
 use super::wire;
 use crate::authn;
-use crate::clock::{Clock, timestamp};
+use crate::clock::{Clock, from_timestamp, timestamp};
 use crate::idempotency::{self, Outcome};
 use crate::proto::ecom::orders::v1 as pb;
 use crate::proto::google::api::HttpBody;
@@ -147,8 +147,8 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         let query = AllOrdersQuery {
             status: wire::status_from_wire(r.status),
             user_id: r.user_id,
-            from: r.from.as_ref().and_then(wire::datetime),
-            to: r.to.as_ref().and_then(wire::datetime),
+            from: r.from.as_ref().and_then(from_timestamp),
+            to: r.to.as_ref().and_then(from_timestamp),
             skip: skip.into(),
             limit: limit.into(),
         };

@@ -1,8 +1,6 @@
 //! Domain values to and from the wire (proto/ecom/orders/v1): the only room of
 //! the orders service, with grpc.rs, that sees protobuf types.
 
-use chrono::{DateTime, Utc};
-
 use super::domain::{
     Address, Cart, Order, OrderForm, OrderStatus, OrderSummary, PaymentState, PricedLine,
     ReturnRequest, ReturnStatus, StatusForm, Tracking,
@@ -101,11 +99,6 @@ fn return_status(s: ReturnStatus) -> pb::ReturnStatus {
         ReturnStatus::Rejected => pb::ReturnStatus::Rejected,
         ReturnStatus::Completed => pb::ReturnStatus::Completed,
     }
-}
-
-/// A timestamp from the wire (a filter bound).
-pub fn datetime(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
 }
 
 fn line(l: &PricedLine) -> pb::CartItem {

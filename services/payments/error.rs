@@ -1,7 +1,5 @@
 //! How the payments service fails, and what each failure looks like on the wire.
 
-use std::collections::HashMap;
-
 use tonic::{Code, Status};
 
 use super::domain::NotPayable;
@@ -84,14 +82,12 @@ impl From<PaymentsError> for Status {
                 ErrorReason::PaymentIntentNotFound,
                 "Payment intent not found",
             ),
-            PaymentsError::PaymentFailed { id, reason } => errors::with_metadata(
+            PaymentsError::PaymentFailed { id, reason } => errors::status_with_http_details(
                 Code::FailedPrecondition,
                 ErrorReason::PaymentFailed,
+                422,
                 format!("Payment failed: {reason}"),
-                HashMap::from([
-                    (errors::HTTP_STATUS.to_owned(), "422".to_owned()),
-                    ("paymentIntentId".to_owned(), id),
-                ]),
+                [("paymentIntentId", id)],
             ),
             PaymentsError::NotPayable(NotPayable::Cancelled) => errors::status_with_http(
                 Code::FailedPrecondition,
@@ -109,15 +105,15 @@ impl From<PaymentsError> for Status {
                 order_total,
                 amount,
                 currency: _,
-            }) => errors::with_metadata(
+            }) => errors::status_with_http_details(
                 Code::FailedPrecondition,
                 ErrorReason::AmountMismatch,
+                422,
                 "The amount (in usd) does not match the order total",
-                HashMap::from([
-                    (errors::HTTP_STATUS.to_owned(), "422".to_owned()),
-                    ("orderTotal".to_owned(), order_total.to_string()),
-                    ("amount".to_owned(), amount.to_string()),
-                ]),
+                [
+                    ("orderTotal", order_total.to_string()),
+                    ("amount", amount.to_string()),
+                ],
             ),
             PaymentsError::InvalidSignature(why) => errors::status(
                 Code::InvalidArgument,
