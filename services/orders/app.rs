@@ -20,7 +20,6 @@ use super::store::{self, AllOrdersQuery, Locked, StatusWrite};
 use crate::authn::Principal;
 use crate::clock::Clock;
 use crate::idempotency::{self, Key, Outcome};
-use crate::proto::ecom::catalog::v1::ReservationState;
 
 /// How long a request waits to learn whether its order was stored after the answer
 /// to COMMIT was lost: long enough to ride out a PostgreSQL restart, shorter than
@@ -352,12 +351,12 @@ impl OrdersApp {
     /// Commits an order's reservation; on failure the reconciler retries it.
     async fn confirm_stock(&self, id: &str) {
         match self.catalog.commit(id.to_owned()).await {
-            Ok(ReservationState::Committed) => {
+            Ok(true) => {
                 if let Err(err) = store::mark_stock_committed(&self.db, id).await {
                     tracing::warn!(order = %id, error = %err, "recording the stock commit");
                 }
             }
-            Ok(state) => tracing::warn!(order = %id, ?state, "reservation not committed"),
+            Ok(false) => tracing::warn!(order = %id, "reservation not committed"),
             Err(err) => {
                 tracing::warn!(order = %id, error = %err, "committing the reservation; will retry")
             }
@@ -370,10 +369,8 @@ impl OrdersApp {
         let before = self.clock.now() - chrono::Duration::seconds(30);
         for id in store::uncommitted_orders(&self.db, before).await? {
             match self.catalog.commit(id.clone()).await {
-                Ok(ReservationState::Committed) => {
-                    store::mark_stock_committed(&self.db, &id).await?
-                }
-                Ok(_) => {
+                Ok(true) => store::mark_stock_committed(&self.db, &id).await?,
+                Ok(false) => {
                     // The stock went back to the shelf: the order cannot be served.
                     let now = self.now();
                     let mut tx = self.db.begin().await?;
