@@ -6,7 +6,7 @@
 //! otherwise. Page queries fetch images and reviews for the whole page in
 //! one query each (`product_id = ANY($1)`), never one per product.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -712,4 +712,195 @@ pub async fn soft_delete_product(
     )
     .fetch_optional(db)
     .await
+}
+
+// Stock reservations (super::reservations). The callers lock product rows in id order and
+// hold one transaction per change; these statements only read and write.
+
+/// Which of `ids` are live products, with their stock, locked (`FOR UPDATE`) in id order so
+/// that two reservations of the same products queue rather than deadlock.
+pub async fn lock_stock(conn: &mut PgConnection, ids: &[i64]) -> anyhow::Result<HashMap<i64, i32>> {
+    let rows = sqlx::query!(
+        r#"SELECT id, stock FROM products
+           WHERE id = ANY($1) AND deleted_at IS NULL
+           ORDER BY id FOR UPDATE"#,
+        ids
+    )
+    .fetch_all(conn)
+    .await
+    .context("locking products to reserve")?;
+    Ok(rows.into_iter().map(|r| (r.id, r.stock)).collect())
+}
+
+/// Takes `quantities[n]` units of product `ids[n]` where at least that many are left; the
+/// number of products taken from.
+pub async fn take_stock(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    quantities: &[i32],
+) -> anyhow::Result<u64> {
+    let updated = sqlx::query!(
+        r#"UPDATE products p SET stock = p.stock - l.quantity
+           FROM UNNEST($1::bigint[], $2::int[]) AS l(id, quantity)
+           WHERE p.id = l.id AND p.stock >= l.quantity"#,
+        ids,
+        quantities
+    )
+    .execute(conn)
+    .await
+    .context("taking reserved stock")?;
+    Ok(updated.rows_affected())
+}
+
+/// Records reservation `key` of `quantities[n]` units of `ids[n]`, expiring after
+/// `ttl_seconds`; its expiry. Fails on `stock_reservations_pkey` when `key` already holds
+/// one of these products (see [`is_duplicate_reservation`]).
+pub async fn insert_reservation(
+    conn: &mut PgConnection,
+    key: &str,
+    ids: &[i64],
+    quantities: &[i32],
+    ttl_seconds: i32,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let expires_at = sqlx::query_scalar!(
+        r#"INSERT INTO stock_reservations (order_key, product_id, quantity, expires_at)
+           SELECT $1, l.id, l.quantity, now() + make_interval(secs => $4)
+           FROM UNNEST($2::bigint[], $3::int[]) AS l(id, quantity)
+           RETURNING expires_at"#,
+        key,
+        ids,
+        quantities,
+        f64::from(ttl_seconds)
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(expires_at.into_iter().next())
+}
+
+/// Whether `err` is [`insert_reservation`] meeting a reservation under the same key.
+pub fn is_duplicate_reservation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.constraint() == Some("stock_reservations_pkey"))
+}
+
+/// Where a stored reservation stands.
+pub struct ReservationRow {
+    /// `reserved`, `committed` or `released` (the table's CHECK allows no other).
+    pub status: String,
+    /// When its earliest line expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The reservation under `key`, if there is one.
+pub async fn find_reservation(
+    db: impl PgExecutor<'_>,
+    key: &str,
+) -> anyhow::Result<Option<ReservationRow>> {
+    sqlx::query_as!(
+        ReservationRow,
+        r#"SELECT status, min(expires_at) AS "expires_at!"
+           FROM stock_reservations WHERE order_key = $1 GROUP BY status"#,
+        key
+    )
+    .fetch_optional(db)
+    .await
+    .with_context(|| format!("reading reservation {key}"))
+}
+
+/// Moves reservation `key` from reserved to committed; a no-op in any other state.
+pub async fn commit_reservation(db: impl PgExecutor<'_>, key: &str) -> anyhow::Result<()> {
+    sqlx::query!(
+        "UPDATE stock_reservations SET status = 'committed' WHERE order_key = $1 AND status = 'reserved'",
+        key
+    )
+    .execute(db)
+    .await
+    .with_context(|| format!("committing reservation {key}"))?;
+    Ok(())
+}
+
+/// Moves reservation `key` from reserved or committed to released; the units of each product
+/// it held (none when it was released already).
+pub async fn release_reservation(
+    conn: &mut PgConnection,
+    key: &str,
+) -> anyhow::Result<BTreeMap<i64, i32>> {
+    let released = sqlx::query!(
+        r#"UPDATE stock_reservations SET status = 'released'
+           WHERE order_key = $1 AND status IN ('reserved', 'committed')
+           RETURNING product_id, quantity"#,
+        key
+    )
+    .fetch_all(conn)
+    .await
+    .with_context(|| format!("releasing reservation {key}"))?;
+    Ok(released
+        .into_iter()
+        .map(|r| (r.product_id, r.quantity))
+        .collect())
+}
+
+/// Releases every reserved line that expired before `now`: the number of lines, and the
+/// units of each product they held.
+pub async fn release_expired_reservations(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(u64, BTreeMap<i64, i32>)> {
+    let released = sqlx::query!(
+        r#"UPDATE stock_reservations SET status = 'released'
+           WHERE status = 'reserved' AND expires_at < $1
+           RETURNING product_id, quantity"#,
+        now
+    )
+    .fetch_all(conn)
+    .await
+    .context("releasing expired reservations")?;
+    let count = released.len() as u64;
+    let mut lines: BTreeMap<i64, i32> = BTreeMap::new();
+    for r in released {
+        *lines.entry(r.product_id).or_default() += r.quantity;
+    }
+    Ok((count, lines))
+}
+
+/// Gives units back, product by product in id order (the order reservations lock in).
+pub async fn restock(conn: &mut PgConnection, lines: &BTreeMap<i64, i32>) -> anyhow::Result<()> {
+    for (id, quantity) in lines {
+        sqlx::query!(
+            "UPDATE products SET stock = stock + $2 WHERE id = $1",
+            id,
+            quantity
+        )
+        .execute(&mut *conn)
+        .await
+        .with_context(|| format!("restocking product {id}"))?;
+    }
+    Ok(())
+}
+
+/// What an order needs to know of a product to price it.
+pub struct PricingRow {
+    pub id: i64,
+    pub title: String,
+    pub price_cents: i64,
+    pub discount_basis_points: i32,
+    pub thumbnail: String,
+    pub stock: i32,
+}
+
+/// The live products among `ids`, by id.
+pub async fn products_for_pricing(
+    db: impl PgExecutor<'_>,
+    ids: &[i64],
+) -> anyhow::Result<Vec<PricingRow>> {
+    sqlx::query_as!(
+        PricingRow,
+        r#"SELECT id, title, price_cents, thumbnail, stock,
+                  round(discount_percentage * 100)::int AS "discount_basis_points!"
+           FROM products WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id"#,
+        ids
+    )
+    .fetch_all(db)
+    .await
+    .context("loading products to price")
 }
