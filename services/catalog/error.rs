@@ -1,7 +1,5 @@
 //! How the catalog fails, and what each failure looks like on the wire.
 
-use std::collections::HashMap;
-
 use tonic::{Code, Status};
 
 use super::domain::Violations;
@@ -77,25 +75,15 @@ impl From<CatalogError> for Status {
                 ErrorReason::ProductNotFound,
                 "Product not found",
             ),
-            CatalogError::ProductsNotFound(ids) => {
-                let list = id_list(&ids);
-                errors::with_metadata(
-                    Code::NotFound,
-                    ErrorReason::ProductNotFound,
-                    format!("Product(s) not found: {list}"),
-                    HashMap::from([("productIds".to_owned(), list)]),
-                )
-            }
+            CatalogError::ProductsNotFound(ids) => errors::products_not_found(&ids),
             CatalogError::InsufficientStock(ids) => {
                 let list = id_list(&ids);
-                errors::with_metadata(
+                errors::status_with_http_details(
                     Code::FailedPrecondition,
                     ErrorReason::InsufficientStock,
+                    422,
                     format!("Insufficient stock for product(s) {list}"),
-                    HashMap::from([
-                        (errors::HTTP_STATUS.to_owned(), "422".to_owned()),
-                        ("productIds".to_owned(), list),
-                    ]),
+                    [("productIds", list)],
                 )
             }
             CatalogError::MediaNotFound => {
@@ -118,6 +106,8 @@ fn id_list(ids: &[i64]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use tonic_types::StatusExt as _;
 
     use super::*;

@@ -37,7 +37,6 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use tonic::Status;
 
 use super::domain::Violations;
 use super::error::CatalogError;
@@ -76,13 +75,6 @@ fn order_key(key: &str) -> Result<&str, CatalogError> {
         return Err(invalid("orderKey", "must be 1 to 100 characters"));
     }
     Ok(key)
-}
-
-/// 404 PRODUCT_NOT_FOUND naming the unknown products in `details.productIds`
-/// (what [`CatalogError::ProductsNotFound`] becomes), for callers that learn of
-/// unknown products from `GetProductsForPricing`'s `missing_ids`.
-pub fn products_not_found(ids: &[i64]) -> Status {
-    CatalogError::ProductsNotFound(ids.to_vec()).into()
 }
 
 /// `ReserveStock`: all lines or none, idempotent per order key.
