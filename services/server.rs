@@ -670,7 +670,7 @@ fn edge_router(
     let stack = ServiceBuilder::new()
         // Outermost: a panic anywhere below becomes a 500 in the contract's shape.
         .layer(transcoder::layers::CatchPanic::layer())
-        // Before tracing and metrics, so both carry the request id.
+        // Above tracing, so every span carries the request id.
         .layer(transcoder::layers::RequestId::layer())
         .layer(transcoder::layers::Trace::layer())
         .layer(transcoder::layers::Metrics::layer())
