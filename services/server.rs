@@ -566,8 +566,8 @@ async fn serve_grpc(
         .layer(Authenticate::layer(shared.authenticator.clone()))
         .add_routes(routes)
         .serve_with_incoming_shutdown(
-            // Without TCP_NODELAY, small unary responses wait on Nagle and delayed ACKs
-            // (about 40 ms each): measured as a 40 ms p50 floor in benches/load.rs.
+            // Without TCP_NODELAY, small unary responses wait on Nagle and delayed ACKs, which
+            // set a floor under the gRPC p50 of benches/load.rs (docs/BENCHMARKS.md).
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             async move {
                 let _ = stop.wait_for(|s| *s).await;

@@ -148,7 +148,7 @@ impl OrdersApp {
         .await
     }
 
-    /// Prices, reserves and records an order (contract 6.2.1).
+    /// Prices (on the server), reserves and records an order (POST /orders).
     async fn place_order(
         &self,
         user_id: i64,
@@ -411,7 +411,7 @@ impl OrdersApp {
         Ok((store::load_orders(&self.db, &ids).await?, total))
     }
 
-    /// Contract 6.2.4, by admin `admin`: the status machine; a shipment is mailed
+    /// PUT /orders/{id}/status, by admin `admin`: the status machine; a shipment is mailed
     /// to the buyer with the change; a cancellation gives the stock back.
     pub async fn update_status(
         &self,
@@ -471,7 +471,7 @@ impl OrdersApp {
         self.reload(id).await
     }
 
-    /// Contract 6.2.5: the owner (or an admin) cancels a pending or processing
+    /// PUT /orders/{id}/cancel: the owner (or an admin) cancels a pending or processing
     /// order; a paid one is refunded first; the stock goes back to the catalog.
     /// Answers when it was cancelled.
     pub async fn cancel_order(
@@ -561,7 +561,7 @@ impl OrdersApp {
         Ok(order)
     }
 
-    /// Contract 6.2.7: the invoice PDF of an order the caller may see, and the order.
+    /// GET /orders/{id}/invoice: the invoice PDF of an order the caller may see, and the order.
     pub async fn invoice(
         &self,
         caller: &Principal,
