@@ -9,6 +9,7 @@
 //! transaction commits. It never hard-deletes a product: orders keep
 //! pointing at deleted ones.
 
+mod app;
 mod domain;
 mod error;
 mod grpc;
@@ -16,6 +17,7 @@ mod pictures;
 pub mod reservations;
 pub mod seed;
 mod store;
+mod wire;
 
 pub use error::CatalogError;
 pub use grpc::{CatalogConfig, CatalogService};
