@@ -1,14 +1,15 @@
-//! The catalog service: products, their categories, images and reviews
-//! (contract section 5), behind `ecom.catalog.v1.CatalogService`.
+//! The catalog service: products, their categories, images and reviews (the
+//! `/products` and `/media` routes), behind `ecom.catalog.v1.CatalogService`.
 //!
 //! It owns the `categories`, `products`, `product_images` and `reviews`
 //! tables (migrations/20261127000100_catalog.sql) and the `catalog:*` cache
 //! keys; no other service reads them, they call this API. Reads are
-//! cache-aside (a product for 300 s, the category list for 3600 s; spec
-//! 12.2) and every admin write deletes the keys it affects after its
+//! cache-aside (a product for 300 s, the category list for 3600 s, a listing
+//! page for 30 s; `app.rs`) and every admin write deletes the keys it affects after its
 //! transaction commits. It never hard-deletes a product: orders keep
 //! pointing at deleted ones.
 
+mod app;
 mod domain;
 mod error;
 mod grpc;
@@ -16,6 +17,7 @@ mod pictures;
 pub mod reservations;
 pub mod seed;
 mod store;
+mod wire;
 
 pub use error::CatalogError;
 pub use grpc::{CatalogConfig, CatalogService};

@@ -22,8 +22,10 @@ use sqlx::{PgConnection, PgPool};
 const SEED: u64 = 0x0ec0_ca7a_1095;
 /// Rows per INSERT.
 const BATCH: usize = 5_000;
-/// Catalogs up to this size get a generated picture set per product (about 2 ms and 12 KB a
-/// picture); the benchmarks' larger catalogs get none, so their picture URLs answer 404.
+/// Catalogs up to this size get a generated picture set per product (cheap one at a time,
+/// but too slow and too large for a million products; the figures are in
+/// docs/BENCHMARKS.md); the benchmarks' larger catalogs get none, so their picture URLs
+/// answer 404.
 pub const PICTURES_UP_TO: usize = 1_000;
 
 /// One category of the demo catalog and the words its products are made of.
@@ -39,7 +41,8 @@ struct CategorySpec {
     features: &'static [&'static str],
 }
 
-/// The demo categories: the ten of contract 5.2.2 first, then more.
+/// The demo categories: the ten a DummyJSON storefront expects at /products/categories
+/// first, then more.
 const CATEGORIES: &[CategorySpec] = &[
     CategorySpec {
         slug: "smartphones",

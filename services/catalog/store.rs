@@ -245,7 +245,7 @@ pub struct CategoryRow {
     pub name: String,
 }
 
-/// Every category, alphabetically by slug (contract 5.2.2).
+/// Every category, alphabetically by slug (GET /products/categories).
 #[tracing::instrument(skip_all)]
 pub async fn categories(db: impl PgExecutor<'_>) -> anyhow::Result<Vec<CategoryRow>> {
     sqlx::query_as!(

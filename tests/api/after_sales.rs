@@ -1,5 +1,5 @@
-//! After the sale (contract 6.2.7 and issue 5): the invoice PDF (read back with
-//! an independent PDF parser), returns of delivered orders, and the order
+//! After the sale (issue 5): the invoice PDF of GET /orders/{id}/invoice (read back
+//! with an independent PDF parser), returns of delivered orders, and the order
 //! confirmation and shipping mails through the outbox, over REST and gRPC.
 
 use crate::common;

@@ -1,4 +1,4 @@
-//! The auth service (contract section 4) through the REST edge and over gRPC: every endpoint's
+//! The auth service (the /auth routes) through the REST edge and over gRPC: every endpoint's
 //! happy path, its documented errors, and the attacks of issue #4.
 
 use crate::common;

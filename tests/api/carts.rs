@@ -1,4 +1,4 @@
-//! Carts (contract 15.2 and DummyJSON's /carts) through the real REST edge:
+//! Carts (/cart and DummyJSON's /carts) through the real REST edge:
 //! the signed-in user's cart, the /carts routes, ownership, catalog prices at
 //! read time, unknown products, and an order emptying the cart.
 

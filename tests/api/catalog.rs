@@ -1,4 +1,4 @@
-//! The catalog (contract section 5) through the real REST edge and gRPC
+//! The catalog (the /products routes) through the real REST edge and gRPC
 //! server: every endpoint, each documented error, paging edges, sorting and
 //! filtering, admin checks, soft delete and cache invalidation.
 
@@ -8,7 +8,7 @@ use ecom::proto::ecom::catalog::v1::catalog_service_client::CatalogServiceClient
 use serde_json::{Value, json};
 use tonic::Code;
 
-/// The ten category slugs of contract 5.2.2.
+/// The ten category slugs a DummyJSON storefront expects at /products/categories.
 const CONTRACT_CATEGORIES: [&str; 10] = [
     "smartphones",
     "laptops",
@@ -22,7 +22,7 @@ const CONTRACT_CATEGORIES: [&str; 10] = [
     "womens-shoes",
 ];
 
-/// A valid create body (contract 5.2.6).
+/// A valid POST /products/add body.
 fn new_product() -> Value {
     json!({
         "title": "iPhone 15 Pro",

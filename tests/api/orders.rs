@@ -1,4 +1,4 @@
-//! Orders (contract section 6) through the real REST edge and gRPC server:
+//! Orders (the /orders routes) through the real REST edge and gRPC server:
 //! server-side pricing, stock reservation without oversell, idempotency,
 //! visibility, the status machine, cancellation, tracking and notes, and a
 //! checkout interrupted between reservation and order.

@@ -1,4 +1,4 @@
-//! Payments (contract section 8) through the real REST edge: intents with the
+//! Payments (the /payments routes) through the real REST edge: intents with the
 //! sandbox provider, confirmation, status, idempotency, and the webhook's
 //! signature and exactly-once effect.
 

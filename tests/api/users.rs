@@ -1,4 +1,4 @@
-//! The users service (contract section 7) through the REST edge and over gRPC: every endpoint's
+//! The users service (the /users routes) through the REST edge and over gRPC: every endpoint's
 //! happy path, its documented errors, and the attacks of issue #4 (BOLA, mass assignment,
 //! forged images, admin-only changes).
 

@@ -31,8 +31,8 @@ use quick_cache::{DefaultHashBuilder, Equivalent, OptionsBuilder, Weighter};
 
 /// Protobuf responses larger than this are transcoded every time. 512 KiB holds a whole
 /// 240-product catalogue page (`limit=0`, about 250 KiB), which a storefront refetches on
-/// every filter change: transcoding it each time held it to 432 req/s against 11,917 for a
-/// 10-item page in one bench run.
+/// every filter change: transcoded each time, it was served at about 0.04 of a 10-item
+/// page's rate in the same bench run (docs/BENCHMARKS.md).
 pub(crate) const MAX_ENTRY_PROTO_BYTES: usize = 512 << 10;
 
 /// The default total size of the memo (see

@@ -1,5 +1,5 @@
-//! What a product listing asks for (contract 5.2.1, 5.2.4, 5.2.5, 12.4):
-//! a page, a sort, and filters.
+//! What a product listing (GET /products, /products/search, /products/category/{category})
+//! asks for: a page, a sort, and filters.
 
 use super::Violations;
 use crate::money;

@@ -29,9 +29,30 @@ impl MediaPath {
     }
 }
 
+/// Whether a client holding `if_none_match` (an If-None-Match header) already has the
+/// picture tagged `etag` (quoted): a listed tag, weak or strong, or `*`.
+pub fn not_modified(if_none_match: Option<&str>, etag: &str) -> bool {
+    if_none_match.is_some_and(|header| {
+        header
+            .split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == etag || t == "*")
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::MediaPath;
+    use super::{MediaPath, not_modified};
+
+    #[test]
+    fn a_listed_tag_or_a_star_is_not_modified() {
+        let etag = "\"abc\"";
+        assert!(not_modified(Some("\"abc\""), etag));
+        assert!(not_modified(Some("\"x\", W/\"abc\""), etag));
+        assert!(not_modified(Some("*"), etag));
+        assert!(!not_modified(Some("\"abd\""), etag));
+        assert!(!not_modified(None, etag));
+    }
 
     #[test]
     fn only_plain_relative_paths_are_media_paths() {

@@ -9,14 +9,18 @@
 mod listing;
 mod media;
 mod product;
+mod reservation;
 mod wire;
 
+pub use wire::ListingRequest;
+
 pub use listing::{Page, PriceRange, ProductFilter, ProductQuery, SortKey, SortOrder};
-pub use media::MediaPath;
+pub use media::{MediaPath, not_modified};
 pub use product::{
     Brand, CategorySlug, Description, Dimensions, DiscountPercentage, ImageUrl, InfoText, Measure,
     MinimumOrderQuantity, NewProduct, Product, ProductExtras, ProductPatch, Review, Sku, Stock,
     Title, parse_images, parse_tags,
 };
+pub use reservation::{NewReservation, OrderKey, Reservation, ReservationState, pricing_ids};
 
 pub use crate::validation::Violations;

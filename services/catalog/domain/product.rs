@@ -1,5 +1,5 @@
-//! A product's fields as validated values (contract 5.2.6), the shapes of a
-//! create and a partial update, and the read model.
+//! A product's fields as validated values (the rules POST /products/add checks), the
+//! shapes of a create and a partial update, and the read model.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -315,7 +315,7 @@ pub struct ProductExtras {
     pub minimum_order_quantity: Option<MinimumOrderQuantity>,
 }
 
-/// A product to create (contract 5.2.6), every field valid.
+/// A product to create (POST /products/add), every field valid.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewProduct {
     pub title: Title,
@@ -330,7 +330,7 @@ pub struct NewProduct {
     pub extras: ProductExtras,
 }
 
-/// A partial update (contract 5.2.7): `None` leaves the field as it is.
+/// A partial update (PUT or PATCH /products/{id}): `None` leaves the field as it is.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProductPatch {
     pub title: Option<Title>,

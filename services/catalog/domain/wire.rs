@@ -12,7 +12,7 @@ use crate::proto::ecom::catalog::v1 as pb;
 impl TryFrom<pb::CreateProductRequest> for NewProduct {
     type Error = Violations;
 
-    /// Contract 5.2.6: title 3-200, description 10-5000, price > 0 with at
+    /// POST /products/add: title 3-200, description 10-5000, price > 0 with at
     /// most 2 decimals, discount 0-100, thumbnail and images http(s) URLs,
     /// a category slug, a brand, stock >= 0.
     fn try_from(req: pb::CreateProductRequest) -> Result<Self, Violations> {
@@ -86,7 +86,7 @@ impl TryFrom<pb::CreateProductRequest> for NewProduct {
 impl TryFrom<&pb::UpdateProductRequest> for ProductPatch {
     type Error = Violations;
 
-    /// Contract 5.2.7: the same rules as a create, for the fields present.
+    /// PUT or PATCH /products/{id}: the same rules as a create, for the fields present.
     /// An empty `images` or `tags` leaves them unchanged (repeated fields
     /// cannot say "absent").
     fn try_from(req: &pb::UpdateProductRequest) -> Result<Self, Violations> {
@@ -155,7 +155,8 @@ impl ProductQuery {
     }
 }
 
-/// The listing parameters every list request shares (contract 5.2.1).
+/// The listing parameters every list request shares: skip and limit, sortBy and order,
+/// the price range, brand and in-stock filters.
 pub(super) struct ListingInput<'a> {
     pub list_all_max: i64,
     pub skip: Option<i64>,
@@ -221,7 +222,7 @@ impl ListingRequest for pb::ListProductsRequest {
 }
 
 impl ListingRequest for pb::SearchProductsRequest {
-    /// Contract 5.2.4: blank `q` lists everything.
+    /// GET /products/search: a blank `q` lists everything.
     fn to_query(&self, list_all_max: i64) -> Result<ProductQuery, Violations> {
         let req = self;
         let text = req.q.trim();
@@ -244,7 +245,8 @@ impl ListingRequest for pb::SearchProductsRequest {
 }
 
 impl ListingRequest for pb::ListProductsByCategoryRequest {
-    /// Contract 5.2.5: an unknown category is an empty page, not an error.
+    /// GET /products/category/{category}: an unknown category is an empty page, not an
+    /// error.
     fn to_query(&self, list_all_max: i64) -> Result<ProductQuery, Violations> {
         let req = self;
         ListingInput {

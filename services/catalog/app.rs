@@ -1,0 +1,315 @@
+//! The catalog's use cases: cache-aside reads of products, listing pages, categories
+//! and pictures; the admin writes, each in its transaction and followed by the cache
+//! invalidation it needs. The stock reservations are use cases of the same app, in
+//! `reservations.rs`. Domain values in and out, no protobuf type (grpc.rs decodes and
+//! encodes).
+//!
+//! The cache keeps the transport's encoded answers (protobuf), not rows: a hit is
+//! decoded once and never converted from rows again, which is what makes a cached read
+//! cheap. So the cached reads take the transport's `encode` for a miss and answer the
+//! message it encodes to, decoded from the cache on a hit; the app knows only that it is
+//! a `prost::Message`, never which one.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use prost::Message as _;
+use sqlx::PgPool;
+
+use super::domain::{MediaPath, NewProduct, Product, ProductPatch, ProductQuery};
+use super::error::CatalogError;
+use super::product_key;
+use super::store::{self, CategoryRow, Visibility};
+use crate::cache::Cache;
+
+/// How long a cached product stays.
+const PRODUCT_TTL: Duration = Duration::from_secs(300);
+/// How long the cached category list stays.
+const CATEGORIES_TTL: Duration = Duration::from_secs(3600);
+/// The cache key of the category list.
+const CATEGORIES_KEY: &str = "catalog:categories";
+/// When a write deletes its cache keys the second time (see `invalidate`).
+const SECOND_INVALIDATION: Duration = Duration::from_millis(500);
+
+/// How long a cached listing page (GET /products, /products/search, a category) stays.
+/// Admin writes retire every cached page at once by moving to a new generation; the
+/// stock shown in a page may lag the orders' reservations by up to this long (a product's
+/// own page, and ordering, always see the exact stock).
+const PAGE_TTL: Duration = Duration::from_secs(30);
+/// The cache key of the current listing generation, and how long it is kept (far longer
+/// than any page, so an expired generation can bring back no page).
+const GENERATION_KEY: &str = "catalog:listing-generation";
+const GENERATION_TTL: Duration = Duration::from_secs(86_400);
+
+/// How long a picture stays in the cache.
+const MEDIA_TTL: Duration = Duration::from_secs(3600);
+
+/// A picture as the cache keeps it (protobuf, like every other cache entry).
+#[derive(Clone, PartialEq, prost::Message)]
+struct CachedMedia {
+    #[prost(string, tag = "1")]
+    content_type: String,
+    #[prost(string, tag = "2")]
+    etag: String,
+    #[prost(bytes = "vec", tag = "3")]
+    bytes: Vec<u8>,
+}
+
+/// A stored picture.
+#[derive(Debug, Clone)]
+pub struct Media {
+    pub content_type: String,
+    /// The entity tag, unquoted.
+    pub etag: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A page of products as a listing answers it.
+#[derive(Debug, Clone)]
+pub struct ProductPage {
+    pub products: Vec<Product>,
+    /// Every match, not only this page's.
+    pub total: i64,
+    pub skip: i64,
+    /// The limit the page reports (see `Page::reported_limit`).
+    pub limit: i64,
+}
+
+/// The catalog's use cases. Cheap to clone.
+#[derive(Clone)]
+pub struct CatalogApp {
+    pub(super) db: PgPool,
+    pub(super) cache: Cache,
+}
+
+impl CatalogApp {
+    /// The use cases over `db`, caching in `cache`.
+    pub fn new(db: PgPool, cache: Cache) -> Self {
+        CatalogApp { db, cache }
+    }
+
+    /// A product for customers, as `encode` makes it: from the cache, else from the
+    /// database (then cached). Deleted products are not found.
+    pub async fn product<M, E>(&self, id: i64, encode: E) -> Result<M, CatalogError>
+    where
+        M: prost::Message + Default,
+        E: FnOnce(Product) -> M,
+    {
+        let key = product_key(id);
+        let bytes = self
+            .cache
+            .get_or_load(&key, PRODUCT_TTL, || async {
+                let mut conn = self.db.acquire().await.context("acquiring a connection")?;
+                let product = store::find_product(&mut conn, id, Visibility::Live)
+                    .await?
+                    .ok_or(CatalogError::ProductNotFound(id))?;
+                Ok::<_, CatalogError>(encode(product).encode_to_vec().into())
+            })
+            .await?;
+        self.decode_cached(&key, bytes).await
+    }
+
+    /// A page of products and the total, as `encode` makes it: from the cache, else from
+    /// the database (then cached). On a large catalog the exact total and the ranking of a
+    /// search cost a scan of every match, so repeated pages come from the cache.
+    pub async fn page<M, E>(&self, query: &ProductQuery, encode: E) -> Result<M, CatalogError>
+    where
+        M: prost::Message + Default,
+        E: FnOnce(ProductPage) -> M,
+    {
+        let key = self.page_key(query).await;
+        let bytes = self
+            .cache
+            .get_or_load(&key, PAGE_TTL, || async {
+                let (products, total) = store::list_products(&self.db, query).await?;
+                let page = ProductPage {
+                    limit: query.page.reported_limit(products.len()),
+                    products,
+                    total,
+                    skip: query.page.skip(),
+                };
+                Ok::<_, CatalogError>(encode(page).encode_to_vec().into())
+            })
+            .await?;
+        self.decode_cached(&key, bytes).await
+    }
+
+    /// Every category, alphabetically by slug, as `encode` makes the list: from the cache,
+    /// else from the database (then cached). An entry that does not decode is replaced.
+    pub async fn categories<M, E>(&self, encode: E) -> Result<M, CatalogError>
+    where
+        M: prost::Message + Default,
+        E: FnOnce(Vec<CategoryRow>) -> M,
+    {
+        if let Some(bytes) = self.cache.get(CATEGORIES_KEY).await
+            && let Ok(cached) = M::decode(bytes)
+        {
+            return Ok(cached);
+        }
+        let answer = encode(store::categories(&self.db).await?);
+        self.cache
+            .set(CATEGORIES_KEY, &answer.encode_to_vec(), CATEGORIES_TTL)
+            .await;
+        Ok(answer)
+    }
+
+    /// The picture at `path`: from the cache, else from the database (then cached).
+    pub async fn media(&self, path: &MediaPath) -> Result<Media, CatalogError> {
+        let key = format!("catalog:media:{}", path.as_str());
+        let bytes = self
+            .cache
+            .get_or_load(&key, MEDIA_TTL, || async {
+                let media = store::find_media(&self.db, path)
+                    .await?
+                    .ok_or(CatalogError::MediaNotFound)?;
+                let cached = CachedMedia {
+                    content_type: media.content_type,
+                    etag: media.etag,
+                    bytes: media.bytes,
+                };
+                Ok::<_, CatalogError>(cached.encode_to_vec().into())
+            })
+            .await?;
+        let media: CachedMedia = self.decode_cached(&key, bytes).await?;
+        Ok(Media {
+            content_type: media.content_type,
+            etag: media.etag,
+            bytes: media.bytes,
+        })
+    }
+
+    /// Creates a product with its gallery (by admin `admin`), in one transaction.
+    pub async fn create_product(
+        &self,
+        admin: i64,
+        new: &NewProduct,
+    ) -> Result<Product, CatalogError> {
+        let slug = new.category.as_str();
+        let mut tx = self.db.begin().await.context("starting a transaction")?;
+        let category_id = store::category_id(&mut *tx, &new.category)
+            .await?
+            .ok_or_else(|| CatalogError::UnknownCategory(slug.to_owned()))?;
+        let id = store::insert_product(&mut *tx, new, category_id)
+            .await
+            .map_err(|e| CatalogError::from_write(e, Some(slug), "inserting a product"))?;
+        store::replace_images(&mut tx, id, &new.images)
+            .await
+            .context("writing the gallery of a new product")?;
+        let product = store::find_product(&mut tx, id, Visibility::Live)
+            .await?
+            .context("reading back a new product")?;
+        tx.commit().await.context("committing a new product")?;
+        tracing::info!(admin, product = product.id, "product created");
+        // Nothing cached can hold the new id, but a racing read of it
+        // (answered 404, never cached) costs nothing to rule out.
+        self.invalidate(vec![product_key(product.id)]).await;
+        Ok(product)
+    }
+
+    /// Applies a patch (fields and, if given, the whole gallery) by admin `admin`, in one
+    /// transaction; not found if the product does not exist or is deleted.
+    pub async fn update_product(
+        &self,
+        admin: i64,
+        id: i64,
+        patch: &ProductPatch,
+    ) -> Result<Product, CatalogError> {
+        let slug = patch.category.as_ref().map(|c| c.as_str());
+        let mut tx = self.db.begin().await.context("starting a transaction")?;
+        let category_id = match &patch.category {
+            None => None,
+            Some(category) => Some(
+                store::category_id(&mut *tx, category)
+                    .await?
+                    .ok_or_else(|| CatalogError::UnknownCategory(category.as_str().to_owned()))?,
+            ),
+        };
+        let found = store::update_product(&mut *tx, id, patch, category_id)
+            .await
+            .map_err(|e| CatalogError::from_write(e, slug, "updating a product"))?;
+        if !found {
+            return Err(CatalogError::ProductNotFound(id));
+        }
+        if let Some(images) = &patch.images {
+            store::replace_images(&mut tx, id, images)
+                .await
+                .context("replacing a product's gallery")?;
+        }
+        let product = store::find_product(&mut tx, id, Visibility::Live)
+            .await?
+            .context("reading back an updated product")?;
+        tx.commit().await.context("committing a product update")?;
+        tracing::info!(admin, product = id, "product updated");
+        self.invalidate(vec![product_key(id)]).await;
+        Ok(product)
+    }
+
+    /// Marks the product deleted (by admin `admin`) and reads it back, in one transaction.
+    /// It then reads as not found and leaves every listing; orders keep pointing at it.
+    pub async fn delete_product(&self, admin: i64, id: i64) -> Result<Product, CatalogError> {
+        let mut tx = self.db.begin().await.context("starting a transaction")?;
+        store::soft_delete_product(&mut *tx, id)
+            .await
+            .context("deleting a product")?
+            .ok_or(CatalogError::ProductNotFound(id))?;
+        let product = store::find_product(&mut tx, id, Visibility::IncludingDeleted)
+            .await?
+            .context("reading back a deleted product")?;
+        tx.commit().await.context("committing a product deletion")?;
+        tracing::info!(admin, product = id, "product deleted");
+        self.invalidate(vec![product_key(id)]).await;
+        Ok(product)
+    }
+
+    /// A message from the cache (or just encoded for it). An entry that does not decode
+    /// (corrupt, or written by an incompatible version) fails this one request and is
+    /// deleted, so the next one loads afresh.
+    async fn decode_cached<M: prost::Message + Default>(
+        &self,
+        key: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<M, CatalogError> {
+        match M::decode(bytes) {
+            Ok(message) => Ok(message),
+            Err(err) => {
+                self.cache.delete(&[key.to_owned()]).await;
+                Err(anyhow::Error::new(err)
+                    .context(format!("decoding the cache entry {key}"))
+                    .into())
+            }
+        }
+    }
+
+    /// The cache key of a listing page: the current generation and a digest of the query.
+    /// Without a generation yet (none written, or the store unreachable) it is "0".
+    async fn page_key(&self, query: &ProductQuery) -> String {
+        use sha2::Digest as _;
+        let generation = self.cache.get(GENERATION_KEY).await;
+        let generation = generation
+            .as_deref()
+            .and_then(|g| std::str::from_utf8(g).ok())
+            .unwrap_or("0");
+        let digest = sha2::Sha256::digest(format!("{query:?}").as_bytes());
+        format!("catalog:page:{generation}:{}", hex::encode(&digest[..16]))
+    }
+
+    /// Deletes cache keys after a committed write. A reader that loaded
+    /// the old row just before the commit can still put it back after the
+    /// first delete; the second delete, shortly after, closes that window,
+    /// so no instance serves the old product for the whole TTL.
+    async fn invalidate(&self, keys: Vec<String>) {
+        // Every cached listing page at once: readers move to a new generation's keys. A
+        // reader that read the old generation before this stores its page under that old
+        // key, which nobody reads any more.
+        let generation = uuid::Uuid::new_v4().simple().to_string();
+        self.cache
+            .set(GENERATION_KEY, generation.as_bytes(), GENERATION_TTL)
+            .await;
+        self.cache.delete(&keys).await;
+        let cache = self.cache.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(SECOND_INVALIDATION).await;
+            cache.delete(&keys).await;
+        });
+    }
+}
