@@ -5,8 +5,10 @@
 //! into them, collecting one violation per bad field (named by its JSON
 //! name), and code past that point never re-checks.
 
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::tokens::Role;
 pub use crate::validation::Violations;
 
 /// An email address, trimmed, at most 254 characters, `local@domain.tld`.
@@ -217,6 +219,24 @@ pub struct NewUser {
     pub last_name: PersonName,
     /// Chosen by the user, or derived from the email when absent.
     pub username: Option<Username>,
+}
+
+/// A user's full profile, as GET /users/me answers it and the profile cache holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub id: i64,
+    pub email: String,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub gender: String,
+    pub image: String,
+    pub phone: String,
+    /// `None` when never given.
+    pub age: Option<i32>,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
-//! The profile cache: a user's wire profile under `users:profile:{id}`, written through on
-//! every change for [`PROFILE_TTL`], read before the database.
+//! The profile cache: a user's profile under `users:profile:{id}` (in its wire encoding,
+//! [`super::wire::encode_profile`]), written through on every change for [`PROFILE_TTL`], read
+//! before the database.
 
 use std::time::Duration;
 
-use prost::Message as _;
 use sqlx::PgPool;
 
+use super::domain::Profile;
 use super::store::{self, UserRow};
+use super::wire;
 use crate::cache::Cache;
-use crate::proto::ecom::common::v1 as common;
 
 /// How long a cached profile stays (60 s; every change writes it through).
 pub const PROFILE_TTL: Duration = Duration::from_secs(60);
@@ -33,11 +34,11 @@ impl Profiles {
 
     /// A user's profile: from the cache, else from the database (then cached); `None` when
     /// there is no live account `id`.
-    pub async fn load(&self, id: i64) -> Result<Option<common::User>, sqlx::Error> {
+    pub async fn load(&self, id: i64) -> Result<Option<Profile>, sqlx::Error> {
         if let Some(bytes) = self.cache.get(&profile_key(id)).await
-            && let Ok(user) = common::User::decode(bytes)
+            && let Some(profile) = wire::decode_profile(&bytes)
         {
-            return Ok(Some(user));
+            return Ok(Some(profile));
         }
         match store::find_user(&self.db, id).await? {
             Some(row) => Ok(Some(self.store(&row).await)),
@@ -46,12 +47,16 @@ impl Profiles {
     }
 
     /// Writes a user's profile through to the cache; returns it.
-    pub async fn store(&self, row: &UserRow) -> common::User {
-        let user = row.to_wire();
+    pub async fn store(&self, row: &UserRow) -> Profile {
+        let profile = row.profile();
         self.cache
-            .set(&profile_key(row.id), &user.encode_to_vec(), PROFILE_TTL)
+            .set(
+                &profile_key(row.id),
+                &wire::encode_profile(&profile),
+                PROFILE_TTL,
+            )
             .await;
-        user
+        profile
     }
 
     /// Drops a user's cached profile.

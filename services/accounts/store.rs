@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::clock::timestamp;
-use crate::proto::ecom::common::v1 as common;
+use super::domain::Profile;
 
 /// One `users` row.
 #[derive(Debug, Clone)]
@@ -39,9 +38,9 @@ impl UserRow {
         }
     }
 
-    /// The full profile on the wire (`ecom.common.v1.User`).
-    pub fn to_wire(&self) -> common::User {
-        common::User {
+    /// The account's profile (what the profile cache holds).
+    pub fn profile(&self) -> Profile {
+        Profile {
             id: self.id,
             email: self.email.clone(),
             username: self.username.clone(),
@@ -50,13 +49,10 @@ impl UserRow {
             gender: self.gender.clone(),
             image: self.image.clone(),
             phone: self.phone.clone(),
-            age: self.age.unwrap_or(0),
-            role: match self.role() {
-                crate::tokens::Role::Admin => common::Role::Admin as i32,
-                crate::tokens::Role::User => common::Role::User as i32,
-            },
-            created_at: Some(timestamp(self.created_at)),
-            updated_at: Some(timestamp(self.updated_at)),
+            age: self.age,
+            role: self.role(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
         }
     }
 }

@@ -15,13 +15,13 @@ use super::domain::{Email, NewPassword, NewUser, Username, Violations};
 use super::error::AuthError;
 use super::store::{self, Redemption, Rotation, UserRow};
 use super::{password, secret_token};
+use crate::accounts::domain::Profile;
 use crate::accounts::profiles::Profiles;
 use crate::authn;
 use crate::authn::Authenticator;
 use crate::clock::Clock;
 use crate::kv::Kv;
 use crate::mail::{self, Mail};
-use crate::proto::ecom::common::v1 as common;
 use crate::tokens::Tokens;
 use sqlx::PgPool;
 
@@ -54,7 +54,7 @@ pub struct Session {
 /// A signed-in account: its session and its profile.
 pub struct SignedIn {
     pub session: Session,
-    pub profile: common::User,
+    pub profile: Profile,
 }
 
 /// What a login names: an email or a username, the password, the token lifetime asked for.
@@ -111,7 +111,7 @@ impl AuthApi {
     }
 
     /// The signed-in user's profile (through the cache); 404 when the account is gone.
-    pub async fn load_profile(&self, id: i64) -> Result<common::User, AuthError> {
+    pub async fn load_profile(&self, id: i64) -> Result<Profile, AuthError> {
         self.profiles.load(id).await?.ok_or(AuthError::UserNotFound)
     }
 

@@ -1,14 +1,14 @@
 //! `AuthService` over gRPC (the /auth routes): decode the request into domain values,
-//! authorize, call the use case ([`super::app`]), encode the answer. Every rule holds over gRPC
-//! exactly as over REST.
+//! authorize, call the use case ([`super::app`]), encode the answer ([`super::wire`]). Every
+//! rule holds over gRPC exactly as over REST.
 
 use secrecy::SecretString;
 use tonic::{Request, Response, Status};
 
-use super::app::{AuthApi, Login, Session, SignedIn};
+use super::app::{AuthApi, Login};
 use super::domain::{Email, NewPassword, NewUser, PersonName, Username, Violations};
 use super::error::AuthError;
-use super::store;
+use super::wire;
 use crate::authn;
 use crate::proto::ecom::auth::v1 as pb;
 use crate::proto::ecom::auth::v1::auth_service_server::AuthService;
@@ -65,37 +65,6 @@ fn required<'a>(field: &str, value: &'a str, message: &str, v: &mut Violations) 
     value
 }
 
-fn login_response(
-    SignedIn {
-        session,
-        profile: u,
-    }: SignedIn,
-) -> pb::LoginResponse {
-    pb::LoginResponse {
-        token: session.access.clone(),
-        access_token: session.access,
-        refresh_token: session.refresh,
-        expires_at: Some(store::timestamp(session.expires_at)),
-        id: u.id,
-        username: u.username.clone(),
-        email: u.email.clone(),
-        first_name: u.first_name.clone(),
-        last_name: u.last_name.clone(),
-        gender: u.gender.clone(),
-        image: u.image.clone(),
-        user: Some(u),
-    }
-}
-
-fn refresh_response(session: Session) -> pb::RefreshResponse {
-    pb::RefreshResponse {
-        token: session.access.clone(),
-        access_token: session.access,
-        refresh_token: session.refresh,
-        expires_at: Some(store::timestamp(session.expires_at)),
-    }
-}
-
 #[tonic::async_trait]
 impl AuthService for AuthApi {
     /// POST /auth/login: email (or DummyJSON's username) and password in, tokens and the user
@@ -108,7 +77,7 @@ impl AuthService for AuthApi {
         let login = self
             .decode_login(req.into_inner())
             .map_err(AuthError::from)?;
-        Ok(Response::new(login_response(self.login(login).await?)))
+        Ok(Response::new(wire::login(self.login(login).await?)))
     }
 
     /// POST /auth/register: creates an account and signs it in (201, tokens and the user).
@@ -118,13 +87,7 @@ impl AuthService for AuthApi {
         req: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let new = decode_register(req.get_ref()).map_err(AuthError::from)?;
-        let SignedIn { session, profile } = self.register(new).await?;
-        Ok(Response::new(pb::RegisterResponse {
-            user: Some(profile),
-            token: session.access,
-            refresh_token: session.refresh,
-            expires_at: Some(store::timestamp(session.expires_at)),
-        }))
+        Ok(Response::new(wire::register(self.register(new).await?)))
     }
 
     /// POST /auth/validate: the bearer token's user when it is valid. An invalid token is an
@@ -140,7 +103,7 @@ impl AuthService for AuthApi {
                 Ok(user) => {
                     return Ok(Response::new(pb::ValidateResponse {
                         is_valid: true,
-                        user: Some(user),
+                        user: Some(wire::user(&user)),
                         ..Default::default()
                     }));
                 }
@@ -203,7 +166,7 @@ impl AuthService for AuthApi {
         );
         let ttl = self.ttl(r.expires_in_mins, &mut v);
         v.finish(|| ()).map_err(AuthError::from)?;
-        Ok(Response::new(refresh_response(
+        Ok(Response::new(wire::refresh(
             self.refresh(token, ttl).await?,
         )))
     }
@@ -278,6 +241,8 @@ impl AuthService for AuthApi {
     ) -> Result<Response<pb::GetMeResponse>, Status> {
         let principal = authn::require_user(&req)?;
         let user = self.load_profile(principal.user_id).await?;
-        Ok(Response::new(pb::GetMeResponse { user: Some(user) }))
+        Ok(Response::new(pb::GetMeResponse {
+            user: Some(wire::user(&user)),
+        }))
     }
 }

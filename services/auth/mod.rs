@@ -14,6 +14,7 @@ mod grpc;
 mod secret_token;
 pub mod seed;
 pub mod store;
+mod wire;
 
 use std::time::Duration;
 

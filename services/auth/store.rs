@@ -12,9 +12,6 @@ use uuid::Uuid;
 
 pub use crate::accounts::store::{UserRow, find_user, revoke_refresh_tokens};
 
-/// A protobuf timestamp.
-pub use crate::clock::timestamp;
-
 /// Inserts an account; unique violations come back as `sqlx::Error` for the caller to map by
 /// constraint name (`users_email_key`, `users_username_key`).
 pub async fn insert_user(

@@ -6,16 +6,17 @@ use secrecy::SecretString;
 
 use super::UsersSettings;
 use super::avatar::{self, AvatarError};
-use super::domain::{AddressFields, ProfilePatch};
+use super::domain::{
+    AddressFields, AddressForm, AddressPatch, Preferences, PreferencesPatch, ProfilePatch,
+};
 use super::error::UsersError;
-use super::store;
+use super::store::{self, AddressRow};
+use crate::accounts::domain::Profile;
 use crate::accounts::password;
 use crate::accounts::profiles::Profiles;
 use crate::accounts::store::{self as accounts, UserRow};
 use crate::authn::{Authenticator, Principal};
 use crate::clock::Clock;
-use crate::proto::ecom::common::v1 as common;
-use crate::proto::ecom::users::v1 as pb;
 use crate::validation::Violations;
 use sqlx::PgPool;
 
@@ -49,7 +50,7 @@ impl UsersApi {
     }
 
     /// A user's profile (through the cache); 404 when the account is gone.
-    pub(super) async fn load_profile(&self, id: i64) -> Result<common::User, UsersError> {
+    pub(super) async fn load_profile(&self, id: i64) -> Result<Profile, UsersError> {
         self.profiles
             .load(id)
             .await?
@@ -61,7 +62,7 @@ impl UsersApi {
         &self,
         id: i64,
         patch: ProfilePatch,
-    ) -> Result<common::User, UsersError> {
+    ) -> Result<Profile, UsersError> {
         let updated = store::update_profile(&self.db, id, &patch).await;
         let row: UserRow = match updated {
             Ok(Some(row)) => row,
@@ -160,48 +161,79 @@ impl UsersApi {
         Ok(())
     }
 
+    /// Applies a validated partial update to the user's preferences; answers them.
+    pub(super) async fn update_preferences(
+        &self,
+        user_id: i64,
+        patch: PreferencesPatch<'_>,
+    ) -> Result<Preferences, UsersError> {
+        let mut tx = self.db.begin().await?;
+        store::lock_user(&mut tx, user_id).await?;
+        let current = store::preferences(&mut *tx, user_id).await?;
+        let updated = current.apply(patch)?;
+        store::save_preferences(&mut *tx, user_id, &updated).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
     /// Adds an address; the first one is the default.
     pub(super) async fn add_address(
         &self,
         user_id: i64,
-        r: pb::AddAddressRequest,
-    ) -> Result<pb::Address, UsersError> {
-        let fields = AddressFields::parse_new(&r)?;
+        form: AddressForm<'_>,
+        make_default: bool,
+    ) -> Result<AddressRow, UsersError> {
+        let fields = AddressFields::parse_new(form)?;
         let mut tx = self.db.begin().await?;
         if !store::lock_user(&mut tx, user_id).await? {
             return Err(UsersError::UserNotFound);
         }
         // The first address is the default, whatever the request says: exactly one default.
-        let is_default = r.is_default || !store::has_addresses(&mut tx, user_id).await?;
+        let is_default = make_default || !store::has_addresses(&mut tx, user_id).await?;
         if is_default {
             store::clear_default(&mut tx, user_id).await?;
         }
         let row = store::insert_address(&mut tx, user_id, &fields, is_default).await?;
         tx.commit().await?;
-        Ok(row.to_wire())
+        Ok(row)
     }
 
-    /// Edits one of the user's addresses (404 for anyone else's).
+    /// Edits one of the user's addresses (404 for anyone else's); `make_default` is the
+    /// request's `isDefault`, when it has one.
     pub(super) async fn update_address(
         &self,
         user_id: i64,
-        r: pb::UpdateAddressRequest,
-    ) -> Result<pb::Address, UsersError> {
+        id: i64,
+        patch: AddressPatch<'_>,
+        make_default: Option<bool>,
+    ) -> Result<AddressRow, UsersError> {
         let mut tx = self.db.begin().await?;
         store::lock_user(&mut tx, user_id).await?;
-        let current = store::find_address_for_update(&mut tx, user_id, r.id)
+        let current = store::find_address_for_update(&mut tx, user_id, id)
             .await?
             .ok_or(UsersError::AddressNotFound)?;
-        let fields = current.fields().apply(&r)?;
+        let fields = current.fields().apply(patch)?;
         // `isDefault: false` on the default is what an edit form sends with its checkbox
         // untouched: the edit applies and the address stays the default. The default moves
         // only when another address is made the default, or when this one is deleted.
-        let is_default = current.is_default || r.is_default == Some(true);
+        let is_default = current.is_default || make_default == Some(true);
         if is_default && !current.is_default {
             store::clear_default(&mut tx, user_id).await?;
         }
         let row = store::update_address(&mut tx, current.id, &fields, is_default).await?;
         tx.commit().await?;
-        Ok(row.to_wire())
+        Ok(row)
+    }
+
+    /// Deletes one of the user's addresses (404 for anyone else's); when it was the default,
+    /// the oldest remaining one becomes the default.
+    pub(super) async fn delete_address(&self, user_id: i64, id: i64) -> Result<(), UsersError> {
+        let mut tx = self.db.begin().await?;
+        store::lock_user(&mut tx, user_id).await?;
+        if !store::delete_address(&mut tx, user_id, id).await? {
+            return Err(UsersError::AddressNotFound);
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

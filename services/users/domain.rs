@@ -4,8 +4,7 @@
 use crate::accounts::domain::{
     Email, PersonName, Phone, Username, Violations, parse_age, parse_gender,
 };
-use crate::proto::ecom::common::v1 as common;
-use crate::proto::ecom::users::v1 as pb;
+use crate::tokens::Role;
 
 /// A partial profile update; `None` leaves a field as it is.
 #[derive(Debug, Default, Clone)]
@@ -30,7 +29,8 @@ pub struct ProfileFields<'a> {
     pub age: Option<i32>,
     pub gender: Option<&'a str>,
     pub username: Option<&'a str>,
-    pub role: Option<i32>,
+    /// `Some(None)`: a role that is neither user nor admin.
+    pub role: Option<Option<Role>>,
 }
 
 impl ProfilePatch {
@@ -51,11 +51,11 @@ impl ProfilePatch {
             username: f
                 .username
                 .and_then(|s| v.check("username", Username::parse(s))),
-            role: match f.role.map(common::Role::try_from) {
+            role: match f.role {
                 None => None,
-                Some(Ok(common::Role::Admin)) => Some("admin"),
-                Some(Ok(common::Role::User)) => Some("user"),
-                Some(_) => {
+                Some(Some(Role::Admin)) => Some("admin"),
+                Some(Some(Role::User)) => Some("user"),
+                Some(None) => {
                     v.push("role", "Must be user or admin");
                     None
                 }
@@ -71,10 +71,27 @@ const CURRENCIES: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BG
 /// ISO 639-1 language codes.
 const LANGUAGES: &str = "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu";
 
+/// The look of the shop's pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Theme {
+    Light,
+    Dark,
+}
+
+impl Theme {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Theme::Light => "light",
+            Theme::Dark => "dark",
+        }
+    }
+}
+
 /// A user's preferences (GET and PUT /users/me/preferences).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Preferences {
-    pub theme: &'static str,
+    pub theme: Theme,
     pub notifications: bool,
     pub email_notifications: bool,
     pub currency: String,
@@ -85,7 +102,7 @@ impl Default for Preferences {
     /// light, true, true, USD, en.
     fn default() -> Self {
         Preferences {
-            theme: "light",
+            theme: Theme::Light,
             notifications: true,
             email_notifications: true,
             currency: "USD".to_owned(),
@@ -94,16 +111,25 @@ impl Default for Preferences {
     }
 }
 
+/// A partial update of the preferences; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct PreferencesPatch<'a> {
+    /// `Some(None)`: a theme that is neither light nor dark.
+    pub theme: Option<Option<Theme>>,
+    pub notifications: Option<bool>,
+    pub email_notifications: Option<bool>,
+    pub currency: Option<&'a str>,
+    pub language: Option<&'a str>,
+}
+
 impl Preferences {
     /// `self` with a validated partial update applied.
-    pub fn apply(mut self, r: &pb::UpdatePreferencesRequest) -> Result<Preferences, Violations> {
+    pub fn apply(mut self, r: PreferencesPatch<'_>) -> Result<Preferences, Violations> {
         let mut v = Violations::default();
-        if let Some(theme) = r.theme {
-            match pb::Theme::try_from(theme) {
-                Ok(pb::Theme::Light) => self.theme = "light",
-                Ok(pb::Theme::Dark) => self.theme = "dark",
-                _ => v.push("theme", "Must be light or dark"),
-            }
+        match r.theme {
+            None => {}
+            Some(Some(theme)) => self.theme = theme,
+            Some(None) => v.push("theme", "Must be light or dark"),
         }
         if let Some(n) = r.notifications {
             self.notifications = n;
@@ -111,7 +137,7 @@ impl Preferences {
         if let Some(n) = r.email_notifications {
             self.email_notifications = n;
         }
-        if let Some(c) = &r.currency {
+        if let Some(c) = r.currency {
             let c = c.trim().to_uppercase();
             if c.len() == 3 && CURRENCIES.split(' ').any(|x| x == c) {
                 self.currency = c;
@@ -119,7 +145,7 @@ impl Preferences {
                 v.push("currency", "Must be an ISO 4217 currency code, e.g. USD");
             }
         }
-        if let Some(l) = &r.language {
+        if let Some(l) = r.language {
             let l = l.trim().to_lowercase();
             if l.len() == 2 && LANGUAGES.split(' ').any(|x| x == l) {
                 self.language = l;
@@ -128,21 +154,6 @@ impl Preferences {
             }
         }
         v.finish(|| self)
-    }
-
-    /// On the wire.
-    pub fn to_wire(&self) -> pb::Preferences {
-        pb::Preferences {
-            theme: (if self.theme == "dark" {
-                pb::Theme::Dark
-            } else {
-                pb::Theme::Light
-            }) as i32,
-            notifications: self.notifications,
-            email_notifications: self.email_notifications,
-            currency: self.currency.clone(),
-            language: self.language.clone(),
-        }
     }
 }
 
@@ -202,47 +213,182 @@ pub struct AddressFields {
     pub phone: String,
 }
 
+/// An address as a form sent it, every field given, not yet checked.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AddressForm<'a> {
+    pub label: &'a str,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub address: &'a str,
+    pub city: &'a str,
+    pub state: &'a str,
+    pub zip_code: &'a str,
+    pub country: &'a str,
+    pub phone: &'a str,
+}
+
+/// A partial address update; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AddressPatch<'a> {
+    pub label: Option<&'a str>,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub address: Option<&'a str>,
+    pub city: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub zip_code: Option<&'a str>,
+    pub country: Option<&'a str>,
+    pub phone: Option<&'a str>,
+}
+
 impl AddressFields {
-    /// A new address from AddAddress.
-    pub fn parse_new(r: &pb::AddAddressRequest) -> Result<AddressFields, Violations> {
+    /// A new address (AddAddress), every field checked.
+    pub fn parse_new(r: AddressForm<'_>) -> Result<AddressFields, Violations> {
         let mut v = Violations::default();
         let f = AddressFields {
-            label: text(&mut v, "label", &r.label, 0, 50).unwrap_or_default(),
+            label: text(&mut v, "label", r.label, 0, 50).unwrap_or_default(),
             first_name: v
-                .check("firstName", PersonName::parse(&r.first_name))
+                .check("firstName", PersonName::parse(r.first_name))
                 .map(|n| n.as_str().to_owned())
                 .unwrap_or_default(),
             last_name: v
-                .check("lastName", PersonName::parse(&r.last_name))
+                .check("lastName", PersonName::parse(r.last_name))
                 .map(|n| n.as_str().to_owned())
                 .unwrap_or_default(),
-            address: text(&mut v, "address", &r.address, 3, 200).unwrap_or_default(),
-            city: text(&mut v, "city", &r.city, 1, 100).unwrap_or_default(),
-            state: text(&mut v, "state", &r.state, 0, 100).unwrap_or_default(),
-            zip_code: zip(&mut v, &r.zip_code).unwrap_or_default(),
-            country: text(&mut v, "country", &r.country, 2, 60).unwrap_or_default(),
+            address: text(&mut v, "address", r.address, 3, 200).unwrap_or_default(),
+            city: text(&mut v, "city", r.city, 1, 100).unwrap_or_default(),
+            state: text(&mut v, "state", r.state, 0, 100).unwrap_or_default(),
+            zip_code: zip(&mut v, r.zip_code).unwrap_or_default(),
+            country: text(&mut v, "country", r.country, 2, 60).unwrap_or_default(),
             phone: v
-                .check("phone", Phone::parse(&r.phone))
+                .check("phone", Phone::parse(r.phone))
                 .map(|p| p.as_str().to_owned())
                 .unwrap_or_default(),
         };
         v.finish(|| f)
     }
 
-    /// `self` with a validated partial update applied.
-    pub fn apply(self, r: &pb::UpdateAddressRequest) -> Result<AddressFields, Violations> {
-        let merged = pb::AddAddressRequest {
-            label: r.label.clone().unwrap_or(self.label),
-            first_name: r.first_name.clone().unwrap_or(self.first_name),
-            last_name: r.last_name.clone().unwrap_or(self.last_name),
-            address: r.address.clone().unwrap_or(self.address),
-            city: r.city.clone().unwrap_or(self.city),
-            state: r.state.clone().unwrap_or(self.state),
-            zip_code: r.zip_code.clone().unwrap_or(self.zip_code),
-            country: r.country.clone().unwrap_or(self.country),
-            phone: r.phone.clone().unwrap_or(self.phone),
-            is_default: false,
+    /// `self` with a partial update applied, every field checked again.
+    pub fn apply(&self, r: AddressPatch<'_>) -> Result<AddressFields, Violations> {
+        AddressFields::parse_new(AddressForm {
+            label: r.label.unwrap_or(&self.label),
+            first_name: r.first_name.unwrap_or(&self.first_name),
+            last_name: r.last_name.unwrap_or(&self.last_name),
+            address: r.address.unwrap_or(&self.address),
+            city: r.city.unwrap_or(&self.city),
+            state: r.state.unwrap_or(&self.state),
+            zip_code: r.zip_code.unwrap_or(&self.zip_code),
+            country: r.country.unwrap_or(&self.country),
+            phone: r.phone.unwrap_or(&self.phone),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(v: Violations) -> Vec<String> {
+        v.into_inner().into_iter().map(|(f, _)| f).collect()
+    }
+
+    #[test]
+    fn preferences_patches_are_checked_field_by_field_in_order() {
+        let patch = PreferencesPatch {
+            theme: Some(None),
+            currency: Some("usd"),
+            language: Some("xx"),
+            ..Default::default()
         };
-        AddressFields::parse_new(&merged)
+        let refused = Preferences::default().apply(patch).unwrap_err();
+        assert_eq!(fields(refused), ["theme", "language"]);
+
+        let patch = PreferencesPatch {
+            theme: Some(Some(Theme::Dark)),
+            notifications: Some(false),
+            currency: Some(" eur "),
+            language: Some("DE"),
+            ..Default::default()
+        };
+        let p = Preferences::default().apply(patch).unwrap();
+        assert_eq!(
+            p,
+            Preferences {
+                theme: Theme::Dark,
+                notifications: false,
+                email_notifications: true,
+                currency: "EUR".to_owned(),
+                language: "de".to_owned(),
+            }
+        );
+        assert_eq!(
+            p.clone().apply(PreferencesPatch::default()).unwrap(),
+            p,
+            "an empty patch changes nothing"
+        );
+    }
+
+    #[test]
+    fn roles_outside_user_and_admin_are_refused() {
+        let with_role = |role| {
+            ProfilePatch::parse(ProfileFields {
+                first_name: None,
+                last_name: None,
+                email: None,
+                phone: None,
+                age: None,
+                gender: None,
+                username: None,
+                role,
+            })
+        };
+        assert_eq!(
+            with_role(Some(Some(Role::Admin))).unwrap().role,
+            Some("admin")
+        );
+        assert_eq!(
+            with_role(Some(Some(Role::User))).unwrap().role,
+            Some("user")
+        );
+        assert_eq!(with_role(None).unwrap().role, None);
+        assert_eq!(fields(with_role(Some(None)).unwrap_err()), ["role"]);
+    }
+
+    #[test]
+    fn address_patches_keep_what_they_do_not_name_and_check_the_result() {
+        let form = AddressForm {
+            label: " Home ",
+            first_name: "Jane",
+            last_name: "Doe",
+            address: "1 Main St",
+            city: "Springfield",
+            state: "",
+            zip_code: "12345",
+            country: "US",
+            phone: "",
+        };
+        let current = AddressFields::parse_new(form).unwrap();
+        assert_eq!(current.label, "Home");
+        let moved = current
+            .apply(AddressPatch {
+                city: Some("Shelbyville"),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            moved,
+            AddressFields {
+                city: "Shelbyville".to_owned(),
+                ..current.clone()
+            }
+        );
+        let refused = current
+            .apply(AddressPatch {
+                zip_code: Some("!"),
+                country: Some("U"),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert_eq!(fields(refused), ["zipCode", "country"]);
     }
 }

@@ -1,29 +1,18 @@
 //! `UsersService` over gRPC (the /users routes): decode the request into domain values,
-//! authorize (owner or admin), call the use case ([`super::app`]) or the store, encode.
+//! authorize (owner or admin), call the use case ([`super::app`]) or the store, encode
+//! ([`super::wire`]).
 
 use secrecy::SecretString;
 use tonic::{Request, Response, Status};
 
 use super::app::UsersApi;
-use super::domain::{ProfileFields, ProfilePatch};
+use super::domain::ProfilePatch;
 use super::error::UsersError;
-use super::store;
+use super::{store, wire};
 use crate::authn;
-use crate::proto::ecom::common::v1 as common;
 use crate::proto::ecom::users::v1 as pb;
 use crate::proto::ecom::users::v1::users_service_server::UsersService;
 use crate::validation::Violations;
-
-/// Public fields only (id, names, image): what anyone signed in may see of another user.
-fn public_view(u: common::User) -> common::User {
-    common::User {
-        id: u.id,
-        first_name: u.first_name,
-        last_name: u.last_name,
-        image: u.image,
-        ..Default::default()
-    }
-}
 
 #[tonic::async_trait]
 impl UsersService for UsersApi {
@@ -35,7 +24,9 @@ impl UsersService for UsersApi {
     ) -> Result<Response<pb::GetMeResponse>, Status> {
         let principal = authn::require_user(&req)?;
         let user = self.load_profile(principal.user_id).await?;
-        Ok(Response::new(pb::GetMeResponse { user: Some(user) }))
+        Ok(Response::new(pb::GetMeResponse {
+            user: Some(wire::user(&user)),
+        }))
     }
 
     /// The full profile for oneself or an admin; public fields for anyone else.
@@ -48,9 +39,9 @@ impl UsersService for UsersApi {
         let id = req.get_ref().id;
         let user = self.load_profile(id).await?;
         let user = if principal.may_access(id) {
-            user
+            wire::user(&user)
         } else {
-            public_view(user)
+            wire::public_user(&user)
         };
         Ok(Response::new(pb::GetUserResponse { user: Some(user) }))
     }
@@ -62,21 +53,13 @@ impl UsersService for UsersApi {
         &self,
         req: Request<pb::UpdateMeRequest>,
     ) -> Result<Response<pb::UpdateMeResponse>, Status> {
-        let principal = authn::require_user(&req)?.clone();
-        let r = req.into_inner();
-        let patch = ProfilePatch::parse(ProfileFields {
-            first_name: r.first_name.as_deref(),
-            last_name: r.last_name.as_deref(),
-            email: r.email.as_deref(),
-            phone: r.phone.as_deref(),
-            age: r.age,
-            gender: r.gender.as_deref(),
-            username: r.username.as_deref(),
-            role: None,
-        })
-        .map_err(UsersError::from)?;
+        let principal = authn::require_user(&req)?;
+        let patch =
+            ProfilePatch::parse(wire::update_me(req.get_ref())).map_err(UsersError::from)?;
         let user = self.apply_patch(principal.user_id, patch).await?;
-        Ok(Response::new(pb::UpdateMeResponse { user: Some(user) }))
+        Ok(Response::new(pb::UpdateMeResponse {
+            user: Some(wire::user(&user)),
+        }))
     }
 
     /// Like UpdateMe for oneself; any user (and the role) for an admin; 403 otherwise.
@@ -93,19 +76,11 @@ impl UsersService for UsersApi {
         if r.role.is_some() && !principal.is_admin() {
             return Err(UsersError::Forbidden("Only admins may change roles").into());
         }
-        let patch = ProfilePatch::parse(ProfileFields {
-            first_name: r.first_name.as_deref(),
-            last_name: r.last_name.as_deref(),
-            email: r.email.as_deref(),
-            phone: r.phone.as_deref(),
-            age: r.age,
-            gender: r.gender.as_deref(),
-            username: r.username.as_deref(),
-            role: r.role,
-        })
-        .map_err(UsersError::from)?;
+        let patch = ProfilePatch::parse(wire::update_user(&r)).map_err(UsersError::from)?;
         let user = self.apply_patch(r.id, patch).await?;
-        Ok(Response::new(pb::UpdateUserResponse { user: Some(user) }))
+        Ok(Response::new(pb::UpdateUserResponse {
+            user: Some(wire::user(&user)),
+        }))
     }
 
     /// GET /users/me/preferences: the signed-in user's preferences, with the defaults when
@@ -120,7 +95,7 @@ impl UsersService for UsersApi {
             .await
             .map_err(UsersError::from)?;
         Ok(Response::new(pb::GetPreferencesResponse {
-            preferences: Some(prefs.to_wire()),
+            preferences: Some(wire::preferences(&prefs)),
         }))
     }
 
@@ -130,22 +105,11 @@ impl UsersService for UsersApi {
         &self,
         req: Request<pb::UpdatePreferencesRequest>,
     ) -> Result<Response<pb::UpdatePreferencesResponse>, Status> {
-        let principal = authn::require_user(&req)?.clone();
-        let r = req.into_inner();
-        let mut tx = self.db.begin().await.map_err(UsersError::from)?;
-        store::lock_user(&mut tx, principal.user_id)
-            .await
-            .map_err(UsersError::from)?;
-        let current = store::preferences(&mut *tx, principal.user_id)
-            .await
-            .map_err(UsersError::from)?;
-        let updated = current.apply(&r).map_err(UsersError::from)?;
-        store::save_preferences(&mut *tx, principal.user_id, &updated)
-            .await
-            .map_err(UsersError::from)?;
-        tx.commit().await.map_err(UsersError::from)?;
+        let principal = authn::require_user(&req)?;
+        let patch = wire::preferences_patch(req.get_ref());
+        let updated = self.update_preferences(principal.user_id, patch).await?;
         Ok(Response::new(pb::UpdatePreferencesResponse {
-            preferences: Some(updated.to_wire()),
+            preferences: Some(wire::preferences(&updated)),
         }))
     }
 
@@ -204,7 +168,7 @@ impl UsersService for UsersApi {
             .await
             .map_err(UsersError::from)?;
         Ok(Response::new(pb::ListAddressesResponse {
-            addresses: rows.iter().map(|r| r.to_wire()).collect(),
+            addresses: rows.iter().map(wire::address).collect(),
         }))
     }
 
@@ -214,12 +178,13 @@ impl UsersService for UsersApi {
         &self,
         req: Request<pb::AddAddressRequest>,
     ) -> Result<Response<pb::AddAddressResponse>, Status> {
-        let principal = authn::require_user(&req)?.clone();
-        let address = self
-            .add_address(principal.user_id, req.into_inner())
+        let principal = authn::require_user(&req)?;
+        let r = req.get_ref();
+        let row = self
+            .add_address(principal.user_id, wire::address_form(r), r.is_default)
             .await?;
         Ok(Response::new(pb::AddAddressResponse {
-            address: Some(address),
+            address: Some(wire::address(&row)),
         }))
     }
 
@@ -230,12 +195,18 @@ impl UsersService for UsersApi {
         &self,
         req: Request<pb::UpdateAddressRequest>,
     ) -> Result<Response<pb::UpdateAddressResponse>, Status> {
-        let principal = authn::require_user(&req)?.clone();
-        let address = self
-            .update_address(principal.user_id, req.into_inner())
+        let principal = authn::require_user(&req)?;
+        let r = req.get_ref();
+        let row = self
+            .update_address(
+                principal.user_id,
+                r.id,
+                wire::address_patch(r),
+                r.is_default,
+            )
             .await?;
         Ok(Response::new(pb::UpdateAddressResponse {
-            address: Some(address),
+            address: Some(wire::address(&row)),
         }))
     }
 
@@ -245,19 +216,9 @@ impl UsersService for UsersApi {
         &self,
         req: Request<pb::DeleteAddressRequest>,
     ) -> Result<Response<pb::DeleteAddressResponse>, Status> {
-        let principal = authn::require_user(&req)?.clone();
-        let id = req.get_ref().id;
-        let mut tx = self.db.begin().await.map_err(UsersError::from)?;
-        store::lock_user(&mut tx, principal.user_id)
-            .await
-            .map_err(UsersError::from)?;
-        if !store::delete_address(&mut tx, principal.user_id, id)
-            .await
-            .map_err(UsersError::from)?
-        {
-            return Err(UsersError::AddressNotFound.into());
-        }
-        tx.commit().await.map_err(UsersError::from)?;
+        let principal = authn::require_user(&req)?;
+        self.delete_address(principal.user_id, req.get_ref().id)
+            .await?;
         Ok(Response::new(pb::DeleteAddressResponse {}))
     }
 }

@@ -12,6 +12,7 @@ mod domain;
 mod error;
 mod grpc;
 pub mod store;
+mod wire;
 
 use std::time::Duration;
 

@@ -7,10 +7,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
-use super::domain::{AddressFields, Preferences, ProfilePatch};
+use super::domain::{AddressFields, Preferences, ProfilePatch, Theme};
 use crate::accounts::store::UserRow;
-use crate::clock::timestamp;
-use crate::proto::ecom::users::v1 as pb;
 
 /// Applies a profile patch; unique violations come back for mapping by constraint name.
 pub async fn update_profile(
@@ -79,7 +77,11 @@ pub async fn preferences(
     Ok(match row {
         None => Preferences::default(),
         Some(r) => Preferences {
-            theme: if r.theme == "dark" { "dark" } else { "light" },
+            theme: if r.theme == "dark" {
+                Theme::Dark
+            } else {
+                Theme::Light
+            },
             notifications: r.notifications,
             email_notifications: r.email_notifications,
             currency: r.currency,
@@ -102,7 +104,7 @@ pub async fn save_preferences(
                email_notifications = EXCLUDED.email_notifications,
                currency = EXCLUDED.currency, language = EXCLUDED.language"#,
         user_id,
-        p.theme,
+        p.theme.as_str(),
         p.notifications,
         p.email_notifications,
         p.currency,
@@ -132,26 +134,6 @@ pub struct AddressRow {
 }
 
 impl AddressRow {
-    /// On the wire.
-    pub fn to_wire(&self) -> pb::Address {
-        pb::Address {
-            id: self.id,
-            user_id: self.user_id,
-            label: self.label.clone(),
-            first_name: self.first_name.clone(),
-            last_name: self.last_name.clone(),
-            address: self.address.clone(),
-            city: self.city.clone(),
-            state: self.state.clone(),
-            zip_code: self.zip_code.clone(),
-            country: self.country.clone(),
-            phone: self.phone.clone(),
-            is_default: self.is_default,
-            created_at: Some(timestamp(self.created_at)),
-            updated_at: Some(timestamp(self.updated_at)),
-        }
-    }
-
     /// The editable fields.
     pub fn fields(&self) -> AddressFields {
         AddressFields {
