@@ -10,7 +10,7 @@ use super::domain::{
     AddressFields, AddressForm, AddressPatch, Preferences, PreferencesPatch, ProfilePatch,
 };
 use super::error::UsersError;
-use super::store::{self, AddressRow};
+use super::store::{self, AddressRow, AddressSlot};
 use crate::accounts::domain::Profile;
 use crate::accounts::password;
 use crate::accounts::profiles::Profiles;
@@ -193,7 +193,8 @@ impl UsersApi {
         if is_default {
             store::clear_default(&mut tx, user_id).await?;
         }
-        let row = store::insert_address(&mut tx, user_id, &fields, is_default).await?;
+        let slot = AddressSlot::New { user_id };
+        let row = store::save_address(&mut tx, slot, &fields, is_default).await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -220,7 +221,8 @@ impl UsersApi {
         if is_default && !current.is_default {
             store::clear_default(&mut tx, user_id).await?;
         }
-        let row = store::update_address(&mut tx, current.id, &fields, is_default).await?;
+        let slot = AddressSlot::Existing { id: current.id };
+        let row = store::save_address(&mut tx, slot, &fields, is_default).await?;
         tx.commit().await?;
         Ok(row)
     }

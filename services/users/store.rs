@@ -215,50 +215,53 @@ pub async fn clear_default(conn: &mut PgConnection, user_id: i64) -> Result<(), 
     Ok(())
 }
 
-/// Inserts an address.
-pub async fn insert_address(
-    conn: &mut PgConnection,
-    user_id: i64,
-    f: &AddressFields,
-    is_default: bool,
-) -> Result<AddressRow, sqlx::Error> {
-    sqlx::query_as!(
-        AddressRow,
-        r#"INSERT INTO addresses (user_id, label, first_name, last_name, address, city, state, zip_code, country, phone, is_default)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-           RETURNING id, user_id, label, first_name, last_name, address, city, state, zip_code, country, phone,
-                     is_default, created_at, updated_at"#,
-        user_id,
-        f.label,
-        f.first_name,
-        f.last_name,
-        f.address,
-        f.city,
-        f.state,
-        f.zip_code,
-        f.country,
-        f.phone,
-        is_default
-    )
-    .fetch_one(conn)
-    .await
+/// Which address [`save_address`] writes.
+#[derive(Debug, Clone, Copy)]
+pub enum AddressSlot {
+    /// A new address of this user.
+    New { user_id: i64 },
+    /// This existing address, rewritten.
+    Existing { id: i64 },
 }
 
-/// Rewrites an address.
-pub async fn update_address(
+/// Writes an address's fields and default flag: inserts a new one or rewrites an existing one.
+/// One statement for both, so that the fields are bound in one place.
+pub async fn save_address(
     conn: &mut PgConnection,
-    id: i64,
+    slot: AddressSlot,
     f: &AddressFields,
     is_default: bool,
 ) -> Result<AddressRow, sqlx::Error> {
+    let (id, user_id) = match slot {
+        AddressSlot::New { user_id } => (None, Some(user_id)),
+        AddressSlot::Existing { id } => (Some(id), None),
+    };
+    // Exactly one of the two writes happens: the UPDATE when $1 names an address, the INSERT
+    // when it is NULL.
     sqlx::query_as!(
         AddressRow,
-        r#"UPDATE addresses SET label = $2, first_name = $3, last_name = $4, address = $5, city = $6, state = $7,
-               zip_code = $8, country = $9, phone = $10, is_default = $11
-           WHERE id = $1
-           RETURNING id, user_id, label, first_name, last_name, address, city, state, zip_code, country, phone,
-                     is_default, created_at, updated_at"#,
+        r#"WITH updated AS (
+               UPDATE addresses SET label = $3, first_name = $4, last_name = $5, address = $6, city = $7,
+                      state = $8, zip_code = $9, country = $10, phone = $11, is_default = $12
+               WHERE id = $1
+               RETURNING id, user_id, label, first_name, last_name, address, city, state, zip_code, country,
+                         phone, is_default, created_at, updated_at
+           ), inserted AS (
+               INSERT INTO addresses (user_id, label, first_name, last_name, address, city, state, zip_code,
+                                      country, phone, is_default)
+               SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 WHERE $1::int8 IS NULL
+               RETURNING id, user_id, label, first_name, last_name, address, city, state, zip_code, country,
+                         phone, is_default, created_at, updated_at
+           ), written AS (
+               SELECT * FROM updated UNION ALL SELECT * FROM inserted
+           )
+           SELECT id AS "id!", user_id AS "user_id!", label AS "label!", first_name AS "first_name!",
+                  last_name AS "last_name!", address AS "address!", city AS "city!", state AS "state!",
+                  zip_code AS "zip_code!", country AS "country!", phone AS "phone!",
+                  is_default AS "is_default!", created_at AS "created_at!", updated_at AS "updated_at!"
+           FROM written"#,
         id,
+        user_id,
         f.label,
         f.first_name,
         f.last_name,
