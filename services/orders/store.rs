@@ -478,42 +478,39 @@ pub async fn add_note(
     Ok(())
 }
 
-fn payment_view(
+/// An order's payment columns as stored.
+struct PaymentRow {
     id: String,
     user_id: i64,
-    status: &str,
+    status: String,
     total_cents: i64,
-    payment_status: &str,
+    payment_status: String,
     payment_intent_id: Option<String>,
-) -> Result<PaymentView, OrderError> {
-    Ok(PaymentView {
-        status: parsed(&id, OrderStatus::parse(status))?,
-        payment_status: parsed(&id, PaymentState::parse(payment_status))?,
-        id,
-        user_id,
-        total_cents,
-        payment_intent_id,
-    })
+}
+
+impl PaymentRow {
+    fn parse(self) -> Result<PaymentView, OrderError> {
+        Ok(PaymentView {
+            status: parsed(&self.id, OrderStatus::parse(&self.status))?,
+            payment_status: parsed(&self.id, PaymentState::parse(&self.payment_status))?,
+            id: self.id,
+            user_id: self.user_id,
+            total_cents: self.total_cents,
+            payment_intent_id: self.payment_intent_id,
+        })
+    }
 }
 
 /// An order's payment view by id.
 pub async fn find_payment_view(db: &PgPool, id: &str) -> Result<Option<PaymentView>, OrderError> {
-    let row = sqlx::query!(
+    sqlx::query_as!(
+        PaymentRow,
         "SELECT id, user_id, status, total_cents, payment_status, payment_intent_id FROM orders WHERE id = $1",
         id
     )
     .fetch_optional(db)
-    .await?;
-    row.map(|r| {
-        payment_view(
-            r.id,
-            r.user_id,
-            &r.status,
-            r.total_cents,
-            &r.payment_status,
-            r.payment_intent_id,
-        )
-    })
+    .await?
+    .map(PaymentRow::parse)
     .transpose()
 }
 
@@ -533,22 +530,14 @@ pub async fn lock_payment_view(
     let Some(id) = by_intent.or(id.map(str::to_owned)) else {
         return Ok(None);
     };
-    let row = sqlx::query!(
+    sqlx::query_as!(
+        PaymentRow,
         "SELECT id, user_id, status, total_cents, payment_status, payment_intent_id FROM orders WHERE id = $1 FOR UPDATE",
         id
     )
     .fetch_optional(&mut *tx)
-    .await?;
-    row.map(|r| {
-        payment_view(
-            r.id,
-            r.user_id,
-            &r.status,
-            r.total_cents,
-            &r.payment_status,
-            r.payment_intent_id,
-        )
-    })
+    .await?
+    .map(PaymentRow::parse)
     .transpose()
 }
 
