@@ -15,6 +15,7 @@ use super::store::{self, Visibility};
 use crate::authn;
 use crate::cache::Cache;
 use crate::config::CategoriesFormat;
+use crate::db::Database;
 use crate::money;
 use crate::proto::ecom::catalog::v1 as pb;
 use crate::proto::google::api::HttpBody;
@@ -83,16 +84,21 @@ impl CatalogConfig {
 /// The catalog's gRPC service; cheap to clone.
 #[derive(Clone)]
 pub struct CatalogService {
+    /// The primary: writes, and reads inside them.
     db: PgPool,
+    /// Where reads that fill the cache go (a replica that has every catalog write, or the
+    /// primary).
+    replicas: Database,
     cache: Cache,
     config: std::sync::Arc<CatalogConfig>,
 }
 
 impl CatalogService {
     /// A service reading and writing `db`, caching in `cache`.
-    pub fn new(db: PgPool, cache: Cache, config: CatalogConfig) -> Self {
+    pub fn new(db: Database, cache: Cache, config: CatalogConfig) -> Self {
         CatalogService {
-            db,
+            db: db.primary().clone(),
+            replicas: db,
             cache,
             config: std::sync::Arc::new(config),
         }
@@ -110,7 +116,8 @@ impl CatalogService {
         let bytes = self
             .cache
             .get_or_load(&key, PRODUCT_TTL, || async {
-                let mut conn = self.db.acquire().await.context("acquiring a connection")?;
+                let pool = self.replicas.reads().await;
+                let mut conn = pool.acquire().await.context("acquiring a connection")?;
                 let product = store::find_product(&mut conn, id, Visibility::Live)
                     .await?
                     .ok_or(CatalogError::ProductNotFound(id))?;
@@ -128,7 +135,8 @@ impl CatalogService {
         let bytes = self
             .cache
             .get_or_load(&key, PAGE_TTL, || async {
-                let (products, total) = store::list_products(&self.db, query).await?;
+                let pool = self.replicas.reads().await;
+                let (products, total) = store::list_products(&pool, query).await?;
                 let page = pb::ListProductsResponse {
                     limit: saturating_i32(query.page.reported_limit(products.len())),
                     products: products.into_iter().map(|p| self.to_wire(p)).collect(),
@@ -219,7 +227,7 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         {
             return Ok(Response::new(cached));
         }
-        let rows = store::categories(&self.db)
+        let rows = store::categories(&self.replicas.reads().await)
             .await
             .map_err(CatalogError::from)?;
         let response = categories_to_wire(rows, &self.config);

@@ -14,6 +14,7 @@ use crate::accounts::profiles::Profiles;
 use crate::accounts::store::{self as accounts, UserRow};
 use crate::authn::{Authenticator, Principal};
 use crate::clock::Clock;
+use crate::db::Database;
 use crate::proto::ecom::common::v1 as common;
 use crate::proto::ecom::users::v1 as pb;
 use crate::validation::Violations;
@@ -22,7 +23,10 @@ use sqlx::PgPool;
 /// The users service; cheap to clone.
 #[derive(Clone)]
 pub struct UsersApi {
+    /// The primary: writes, and reads inside them.
     pub(super) db: PgPool,
+    /// Where the user's own reads go (a replica that has their last write, or the primary).
+    pub(super) replicas: Database,
     pub(super) profiles: Profiles,
     authenticator: Authenticator,
     pub(super) clock: Clock,
@@ -33,14 +37,15 @@ impl UsersApi {
     /// The service over its accounts (`db`), the profile cache, token revocation, the clock
     /// and its settings.
     pub fn new(
-        db: PgPool,
+        db: Database,
         profiles: Profiles,
         authenticator: Authenticator,
         clock: Clock,
         settings: UsersSettings,
     ) -> Self {
         UsersApi {
-            db,
+            db: db.primary().clone(),
+            replicas: db,
             profiles,
             authenticator,
             clock,
