@@ -6,7 +6,7 @@
 //!   the caller's last write (the user's key below), and for the catalog, whose answers fill a
 //!   cache every caller shares, also the last catalog write of anyone (the catalog key).
 //! - Any other RPC runs with no scope, so all of it is on the primary. When it succeeds, the
-//!   primary's `pg_current_wal_lsn()`, taken after its COMMIT, is written under the caller's
+//!   primary's WAL insert position, taken after its COMMIT, is written under the caller's
 //!   key, and under the catalog key for a catalog RPC, for twice DATABASE_READ_MAX_LAG: by
 //!   then every replica still in rotation has replayed it.
 //! - A read that failed (INTERNAL or UNAVAILABLE) after a replica served part of it is run once
@@ -81,6 +81,7 @@ impl ReadScope {
                         }
                     }
                 }
+                tracing::debug!(%min, user = ?self.user, catalog = self.catalog, "a read's required WAL position");
                 Some(min)
             })
             .await
@@ -302,13 +303,14 @@ fn failed_transiently<RB>(response: &http::Response<RB>) -> bool {
 /// catalog key. A failure is logged and counted: the write stands, and the caller's next read
 /// may then miss it on a replica for up to DATABASE_READ_MAX_LAG.
 async fn record_write(db: &Database, kv: &Kv, user: Option<i64>, catalog: bool) {
-    let lsn = match db.current_lsn().await {
+    let lsn = match db.written_lsn().await {
         Ok(lsn) => lsn.to_string(),
         Err(e) => {
             metrics::counter!("db_read_consistency_errors_total").increment(1);
             return tracing::warn!(error = %e, "could not read the primary's WAL position after a write");
         }
     };
+    tracing::debug!(%lsn, ?user, catalog, "recorded a write's WAL position");
     let ttl = db.max_lag() * 2;
     let keys = user
         .map(user_key)

@@ -164,9 +164,22 @@ impl Database {
         }
     }
 
-    /// The primary's current WAL position: after a COMMIT, at least that commit's.
-    pub async fn current_lsn(&self) -> Result<Lsn, sqlx::Error> {
-        let text: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+    /// The primary's WAL insert position: taken after a COMMIT, at or past the end of that
+    /// commit's record. (`pg_current_wal_lsn()` is only what was written out, which an
+    /// asynchronous commit, `synchronous_commit = off`, may not have reached yet.)
+    pub async fn written_lsn(&self) -> Result<Lsn, sqlx::Error> {
+        self.primary_lsn("SELECT pg_current_wal_insert_lsn()::text")
+            .await
+    }
+
+    /// The primary's WAL write position, what a replica can have received: the monitor's
+    /// yardstick (an idle replica reaches it exactly).
+    async fn sent_lsn(&self) -> Result<Lsn, sqlx::Error> {
+        self.primary_lsn("SELECT pg_current_wal_lsn()::text").await
+    }
+
+    async fn primary_lsn(&self, query: &'static str) -> Result<Lsn, sqlx::Error> {
+        let text: String = sqlx::query_scalar(query)
             .fetch_one(&self.inner.primary)
             .await?;
         text.parse()
@@ -196,7 +209,7 @@ impl Database {
     /// One round: the primary's position first, then each replica's.
     async fn probe(&self, lag: &mut LagClock) {
         let now = Instant::now();
-        match tokio::time::timeout(PROBE_TIMEOUT, self.current_lsn()).await {
+        match tokio::time::timeout(PROBE_TIMEOUT, self.sent_lsn()).await {
             Ok(Ok(lsn)) => lag.primary_at(now, lsn),
             // Without the primary's position no lag can be told; keep what was known.
             Ok(Err(e)) => {
