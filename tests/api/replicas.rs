@@ -73,7 +73,7 @@ async fn reads_are_served_by_the_replica() {
     wait_for_rotation(&app, &pair, true).await;
     assert_eq!(get(&app, &format!("/products/{first}"), None).await.0, 200);
     assert!(
-        pair.app_connections(&replica, &app.db_name).await > 0,
+        pair.app_reads(&replica, &app.db_name).await > 0,
         "the application reads on the replica"
     );
 
@@ -230,7 +230,7 @@ async fn a_replica_killed_under_load_costs_no_read() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
-        pair.app_connections(&replica, &app.db_name).await > 0,
+        pair.app_reads(&replica, &app.db_name).await > 0,
         "the load reads on the replica"
     );
     drop(replica);

@@ -167,10 +167,12 @@ impl PgReplicaPair {
         }
     }
 
-    /// Connections of the application (application_name `ecom-read`) on the replica's database.
-    pub async fn app_connections(&self, replica: &PgPool, db: &str) -> i64 {
+    /// Connections of the application (application_name `ecom-read`) on the replica's database
+    /// whose last query was one of the application's reads (not the monitor's probe).
+    pub async fn app_reads(&self, replica: &PgPool, db: &str) -> i64 {
         sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ecom-read' AND datname = $1",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ecom-read' AND datname = $1
+               AND query NOT LIKE '%pg_last_wal_replay_lsn%'",
         )
         .bind(db)
         .fetch_one(replica)
