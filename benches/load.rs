@@ -158,8 +158,8 @@ async fn ceiling(body: Bytes) -> SocketAddr {
 
 /// The edge's share of the ceiling's throughput for `edge_url`, measured BENCH_ROUNDS (7)
 /// times in alternating one-second slices, sorted. Between whole runs on one machine the
-/// ceiling alone swung from 35,000 to 59,000 req/s (neighbours on the host), so one long slice
-/// of each says little; slices taken back to back see the same neighbours.
+/// ceiling alone swung by up to 1.7x (neighbours on the host; docs/BENCHMARKS.md), so one long
+/// slice of each says little; slices taken back to back see the same neighbours.
 async fn alternating_shares(
     client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     ceiling_url: &str,

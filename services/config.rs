@@ -1,5 +1,6 @@
 //! Configuration: every setting of ecom, read from flags, the environment and a `.env` file
-//! (in that order of precedence), with the names of section 13 of the contract.
+//! (in that order of precedence), each under its documented environment name (the README's
+//! Configuration table).
 //!
 //! This module owns parsing and the start-up checks that refuse an unsafe production
 //! configuration. It must never log a secret: secrets are kept in [`secrecy::SecretString`].
@@ -134,10 +135,10 @@ pub enum AppEnv {
     Production,
 }
 
-/// What `GET /products/categories` answers (the spec's names, or DummyJSON's objects).
+/// What `GET /products/categories` answers (slug names, or DummyJSON's objects).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum CategoriesFormat {
-    /// A bare array of slugs (spec 5.2.2; older DummyJSON frontends).
+    /// A bare array of slugs (the default; what older DummyJSON frontends read).
     #[default]
     Names,
     /// A bare array of `{slug, name, url}` (current DummyJSON frontends).
@@ -273,7 +274,8 @@ pub struct Settings {
     /// Most products one `limit=0` page answers (DummyJSON's "all items").
     #[arg(long, env = "LIST_ALL_MAX", default_value_t = 1000, global = true)]
     pub list_all_max: u32,
-    /// What GET /products/categories answers: `names` (spec 5.2.2) or `objects` (DummyJSON).
+    /// What GET /products/categories answers: `names` (a bare array of slugs) or `objects`
+    /// (DummyJSON's `{slug, name, url}`).
     #[arg(
         long,
         env = "CATEGORIES_FORMAT",

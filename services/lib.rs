@@ -16,6 +16,7 @@ pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod edge;
 pub mod errors;
 pub mod grpc_metrics;
 pub mod idempotency;

@@ -88,18 +88,18 @@ mod tests {
     use super::*;
     use prost_reflect::{DynamicMessage, Value};
 
-    /// Every RPC of every service, by service, with its expected number of routes.
+    /// Every service with its expected number of RPCs.
     const SERVICES: &[(&str, usize)] = &[
-        // 8 endpoints of spec 4 + GET /auth/me.
+        // login, register, validate, logout, refresh, the three password RPCs + GET /auth/me.
         ("ecom.auth.v1.AuthService", 9),
-        // 8 endpoints of spec 5 (ListCategories and UpdateProduct carry one extra binding each)
-        // + 4 internal RPCs without a rule (INTERNAL_RPCS).
+        // 8 product RPCs (ListCategories and UpdateProduct carry one extra binding each)
+        // + GET /media/{path} + 4 internal RPCs without a rule (INTERNAL_RPCS).
         ("ecom.catalog.v1.CatalogService", 13),
-        // 10 endpoints of spec 6 + 7 cart endpoints + 2 internal RPCs (payments' view).
+        // 10 order RPCs (/orders...) + 7 cart RPCs + 2 internal RPCs (payments' view).
         ("ecom.orders.v1.OrdersService", 19),
-        // 11 endpoints of spec 7 + PUT /users/{id}.
+        // 11 RPCs of /users/me and GET /users/{id} + PUT /users/{id}.
         ("ecom.users.v1.UsersService", 12),
-        // 3 endpoints of spec 8 + the webhook + 2 internal RPCs (orders' view).
+        // 3 intent RPCs (create, confirm, status) + the webhook + 2 internal RPCs (orders' view).
         ("ecom.payments.v1.PaymentsService", 6),
     ];
 

@@ -1,4 +1,5 @@
-//! Rate limiting: one mechanism for the whole edge (section 11.4 of the contract).
+//! Rate limiting: one mechanism for the whole edge, per route group (logins, registrations,
+//! password resets, products, orders and carts, payments).
 //!
 //! Each request falls in at most one group, chosen by its path under the API base path; the
 //! group's counter is kept per signed-in user (when the bearer token verifies) or else per
@@ -32,7 +33,7 @@ pub struct Rule {
     pub window: Duration,
 }
 
-/// The limits of section 11.4, most specific first.
+/// The limit of each route group (RATE_LIMIT_* settings), most specific first.
 pub fn rules(settings: &Settings) -> Vec<Rule> {
     let minute = settings.rate_limit_window;
     vec![

@@ -1,4 +1,5 @@
-//! Assembly: builds the gRPC server, the REST edge and their layer stacks from [`Settings`],
+//! The composition root: builds every service, their transports, the gRPC server and its layer
+//! stack, and the REST edge ([`crate::edge`]) from [`Settings`],
 //! and runs them until a shutdown signal.
 //!
 //! One process can run all five services and the edge (the default), some services only
@@ -9,22 +10,16 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::service::Routes;
 use tower::ServiceBuilder;
-use tower_http::map_response_body::MapResponseBodyLayer;
 
 use crate::accounts::profiles::Profiles;
 use crate::authn::{Authenticate, Authenticator};
@@ -33,6 +28,7 @@ use crate::catalog::CatalogService;
 use crate::clock::Clock;
 use crate::config::{PaymentProviderKind, ServiceName, Settings};
 use crate::db::consistency::{ReadYourWrites, ReadYourWritesLayer};
+use crate::edge::{self, EdgeDeps};
 use crate::grpc_metrics::GrpcMetrics;
 use crate::kv::Kv;
 use crate::proto::ecom::auth::v1::auth_service_server::AuthServiceServer;
@@ -40,10 +36,9 @@ use crate::proto::ecom::catalog::v1::catalog_service_server::CatalogServiceServe
 use crate::proto::ecom::orders::v1::orders_service_server::OrdersServiceServer;
 use crate::proto::ecom::payments::v1::payments_service_server::PaymentsServiceServer;
 use crate::proto::ecom::users::v1::users_service_server::UsersServiceServer;
-use crate::ratelimit::{self, RateLimit};
 use crate::readiness::Readiness;
 use crate::tokens::Tokens;
-use crate::{auth, balancer, db, internal, orders, payments, proto, users};
+use crate::{auth, balancer, db, internal, orders, payments, proto, telemetry, users};
 
 /// What the process runs.
 #[derive(Debug, Clone)]
@@ -134,6 +129,16 @@ impl Runtime {
             clock,
         })
     }
+
+    /// The edge's share of the runtime.
+    fn edge_deps(&self) -> EdgeDeps<'_> {
+        EdgeDeps {
+            settings: &self.settings,
+            kv: &self.kv,
+            tokens: &self.tokens,
+            authenticator: &self.authenticator,
+        }
+    }
 }
 
 impl Runtime {
@@ -150,7 +155,7 @@ impl Application {
         mode: Mode,
         clock: Clock,
     ) -> anyhow::Result<Application> {
-        let metrics = prometheus_handle();
+        let metrics = telemetry::prometheus_handle();
         let shared = Runtime::new(settings, clock)?;
         let settings = shared.settings.clone();
         let (shutdown, stop) = watch::channel(false);
@@ -221,15 +226,12 @@ impl Application {
                             )
                         })
                         .collect();
-                    let listener = bind_rest(&settings).await?;
+                    let listener = edge::bind(&settings).await?;
                     rest_addr = Some(listener.local_addr()?);
-                    let app = edge_router(
-                        &shared,
-                        upstreams,
-                        metrics,
-                        Readiness::local(shared.db.clone(), shared.kv.clone(), drain.clone()),
-                    )?;
-                    tasks.push(tokio::spawn(serve_rest(listener, app, stop.clone())));
+                    let readiness =
+                        Readiness::local(shared.db.clone(), shared.kv.clone(), drain.clone());
+                    let app = edge::router(shared.edge_deps(), upstreams, metrics, readiness)?;
+                    tasks.push(tokio::spawn(edge::serve(listener, app, stop.clone())));
                 }
             }
             Mode::Edge { upstreams } => {
@@ -244,13 +246,14 @@ impl Application {
                         )?),
                     ));
                 }
-                let listener = bind_rest(&settings).await?;
+                let listener = edge::bind(&settings).await?;
                 rest_addr = Some(listener.local_addr()?);
-                let app = edge_router(&shared, map, metrics, Readiness::edge(drain.clone()))?;
-                tasks.push(tokio::spawn(serve_rest(listener, app, stop.clone())));
+                let readiness = Readiness::edge(drain.clone());
+                let app = edge::router(shared.edge_deps(), map, metrics, readiness)?;
+                tasks.push(tokio::spawn(edge::serve(listener, app, stop.clone())));
             }
         }
-        tokio::spawn(pool_gauges(shared.db.clone(), stop));
+        tokio::spawn(telemetry::pool_gauges(shared.db.clone(), stop));
         Ok(Application {
             rest_addr,
             grpc_addr,
@@ -588,8 +591,8 @@ async fn serve_grpc(
         .layer(shared.read_your_writes())
         .add_routes(routes)
         .serve_with_incoming_shutdown(
-            // Without TCP_NODELAY, small unary responses wait on Nagle and delayed ACKs
-            // (about 40 ms each): measured as a 40 ms p50 floor in benches/load.rs.
+            // Without TCP_NODELAY, small unary responses wait on Nagle and delayed ACKs, which
+            // set a floor under the gRPC p50 of benches/load.rs (docs/BENCHMARKS.md).
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -597,180 +600,4 @@ async fn serve_grpc(
         )
         .await
         .context("gRPC server failed")
-}
-
-async fn bind_rest(settings: &Settings) -> anyhow::Result<TcpListener> {
-    TcpListener::bind((settings.host, settings.port))
-        .await
-        .with_context(|| format!("binding the REST port {}", settings.port))
-}
-
-#[derive(Clone)]
-struct EdgeState {
-    metrics: PrometheusHandle,
-    openapi: Arc<serde_json::Value>,
-    readiness: Readiness,
-}
-
-/// The REST edge: operational routes, then the transcoder for everything under the base path,
-/// wrapped in the edge's layers. Layers run top to bottom on the way in.
-fn edge_router(
-    shared: &Runtime,
-    upstreams: Vec<(&'static str, transcoder::Upstream)>,
-    metrics: PrometheusHandle,
-    readiness: Readiness,
-) -> anyhow::Result<Router> {
-    let settings = &shared.settings;
-    let mut builder = transcoder::Transcoder::builder(proto::descriptor_pool().clone())
-        .base_path(&settings.api_base_path)
-        .timeout(settings.upstream_timeout)
-        .max_body_bytes(settings.body_max_size)
-        .max_multipart_bytes(settings.upload_max_size)
-        // The payments webhook verifies the provider's signature of the raw body.
-        .forward_header("stripe-signature")
-        // Catalog: product pictures answer 304 to a matching If-None-Match.
-        .forward_header("if-none-match")
-        .reject_unknown_query(false);
-    for (name, upstream) in upstreams {
-        builder = builder.upstream(name, upstream);
-    }
-    let transcoder = builder.build().context("building the REST route table")?;
-    let openapi = transcoder.openapi(&transcoder::OpenApiInfo {
-        title: "ecom".to_owned(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-    });
-    let state = EdgeState {
-        metrics,
-        openapi: Arc::new(openapi),
-        readiness,
-    };
-
-    let router = Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(render_metrics))
-        .route("/openapi.json", get(openapi_document))
-        .route(
-            &format!("{}/openapi.json", settings.api_base_path),
-            get(openapi_document),
-        )
-        // Identity: avatars (server-made PNG names; SecurityHeaders adds nosniff).
-        .nest_service(
-            "/uploads",
-            ServiceBuilder::new()
-                // Avatars are shown by storefronts on other origins (the default is same-origin).
-                .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
-                    http::header::HeaderName::from_static("cross-origin-resource-policy"),
-                    http::HeaderValue::from_static("cross-origin"),
-                ))
-                .service(tower_http::services::ServeDir::new(&settings.upload_dir)),
-        )
-        .with_state(state)
-        .fallback_service(transcoder.clone());
-
-    let cors = transcoder::layers::CorsConfig {
-        allowed_origins: settings.cors_origins.clone(),
-        allow_credentials: true,
-        max_age: Duration::from_secs(600),
-    };
-    let router = if settings.rate_limit_enabled {
-        router.layer(RateLimit::layer(
-            ratelimit::rules(settings),
-            &settings.api_base_path,
-            shared.kv.clone(),
-            shared.tokens.clone(),
-        ))
-    } else {
-        router
-    };
-    // Outside the rate limiter, so an alias counts in its resource's group.
-    let router = router.layer(crate::auth_alias::AuthAlias::layer(
-        &settings.api_base_path,
-        transcoder,
-        shared.authenticator.clone(),
-    ));
-    let stack = ServiceBuilder::new()
-        // Outermost: a panic anywhere below becomes a 500 in the contract's shape.
-        .layer(transcoder::layers::CatchPanic::layer())
-        // Before tracing and metrics, so both carry the request id.
-        .layer(transcoder::layers::RequestId::layer())
-        .layer(transcoder::layers::Trace::layer())
-        .layer(transcoder::layers::Metrics::layer())
-        .layer(transcoder::layers::SecurityHeaders::layer(
-            settings.hsts_max_age,
-        ))
-        // CORS answers preflights before the rate limiter counts anything.
-        .layer(transcoder::layers::Cors::layer(cors))
-        .layer(MapResponseBodyLayer::new(transcoder::Body::new))
-        // The client address must be known before the rate limiter keys on it.
-        .layer(crate::client_ip::ClientIp::layer(
-            settings.trusted_proxies.clone(),
-        ))
-        .service(router);
-    Ok(Router::new().fallback_service(stack))
-}
-
-async fn health() -> impl IntoResponse {
-    axum::Json(serde_json::json!({ "status": "ok" }))
-}
-
-async fn ready(State(state): State<EdgeState>) -> Response {
-    state.readiness.answer().await
-}
-
-async fn render_metrics(State(state): State<EdgeState>) -> impl IntoResponse {
-    (
-        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-}
-
-async fn openapi_document(State(state): State<EdgeState>) -> impl IntoResponse {
-    axum::Json(state.openapi.as_ref().clone())
-}
-
-/// Serves the edge on `listener` (HTTP/1.1 and HTTP/2) until the stop signal, then lets
-/// in-flight requests finish.
-async fn serve_rest(
-    listener: TcpListener,
-    app: Router,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|s| *s).await;
-    })
-    .await
-    .context("REST edge failed")
-}
-
-/// The process-wide Prometheus recorder (installed once; tests start many applications).
-fn prometheus_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                ])
-                .expect("static buckets are valid")
-                .install_recorder()
-                .expect("no other metrics recorder is installed")
-        })
-        .clone()
-}
-
-/// Publishes the pool's size as gauges every few seconds.
-async fn pool_gauges(db: PgPool, mut stop: watch::Receiver<bool>) {
-    loop {
-        metrics::gauge!("db_pool_connections", "state" => "open").set(db.size() as f64);
-        metrics::gauge!("db_pool_connections", "state" => "idle").set(db.num_idle() as f64);
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
 }

@@ -1,4 +1,5 @@
-//! Access tokens: minting and verifying the JWTs of section 4.3 of the contract.
+//! Access tokens: minting and verifying the JWTs that carry a caller's identity ([`Claims`]:
+//! `sub` the numeric user id, email, role, a jti for revocation).
 //!
 //! The algorithm is pinned (HS256 with JWT_SECRET): a token with `alg: none` or any other
 //! algorithm is rejected before its signature is looked at. Issuer, audience, expiry and the
@@ -90,7 +91,7 @@ impl Tokens {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
-        // `sub` is a number in this contract (section 4.3), and the library's `sub` check only
+        // `sub` is the numeric user id here, and the library's `sub` check only
         // understands strings; serde requires it when decoding `Claims` instead.
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         // Expiry is checked against our clock below, so tests can move time.

@@ -49,7 +49,7 @@ impl Email {
 }
 
 /// A new password: 8 to 128 characters, at least one uppercase letter and one digit
-/// (spec 4.2.2). Never logged.
+/// (registration, reset and change alike). Never logged.
 #[derive(Debug, Clone)]
 pub struct NewPassword(SecretString);
 
@@ -208,7 +208,7 @@ pub fn parse_gender(s: &str) -> Result<String, Vec<String>> {
     }
 }
 
-/// A registration (spec 4.2.2), validated.
+/// A registration (POST /auth/register), validated.
 #[derive(Debug, Clone)]
 pub struct NewUser {
     pub email: Email,

@@ -1,5 +1,5 @@
 //! The profile cache: a user's wire profile under `users:profile:{id}`, written through on
-//! every change for [`PROFILE_TTL`] (spec 12.2), read before the database.
+//! every change for [`PROFILE_TTL`], read before the database.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use super::store::{self, UserRow};
 use crate::cache::Cache;
 use crate::proto::ecom::common::v1 as common;
 
-/// How long a cached profile stays (spec 12.2: 60 s, write-through).
+/// How long a cached profile stays (60 s; every change writes it through).
 pub const PROFILE_TTL: Duration = Duration::from_secs(60);
 
 /// The cache key of a user's profile.

@@ -39,7 +39,7 @@ impl UserRow {
         }
     }
 
-    /// The full profile on the wire (spec 9.1 `User`).
+    /// The full profile on the wire (`ecom.common.v1.User`).
     pub fn to_wire(&self) -> common::User {
         common::User {
             id: self.id,

@@ -1,4 +1,4 @@
-//! `AuthService` over gRPC (contract section 4): decode the request into domain values,
+//! `AuthService` over gRPC (the /auth routes): decode the request into domain values,
 //! authorize, call the use case ([`super::app`]), encode the answer. Every rule holds over gRPC
 //! exactly as over REST.
 
@@ -98,7 +98,8 @@ fn refresh_response(session: Session) -> pb::RefreshResponse {
 
 #[tonic::async_trait]
 impl AuthService for AuthApi {
-    /// Spec 4.2.1 (plus DummyJSON's username and expiresInMins).
+    /// POST /auth/login: email (or DummyJSON's username) and password in, tokens and the user
+    /// out; DummyJSON's expiresInMins sets the access token's lifetime.
     #[tracing::instrument(skip_all)]
     async fn login(
         &self,
@@ -110,7 +111,7 @@ impl AuthService for AuthApi {
         Ok(Response::new(login_response(self.login(login).await?)))
     }
 
-    /// Spec 4.2.2.
+    /// POST /auth/register: creates an account and signs it in (201, tokens and the user).
     #[tracing::instrument(skip_all)]
     async fn register(
         &self,
@@ -126,7 +127,9 @@ impl AuthService for AuthApi {
         }))
     }
 
-    /// Spec 4.2.3: an invalid token is the standard 401 error (see the report on the body).
+    /// POST /auth/validate: the bearer token's user when it is valid. An invalid token is an
+    /// OK call with `isValid: false` whose message, code and status 401 make the body an error
+    /// like any other; REST answers it with the status 401.
     #[tracing::instrument(skip_all)]
     async fn validate(
         &self,
@@ -166,9 +169,9 @@ impl AuthService for AuthApi {
         Ok(response)
     }
 
-    /// Spec 4.2.4: ends the session. Revokes the access token's jti and its session's refresh
-    /// token family (the token's `sid`), and the family of a `refreshToken` in the body when it
-    /// is the caller's. Safe to repeat: a token this logout already revoked is accepted again.
+    /// POST /auth/logout: ends the session. Revokes the access token's jti and its session's
+    /// refresh token family (the token's `sid`), and the family of a `refreshToken` in the body
+    /// when it is the caller's. Safe to repeat: a token this logout already revoked is accepted again.
     #[tracing::instrument(skip_all)]
     async fn logout(
         &self,
@@ -183,7 +186,8 @@ impl AuthService for AuthApi {
         }))
     }
 
-    /// Spec 4.2.5: rotation with reuse detection.
+    /// POST /auth/refresh: a new access token for a refresh token, which is rotated; reusing
+    /// an already rotated refresh token revokes its whole family.
     #[tracing::instrument(skip_all)]
     async fn refresh(
         &self,
@@ -204,7 +208,8 @@ impl AuthService for AuthApi {
         )))
     }
 
-    /// Spec 4.2.6: the same answer whether or not the email exists.
+    /// POST /auth/forgot-password: mails a reset link; the same answer whether or not the
+    /// email exists.
     #[tracing::instrument(skip_all)]
     async fn forgot_password(
         &self,
@@ -221,7 +226,8 @@ impl AuthService for AuthApi {
         }))
     }
 
-    /// Spec 4.2.7.
+    /// POST /auth/reset-password: redeems a reset token, setting the new password and ending
+    /// every session of the account.
     #[tracing::instrument(skip_all)]
     async fn reset_password(
         &self,
@@ -240,7 +246,8 @@ impl AuthService for AuthApi {
         }))
     }
 
-    /// Spec 4.2.8.
+    /// POST /auth/change-password: with the current password, sets a new one; every other
+    /// session of the account must log in again.
     #[tracing::instrument(skip_all)]
     async fn change_password(
         &self,

@@ -1,4 +1,4 @@
-//! The auth service: registration, logins, tokens and passwords (contract section 4), behind
+//! The auth service: registration, logins, tokens and passwords (the /auth routes), behind
 //! `ecom.auth.v1.AuthService`.
 //!
 //! With the users service it owns the identity tables (migrations/20261127000200_identity.sql):

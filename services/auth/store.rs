@@ -101,7 +101,7 @@ pub async fn record_failed_login(
 }
 
 /// A successful login: forgets failures and cancels a pending deletion (logging in during the
-/// grace period restores the account, spec 7.2.6).
+/// grace period restores the account).
 pub async fn record_successful_login(
     ex: impl PgExecutor<'_>,
     user_id: i64,

@@ -14,6 +14,16 @@ pub enum CatalogError {
     /// products.
     #[error("product {0} not found")]
     ProductNotFound(i64),
+    /// NOT_FOUND (404), reason PRODUCT_NOT_FOUND, message and
+    /// `details.productIds` naming the products (comma-separated): a
+    /// reservation of products that do not exist or are deleted.
+    #[error("products {0:?} not found")]
+    ProductsNotFound(Vec<i64>),
+    /// FAILED_PRECONDITION, answered 422 (`http_status` metadata), reason
+    /// INSUFFICIENT_STOCK, message and `details.productIds` naming the
+    /// products with fewer units left than the reservation asks for.
+    #[error("insufficient stock for products {0:?}")]
+    InsufficientStock(Vec<i64>),
     /// NOT_FOUND (404), reason NOT_FOUND: no picture at that media path (or a path that
     /// tries to leave the media store, which is answered the same).
     #[error("media not found")]
@@ -65,6 +75,17 @@ impl From<CatalogError> for Status {
                 ErrorReason::ProductNotFound,
                 "Product not found",
             ),
+            CatalogError::ProductsNotFound(ids) => errors::products_not_found(&ids),
+            CatalogError::InsufficientStock(ids) => {
+                let list = id_list(&ids);
+                errors::status_with_http_details(
+                    Code::FailedPrecondition,
+                    ErrorReason::InsufficientStock,
+                    422,
+                    format!("Insufficient stock for product(s) {list}"),
+                    [("productIds", list)],
+                )
+            }
             CatalogError::MediaNotFound => {
                 errors::status(Code::NotFound, ErrorReason::NotFound, "File not found")
             }
@@ -75,5 +96,55 @@ impl From<CatalogError> for Status {
             )]),
             CatalogError::Unexpected(err) => errors::unexpected(err),
         }
+    }
+}
+
+/// Product ids as the messages and `details.productIds` list them: `3,7,12`.
+fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use tonic_types::StatusExt as _;
+
+    use super::*;
+
+    fn metadata(status: &Status) -> HashMap<String, String> {
+        status
+            .get_details_error_info()
+            .expect("an ErrorInfo")
+            .metadata
+    }
+
+    #[test]
+    fn insufficient_stock_is_422_naming_the_products() {
+        let status = Status::from(CatalogError::InsufficientStock(vec![3, 12]));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(status.message(), "Insufficient stock for product(s) 3,12");
+        let info = status.get_details_error_info().expect("an ErrorInfo");
+        assert_eq!(info.reason, "INSUFFICIENT_STOCK");
+        assert_eq!(
+            metadata(&status),
+            HashMap::from([
+                (errors::HTTP_STATUS.to_owned(), "422".to_owned()),
+                ("productIds".to_owned(), "3,12".to_owned()),
+            ])
+        );
+    }
+
+    #[test]
+    fn unknown_products_are_404_naming_them() {
+        let status = Status::from(CatalogError::ProductsNotFound(vec![7]));
+        assert_eq!(status.code(), Code::NotFound);
+        assert_eq!(status.message(), "Product(s) not found: 7");
+        let info = status.get_details_error_info().expect("an ErrorInfo");
+        assert_eq!(info.reason, "PRODUCT_NOT_FOUND");
+        assert_eq!(
+            metadata(&status),
+            HashMap::from([("productIds".to_owned(), "7".to_owned())])
+        );
     }
 }

@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 use super::domain::{MediaPath, NewProduct, Product, ProductPatch, ProductQuery, Review};
 use super::error::CatalogError;
 use super::product_key;
+use super::reservations;
 use super::store::{self, Visibility};
 use crate::authn;
 use crate::cache::Cache;
@@ -397,34 +398,44 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         }))
     }
 
-    // Internal stock reservation RPCs (commerce): see super::reservations.
+    // Internal stock reservation RPCs (commerce), admin only: see super::reservations.
 
     async fn reserve_stock(
         &self,
         request: Request<pb::ReserveStockRequest>,
     ) -> Result<Response<pb::ReserveStockResponse>, Status> {
-        super::reservations::reserve_stock(&self.db, &self.cache, request).await
+        authn::require_admin(&request)?;
+        let answer =
+            reservations::reserve_stock(&self.db, &self.cache, request.into_inner()).await?;
+        Ok(Response::new(answer))
     }
 
     async fn commit_reservation(
         &self,
         request: Request<pb::CommitReservationRequest>,
     ) -> Result<Response<pb::CommitReservationResponse>, Status> {
-        super::reservations::commit_reservation(&self.db, request).await
+        authn::require_admin(&request)?;
+        let answer = reservations::commit_reservation(&self.db, request.into_inner()).await?;
+        Ok(Response::new(answer))
     }
 
     async fn release_reservation(
         &self,
         request: Request<pb::ReleaseReservationRequest>,
     ) -> Result<Response<pb::ReleaseReservationResponse>, Status> {
-        super::reservations::release_reservation(&self.db, &self.cache, request).await
+        authn::require_admin(&request)?;
+        let answer =
+            reservations::release_reservation(&self.db, &self.cache, request.into_inner()).await?;
+        Ok(Response::new(answer))
     }
 
     async fn get_products_for_pricing(
         &self,
         request: Request<pb::GetProductsForPricingRequest>,
     ) -> Result<Response<pb::GetProductsForPricingResponse>, Status> {
-        super::reservations::get_products_for_pricing(&self.db, request).await
+        authn::require_admin(&request)?;
+        let answer = reservations::get_products_for_pricing(&self.db, request.into_inner()).await?;
+        Ok(Response::new(answer))
     }
 }
 

@@ -1,12 +1,14 @@
 //! Stock reservations: the catalog's internal RPCs that the orders service calls
 //! over gRPC (`ReserveStock`, `CommitReservation`, `ReleaseReservation`,
 //! `GetProductsForPricing`). They have no `google.api.http` rule, so the REST
-//! edge never routes them.
+//! edge never routes them. This module holds their use cases; their SQL is in
+//! `store.rs` and their failures are [`CatalogError`]s, like every catalog RPC's.
 //!
 //! Who may call them: only callers whose token carries the admin role, that is
 //! an admin, or the orders service with its internal service token (an access
 //! token signed with the shared JWT secret, role admin, minted by the orders
-//! service for each call). Anyone else gets PERMISSION_DENIED / UNAUTHENTICATED.
+//! service for each call); `grpc.rs` checks it before calling in here. Anyone
+//! else gets PERMISSION_DENIED / UNAUTHENTICATED.
 //!
 //! Design (no oversell, no stock lost, no stock held forever):
 //! - A reservation is keyed by the order id (`order_key`) and holds one row per
@@ -30,16 +32,17 @@
 //! After each change the affected products' cache entries are deleted, since
 //! the cached product shows its stock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use tonic::{Code, Request, Response, Status};
 
-use crate::authn;
+use super::domain::Violations;
+use super::error::CatalogError;
+use super::store;
 use crate::cache::Cache;
-use crate::errors::{self, ErrorReason};
+use crate::clock::timestamp;
 use crate::proto::ecom::catalog::v1 as pb;
 
 /// How long a reservation holds when the caller does not say (15 minutes).
@@ -49,15 +52,11 @@ const MAX_TTL_SECONDS: i32 = 3600;
 /// Most lines (distinct products) in one reservation.
 const MAX_LINES: usize = 100;
 
-const RESERVED: &str = "reserved";
-const COMMITTED: &str = "committed";
-const RELEASED: &str = "released";
-
 fn state_of(status: &str) -> pb::ReservationState {
     match status {
-        RESERVED => pb::ReservationState::Reserved,
-        COMMITTED => pb::ReservationState::Committed,
-        RELEASED => pb::ReservationState::Released,
+        "reserved" => pb::ReservationState::Reserved,
+        "committed" => pb::ReservationState::Committed,
+        "released" => pb::ReservationState::Released,
         _ => pb::ReservationState::Unspecified,
     }
 }
@@ -66,109 +65,62 @@ fn product_keys(ids: impl IntoIterator<Item = i64>) -> Vec<String> {
     ids.into_iter().map(super::product_key).collect()
 }
 
-use crate::clock::timestamp;
+fn invalid(field: &str, message: &str) -> CatalogError {
+    CatalogError::Invalid(Violations::one(field, message))
+}
 
-fn order_key(key: &str) -> Result<&str, Status> {
+fn order_key(key: &str) -> Result<&str, CatalogError> {
     let key = key.trim();
     if key.is_empty() || key.len() > 100 {
-        return Err(errors::invalid_field(
-            "orderKey",
-            "must be 1 to 100 characters",
-        ));
+        return Err(invalid("orderKey", "must be 1 to 100 characters"));
     }
     Ok(key)
 }
 
-/// 422 INSUFFICIENT_STOCK naming the short products in `details.productIds`.
-pub fn insufficient_stock(ids: &[i64]) -> Status {
-    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let metadata = HashMap::from([
-        (crate::errors::HTTP_STATUS.to_owned(), "422".to_owned()),
-        ("productIds".to_owned(), list.clone()),
-    ]);
-    errors::with_metadata(
-        Code::FailedPrecondition,
-        ErrorReason::InsufficientStock,
-        format!("Insufficient stock for product(s) {list}"),
-        metadata,
-    )
-}
-
-/// 404 PRODUCT_NOT_FOUND naming the unknown products in `details.productIds`.
-pub fn products_not_found(ids: &[i64]) -> Status {
-    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let metadata = HashMap::from([("productIds".to_owned(), list.clone())]);
-    errors::with_metadata(
-        Code::NotFound,
-        ErrorReason::ProductNotFound,
-        format!("Product(s) not found: {list}"),
-        metadata,
-    )
-}
-
 /// `ReserveStock`: all lines or none, idempotent per order key.
-#[tracing::instrument(skip_all, fields(order_key = %request.get_ref().order_key))]
+#[tracing::instrument(skip_all, fields(order_key = %request.order_key))]
 pub async fn reserve_stock(
     db: &PgPool,
     cache: &Cache,
-    request: Request<pb::ReserveStockRequest>,
-) -> Result<Response<pb::ReserveStockResponse>, Status> {
-    authn::require_admin(&request)?;
-    let request = request.into_inner();
+    request: pb::ReserveStockRequest,
+) -> Result<pb::ReserveStockResponse, CatalogError> {
     let key = order_key(&request.order_key)?.to_owned();
     let ttl = match request.ttl_seconds {
         0 => DEFAULT_TTL_SECONDS,
         t if (1..=MAX_TTL_SECONDS).contains(&t) => t,
-        _ => {
-            return Err(errors::invalid_field(
-                "ttlSeconds",
-                "must be between 1 and 3600",
-            ));
-        }
+        _ => return Err(invalid("ttlSeconds", "must be between 1 and 3600")),
     };
     // Quantities per product, in id order: the order rows are locked in.
     let mut lines: BTreeMap<i64, i32> = BTreeMap::new();
     for line in &request.lines {
         if line.quantity < 1 {
-            return Err(errors::invalid_field("quantity", "must be at least 1"));
+            return Err(invalid("quantity", "must be at least 1"));
         }
         let q = lines.entry(line.product_id).or_default();
         *q = q
             .checked_add(line.quantity)
-            .ok_or_else(|| errors::invalid_field("quantity", "is too large"))?;
+            .ok_or_else(|| invalid("quantity", "is too large"))?;
     }
     if lines.is_empty() || lines.len() > MAX_LINES {
-        return Err(errors::invalid_field(
-            "lines",
-            "must name 1 to 100 products",
-        ));
+        return Err(invalid("lines", "must name 1 to 100 products"));
     }
 
     if let Some(existing) = existing_state(db, &key).await? {
-        return Ok(Response::new(existing));
+        return Ok(existing);
     }
 
     let ids: Vec<i64> = lines.keys().copied().collect();
     let quantities: Vec<i32> = lines.values().copied().collect();
-    let mut tx = db.begin().await.map_err(errors::database)?;
-    // Lock in id order; a concurrent order waits here rather than deadlocking.
-    let rows = sqlx::query!(
-        r#"SELECT id, stock FROM products
-           WHERE id = ANY($1) AND deleted_at IS NULL
-           ORDER BY id FOR UPDATE"#,
-        &ids
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(errors::database)?;
-    let stock: HashMap<i64, i32> = rows.into_iter().map(|r| (r.id, r.stock)).collect();
+    let mut tx = db.begin().await.context("starting a reservation")?;
+    // Locked in id order; a concurrent order waits there rather than deadlocking.
+    let stock = store::lock_stock(&mut tx, &ids).await?;
     let missing: Vec<i64> = ids
         .iter()
         .copied()
         .filter(|id| !stock.contains_key(id))
         .collect();
     if !missing.is_empty() {
-        return Err(products_not_found(&missing));
+        return Err(CatalogError::ProductsNotFound(missing));
     }
     let short: Vec<i64> = lines
         .iter()
@@ -176,146 +128,82 @@ pub async fn reserve_stock(
         .map(|(id, _)| *id)
         .collect();
     if !short.is_empty() {
-        return Err(insufficient_stock(&short));
+        return Err(CatalogError::InsufficientStock(short));
     }
-    let updated = sqlx::query!(
-        r#"UPDATE products p SET stock = p.stock - l.quantity
-           FROM UNNEST($1::bigint[], $2::int[]) AS l(id, quantity)
-           WHERE p.id = l.id AND p.stock >= l.quantity"#,
-        &ids,
-        &quantities
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(errors::database)?;
-    if updated.rows_affected() != ids.len() as u64 {
+    if store::take_stock(&mut tx, &ids, &quantities).await? != ids.len() as u64 {
         // Cannot happen under the row locks; refuse rather than half-reserve.
-        return Err(insufficient_stock(&ids));
+        return Err(CatalogError::InsufficientStock(ids));
     }
-    let expires_at = sqlx::query_scalar!(
-        r#"INSERT INTO stock_reservations (order_key, product_id, quantity, expires_at)
-           SELECT $1, l.id, l.quantity, now() + make_interval(secs => $4)
-           FROM UNNEST($2::bigint[], $3::int[]) AS l(id, quantity)
-           RETURNING expires_at"#,
-        key,
-        &ids,
-        &quantities,
-        ttl as f64
-    )
-    .fetch_all(&mut *tx)
-    .await;
-    let expires_at = match expires_at {
-        Ok(rows) => rows.into_iter().next(),
-        Err(err) if is_unique_violation(&err) => {
+    let expires_at = match store::insert_reservation(&mut tx, &key, &ids, &quantities, ttl).await {
+        Ok(expires_at) => expires_at,
+        Err(err) if store::is_duplicate_reservation(&err) => {
             // A concurrent first try with the same key won; ours rolls back.
             drop(tx);
-            let existing = existing_state(db, &key).await?;
-            return existing
-                .map(Response::new)
-                .ok_or_else(|| errors::internal(anyhow::anyhow!("reservation {key} vanished")));
+            return existing_state(db, &key)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("reservation {key} vanished").into());
         }
-        Err(err) => return Err(errors::database(err)),
+        Err(err) => {
+            return Err(anyhow::Error::new(err)
+                .context("recording a reservation")
+                .into());
+        }
     };
-    tx.commit().await.map_err(errors::database)?;
+    tx.commit().await.context("committing a reservation")?;
     cache.delete(&product_keys(ids)).await;
-    Ok(Response::new(pb::ReserveStockResponse {
+    Ok(pb::ReserveStockResponse {
         state: pb::ReservationState::Reserved as i32,
         expires_at: expires_at.map(timestamp),
-    }))
-}
-
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .is_some_and(|e| e.constraint() == Some("stock_reservations_pkey"))
+    })
 }
 
 /// The state of an existing reservation, if there is one.
 async fn existing_state(
     db: &PgPool,
     key: &str,
-) -> Result<Option<pb::ReserveStockResponse>, Status> {
-    let row = sqlx::query!(
-        r#"SELECT status, min(expires_at) AS "expires_at!"
-           FROM stock_reservations WHERE order_key = $1 GROUP BY status"#,
-        key
-    )
-    .fetch_optional(db)
-    .await
-    .map_err(errors::database)?;
+) -> Result<Option<pb::ReserveStockResponse>, CatalogError> {
+    let row = store::find_reservation(db, key).await?;
     Ok(row.map(|r| pb::ReserveStockResponse {
         state: state_of(&r.status) as i32,
         expires_at: Some(timestamp(r.expires_at)),
     }))
 }
 
-/// `CommitReservation`: reserved -> committed; idempotent.
-#[tracing::instrument(skip_all, fields(order_key = %request.get_ref().order_key))]
-pub async fn commit_reservation(
-    db: &PgPool,
-    request: Request<pb::CommitReservationRequest>,
-) -> Result<Response<pb::CommitReservationResponse>, Status> {
-    authn::require_admin(&request)?;
-    let key = order_key(&request.get_ref().order_key)?;
-    sqlx::query!(
-        "UPDATE stock_reservations SET status = 'committed' WHERE order_key = $1 AND status = 'reserved'",
-        key
-    )
-    .execute(db)
-    .await
-    .map_err(errors::database)?;
-    let state = existing_state(db, key)
+/// The state of reservation `key` as the commit and release RPCs answer it.
+async fn state_after(db: &PgPool, key: &str) -> Result<i32, CatalogError> {
+    Ok(existing_state(db, key)
         .await?
         .map(|s| s.state)
-        .unwrap_or(pb::ReservationState::Unspecified as i32);
-    Ok(Response::new(pb::CommitReservationResponse { state }))
+        .unwrap_or(pb::ReservationState::Unspecified as i32))
+}
+
+/// `CommitReservation`: reserved -> committed; idempotent.
+#[tracing::instrument(skip_all, fields(order_key = %request.order_key))]
+pub async fn commit_reservation(
+    db: &PgPool,
+    request: pb::CommitReservationRequest,
+) -> Result<pb::CommitReservationResponse, CatalogError> {
+    let key = order_key(&request.order_key)?;
+    store::commit_reservation(db, key).await?;
+    let state = state_after(db, key).await?;
+    Ok(pb::CommitReservationResponse { state })
 }
 
 /// `ReleaseReservation`: reserved or committed -> released, units back; idempotent.
-#[tracing::instrument(skip_all, fields(order_key = %request.get_ref().order_key))]
+#[tracing::instrument(skip_all, fields(order_key = %request.order_key))]
 pub async fn release_reservation(
     db: &PgPool,
     cache: &Cache,
-    request: Request<pb::ReleaseReservationRequest>,
-) -> Result<Response<pb::ReleaseReservationResponse>, Status> {
-    authn::require_admin(&request)?;
-    let key = order_key(&request.get_ref().order_key)?.to_owned();
-    let mut tx = db.begin().await.map_err(errors::database)?;
-    let released = sqlx::query!(
-        r#"UPDATE stock_reservations SET status = 'released'
-           WHERE order_key = $1 AND status IN ('reserved', 'committed')
-           RETURNING product_id, quantity"#,
-        key
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(errors::database)?;
-    let lines: BTreeMap<i64, i32> = released
-        .into_iter()
-        .map(|r| (r.product_id, r.quantity))
-        .collect();
-    restock(&mut tx, &lines).await.map_err(errors::internal)?;
-    tx.commit().await.map_err(errors::database)?;
+    request: pb::ReleaseReservationRequest,
+) -> Result<pb::ReleaseReservationResponse, CatalogError> {
+    let key = order_key(&request.order_key)?;
+    let mut tx = db.begin().await.context("starting a release")?;
+    let lines = store::release_reservation(&mut tx, key).await?;
+    store::restock(&mut tx, &lines).await?;
+    tx.commit().await.context("committing a release")?;
     cache.delete(&product_keys(lines.keys().copied())).await;
-    let state = existing_state(db, &key)
-        .await?
-        .map(|s| s.state)
-        .unwrap_or(pb::ReservationState::Unspecified as i32);
-    Ok(Response::new(pb::ReleaseReservationResponse { state }))
-}
-
-/// Gives units back, product by product in id order (the order reservations lock in).
-async fn restock(tx: &mut sqlx::PgConnection, lines: &BTreeMap<i64, i32>) -> anyhow::Result<()> {
-    for (id, quantity) in lines {
-        sqlx::query!(
-            "UPDATE products SET stock = stock + $2 WHERE id = $1",
-            id,
-            quantity
-        )
-        .execute(&mut *tx)
-        .await
-        .with_context(|| format!("restocking product {id}"))?;
-    }
-    Ok(())
+    let state = state_after(db, key).await?;
+    Ok(pb::ReleaseReservationResponse { state })
 }
 
 /// The sweeper: releases every `reserved` reservation that expired before `now`
@@ -326,21 +214,8 @@ pub async fn release_expired(
     now: DateTime<Utc>,
 ) -> anyhow::Result<u64> {
     let mut tx = db.begin().await.context("starting the sweep")?;
-    let released = sqlx::query!(
-        r#"UPDATE stock_reservations SET status = 'released'
-           WHERE status = 'reserved' AND expires_at < $1
-           RETURNING product_id, quantity"#,
-        now
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .context("releasing expired reservations")?;
-    let count = released.len() as u64;
-    let mut lines: BTreeMap<i64, i32> = BTreeMap::new();
-    for r in released {
-        *lines.entry(r.product_id).or_default() += r.quantity;
-    }
-    restock(&mut tx, &lines).await?;
+    let (count, lines) = store::release_expired_reservations(&mut tx, now).await?;
+    store::restock(&mut tx, &lines).await?;
     tx.commit().await.context("committing the sweep")?;
     if count > 0 {
         tracing::info!(count, "released expired stock reservations");
@@ -353,25 +228,16 @@ pub async fn release_expired(
 #[tracing::instrument(skip_all)]
 pub async fn get_products_for_pricing(
     db: &PgPool,
-    request: Request<pb::GetProductsForPricingRequest>,
-) -> Result<Response<pb::GetProductsForPricingResponse>, Status> {
-    authn::require_admin(&request)?;
-    let mut ids = request.into_inner().ids;
+    request: pb::GetProductsForPricingRequest,
+) -> Result<pb::GetProductsForPricingResponse, CatalogError> {
+    let mut ids = request.ids;
     ids.sort_unstable();
     ids.dedup();
     if ids.len() > MAX_LINES {
-        return Err(errors::invalid_field("ids", "at most 100 products"));
+        return Err(invalid("ids", "at most 100 products"));
     }
-    let rows = sqlx::query!(
-        r#"SELECT id, title, price_cents, thumbnail, stock,
-                  round(discount_percentage * 100)::int AS "discount_basis_points!"
-           FROM products WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id"#,
-        &ids
-    )
-    .fetch_all(db)
-    .await
-    .map_err(errors::database)?;
-    let products: Vec<pb::PricedProduct> = rows
+    let products: Vec<pb::PricedProduct> = store::products_for_pricing(db, &ids)
+        .await?
         .into_iter()
         .map(|r| pb::PricedProduct {
             id: r.id,
@@ -386,8 +252,8 @@ pub async fn get_products_for_pricing(
         .into_iter()
         .filter(|id| !products.iter().any(|p| p.id == *id))
         .collect();
-    Ok(Response::new(pb::GetProductsForPricingResponse {
+    Ok(pb::GetProductsForPricingResponse {
         products,
         missing_ids,
-    }))
+    })
 }

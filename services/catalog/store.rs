@@ -6,11 +6,13 @@
 //! otherwise. Page queries fetch images and reviews for the whole page in
 //! one query each (`product_id = ANY($1)`), never one per product.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::error::BoxDynError;
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments as _, PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 
 use super::domain::{
     CategorySlug, ImageUrl, MediaPath, NewProduct, Product, ProductPatch, ProductQuery, Review,
@@ -29,6 +31,7 @@ const TYPO_FALLBACK_BELOW: i64 = 10;
 
 /// One `products` row joined with its category slug; images and reviews
 /// are attached afterwards.
+#[derive(sqlx::FromRow)]
 struct ProductRow {
     id: i64,
     title: String,
@@ -93,108 +96,74 @@ impl ProductRow {
     }
 }
 
-// `query!` only accepts string literals (joined with `+`), so the SQL shared
-// between statements lives in macros that paste literal pieces: each takes
-// `(sql pieces) (arguments)`.
+// How the statements that share SQL are put together. `query!` checks a statement at compile
+// time but takes it as one string literal, while the listings are eleven statements (a count,
+// a page in each of eight orders, two search rankings) with one WHERE clause, and three of the
+// heads below serve several statements. So these are built at run time with sqlx's
+// `QueryBuilder`, always the same way:
+//
+//   head          PRODUCT_ROWS, COUNT_ROWS or ID_ROWS
+//   filters       LISTING_FILTERS, placeholders $1-$7 bound from `ListingArgs::filters`
+//                 (numbered, because the search text is referred to up to five times)
+//   order, page   an ORDER BY from the fixed lists in `page_rows` / `ranked_ids`, then
+//                 LIMIT / OFFSET through `push_bind`, which numbers on from $8
+//
+// (a read of given products is PRODUCT_ROWS and a WHERE whose values go through `push_bind`).
+// Only the `&'static str` pieces of this file are ever pushed as SQL; every value a request
+// carries is bound. A filter that is not set is bound as NULL (or false) rather than left out,
+// so each listing order is one statement text whatever the filters: a connection prepares it
+// once, and PostgreSQL plans the unset filters away per execution, as it did for the
+// `query!` statements these replace. Every other statement stays `query!`, checked at
+// compile time against `.sqlx/`.
 
-/// `SELECT <the columns of a ProductRow>` followed by the given pieces.
-macro_rules! product_rows {
-    (($($sql:tt)*) ($($arg:expr),* $(,)?)) => {
-        sqlx::query_as!(
-            ProductRow,
-            r#"
-            SELECT p.id, p.title, p.description, p.price_cents,
-                   p.discount_percentage::float8 AS "discount_percentage!",
-                   p.thumbnail, c.slug AS category, p.brand,
-                   p.rating::float8 AS "rating!", p.stock, p.sku, p.tags,
-                   p.weight::float8 AS "weight?", p.width::float8 AS "width?",
-                   p.height::float8 AS "height?", p.depth::float8 AS "depth?",
-                   p.warranty_information, p.shipping_information,
-                   p.availability_status AS "availability_status!",
-                   p.return_policy, p.minimum_order_quantity, p.barcode, p.qr_code,
-                   p.created_at, p.updated_at, p.deleted_at
-            FROM products p
-            JOIN categories c ON c.id = p.category_id
-            "# $($sql)*,
-            $($arg),*
-        )
-    };
-}
+/// `SELECT <the columns of a ProductRow>`, from products joined with their category.
+const PRODUCT_ROWS: &str = r#"
+    SELECT p.id, p.title, p.description, p.price_cents,
+           p.discount_percentage::float8 AS discount_percentage,
+           p.thumbnail, c.slug AS category, p.brand,
+           p.rating::float8 AS rating, p.stock, p.sku, p.tags,
+           p.weight::float8 AS weight, p.width::float8 AS width,
+           p.height::float8 AS height, p.depth::float8 AS depth,
+           p.warranty_information, p.shipping_information,
+           p.availability_status,
+           p.return_policy, p.minimum_order_quantity, p.barcode, p.qr_code,
+           p.created_at, p.updated_at, p.deleted_at
+    FROM products p
+    JOIN categories c ON c.id = p.category_id
+"#;
 
-/// `SELECT count(*)` of products, followed by the given pieces. No join: a
-/// search's count then reads no column of the matching rows (joining the
-/// category made it deform every row up to `category_id` and doubled it: on
-/// 1,000,000 products, 95-112 ms against 45-55 ms for the 42,475 hits of
-/// "phone").
-macro_rules! count_rows {
-    (($($sql:tt)*) ($($arg:expr),* $(,)?)) => {
-        sqlx::query_scalar!(
-            r#"
-            SELECT count(*) AS "total!"
-            FROM products p
-            "# $($sql)*,
-            $($arg),*
-        )
-    };
-}
+/// `SELECT count(*)` of products. No join: a search's count then reads no column of the
+/// matching rows (joining the category made it deform every row up to `category_id`, which
+/// doubled the time of a count on a large catalog).
+const COUNT_ROWS: &str = r#"
+    SELECT count(*)
+    FROM products p
+"#;
 
-/// `SELECT p.id` of products, followed by the given pieces.
-macro_rules! id_rows {
-    (($($sql:tt)*) ($($arg:expr),* $(,)?)) => {
-        sqlx::query_scalar!(
-            r#"
-            SELECT p.id
-            FROM products p
-            "# $($sql)*,
-            $($arg),*
-        )
-    };
-}
+/// `SELECT p.id` of products.
+const ID_ROWS: &str = r#"
+    SELECT p.id
+    FROM products p
+"#;
 
-/// Calls `$query!` (one of the three above) with the WHERE clause of every
-/// listing between the given pieces. Parameters: $1 category slug, $2 min
-/// price (cents), $3 max price, $4 brand, $5 in stock only, $6 search
-/// text, $7 typo-tolerant. A match of the text is full-text (title, brand,
-/// description) or, when $7, also a trigram match on the title. A NULL
-/// parameter (or a false $7) is no filter; PostgreSQL plans these
-/// `$n IS NULL OR ..` away per execution, so without $7 the full-text
-/// match alone can use its GIN index.
-macro_rules! with_listing_filters {
-    ($query:ident (($($before:tt)*) ($($after:tt)*)) ($($arg:expr),* $(,)?)) => {
-        $query!(
-            (
-                $($before)* r#"
-                WHERE p.deleted_at IS NULL
-                  AND ($1::text IS NULL
-                       OR p.category_id = (SELECT id FROM categories WHERE slug = $1))
-                  AND ($2::bigint IS NULL OR p.price_cents >= $2)
-                  AND ($3::bigint IS NULL OR p.price_cents <= $3)
-                  AND ($4::text IS NULL OR lower(p.brand) = lower($4))
-                  AND (NOT $5::bool OR p.stock > 0)
-                  AND ($6::text IS NULL
-                       OR p.search_document @@ websearch_to_tsquery('english', $6)
-                       OR ($7::bool AND $6 <% p.title))
-                "# $($after)*
-            )
-            ($($arg),*)
-        )
-    };
-}
-
-/// One page of a listing in the given order ($8 limit, $9 offset), read by
-/// `$rows` (`product_rows`, or `id_rows` for a search's ranking). One
-/// statement per order, so that each can use its index.
-macro_rules! listing_page {
-    ($rows:ident, $db:expr, $a:expr, $order_by:tt) => {{
-        let a = $a;
-        with_listing_filters!(
-            $rows((+) (+ " ORDER BY " + $order_by + " LIMIT $8 OFFSET $9"))
-            (a.category, a.min_price, a.max_price, a.brand, a.in_stock, a.text, a.typos, a.limit, a.skip)
-        )
-        .fetch_all($db)
-        .await
-    }};
-}
+/// The WHERE clause of every listing. Parameters: $1 category slug, $2 min price (cents), $3
+/// max price, $4 brand, $5 in stock only, $6 search text, $7 typo-tolerant. A match of the
+/// text is full-text (title, brand, description) or, when $7, also a trigram match on the
+/// title. A NULL parameter (or a false $7) is no filter; PostgreSQL plans these
+/// `$n IS NULL OR ..` away per execution, so without $7 the full-text match alone can use its
+/// GIN index.
+const LISTING_FILTERS: &str = r#"
+    WHERE p.deleted_at IS NULL
+      AND ($1::text IS NULL
+           OR p.category_id = (SELECT id FROM categories WHERE slug = $1))
+      AND ($2::bigint IS NULL OR p.price_cents >= $2)
+      AND ($3::bigint IS NULL OR p.price_cents <= $3)
+      AND ($4::text IS NULL OR lower(p.brand) = lower($4))
+      AND (NOT $5::bool OR p.stock > 0)
+      AND ($6::text IS NULL
+           OR p.search_document @@ websearch_to_tsquery('english', $6)
+           OR ($7::bool AND $6 <% p.title))
+"#;
 
 /// The bound parameters of a listing.
 struct ListingArgs<'a> {
@@ -227,6 +196,46 @@ impl<'a> ListingArgs<'a> {
             limit: query.page.limit(),
             skip: query.page.skip(),
         }
+    }
+
+    /// $1-$7 of [`LISTING_FILTERS`], in order.
+    fn filters(&self) -> Result<PgArguments, BoxDynError> {
+        let mut arguments = PgArguments::default();
+        arguments.add(self.category)?;
+        arguments.add(self.min_price)?;
+        arguments.add(self.max_price)?;
+        arguments.add(self.brand)?;
+        arguments.add(self.in_stock)?;
+        arguments.add(self.text)?;
+        arguments.add(self.typos)?;
+        Ok(arguments)
+    }
+
+    /// `head` followed by the filters of this listing.
+    fn statement(&self, head: &'static str) -> anyhow::Result<QueryBuilder<Postgres>> {
+        let filters = self
+            .filters()
+            .map_err(|err| anyhow::anyhow!("binding a listing's filters: {err}"))?;
+        let mut sql = QueryBuilder::with_arguments(head, filters);
+        sql.push(LISTING_FILTERS);
+        Ok(sql)
+    }
+
+    /// One page of this listing: `head`, the filters, then `order_by` (one of the fixed
+    /// orders, never request text) and the page's LIMIT and OFFSET.
+    fn page(
+        &self,
+        head: &'static str,
+        order_by: &'static str,
+    ) -> anyhow::Result<QueryBuilder<Postgres>> {
+        let mut sql = self.statement(head)?;
+        sql.push(" ORDER BY ")
+            .push(order_by)
+            .push(" LIMIT ")
+            .push_bind(self.limit)
+            .push(" OFFSET ")
+            .push_bind(self.skip);
+        Ok(sql)
     }
 }
 
@@ -303,13 +312,17 @@ pub async fn find_product(
     visibility: Visibility,
 ) -> anyhow::Result<Option<Product>> {
     let include_deleted = visibility == Visibility::IncludingDeleted;
-    let row = product_rows!(
-        (+ r#"WHERE p.id = $1 AND ($2 OR p.deleted_at IS NULL)"#)
-        (id, include_deleted)
-    )
-    .fetch_optional(&mut *db)
-    .await
-    .with_context(|| format!("loading product {id}"))?;
+    let mut sql = QueryBuilder::new(PRODUCT_ROWS);
+    sql.push(" WHERE p.id = ")
+        .push_bind(id)
+        .push(" AND (")
+        .push_bind(include_deleted)
+        .push(" OR p.deleted_at IS NULL)");
+    let row = sql
+        .build_query_as::<ProductRow>()
+        .fetch_optional(&mut *db)
+        .await
+        .with_context(|| format!("loading product {id}"))?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -384,13 +397,11 @@ async fn search_with_typos(
 }
 
 async fn count_matches(db: impl PgExecutor<'_>, a: &ListingArgs<'_>) -> anyhow::Result<i64> {
-    with_listing_filters!(
-        count_rows((+) ())
-        (a.category, a.min_price, a.max_price, a.brand, a.in_stock, a.text, a.typos)
-    )
-    .fetch_one(db)
-    .await
-    .context("counting products")
+    a.statement(COUNT_ROWS)?
+        .build_query_scalar::<i64>()
+        .fetch_one(db)
+        .await
+        .context("counting products")
 }
 
 async fn page_rows(
@@ -407,22 +418,21 @@ async fn page_rows(
     // Listings (and sorted searches) read their page in one query, in index
     // order where there is one. Ties break on id in the same direction:
     // pages are stable, and one (key, id) index serves both directions.
-    macro_rules! page {
-        ($order_by:tt) => {
-            listing_page!(product_rows, conn, args, $order_by)
-        };
-    }
-    match (sort, order) {
-        (None, Asc) => page!("p.id ASC"),
-        (None, Desc) => page!("p.id DESC"),
-        (Some(SortKey::Price), Asc) => page!("p.price_cents ASC, p.id ASC"),
-        (Some(SortKey::Price), Desc) => page!("p.price_cents DESC, p.id DESC"),
-        (Some(SortKey::Rating), Asc) => page!("p.rating ASC, p.id ASC"),
-        (Some(SortKey::Rating), Desc) => page!("p.rating DESC, p.id DESC"),
-        (Some(SortKey::Title), Asc) => page!("p.title ASC, p.id ASC"),
-        (Some(SortKey::Title), Desc) => page!("p.title DESC, p.id DESC"),
-    }
-    .context("listing products")
+    let order_by = match (sort, order) {
+        (None, Asc) => "p.id ASC",
+        (None, Desc) => "p.id DESC",
+        (Some(SortKey::Price), Asc) => "p.price_cents ASC, p.id ASC",
+        (Some(SortKey::Price), Desc) => "p.price_cents DESC, p.id DESC",
+        (Some(SortKey::Rating), Asc) => "p.rating ASC, p.id ASC",
+        (Some(SortKey::Rating), Desc) => "p.rating DESC, p.id DESC",
+        (Some(SortKey::Title), Asc) => "p.title ASC, p.id ASC",
+        (Some(SortKey::Title), Desc) => "p.title DESC, p.id DESC",
+    };
+    args.page(PRODUCT_ROWS, order_by)?
+        .build_query_as::<ProductRow>()
+        .fetch_all(conn)
+        .await
+        .context("listing products")
 }
 
 /// The ids of a search's page by relevance, best first whatever the order
@@ -431,30 +441,24 @@ async fn page_rows(
 /// the sort cost 4-33% more with 128 MB of shared buffers, 1.2-1.8x more
 /// with the catalog in them (psql, 1,000,000 products).
 async fn ranked_ids(conn: &mut PgConnection, args: &ListingArgs<'_>) -> anyhow::Result<Vec<i64>> {
-    if !args.typos {
+    let order_by = if !args.typos {
         // Full text only: the text rank decides (the title weighs most).
-        listing_page!(
-            id_rows,
-            conn,
-            args,
-            "ts_rank(p.search_document, websearch_to_tsquery('english', $6)) DESC, p.id ASC"
-        )
+        "ts_rank(p.search_document, websearch_to_tsquery('english', $6)) DESC, p.id ASC"
     } else {
         // With typos: every full-text hit comes before the typo-only
         // (trigram) hits; within each group, the text rank plus the title's
-        // similarity decides. The similarity is kept out of the query above
-        // because it is the costly part: on 1,000,000 products, ranking the
-        // 42,475 hits of "phone" took 240-370 ms with it, 64-73 ms without.
-        listing_page!(
-            id_rows,
-            conn,
-            args,
-            "p.search_document @@ websearch_to_tsquery('english', $6) DESC, \
-             ts_rank(p.search_document, websearch_to_tsquery('english', $6)) \
-             + word_similarity($6, p.title) DESC, p.id ASC"
-        )
-    }
-    .context("ranking a search")
+        // similarity decides. The similarity is kept out of the order above
+        // because it is the costly part: on a large catalog it made ranking
+        // the hits of a common word several times slower.
+        "p.search_document @@ websearch_to_tsquery('english', $6) DESC, \
+         ts_rank(p.search_document, websearch_to_tsquery('english', $6)) \
+         + word_similarity($6, p.title) DESC, p.id ASC"
+    };
+    args.page(ID_ROWS, order_by)?
+        .build_query_scalar::<i64>()
+        .fetch_all(conn)
+        .await
+        .context("ranking a search")
 }
 
 /// The rows of the given products, in the order of `ids`; one deleted since
@@ -463,7 +467,12 @@ async fn rows_in_order(conn: &mut PgConnection, ids: &[i64]) -> anyhow::Result<V
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut rows = product_rows!((+ r#"WHERE p.id = ANY($1) AND p.deleted_at IS NULL"#) (ids))
+    let mut sql = QueryBuilder::new(PRODUCT_ROWS);
+    sql.push(" WHERE p.id = ANY(")
+        .push_bind(ids)
+        .push(") AND p.deleted_at IS NULL");
+    let mut rows = sql
+        .build_query_as::<ProductRow>()
         .fetch_all(conn)
         .await
         .context("loading a page of products")?;
@@ -703,4 +712,195 @@ pub async fn soft_delete_product(
     )
     .fetch_optional(db)
     .await
+}
+
+// Stock reservations (super::reservations). The callers lock product rows in id order and
+// hold one transaction per change; these statements only read and write.
+
+/// Which of `ids` are live products, with their stock, locked (`FOR UPDATE`) in id order so
+/// that two reservations of the same products queue rather than deadlock.
+pub async fn lock_stock(conn: &mut PgConnection, ids: &[i64]) -> anyhow::Result<HashMap<i64, i32>> {
+    let rows = sqlx::query!(
+        r#"SELECT id, stock FROM products
+           WHERE id = ANY($1) AND deleted_at IS NULL
+           ORDER BY id FOR UPDATE"#,
+        ids
+    )
+    .fetch_all(conn)
+    .await
+    .context("locking products to reserve")?;
+    Ok(rows.into_iter().map(|r| (r.id, r.stock)).collect())
+}
+
+/// Takes `quantities[n]` units of product `ids[n]` where at least that many are left; the
+/// number of products taken from.
+pub async fn take_stock(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    quantities: &[i32],
+) -> anyhow::Result<u64> {
+    let updated = sqlx::query!(
+        r#"UPDATE products p SET stock = p.stock - l.quantity
+           FROM UNNEST($1::bigint[], $2::int[]) AS l(id, quantity)
+           WHERE p.id = l.id AND p.stock >= l.quantity"#,
+        ids,
+        quantities
+    )
+    .execute(conn)
+    .await
+    .context("taking reserved stock")?;
+    Ok(updated.rows_affected())
+}
+
+/// Records reservation `key` of `quantities[n]` units of `ids[n]`, expiring after
+/// `ttl_seconds`; its expiry. Fails on `stock_reservations_pkey` when `key` already holds
+/// one of these products (see [`is_duplicate_reservation`]).
+pub async fn insert_reservation(
+    conn: &mut PgConnection,
+    key: &str,
+    ids: &[i64],
+    quantities: &[i32],
+    ttl_seconds: i32,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let expires_at = sqlx::query_scalar!(
+        r#"INSERT INTO stock_reservations (order_key, product_id, quantity, expires_at)
+           SELECT $1, l.id, l.quantity, now() + make_interval(secs => $4)
+           FROM UNNEST($2::bigint[], $3::int[]) AS l(id, quantity)
+           RETURNING expires_at"#,
+        key,
+        ids,
+        quantities,
+        f64::from(ttl_seconds)
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(expires_at.into_iter().next())
+}
+
+/// Whether `err` is [`insert_reservation`] meeting a reservation under the same key.
+pub fn is_duplicate_reservation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.constraint() == Some("stock_reservations_pkey"))
+}
+
+/// Where a stored reservation stands.
+pub struct ReservationRow {
+    /// `reserved`, `committed` or `released` (the table's CHECK allows no other).
+    pub status: String,
+    /// When its earliest line expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The reservation under `key`, if there is one.
+pub async fn find_reservation(
+    db: impl PgExecutor<'_>,
+    key: &str,
+) -> anyhow::Result<Option<ReservationRow>> {
+    sqlx::query_as!(
+        ReservationRow,
+        r#"SELECT status, min(expires_at) AS "expires_at!"
+           FROM stock_reservations WHERE order_key = $1 GROUP BY status"#,
+        key
+    )
+    .fetch_optional(db)
+    .await
+    .with_context(|| format!("reading reservation {key}"))
+}
+
+/// Moves reservation `key` from reserved to committed; a no-op in any other state.
+pub async fn commit_reservation(db: impl PgExecutor<'_>, key: &str) -> anyhow::Result<()> {
+    sqlx::query!(
+        "UPDATE stock_reservations SET status = 'committed' WHERE order_key = $1 AND status = 'reserved'",
+        key
+    )
+    .execute(db)
+    .await
+    .with_context(|| format!("committing reservation {key}"))?;
+    Ok(())
+}
+
+/// Moves reservation `key` from reserved or committed to released; the units of each product
+/// it held (none when it was released already).
+pub async fn release_reservation(
+    conn: &mut PgConnection,
+    key: &str,
+) -> anyhow::Result<BTreeMap<i64, i32>> {
+    let released = sqlx::query!(
+        r#"UPDATE stock_reservations SET status = 'released'
+           WHERE order_key = $1 AND status IN ('reserved', 'committed')
+           RETURNING product_id, quantity"#,
+        key
+    )
+    .fetch_all(conn)
+    .await
+    .with_context(|| format!("releasing reservation {key}"))?;
+    Ok(released
+        .into_iter()
+        .map(|r| (r.product_id, r.quantity))
+        .collect())
+}
+
+/// Releases every reserved line that expired before `now`: the number of lines, and the
+/// units of each product they held.
+pub async fn release_expired_reservations(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(u64, BTreeMap<i64, i32>)> {
+    let released = sqlx::query!(
+        r#"UPDATE stock_reservations SET status = 'released'
+           WHERE status = 'reserved' AND expires_at < $1
+           RETURNING product_id, quantity"#,
+        now
+    )
+    .fetch_all(conn)
+    .await
+    .context("releasing expired reservations")?;
+    let count = released.len() as u64;
+    let mut lines: BTreeMap<i64, i32> = BTreeMap::new();
+    for r in released {
+        *lines.entry(r.product_id).or_default() += r.quantity;
+    }
+    Ok((count, lines))
+}
+
+/// Gives units back, product by product in id order (the order reservations lock in).
+pub async fn restock(conn: &mut PgConnection, lines: &BTreeMap<i64, i32>) -> anyhow::Result<()> {
+    for (id, quantity) in lines {
+        sqlx::query!(
+            "UPDATE products SET stock = stock + $2 WHERE id = $1",
+            id,
+            quantity
+        )
+        .execute(&mut *conn)
+        .await
+        .with_context(|| format!("restocking product {id}"))?;
+    }
+    Ok(())
+}
+
+/// What an order needs to know of a product to price it.
+pub struct PricingRow {
+    pub id: i64,
+    pub title: String,
+    pub price_cents: i64,
+    pub discount_basis_points: i32,
+    pub thumbnail: String,
+    pub stock: i32,
+}
+
+/// The live products among `ids`, by id.
+pub async fn products_for_pricing(
+    db: impl PgExecutor<'_>,
+    ids: &[i64],
+) -> anyhow::Result<Vec<PricingRow>> {
+    sqlx::query_as!(
+        PricingRow,
+        r#"SELECT id, title, price_cents, thumbnail, stock,
+                  round(discount_percentage * 100)::int AS "discount_basis_points!"
+           FROM products WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id"#,
+        ids
+    )
+    .fetch_all(db)
+    .await
+    .context("loading products to price")
 }

@@ -21,7 +21,6 @@ use crate::authn::Principal;
 use crate::clock::Clock;
 use crate::db::Database;
 use crate::idempotency::{self, Key, Outcome};
-use crate::proto::ecom::catalog::v1::ReservationState;
 
 /// How long a request waits to learn whether its order was stored after the answer
 /// to COMMIT was lost: long enough to ride out a PostgreSQL restart, shorter than
@@ -154,7 +153,7 @@ impl OrdersApp {
         .await
     }
 
-    /// Prices, reserves and records an order (contract 6.2.1).
+    /// Prices (on the server), reserves and records an order (POST /orders).
     async fn place_order(
         &self,
         user_id: i64,
@@ -357,12 +356,12 @@ impl OrdersApp {
     /// Commits an order's reservation; on failure the reconciler retries it.
     async fn confirm_stock(&self, id: &str) {
         match self.catalog.commit(id.to_owned()).await {
-            Ok(ReservationState::Committed) => {
+            Ok(true) => {
                 if let Err(err) = store::mark_stock_committed(&self.db, id).await {
                     tracing::warn!(order = %id, error = %err, "recording the stock commit");
                 }
             }
-            Ok(state) => tracing::warn!(order = %id, ?state, "reservation not committed"),
+            Ok(false) => tracing::warn!(order = %id, "reservation not committed"),
             Err(err) => {
                 tracing::warn!(order = %id, error = %err, "committing the reservation; will retry")
             }
@@ -375,10 +374,8 @@ impl OrdersApp {
         let before = self.clock.now() - chrono::Duration::seconds(30);
         for id in store::uncommitted_orders(&self.db, before).await? {
             match self.catalog.commit(id.clone()).await {
-                Ok(ReservationState::Committed) => {
-                    store::mark_stock_committed(&self.db, &id).await?
-                }
-                Ok(_) => {
+                Ok(true) => store::mark_stock_committed(&self.db, &id).await?,
+                Ok(false) => {
                     // The stock went back to the shelf: the order cannot be served.
                     let now = self.now();
                     let mut tx = self.db.begin().await?;
@@ -421,7 +418,7 @@ impl OrdersApp {
         Ok((store::load_orders(&pool, &ids).await?, total))
     }
 
-    /// Contract 6.2.4, by admin `admin`: the status machine; a shipment is mailed
+    /// PUT /orders/{id}/status, by admin `admin`: the status machine; a shipment is mailed
     /// to the buyer with the change; a cancellation gives the stock back.
     pub async fn update_status(
         &self,
@@ -481,7 +478,7 @@ impl OrdersApp {
         self.reload(id).await
     }
 
-    /// Contract 6.2.5: the owner (or an admin) cancels a pending or processing
+    /// PUT /orders/{id}/cancel: the owner (or an admin) cancels a pending or processing
     /// order; a paid one is refunded first; the stock goes back to the catalog.
     /// Answers when it was cancelled.
     pub async fn cancel_order(
@@ -571,7 +568,7 @@ impl OrdersApp {
         Ok(order)
     }
 
-    /// Contract 6.2.7: the invoice PDF of an order the caller may see, and the order.
+    /// GET /orders/{id}/invoice: the invoice PDF of an order the caller may see, and the order.
     pub async fn invoice(
         &self,
         caller: &Principal,

@@ -120,11 +120,9 @@ impl Catalog {
         })
     }
 
-    /// Commits the reservation of `order_key`; its state afterwards.
-    pub fn commit(
-        &self,
-        order_key: String,
-    ) -> BoxFuture<'static, Result<pb::ReservationState, OrderError>> {
+    /// Commits the reservation of `order_key`; whether it is committed afterwards
+    /// (`false`: it expired or was released, so its units went back to the shelf).
+    pub fn commit(&self, order_key: String) -> BoxFuture<'static, Result<bool, OrderError>> {
         let mut client = self.client.clone();
         let request = self.request(pb::CommitReservationRequest { order_key });
         Box::pin(async move {
@@ -132,7 +130,11 @@ impl Catalog {
                 .commit_reservation(request)
                 .await
                 .map_err(OrderError::Upstream)?;
-            Ok(response.into_inner().state())
+            let state = response.into_inner().state();
+            if state != pb::ReservationState::Committed {
+                tracing::debug!(?state, "reservation not committed");
+            }
+            Ok(state == pb::ReservationState::Committed)
         })
     }
 

@@ -90,7 +90,7 @@ fn create_response(order: &Order) -> pb::CreateOrderResponse {
 
 #[tonic::async_trait]
 impl pb::orders_service_server::OrdersService for OrdersService {
-    /// Contract 6.2.1: prices on the server, reserves stock through the
+    /// POST /orders: prices on the server, reserves stock through the
     /// catalog (all lines or none), honours Idempotency-Key.
     #[tracing::instrument(skip_all)]
     async fn create_order(
@@ -114,7 +114,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         })
     }
 
-    /// Contract 6.2.2: the caller's orders, newest first.
+    /// GET /orders: the caller's orders as summaries, newest first.
     #[tracing::instrument(skip_all)]
     async fn list_orders(
         &self,
@@ -161,7 +161,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         }))
     }
 
-    /// Contract 6.2.3: own order; another user's is 404 ORDER_NOT_FOUND; admins see all.
+    /// GET /orders/{id}: own order; another user's is 404 ORDER_NOT_FOUND; admins see all.
     #[tracing::instrument(skip_all, fields(id = %request.get_ref().id))]
     async fn get_order(
         &self,
@@ -177,7 +177,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         }))
     }
 
-    /// Contract 6.2.4, admin only: the status machine; shipped needs a
+    /// PUT /orders/{id}/status, admin only: the status machine; shipped needs a
     /// tracking number and a carrier; every change goes to the history.
     #[tracing::instrument(skip_all, fields(id = %request.get_ref().id))]
     async fn update_order_status(
@@ -193,7 +193,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         }))
     }
 
-    /// Contract 6.2.5: the owner cancels a pending or processing order; the
+    /// PUT /orders/{id}/cancel: the owner cancels a pending or processing order; the
     /// stock goes back to the catalog.
     #[tracing::instrument(skip_all, fields(id = %request.get_ref().id))]
     async fn cancel_order(
@@ -212,7 +212,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         }))
     }
 
-    /// Contract 6.2.6: carrier, tracking number and page, estimated delivery,
+    /// GET /orders/{id}/tracking: carrier, tracking number and page, estimated delivery,
     /// and the events of the order's history.
     #[tracing::instrument(skip_all, fields(id = %request.get_ref().id))]
     async fn get_tracking(
@@ -239,7 +239,7 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         }))
     }
 
-    /// Contract 6.2.7: the invoice PDF of an order the caller may see (own, or
+    /// GET /orders/{id}/invoice: the invoice PDF of an order the caller may see (own, or
     /// any for an admin), with `content-disposition` naming the file.
     #[tracing::instrument(skip_all, fields(id = %request.get_ref().id))]
     async fn get_invoice(

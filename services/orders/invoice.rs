@@ -1,4 +1,4 @@
-//! The invoice of an order as a PDF (contract 6.2.7): seller, buyer, billing and
+//! The invoice of an order as a PDF (GET /orders/{id}/invoice): seller, buyer, billing and
 //! shipping addresses, every line, subtotal, tax, shipping and total.
 
 use super::domain::{Address, Order};

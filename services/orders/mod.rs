@@ -1,4 +1,4 @@
-//! The orders service: orders and their life cycle (contract section 6), behind
+//! The orders service: orders and their life cycle (the /orders routes), behind
 //! `ecom.orders.v1.OrdersService`.
 //!
 //! Its rooms, as in every service: [`domain`] (typed values and the pure rules

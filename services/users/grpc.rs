@@ -1,4 +1,4 @@
-//! `UsersService` over gRPC (contract section 7): decode the request into domain values,
+//! `UsersService` over gRPC (the /users routes): decode the request into domain values,
 //! authorize (owner or admin), call the use case ([`super::app`]) or the store, encode.
 
 use secrecy::SecretString;
@@ -27,7 +27,7 @@ fn public_view(u: common::User) -> common::User {
 
 #[tonic::async_trait]
 impl UsersService for UsersApi {
-    /// Spec 7.2.1.
+    /// GET /users/me: the signed-in user's full profile.
     #[tracing::instrument(skip_all)]
     async fn get_me(
         &self,
@@ -55,7 +55,8 @@ impl UsersService for UsersApi {
         Ok(Response::new(pb::GetUserResponse { user: Some(user) }))
     }
 
-    /// Spec 7.2.2: partial update; role, id and password are not fields of the request.
+    /// PUT /users/me: partial update of one's own profile; role, id and password are not
+    /// fields of the request.
     #[tracing::instrument(skip_all)]
     async fn update_me(
         &self,
@@ -107,7 +108,8 @@ impl UsersService for UsersApi {
         Ok(Response::new(pb::UpdateUserResponse { user: Some(user) }))
     }
 
-    /// Spec 7.2.4, with the defaults when never set.
+    /// GET /users/me/preferences: the signed-in user's preferences, with the defaults when
+    /// never set.
     #[tracing::instrument(skip_all)]
     async fn get_preferences(
         &self,
@@ -122,7 +124,7 @@ impl UsersService for UsersApi {
         }))
     }
 
-    /// Spec 7.2.4: partial update, every field validated.
+    /// PUT /users/me/preferences: partial update, every field validated.
     #[tracing::instrument(skip_all)]
     async fn update_preferences(
         &self,
@@ -147,7 +149,8 @@ impl UsersService for UsersApi {
         }))
     }
 
-    /// Spec 7.2.3.
+    /// POST /users/me/avatar: stores the uploaded image as the signed-in user's avatar and
+    /// answers its URL.
     #[tracing::instrument(skip_all)]
     async fn upload_avatar(
         &self,
@@ -161,7 +164,8 @@ impl UsersService for UsersApi {
         }))
     }
 
-    /// Spec 7.2.6: soft delete with a grace period.
+    /// POST /users/me/delete: with the password, schedules the account for deletion (soft,
+    /// with a grace period) and revokes its tokens at once.
     #[tracing::instrument(skip_all)]
     async fn delete_me(
         &self,
@@ -188,7 +192,8 @@ impl UsersService for UsersApi {
         }))
     }
 
-    /// Spec 7.2.5: a bare array, the default first.
+    /// GET /users/me/addresses: the signed-in user's addresses as a bare array, the default
+    /// first.
     #[tracing::instrument(skip_all)]
     async fn list_addresses(
         &self,
@@ -203,7 +208,7 @@ impl UsersService for UsersApi {
         }))
     }
 
-    /// Spec 7.2.5.
+    /// POST /users/me/addresses: adds an address to the signed-in user's.
     #[tracing::instrument(skip_all)]
     async fn add_address(
         &self,
@@ -218,7 +223,8 @@ impl UsersService for UsersApi {
         }))
     }
 
-    /// Spec 7.2.5: only the owner's; another user's address is 404.
+    /// PUT (or PATCH) /users/me/addresses/{id}: partial update of one of the signed-in user's
+    /// addresses; another user's address is 404.
     #[tracing::instrument(skip_all, fields(address.id = req.get_ref().id))]
     async fn update_address(
         &self,
@@ -233,7 +239,7 @@ impl UsersService for UsersApi {
         }))
     }
 
-    /// Spec 7.2.5: 204; another user's address is 404.
+    /// DELETE /users/me/addresses/{id}: 204; another user's address is 404.
     #[tracing::instrument(skip_all, fields(address.id = req.get_ref().id))]
     async fn delete_address(
         &self,

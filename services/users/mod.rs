@@ -1,9 +1,9 @@
-//! The users service: profiles, preferences, avatars, addresses and account deletion (contract
-//! section 7), behind `ecom.users.v1.UsersService`.
+//! The users service: profiles, preferences, avatars, addresses and account deletion (the
+//! /users routes), behind `ecom.users.v1.UsersService`.
 //!
 //! It shares the identity tables with the auth service (see [`crate::auth`]) and owns
 //! `user_preferences` and `addresses`, and the avatar files in UPLOAD_DIR. Profiles are cached
-//! write-through for 60 s (spec 12.2). Deletion is soft with a grace period; [`run_purge`]
+//! write-through for 60 s. Deletion is soft with a grace period; [`run_purge`]
 //! anonymises accounts afterwards and keeps the rows, so orders keep their user id.
 
 mod app;

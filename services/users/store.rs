@@ -322,7 +322,8 @@ pub async fn delete_address(
     }
 }
 
-/// Schedules the account for deletion (spec 7.2.6).
+/// Schedules the account for deletion: records when and why; [`purge_deleted`] anonymises it
+/// once the grace period has passed.
 pub async fn request_deletion(
     ex: impl PgExecutor<'_>,
     user_id: i64,

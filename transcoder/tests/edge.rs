@@ -724,6 +724,27 @@ async fn request_id_layer_generates_and_echoes() {
     assert_ne!(reply.header("x-request-id"), Some("bad id with spaces"));
 }
 
+#[tokio::test]
+async fn request_id_layer_keeps_one_sane_id_only() {
+    let svc = ServiceBuilder::new()
+        .layer(RequestId::layer())
+        .service(edge());
+    let mut r = get("/api/v1/echo");
+    r.headers_mut()
+        .append("x-request-id", "first".parse().unwrap());
+    r.headers_mut()
+        .append("x-request-id", "second".parse().unwrap());
+    let reply = send(&svc, r).await;
+    let ids: Vec<_> = reply.headers.get_all("x-request-id").iter().collect();
+    assert_eq!(ids, ["first"]);
+    assert_eq!(reply.json()["metadata"]["x-request-id"], "first");
+    let mut r = get("/api/v1/echo");
+    r.headers_mut()
+        .insert("x-request-id", "x".repeat(129).parse().unwrap());
+    let reply = send(&svc, r).await;
+    assert_eq!(reply.header("x-request-id").unwrap().len(), 36);
+}
+
 // ---- layers ----
 
 fn cors_edge(
@@ -903,11 +924,12 @@ fn openapi_document_lists_the_routes() {
 async fn full_layer_stack_over_http() {
     use http_body_util::{BodyExt, Empty};
     use transcoder::layers::{Metrics, Trace};
+    // In the order of the `layers` module docs.
     let app = ServiceBuilder::new()
-        .layer(Trace::layer())
-        .layer(Metrics::layer())
         .layer(CatchPanic::layer())
         .layer(RequestId::layer())
+        .layer(Trace::layer())
+        .layer(Metrics::layer())
         .layer(SecurityHeaders::layer(None))
         .layer(Cors::layer(CorsConfig {
             allowed_origins: vec!["https://app.example.com".into()],

@@ -215,7 +215,7 @@ pub struct TrackingEvent {
     pub description: String,
 }
 
-/// The tracking page of an order (contract 6.2.6).
+/// The tracking page of an order (GET /orders/{id}/tracking).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracking {
     pub order_id: String,

@@ -1,4 +1,5 @@
-//! Server-side pricing of an order (contract 6.2.1): integer cents only.
+//! Server-side pricing of an order (POST /orders carries no prices; they come from the
+//! catalog): integer cents only.
 //!
 //! Per line: `total = price * quantity`, `discountedTotal = total * (1 -
 //! discount)` rounded half-up to the cent. Subtotal = sum of discounted totals;
@@ -135,7 +136,7 @@ mod tests {
 
     #[test]
     fn the_contract_example_prices_exactly() {
-        // Two units at 1199.99 with 5.5 % off (contract 6.2.1).
+        // Two units at 1199.99 with 5.5 % off: the worked example of the REST contract.
         let line = PricedLine::new(1, "iPhone 15 Pro".into(), 119_999, 550, 2, String::new());
         assert_eq!(line.total_cents, 239_998);
         assert_eq!(line.discounted_total_cents, 226_798);

@@ -121,7 +121,7 @@ pub struct OrderForm {
     pub payment_intent_id: Option<String>,
 }
 
-/// A valid order to place (contract 6.2.1), before pricing.
+/// A valid order to place (the body of POST /orders), before pricing.
 #[derive(Debug, Clone)]
 pub struct NewOrder {
     pub lines: Lines,
@@ -190,7 +190,7 @@ pub struct StatusForm {
     pub note: Option<String>,
 }
 
-/// A valid status change (contract 6.2.4): shipping needs a tracking number
+/// A valid status change (PUT /orders/{id}/status): shipping needs a tracking number
 /// and a known carrier, which are kept for a shipment only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusUpdate {

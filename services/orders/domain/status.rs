@@ -18,7 +18,7 @@ fn corrupt(kind: &'static str, value: &str) -> Corrupt {
     }
 }
 
-/// Fulfilment status of an order (contract 9.1).
+/// Fulfilment status of an order (JSON `status`), moved by [`OrderStatus::can_become`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderStatus {
     Pending,

@@ -1,17 +1,24 @@
 //! A panic anywhere below becomes a 500 `INTERNAL_ERROR` in the contract's
 //! shape, with nothing of the panic in the body; the panic message is
 //! logged, and the process keeps serving.
+//!
+//! tower-http's `CatchPanic` does the catching; this module supplies the
+//! answer and maps its boxed body back to the edge's [`Body`] (or tonic's).
 
-use std::panic::AssertUnwindSafe;
-use std::task::{Context, Poll};
+use std::any::Any;
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
-use http::{Request, Response, StatusCode};
-use tower::{Layer, Service};
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use tower::Layer;
+use tower_http::body::UnsyncBoxBody;
+use tower_http::catch_panic::CatchPanic as CatchPanicService;
+use tower_http::map_response_body::MapResponseBody;
 
-use crate::body::Body;
+use crate::body::{Body, BoxError};
 use crate::error::{INTERNAL_MESSAGE, error_response};
+
+type Panic = Box<dyn Any + Send + 'static>;
+type CaughtBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// The panic-catching layer.
 #[derive(Debug, Clone, Copy, Default)]
@@ -25,20 +32,19 @@ impl CatchPanic {
 }
 
 impl<S> Layer<S> for CatchPanic {
-    type Service = CatchPanicService<S>;
+    type Service =
+        MapResponseBody<CatchPanicService<S, fn(Panic) -> Response<Body>>, fn(CaughtBody) -> Body>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CatchPanicService { inner }
+        MapResponseBody::new(
+            CatchPanicService::custom(inner, panic_response as fn(Panic) -> Response<Body>),
+            Body::new,
+        )
     }
 }
 
-/// The service of [`CatchPanic`].
-#[derive(Debug, Clone)]
-pub struct CatchPanicService<S> {
-    inner: S,
-}
-
-fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response<Body> {
+/// Logs the panic's message and answers the contract's 500.
+fn panic_response(panic: Panic) -> Response<Body> {
     let message = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -51,35 +57,6 @@ fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response<Body> {
         INTERNAL_MESSAGE,
         serde_json::Map::new(),
     )
-}
-
-impl<S, ReqB> Service<Request<ReqB>> for CatchPanicService<S>
-where
-    S: Service<Request<ReqB>, Response = Response<Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
-            Ok(fut) => Box::pin(async move {
-                match AssertUnwindSafe(fut).catch_unwind().await {
-                    Ok(result) => result,
-                    Err(panic) => Ok(panic_response(panic)),
-                }
-            }),
-            Err(panic) => {
-                let response = panic_response(panic);
-                Box::pin(async move { Ok(response) })
-            }
-        }
-    }
 }
 
 /// The gRPC-side twin of [`CatchPanic`], for a tonic server
@@ -98,49 +75,24 @@ impl GrpcCatchPanic {
 }
 
 impl<S> Layer<S> for GrpcCatchPanic {
-    type Service = GrpcCatchPanicService<S>;
+    type Service = MapResponseBody<
+        CatchPanicService<S, fn(Panic) -> Response<tonic::body::Body>>,
+        fn(CaughtBody) -> tonic::body::Body,
+    >;
 
     fn layer(&self, inner: S) -> Self::Service {
-        GrpcCatchPanicService { inner }
+        MapResponseBody::new(
+            CatchPanicService::custom(
+                inner,
+                grpc_panic_response as fn(Panic) -> Response<tonic::body::Body>,
+            ),
+            tonic::body::Body::new,
+        )
     }
 }
 
-/// The service of [`GrpcCatchPanic`].
-#[derive(Debug, Clone)]
-pub struct GrpcCatchPanicService<S> {
-    inner: S,
-}
-
-fn grpc_panic_response(panic: Box<dyn std::any::Any + Send>) -> Response<tonic::body::Body> {
+/// Logs the panic as [`CatchPanic`] does and answers gRPC `INTERNAL`.
+fn grpc_panic_response(panic: Panic) -> Response<tonic::body::Body> {
     drop(panic_response(panic));
     tonic::Status::internal(INTERNAL_MESSAGE).into_http()
-}
-
-impl<S, ReqB> Service<Request<ReqB>> for GrpcCatchPanicService<S>
-where
-    S: Service<Request<ReqB>, Response = Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response<tonic::body::Body>, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
-            Ok(fut) => Box::pin(async move {
-                match AssertUnwindSafe(fut).catch_unwind().await {
-                    Ok(result) => result,
-                    Err(panic) => Ok(grpc_panic_response(panic)),
-                }
-            }),
-            Err(panic) => {
-                let response = grpc_panic_response(panic);
-                Box::pin(async move { Ok(response) })
-            }
-        }
-    }
 }

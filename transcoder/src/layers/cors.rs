@@ -7,6 +7,9 @@
 //! Requests from any other origin get no CORS headers at all (a preflight
 //! then falls through to the inner service, which answers `OPTIONS` itself)
 //! and the browser blocks them. Every response varies on `Origin`.
+//!
+//! Ours, not tower-http's `CorsLayer`: that one answers every `OPTIONS` itself (200) and sends
+//! the allow-methods/headers/max-age headers whatever the origin, which this contract forbids.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};

@@ -4,6 +4,8 @@
 //! route}`. `route` is the matched pattern from the response's
 //! [`MatchedRoute`] extension, or `unmatched`, so label
 //! cardinality is bounded by the route table, never by raw paths.
+//!
+//! Ours: tower-http's metrics module has an in-flight gauge only, nothing per route.
 
 use std::task::{Context, Poll};
 use std::time::Instant;

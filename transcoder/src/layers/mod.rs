@@ -2,21 +2,24 @@
 //!
 //! They wrap the [`Transcoder`](crate::Transcoder) (or anything answering
 //! `http::Response<crate::Body>`); none of them knows about routes or
-//! protobuf. A typical stack, outermost first (order matters where noted):
+//! protobuf. Where tower-http has the layer, it does the work (panic
+//! catching, request id, tracing, set-header) and the module only says what
+//! the answer or span holds; CORS and metrics are ours (see their modules
+//! for why). The stack, outermost first, as an application builds it in
+//! one function (ecom: `edge` in `services/server.rs`):
 //!
 //! ```text
-//! Trace          one span per request; outermost so it times everything
-//! Metrics        count / status / latency per matched route
-//! CatchPanic     a panic below becomes a 500 that Metrics and Trace still see
+//! CatchPanic     outermost: a panic anywhere below becomes the contract's 500;
+//!                it is logged here, so Trace and Metrics never see it
 //!                (GrpcCatchPanic does the same on the gRPC server side)
-//! RequestId      before Cors/SecurityHeaders so every answer carries the id
+//! RequestId      above Trace, so every span and every answer carries the id
+//! Trace          one span per request
+//! Metrics        count / status / latency per matched route
 //! SecurityHeaders
 //! Cors           answers preflights itself, so it sits just above the edge
+//!                (and above anything that should not count a preflight)
 //! Transcoder
 //! ```
-//!
-//! Futures are boxed (one small allocation per layer per request); that is
-//! noise next to the JSON and HTTP work of a request.
 
 pub mod catch_panic;
 pub mod cors;
@@ -28,6 +31,6 @@ pub mod trace;
 pub use catch_panic::{CatchPanic, GrpcCatchPanic};
 pub use cors::{Cors, CorsConfig};
 pub use metrics::Metrics;
-pub use request_id::{RequestId, RequestIdValue};
+pub use request_id::RequestId;
 pub use security::SecurityHeaders;
 pub use trace::Trace;

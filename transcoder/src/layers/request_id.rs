@@ -1,19 +1,20 @@
-//! `x-request-id`: accepted from the client when sane, generated otherwise,
-//! put in the request's extensions and header (so the transcoder forwards
-//! it) and echoed on the response.
+//! `x-request-id`: accepted from the client when sane, generated otherwise
+//! (a UUID v4), put in the request's header (so the transcoder forwards it)
+//! and extensions (tower-http's [`RequestId`](tower_http::request_id::RequestId)),
+//! and echoed on the response.
+//!
+//! tower-http's `SetRequestId` and `PropagateRequestId` do the setting and
+//! echoing; they keep any id a client sent, so a small step of our own
+//! drops an unacceptable one first.
 
 use std::task::{Context, Poll};
 
-use futures::future::BoxFuture;
 use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response};
 use tower::{Layer, Service};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestId, SetRequestId};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The request id of a request, in its extensions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestIdValue(pub HeaderValue);
 
 /// Whether a client-sent id is kept: 1 to 128 visible ASCII characters
 /// (anything else could be log injection or a memory burden).
@@ -41,46 +42,51 @@ impl RequestId {
 }
 
 impl<S> Layer<S> for RequestId {
-    type Service = RequestIdService<S>;
+    type Service = KeepAcceptableId<SetRequestId<PropagateRequestId<S>, MakeRequestUuid>>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequestIdService { inner }
+        KeepAcceptableId {
+            inner: SetRequestId::x_request_id(
+                PropagateRequestId::x_request_id(inner),
+                MakeRequestUuid,
+            ),
+        }
     }
 }
 
-/// The service of [`RequestId`].
+/// Leaves a request at most one `x-request-id`, and only an acceptable one,
+/// so that what the inner layers keep or generate is always sane.
 #[derive(Debug, Clone)]
-pub struct RequestIdService<S> {
+pub struct KeepAcceptableId<S> {
     inner: S,
 }
 
-impl<S, ReqB, ResB> Service<Request<ReqB>> for RequestIdService<S>
+impl<S, ReqB, ResB> Service<Request<ReqB>> for KeepAcceptableId<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
-    S::Future: Send + 'static,
 {
     type Response = Response<ResB>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response<ResB>, S::Error>>;
+    type Future = S::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let id = req
-            .headers()
+        let headers = req.headers_mut();
+        match headers
             .get(X_REQUEST_ID)
             .filter(|v| is_acceptable(v))
             .cloned()
-            .unwrap_or_else(generate);
-        req.headers_mut().insert(X_REQUEST_ID, id.clone());
-        req.extensions_mut().insert(RequestIdValue(id.clone()));
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let mut response = fut.await?;
-            response.headers_mut().insert(X_REQUEST_ID, id);
-            Ok(response)
-        })
+        {
+            Some(id) => {
+                headers.insert(X_REQUEST_ID, id);
+            }
+            None => {
+                headers.remove(X_REQUEST_ID);
+            }
+        }
+        self.inner.call(req)
     }
 }
