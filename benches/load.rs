@@ -11,7 +11,9 @@
 //! BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/ecom_bench), BENCH_PRODUCTS
 //! (catalog size, seeded once per database; default 10000), BENCH_SECONDS per scenario (5),
 //! BENCH_CONCURRENCY (32), BENCH_ROUNDS (alternating ceiling/edge slices; 7),
-//! REDIS_URL (redis://127.0.0.1:6379).
+//! REDIS_URL (redis://127.0.0.1:6379), BENCH_READ_URLS (DATABASE_READ_URLS of the first instance:
+//! streaming replicas of BENCH_DATABASE_URL's database for its reads; unset, none; the demo
+//! catalog's instance reads its primary).
 //!
 //! The load generator is closed-loop: BENCH_CONCURRENCY workers each send a request, wait for the
 //! answer, and send the next, over keep-alive connections (one HTTP/1.1 connection or one HTTP/2
@@ -210,8 +212,11 @@ fn main() {
 }
 
 /// The settings of a benchmarked instance: loopback, free ports, no rate limits, no seeding.
-fn bench_settings(database_url: &str, redis: &str, key_prefix: &str) -> Settings {
+/// `read_urls`: DATABASE_READ_URLS (empty: the primary only).
+fn bench_settings(database_url: &str, read_urls: &str, redis: &str, key_prefix: &str) -> Settings {
     let mut settings = Settings::for_tests(&[
+        "--database-read-urls",
+        read_urls,
         "--host",
         "127.0.0.1",
         "--port",
@@ -245,7 +250,12 @@ async fn run() {
     let workers: usize = env("BENCH_CONCURRENCY", 32);
     let duration = Duration::from_secs(seconds);
 
-    let settings = bench_settings(&database_url, &redis, "ecom-bench:");
+    let settings = bench_settings(
+        &database_url,
+        &std::env::var("BENCH_READ_URLS").unwrap_or_default(),
+        &redis,
+        "ecom-bench:",
+    );
     let app = Application::build(settings.clone(), Mode::all(), Clock::system())
         .await
         .unwrap();
@@ -441,7 +451,7 @@ async fn run() {
     // The demo catalog (240 products) on its own database and instance: a DummyJSON frontend
     // loads it whole with `limit=0` on every filter change (issue #17), beside a 10-item page.
     let demo_url = format!("{database_url}_demo");
-    let demo_settings = bench_settings(&demo_url, &redis, "ecom-bench-demo:");
+    let demo_settings = bench_settings(&demo_url, "", &redis, "ecom-bench-demo:");
     let demo = Application::build(demo_settings.clone(), Mode::all(), Clock::system())
         .await
         .unwrap();

@@ -189,6 +189,20 @@ pub struct Settings {
     /// Maximum PostgreSQL connections per process.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 20, global = true)]
     pub database_pool_size: u32,
+    /// PostgreSQL streaming replicas for reads, comma-separated connection strings (optional).
+    /// Catalog and history reads go to a healthy one; writes, and reads of a caller who
+    /// just wrote that the replicas have not replayed yet, go to DATABASE_URL.
+    #[arg(
+        long,
+        env = "DATABASE_READ_URLS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_read_urls: Vec<SecretString>,
+    /// How far behind the primary a replica may fall before reads leave it, e.g. 5s.
+    #[arg(long, env = "DATABASE_READ_MAX_LAG", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub database_read_max_lag: Duration,
     /// Redis connection string; unset runs cache, rate limits and the token deny-list in-process.
     #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
     pub redis_url: Option<SecretString>,

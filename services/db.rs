@@ -1,7 +1,13 @@
-//! PostgreSQL: connecting, creating the database when missing, and applying migrations.
+//! PostgreSQL: connecting, creating the database when missing, and applying migrations; the
+//! read replicas and read-your-writes live in [`replicas`] and [`consistency`].
 //!
-//! Every service gets the same pool; each owns its own tables (see migrations/) and never
-//! reads another service's.
+//! Every service gets the same [`Database`]; each owns its own tables (see migrations/) and
+//! never reads another service's.
+
+pub mod consistency;
+pub mod replicas;
+
+pub use replicas::{Database, Lsn};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -57,6 +63,37 @@ pub fn pool(options: PgConnectOptions, size: u32) -> PgPool {
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(3))
         .connect_lazy_with(options)
+}
+
+/// The [`Database`] of DATABASE_URL and DATABASE_READ_URLS (pools connect lazily). Replica
+/// connections are named `ecom-read` in `pg_stat_activity`, and wait at most a second for a
+/// connection: a replica that is down must not hold a read back long before the primary serves it.
+pub fn database(
+    primary: &SecretString,
+    replicas: &[SecretString],
+    size: u32,
+    max_lag: Duration,
+) -> anyhow::Result<Database> {
+    let pool_of_primary = pool(connect_options(primary)?, size);
+    let mut pools = Vec::new();
+    for url in replicas
+        .iter()
+        .filter(|u| !u.expose_secret().trim().is_empty())
+    {
+        let options = PgConnectOptions::from_str(url.expose_secret().trim())
+            .context("DATABASE_READ_URLS holds a URL that is not a valid PostgreSQL URL")?
+            .application_name("ecom-read")
+            .log_statements(tracing::log::LevelFilter::Debug)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+        let name = format!("{}:{}", options.get_host(), options.get_port());
+        let replica = PgPoolOptions::new()
+            .max_connections(size)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(1))
+            .connect_lazy_with(options);
+        pools.push((name, replica));
+    }
+    Ok(Database::with_replicas(pool_of_primary, pools, max_lag))
 }
 
 /// Creates the database when missing and applies every pending migration.

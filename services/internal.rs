@@ -24,6 +24,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 
 use crate::authn::{Authenticate, Authenticator};
+use crate::db::consistency::ReadYourWritesLayer;
 use crate::tokens::{Role, Tokens};
 
 /// The transport under a client: in-process service or channel, boxed.
@@ -43,8 +44,12 @@ pub struct TransportError(BoxError);
 pub const SERVICE_USER_ID: i64 = 0;
 
 /// A transport to `server` (a generated `...ServiceServer`) in this process,
-/// behind the same authentication layer the gRPC server has.
-pub fn in_process<S>(server: S, authenticator: Authenticator) -> Transport
+/// behind the same authentication and read-consistency layers the gRPC server has.
+pub fn in_process<S>(
+    server: S,
+    authenticator: Authenticator,
+    read_your_writes: ReadYourWritesLayer,
+) -> Transport
 where
     S: Service<
             http::Request<tonic::body::Body>,
@@ -58,6 +63,7 @@ where
 {
     let stack = ServiceBuilder::new()
         .layer(Authenticate::layer(authenticator))
+        .layer(read_your_writes)
         .service(server);
     let stack = ServiceExt::<http::Request<tonic::body::Body>>::map_err(
         stack,

@@ -27,6 +27,7 @@ use crate::cache::Cache;
 use crate::catalog::CatalogService;
 use crate::clock::Clock;
 use crate::config::{PaymentProviderKind, ServiceName, Settings};
+use crate::db::consistency::{ReadYourWrites, ReadYourWritesLayer};
 use crate::edge::{self, EdgeDeps};
 use crate::grpc_metrics::GrpcMetrics;
 use crate::kv::Kv;
@@ -77,7 +78,9 @@ pub struct Application {
 #[derive(Clone)]
 struct Runtime {
     settings: Arc<Settings>,
+    /// The primary; `database` adds the read replicas, for the services' reads.
     db: PgPool,
+    database: db::Database,
     kv: Kv,
     cache: Cache,
     tokens: Tokens,
@@ -88,8 +91,12 @@ struct Runtime {
 impl Runtime {
     /// Connects the pools (lazily) from settings.
     fn new(settings: Settings, clock: Clock) -> anyhow::Result<Runtime> {
-        let options = db::connect_options(&settings.database_url)?;
-        let db = db::pool(options, settings.database_pool_size);
+        let database = db::database(
+            &settings.database_url,
+            &settings.database_read_urls,
+            settings.database_pool_size,
+            settings.database_read_max_lag,
+        )?;
         let kv = match &settings.redis_url {
             Some(url) => Kv::redis(
                 url,
@@ -115,7 +122,8 @@ impl Runtime {
             authenticator: Authenticator::new(tokens.clone(), kv.clone()),
             cache: Cache::with_local_tier(kv.clone(), settings.cache_local_max_mb << 20),
             settings: Arc::new(settings),
-            db,
+            db: database.primary().clone(),
+            database,
             kv,
             tokens,
             clock,
@@ -130,6 +138,13 @@ impl Runtime {
             tokens: &self.tokens,
             authenticator: &self.authenticator,
         }
+    }
+}
+
+impl Runtime {
+    /// The read-consistency layer of every gRPC stack (db::consistency).
+    fn read_your_writes(&self) -> ReadYourWritesLayer {
+        ReadYourWrites::layer(self.database.clone(), self.kv.clone())
     }
 }
 
@@ -176,6 +191,7 @@ impl Application {
                 };
                 let routes = grpc_routes(&shared, &services, commerce.as_ref());
                 shared.cache.listen(stop.clone()).await;
+                tokio::spawn(shared.database.clone().monitor(stop.clone()));
                 tokio::spawn(commerce_sweeper(
                     shared.clone(),
                     services.clone(),
@@ -199,6 +215,7 @@ impl Application {
                         .layer(transcoder::layers::GrpcCatchPanic::layer())
                         .layer(GrpcMetrics::layer())
                         .layer(Authenticate::layer(shared.authenticator.clone()))
+                        .layer(shared.read_your_writes())
                         .service(routes);
                     let upstreams = services
                         .iter()
@@ -341,7 +358,7 @@ fn grpc_routes(shared: &Runtime, services: &[ServiceName], commerce: Option<&Com
             }
             (ServiceName::Catalog, _) => {
                 routes.add_service(CatalogServiceServer::new(CatalogService::new(
-                    shared.db.clone(),
+                    shared.database.clone(),
                     shared.cache.clone(),
                     crate::catalog::CatalogConfig::from_settings(&shared.settings),
                 )))
@@ -351,7 +368,7 @@ fn grpc_routes(shared: &Runtime, services: &[ServiceName], commerce: Option<&Com
             }
             (ServiceName::Users, _) => {
                 routes.add_service(UsersServiceServer::new(users::UsersApi::new(
-                    shared.db.clone(),
+                    shared.database.clone(),
                     profiles.clone(),
                     shared.authenticator.clone(),
                     shared.clock.clone(),
@@ -402,10 +419,12 @@ fn commerce(shared: &Runtime) -> anyhow::Result<Commerce> {
     to_orders.bind(internal::in_process(
         OrdersServiceServer::new(orders.clone()),
         shared.authenticator.clone(),
+        shared.read_your_writes(),
     ));
     to_payments.bind(internal::in_process(
         PaymentsServiceServer::new(payments.clone()),
         shared.authenticator.clone(),
+        shared.read_your_writes(),
     ));
     Ok(Commerce {
         orders,
@@ -424,11 +443,12 @@ fn orders_service(
         Some(url) => internal::remote(url, "CATALOG_URL")?,
         None => internal::in_process(
             CatalogServiceServer::new(CatalogService::new(
-                shared.db.clone(),
+                shared.database.clone(),
                 shared.cache.clone(),
                 crate::catalog::CatalogConfig::from_settings(&shared.settings),
             )),
             shared.authenticator.clone(),
+            shared.read_your_writes(),
         ),
     };
     let catalog = orders::Catalog::new(catalog_transport, shared.tokens.clone());
@@ -452,7 +472,7 @@ fn orders_service(
         return_window_days: settings.return_window_days,
     };
     Ok(orders::OrdersService::new(
-        shared.db.clone(),
+        shared.database.clone(),
         catalog,
         payments,
         shared.clock.clone(),
@@ -567,6 +587,8 @@ async fn serve_grpc(
         .layer(transcoder::layers::GrpcCatchPanic::layer())
         .layer(GrpcMetrics::layer())
         .layer(Authenticate::layer(shared.authenticator.clone()))
+        // Inside authentication: it reads the caller.
+        .layer(shared.read_your_writes())
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY, small unary responses wait on Nagle and delayed ACKs, which

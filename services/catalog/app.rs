@@ -16,6 +16,8 @@ use anyhow::Context as _;
 use prost::Message as _;
 use sqlx::PgPool;
 
+use crate::db::Database;
+
 use super::domain::{MediaPath, NewProduct, Product, ProductPatch, ProductQuery};
 use super::error::CatalogError;
 use super::product_key;
@@ -78,14 +80,22 @@ pub struct ProductPage {
 /// The catalog's use cases. Cheap to clone.
 #[derive(Clone)]
 pub struct CatalogApp {
+    /// The primary: writes, and reads inside them.
     pub(super) db: PgPool,
+    /// Where reads that fill the cache go (a replica that has every catalog write, or the
+    /// primary).
+    replicas: Database,
     pub(super) cache: Cache,
 }
 
 impl CatalogApp {
     /// The use cases over `db`, caching in `cache`.
-    pub fn new(db: PgPool, cache: Cache) -> Self {
-        CatalogApp { db, cache }
+    pub fn new(db: Database, cache: Cache) -> Self {
+        CatalogApp {
+            db: db.primary().clone(),
+            replicas: db,
+            cache,
+        }
     }
 
     /// A product for customers, as `encode` makes it: from the cache, else from the
@@ -99,7 +109,8 @@ impl CatalogApp {
         let bytes = self
             .cache
             .get_or_load(&key, PRODUCT_TTL, || async {
-                let mut conn = self.db.acquire().await.context("acquiring a connection")?;
+                let pool = self.replicas.reads().await;
+                let mut conn = pool.acquire().await.context("acquiring a connection")?;
                 let product = store::find_product(&mut conn, id, Visibility::Live)
                     .await?
                     .ok_or(CatalogError::ProductNotFound(id))?;
@@ -121,7 +132,8 @@ impl CatalogApp {
         let bytes = self
             .cache
             .get_or_load(&key, PAGE_TTL, || async {
-                let (products, total) = store::list_products(&self.db, query).await?;
+                let pool = self.replicas.reads().await;
+                let (products, total) = store::list_products(&pool, query).await?;
                 let page = ProductPage {
                     limit: query.page.reported_limit(products.len()),
                     products,
@@ -146,7 +158,7 @@ impl CatalogApp {
         {
             return Ok(cached);
         }
-        let answer = encode(store::categories(&self.db).await?);
+        let answer = encode(store::categories(&self.replicas.reads().await).await?);
         self.cache
             .set(CATEGORIES_KEY, &answer.encode_to_vec(), CATEGORIES_TTL)
             .await;

@@ -55,7 +55,7 @@ pub struct CatalogService {
 
 impl CatalogService {
     /// A service reading and writing `db`, caching in `cache`.
-    pub fn new(db: sqlx::PgPool, cache: Cache, config: CatalogConfig) -> Self {
+    pub fn new(db: crate::db::Database, cache: Cache, config: CatalogConfig) -> Self {
         CatalogService {
             app: CatalogApp::new(db, cache),
             config: std::sync::Arc::new(config),

@@ -19,6 +19,7 @@ use super::payments::Payments;
 use super::store::{self, AllOrdersQuery, Locked, StatusWrite};
 use crate::authn::Principal;
 use crate::clock::Clock;
+use crate::db::Database;
 use crate::idempotency::{self, Key, Outcome};
 
 /// How long a request waits to learn whether its order was stored after the answer
@@ -73,7 +74,10 @@ pub struct Page {
 /// The use cases. Cheap to clone.
 #[derive(Clone)]
 pub struct OrdersApp {
+    /// The primary: writes, and reads inside them.
     db: PgPool,
+    /// Where history reads go (a replica that has the caller's last write, or the primary).
+    replicas: Database,
     pub(super) catalog: Catalog,
     payments: Payments,
     clock: Clock,
@@ -83,7 +87,7 @@ pub struct OrdersApp {
 
 impl OrdersApp {
     pub fn new(
-        db: PgPool,
+        db: Database,
         catalog: Catalog,
         payments: Payments,
         clock: Clock,
@@ -91,7 +95,8 @@ impl OrdersApp {
         after_sales: AfterSales,
     ) -> Self {
         OrdersApp {
-            db,
+            db: db.primary().clone(),
+            replicas: db,
             catalog,
             payments,
             clock,
@@ -115,7 +120,7 @@ impl OrdersApp {
 
     /// An order the caller may see: their own, or any for an admin; else 404.
     pub async fn visible_order(&self, caller: &Principal, id: &str) -> Result<Order, OrderError> {
-        let order = store::load_order(&self.db, id)
+        let order = store::load_order(&self.replicas.reads().await, id)
             .await?
             .ok_or(OrderError::NotFound)?;
         if !caller.may_access(order.user_id) {
@@ -398,7 +403,8 @@ impl OrdersApp {
         user_id: i64,
         page: Page,
     ) -> Result<(Vec<OrderSummary>, i64), OrderError> {
-        store::list_user_orders(&self.db, user_id, page.skip, page.limit).await
+        let pool = self.replicas.reads().await;
+        store::list_user_orders(&pool, user_id, page.skip, page.limit).await
     }
 
     /// A page of all orders matching `query`, in full, and their number: a
@@ -407,8 +413,9 @@ impl OrdersApp {
         &self,
         query: &AllOrdersQuery,
     ) -> Result<(Vec<Order>, i64), OrderError> {
-        let (ids, total) = store::list_all_order_ids(&self.db, query).await?;
-        Ok((store::load_orders(&self.db, &ids).await?, total))
+        let pool = self.replicas.reads().await;
+        let (ids, total) = store::list_all_order_ids(&pool, query).await?;
+        Ok((store::load_orders(&pool, &ids).await?, total))
     }
 
     /// PUT /orders/{id}/status, by admin `admin`: the status machine; a shipment is mailed

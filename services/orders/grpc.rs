@@ -37,7 +37,7 @@ impl OrdersService {
     /// A service over `db`, pricing with `pricing`, reserving stock through
     /// `catalog`, checking and refunding payment intents through `payments`.
     pub fn new(
-        db: sqlx::PgPool,
+        db: crate::db::Database,
         catalog: Catalog,
         payments: Payments,
         clock: Clock,

@@ -20,10 +20,15 @@ use crate::clock::Clock;
 use crate::validation::Violations;
 use sqlx::PgPool;
 
+use crate::db::Database;
+
 /// The users service; cheap to clone.
 #[derive(Clone)]
 pub struct UsersApi {
+    /// The primary: writes, and reads inside them.
     pub(super) db: PgPool,
+    /// Where the user's own reads go (a replica that has their last write, or the primary).
+    pub(super) replicas: Database,
     pub(super) profiles: Profiles,
     authenticator: Authenticator,
     pub(super) clock: Clock,
@@ -34,14 +39,15 @@ impl UsersApi {
     /// The service over its accounts (`db`), the profile cache, token revocation, the clock
     /// and its settings.
     pub fn new(
-        db: PgPool,
+        db: Database,
         profiles: Profiles,
         authenticator: Authenticator,
         clock: Clock,
         settings: UsersSettings,
     ) -> Self {
         UsersApi {
-            db,
+            db: db.primary().clone(),
+            replicas: db,
             profiles,
             authenticator,
             clock,

@@ -91,7 +91,7 @@ impl UsersService for UsersApi {
         req: Request<pb::GetPreferencesRequest>,
     ) -> Result<Response<pb::GetPreferencesResponse>, Status> {
         let principal = authn::require_user(&req)?;
-        let prefs = store::preferences(&self.db, principal.user_id)
+        let prefs = store::preferences(&self.replicas.reads().await, principal.user_id)
             .await
             .map_err(UsersError::from)?;
         Ok(Response::new(pb::GetPreferencesResponse {
@@ -164,7 +164,7 @@ impl UsersService for UsersApi {
         req: Request<pb::ListAddressesRequest>,
     ) -> Result<Response<pb::ListAddressesResponse>, Status> {
         let principal = authn::require_user(&req)?;
-        let rows = store::list_addresses(&self.db, principal.user_id)
+        let rows = store::list_addresses(&self.replicas.reads().await, principal.user_id)
             .await
             .map_err(UsersError::from)?;
         Ok(Response::new(pb::ListAddressesResponse {

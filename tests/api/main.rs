@@ -17,5 +17,6 @@ mod journey;
 mod mesh;
 mod orders;
 mod payments;
+mod replicas;
 mod spine;
 mod users;

@@ -104,5 +104,12 @@ pub async fn spawn_app_with_rate_limits(prefix: Option<&str>, extra: &[&str]) ->
     args.extend_from_slice(extra);
     let settings = super::test_settings(&super::postgres_base(), &db_name, &prefix, &args);
     let clock = ecom::clock::Clock::fixed(chrono::Utc::now());
-    super::spawn_with_settings(settings, db_name, clock, ecom::server::Mode::all()).await
+    super::spawn_with_settings(
+        settings,
+        db_name,
+        super::postgres_base(),
+        clock,
+        ecom::server::Mode::all(),
+    )
+    .await
 }

@@ -47,6 +47,8 @@ pub struct TestApp {
     pub grpc: String,
     pub db: PgPool,
     pub db_name: String,
+    /// The PostgreSQL server `db` connects to (without a database name).
+    pub db_server: String,
     pub redis_prefix: String,
     pub client: reqwest::Client,
     pub tokens: Tokens,
@@ -91,6 +93,7 @@ pub async fn spawn_app_via(postgres: &str, extra: &[&str]) -> TestApp {
     spawn_with_settings(
         settings,
         db_name,
+        postgres_base(),
         Clock::fixed(chrono::Utc::now()),
         Mode::all(),
     )
@@ -147,6 +150,7 @@ fn test_settings(postgres: &str, db_name: &str, redis_prefix: &str, extra: &[&st
 async fn spawn_with_settings(
     settings: Settings,
     db_name: String,
+    db_server: String,
     clock: Clock,
     mode: Mode,
 ) -> TestApp {
@@ -163,7 +167,7 @@ async fn spawn_with_settings(
     let shutdown = app.shutdown_handle();
     tokio::spawn(app.run_until_stopped());
 
-    let db = PgPool::connect(&format!("{}/{db_name}", postgres_base()))
+    let db = PgPool::connect(&format!("{db_server}/{db_name}"))
         .await
         .expect("test database reachable");
     let tokens = Tokens::new(
@@ -179,6 +183,7 @@ async fn spawn_with_settings(
         grpc,
         db,
         db_name,
+        db_server,
         // What the application uses, also when a test overrode it with `--redis-key-prefix`.
         redis_prefix: settings.redis_key_prefix.clone(),
         client: reqwest::Client::builder()
@@ -209,6 +214,7 @@ impl TestApp {
         spawn_with_settings(
             settings,
             self.db_name.clone(),
+            self.db_server.clone(),
             self.clock.clone(),
             Mode::all(),
         )
@@ -228,6 +234,7 @@ impl TestApp {
         spawn_with_settings(
             self.settings.clone(),
             self.db_name.clone(),
+            self.db_server.clone(),
             self.clock.clone(),
             Mode::Edge { upstreams },
         )
@@ -411,5 +418,6 @@ pub fn pdf_text(bytes: &[u8]) -> String {
 pub mod identity;
 pub mod redis_cluster;
 pub mod redis_server;
+pub mod replica;
 pub mod smtp;
 pub mod tcp_proxy;
