@@ -237,6 +237,51 @@ impl Kv {
         }
     }
 
+    /// Sets `key` to the number `value` unless it holds a greater one, and (either way) makes
+    /// it live for `ttl`: concurrent writers leave the greatest. One EVAL on one key, so it is
+    /// atomic in Redis and in a cluster. Redis compares as Lua numbers: exact up to 2^53.
+    pub async fn raise(&self, key: &str, value: u64, ttl: Duration) -> anyhow::Result<()> {
+        const SCRIPT: &str = r#"
+            local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+            if tonumber(ARGV[1]) > current then
+                redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+            else
+                redis.call('PEXPIRE', KEYS[1], ARGV[2])
+            end
+            return 0
+        "#;
+        let key = self.key(key);
+        let millis = ttl.as_millis().max(1) as u64;
+        match &self.backend {
+            Backend::Redis { conns, .. } => {
+                Self::run::<()>(conns, "raise", || {
+                    let mut p = redis::pipe();
+                    p.cmd("EVAL")
+                        .arg(SCRIPT)
+                        .arg(1)
+                        .arg(&key)
+                        .arg(value)
+                        .arg(millis)
+                        .ignore();
+                    p
+                })
+                .await
+            }
+            Backend::Memory(map) => {
+                let now = Instant::now();
+                let mut map = map.lock().expect("kv map poisoned");
+                let current = map
+                    .get(&key)
+                    .filter(|(_, expiry)| expiry.is_none_or(|e| e > now))
+                    .and_then(|(v, _)| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let value = Bytes::from(value.max(current).to_string());
+                map.insert(key, (value, Some(now + ttl)));
+                Ok(())
+            }
+        }
+    }
+
     /// Publishes `message` on `channel` to every instance subscribed to it (none with the
     /// in-process store, which has no other instances).
     pub async fn publish(&self, channel: &str, message: &str) -> anyhow::Result<()> {
@@ -397,5 +442,28 @@ mod tests {
         let (n2, left) = kv.hit("c", Duration::from_secs(60)).await.unwrap();
         assert_eq!((n1, n2), (1, 2));
         assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(58));
+    }
+
+    /// In memory and on the machine's Redis (scripts/services.sh starts it).
+    #[tokio::test]
+    async fn raise_keeps_the_greatest_value_in_memory_and_in_redis() {
+        let prefix = format!("kv-raise-{}:", std::process::id());
+        let redis = Kv::redis(
+            &"redis://127.0.0.1:6379".into(),
+            crate::config::RedisMode::Standalone,
+            None,
+            &prefix,
+        )
+        .expect("a Redis URL");
+        for kv in [Kv::memory(&prefix), redis] {
+            let ttl = Duration::from_secs(60);
+            kv.raise("lsn", 200, ttl).await.unwrap();
+            // A slower writer with a lower position comes second: the greater one stays.
+            kv.raise("lsn", 150, ttl).await.unwrap();
+            assert_eq!(kv.get("lsn").await.unwrap().as_deref(), Some(&b"200"[..]));
+            kv.raise("lsn", 300, ttl).await.unwrap();
+            assert_eq!(kv.get("lsn").await.unwrap().as_deref(), Some(&b"300"[..]));
+            kv.delete(&["lsn".to_owned()]).await.unwrap();
+        }
     }
 }

@@ -71,7 +71,7 @@ impl ReadScope {
                     match self.kv.get(&key).await {
                         Ok(Some(value)) => {
                             let lsn = std::str::from_utf8(&value).ok()?.parse().ok()?;
-                            min = min.max(lsn);
+                            min = min.max(Lsn(lsn));
                         }
                         Ok(None) => {}
                         Err(e) => {
@@ -304,7 +304,7 @@ fn failed_transiently<RB>(response: &http::Response<RB>) -> bool {
 /// may then miss it on a replica for up to DATABASE_READ_MAX_LAG.
 async fn record_write(db: &Database, kv: &Kv, user: Option<i64>, catalog: bool) {
     let lsn = match db.written_lsn().await {
-        Ok(lsn) => lsn.to_string(),
+        Ok(lsn) => lsn,
         Err(e) => {
             metrics::counter!("db_read_consistency_errors_total").increment(1);
             return tracing::warn!(error = %e, "could not read the primary's WAL position after a write");
@@ -317,7 +317,9 @@ async fn record_write(db: &Database, kv: &Kv, user: Option<i64>, catalog: bool) 
         .into_iter()
         .chain(catalog.then(|| CATALOG_KEY.to_owned()));
     for key in keys {
-        if let Err(e) = kv.set(&key, lsn.as_bytes(), ttl).await {
+        // The greatest position stays: a slower concurrent write of the same caller, whose
+        // position is lower, must not replace a faster one's.
+        if let Err(e) = kv.raise(&key, lsn.0, ttl).await {
             metrics::counter!("db_read_consistency_errors_total").increment(1);
             tracing::warn!(error = %e, key = %key, "could not record a write's WAL position");
         }
