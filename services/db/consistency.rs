@@ -25,6 +25,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures::future::Either;
 use http_body_util::BodyExt as _;
 use tower::{Layer, Service, ServiceExt as _};
 
@@ -188,21 +189,28 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    /// The inner future as it is when there is nothing to decide (no replicas, or an RPC the
+    /// descriptors do not name), so that path costs no allocation; boxed otherwise.
+    type Future =
+        Either<S::Future, Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let req = req.map(tonic::body::Body::new);
+        let rpc = if self.db.has_replicas() {
+            rpcs().get(req.uri().path()).copied()
+        } else {
+            None
+        };
+        let Some(rpc) = rpc else {
+            return Either::Left(self.inner.call(req));
+        };
         // The clone is the one that was not polled ready; swap so the ready one serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let req = req.map(tonic::body::Body::new);
-        let rpc = rpcs().get(req.uri().path()).copied();
-        let (Some(rpc), true) = (rpc, self.db.has_replicas()) else {
-            return Box::pin(inner.call(req));
-        };
         let user = match req.extensions().get::<Caller>() {
             Some(Caller::User(p)) if p.user_id != crate::internal::SERVICE_USER_ID => {
                 Some(p.user_id)
@@ -211,15 +219,15 @@ where
         };
         let (db, kv) = (self.db.clone(), self.kv.clone());
         if rpc.read {
-            Box::pin(read(inner, req, db, kv, user, rpc.catalog))
+            Either::Right(Box::pin(read(inner, req, db, kv, user, rpc.catalog)))
         } else {
-            Box::pin(async move {
+            Either::Right(Box::pin(async move {
                 let response = inner.call(req).await?;
                 if succeeded(&response) && (user.is_some() || rpc.catalog) {
                     record_write(&db, &kv, user, rpc.catalog).await;
                 }
                 Ok(response)
-            })
+            }))
         }
     }
 }

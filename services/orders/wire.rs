@@ -15,7 +15,7 @@ pub fn line_items(items: &[pb::LineItem]) -> Vec<(i64, i32)> {
     items.iter().map(|i| (i.id, i.quantity)).collect()
 }
 
-pub fn address_from_wire(a: &ShippingAddress) -> Address {
+fn address_from_wire(a: &ShippingAddress) -> Address {
     Address {
         first_name: a.first_name.clone(),
         last_name: a.last_name.clone(),
