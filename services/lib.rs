@@ -18,6 +18,7 @@ pub mod config;
 pub mod db;
 pub mod edge;
 pub mod errors;
+pub mod events;
 pub mod grpc_metrics;
 pub mod idempotency;
 pub mod internal;
