@@ -5,7 +5,8 @@
 //! Then the 240-product demo catalog (on BENCH_DATABASE_URL + "_demo"): `limit=0`, the whole
 //! catalogue a DummyJSON frontend loads, beside a 10-item page.
 //!
-//! Last, order creation (POST /orders with two lines, one buyer per worker) through the edge.
+//! Last, order creation (POST /orders with two lines, one buyer per worker) through the edge,
+//! plain and with a coupon and express shipping, side by side.
 //!
 //! `cargo bench --bench load` — settings from the environment:
 //! BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/ecom_bench), BENCH_PRODUCTS
@@ -504,43 +505,63 @@ async fn run() {
         Duration::from_secs(3600),
         Clock::system(),
     );
+    // Beside the plain order, the same order with an (unlimited) percentage coupon and express
+    // shipping: the coupon's checks, its redemption (one conditional UPDATE in the order's
+    // transaction) and the shipping and tax table reads; issue #14 wants it within 20 %.
+    sqlx::query(
+        "INSERT INTO coupons (code, kind, percent_off, created_at, updated_at)
+         VALUES ('BENCH10', 'percentage', 10, now(), now()) ON CONFLICT (code) DO NOTHING",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
     let buyer = std::sync::atomic::AtomicI64::new(1_000_000);
-    let edge_orders = drive("REST  POST /orders (2 lines)", workers, duration, || {
-        let user = buyer.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (token, _) = tokens.mint(
-            user,
-            &format!("buyer{user}@bench.test"),
-            ecom::tokens::Role::User,
-            None,
-        );
-        let client = client.clone();
-        let uri: hyper::Uri = format!("{rest}/orders").parse().unwrap();
-        let mut n = user as usize;
-        move || {
-            n += 1;
-            let (a, b) = (1 + n % 20, 1 + (n + 7) % 20);
-            let body = format!(
-                r#"{{"products":[{{"id":{a},"quantity":1}},{{"id":{b},"quantity":2}}],"paymentMethod":"card","shippingAddress":{{"firstName":"John","lastName":"Doe","address":"123 Main St","city":"New York","state":"NY","zipCode":"10001","country":"USA","phone":"+1234567890"}}}}"#
+    let mut order_outcomes = Vec::new();
+    for (name, extra) in [
+        ("REST  POST /orders (2 lines)", ""),
+        (
+            "REST  POST /orders (coupon, express)",
+            r#","couponCode":"BENCH10","shippingMethod":"express""#,
+        ),
+    ] {
+        let outcome = drive(name, workers, duration, || {
+            let user = buyer.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (token, _) = tokens.mint(
+                user,
+                &format!("buyer{user}@bench.test"),
+                ecom::tokens::Role::User,
+                None,
             );
-            let request = hyper::Request::post(uri.clone())
-                .header("content-type", "application/json")
-                .header("authorization", format!("Bearer {token}"))
-                .body(Full::new(Bytes::from(body)))
-                .unwrap();
             let client = client.clone();
-            Box::pin(async move {
-                match client.request(request).await {
-                    Ok(response) => {
-                        let ok = response.status() == hyper::StatusCode::CREATED;
-                        response.into_body().collect().await.is_ok() && ok
+            let uri: hyper::Uri = format!("{rest}/orders").parse().unwrap();
+            let mut n = user as usize;
+            move || {
+                n += 1;
+                let (a, b) = (1 + n % 20, 1 + (n + 7) % 20);
+                let body = format!(
+                    r#"{{"products":[{{"id":{a},"quantity":1}},{{"id":{b},"quantity":2}}],"paymentMethod":"card","shippingAddress":{{"firstName":"John","lastName":"Doe","address":"123 Main St","city":"New York","state":"NY","zipCode":"10001","country":"USA","phone":"+1234567890"}}{extra}}}"#
+                );
+                let request = hyper::Request::post(uri.clone())
+                    .header("content-type", "application/json")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Full::new(Bytes::from(body)))
+                    .unwrap();
+                let client = client.clone();
+                Box::pin(async move {
+                    match client.request(request).await {
+                        Ok(response) => {
+                            let ok = response.status() == hyper::StatusCode::CREATED;
+                            response.into_body().collect().await.is_ok() && ok
+                        }
+                        Err(_) => false,
                     }
-                    Err(_) => false,
-                }
-            }) as std::pin::Pin<Box<dyn Future<Output = bool> + Send>>
-        }
-    })
-    .await;
-    edge_orders.print();
+                }) as std::pin::Pin<Box<dyn Future<Output = bool> + Send>>
+            }
+        })
+        .await;
+        outcome.print();
+        order_outcomes.push(outcome);
+    }
 
     println!("\nratios (same run):");
     println!(
@@ -561,6 +582,13 @@ async fn run() {
         demo_all.rps() / demo_ten.rps(),
         demo_ten.rps()
     );
+    if let [plain, checkout] = &order_outcomes[..] {
+        println!(
+            "  POST /orders with a coupon and express shipping: {:.0}% of the plain order's throughput, p50 {:+.0}%",
+            100.0 * checkout.rps() / plain.rps(),
+            100.0 * (checkout.p(0.5) / plain.p(0.5) - 1.0)
+        );
+    }
     for (what, edge, direct) in [
         ("GET /products/:id", &edge_get, &grpc_get),
         ("GET /products?limit=10", &edge_list, &grpc_list),

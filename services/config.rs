@@ -448,10 +448,12 @@ pub struct Settings {
     pub admin_password: Option<SecretString>,
 
     // Commerce: orders, carts and payments (services/orders, services/payments).
-    /// Tax rate applied to the discounted subtotal of an order, e.g. 0.08 for 8 %.
+    /// Tax rate of a location without a row in the `tax_rates` table (and of a cart priced
+    /// before an address is known), applied to the discounted subtotal, e.g. 0.08 for 8 %.
     #[arg(long, env = "TAX_RATE", default_value_t = 0.08, global = true)]
     pub tax_rate: f64,
-    /// Flat shipping fee of an order below the free-shipping threshold, in currency units.
+    /// Shipping estimated for a cart priced before an address is known, below the
+    /// free-shipping threshold, in currency units (orders use the `shipping_rates` table).
     #[arg(long, env = "SHIPPING_FLAT_FEE", default_value_t = 9.99, global = true)]
     pub shipping_flat_fee: f64,
     /// Discounted subtotal from which shipping is free, in currency units.

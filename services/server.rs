@@ -457,7 +457,8 @@ fn orders_service(
             .with_context(|| format!("{name} must be an amount in currency units"))
     };
     let pricing = orders::domain::PricingRules {
-        tax_bp: orders::domain::pricing::basis_points(settings.tax_rate),
+        fallback_tax: orders::domain::TaxRate::from_fraction(settings.tax_rate)
+            .context("TAX_RATE must be a fraction between 0 and 1")?,
         shipping_fee_cents: cents(settings.shipping_flat_fee, "SHIPPING_FLAT_FEE")?,
         free_shipping_threshold_cents: cents(
             settings.free_shipping_threshold,

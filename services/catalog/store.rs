@@ -886,6 +886,9 @@ pub struct PricingRow {
     pub discount_basis_points: i32,
     pub thumbnail: String,
     pub stock: i32,
+    /// Kilograms per unit, 0 when unknown.
+    pub weight: f64,
+    pub category: String,
 }
 
 /// The live products among `ids`, by id.
@@ -895,9 +898,11 @@ pub async fn products_for_pricing(
 ) -> anyhow::Result<Vec<PricingRow>> {
     sqlx::query_as!(
         PricingRow,
-        r#"SELECT id, title, price_cents, thumbnail, stock,
-                  round(discount_percentage * 100)::int AS "discount_basis_points!"
-           FROM products WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id"#,
+        r#"SELECT p.id, p.title, p.price_cents, p.thumbnail, p.stock,
+                  round(p.discount_percentage * 100)::int AS "discount_basis_points!",
+                  coalesce(p.weight, 0)::float8 AS "weight!", c.slug AS category
+           FROM products p JOIN categories c ON c.id = p.category_id
+           WHERE p.id = ANY($1) AND p.deleted_at IS NULL ORDER BY p.id"#,
         ids
     )
     .fetch_all(db)

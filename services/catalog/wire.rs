@@ -169,6 +169,8 @@ pub fn pricing(pricing: Pricing) -> pb::GetProductsForPricingResponse {
                 discount_basis_points: r.discount_basis_points,
                 thumbnail: r.thumbnail,
                 stock: r.stock,
+                weight: r.weight,
+                category: r.category,
             })
             .collect(),
         missing_ids: pricing.missing_ids,

@@ -8,9 +8,9 @@ use sqlx::{PgConnection, PgPool};
 
 use super::catalog::Catalog;
 use super::domain::{
-    IntentState, NewOrder, Order, OrderStatus, OrderSummary, PaymentState, PaymentView, PricedLine,
-    PricingRules, StatusChange, StatusUpdate, Tracking, return_items, status::status_after_payment,
-    tracking_url,
+    CouponChoice, CouponCode, Destination, IntentState, NewOrder, Order, OrderStatus, OrderSummary,
+    PaymentState, PaymentView, PricedLine, PricingRules, StatusChange, StatusUpdate, Tracking,
+    return_items, status::status_after_payment, tracking_url,
 };
 use super::error::OrderError;
 use super::invoice::{self, Buyer, Seller};
@@ -109,6 +109,10 @@ impl OrdersApp {
         &self.db
     }
 
+    pub(super) fn pricing(&self) -> &PricingRules {
+        &self.pricing
+    }
+
     pub(super) fn set_after_sales(&mut self, after_sales: AfterSales) {
         self.after_sales = after_sales;
     }
@@ -172,7 +176,35 @@ impl OrdersApp {
                     .line(quantity)
             })
             .collect();
-        let totals = self.pricing.totals(&lines);
+        // The coupon named, or the one applied to the cart; checked (and its discount
+        // computed) here, redeemed in the order's transaction below.
+        let coupon = match &new.coupon {
+            CouponChoice::Code(code) => Some(self.coupon(code).await?),
+            CouponChoice::None => None,
+            CouponChoice::FromCart => {
+                match store::active_cart_coupon(&self.db, user_id).await? {
+                    Some(code) => Some(
+                        self.coupon(&CouponCode::parse(&code).map_err(|_| {
+                            OrderError::Coupon(super::domain::CouponRefusal::NotFound)
+                        })?)
+                        .await?,
+                    ),
+                    None => None,
+                }
+            }
+        };
+        let to = Destination::of(&new.shipping_address);
+        let priced = self
+            .price(
+                user_id,
+                &lines,
+                &products,
+                coupon.as_ref(),
+                Some(&to),
+                &new.shipping_method,
+            )
+            .await?;
+        let totals = priced.totals;
         // The intent that pays it: the caller's, unused, of the order's total.
         let mut paid = false;
         if let Some(intent) = &new.payment_intent_id {
@@ -201,6 +233,9 @@ impl OrdersApp {
             user_id,
             lines,
             totals,
+            coupon_code: coupon.as_ref().map(|c| c.code.clone()),
+            shipping_method: priced.shipping_method,
+            tax_rate: Some(priced.tax_rate),
             status: OrderStatus::Pending,
             payment_status: PaymentState::Unpaid,
             shipping_address: new.shipping_address,
@@ -225,7 +260,8 @@ impl OrdersApp {
         if paid {
             order.paid_at_placement(now);
         }
-        match self.record_order(&order, answer).await {
+        let redemption = coupon.as_ref().map(|c| c.id);
+        match self.record_order(&order, answer, redemption).await {
             Ok(()) => {}
             Err(NotRecorded::Failed(err)) => {
                 self.release_unrecorded(&id).await;
@@ -257,14 +293,16 @@ impl OrdersApp {
         Ok(order)
     }
 
-    /// Inserts the order and stores the idempotent answer, in one transaction.
+    /// Inserts the order, redeems its coupon `redemption` and stores the idempotent
+    /// answer, in one transaction.
     async fn record_order(
         &self,
         order: &Order,
         answer: Option<(&Key, Encode)>,
+        redemption: Option<i64>,
     ) -> Result<(), NotRecorded> {
         let tx = self
-            .write_order(order, answer)
+            .write_order(order, answer, redemption)
             .await
             .map_err(NotRecorded::Failed)?;
         match tx.commit().await {
@@ -281,15 +319,30 @@ impl OrdersApp {
         &self,
         order: &Order,
         answer: Option<(&Key, Encode)>,
+        redemption: Option<i64>,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, OrderError> {
         let mut tx = self.db.begin().await?;
         // Held until COMMIT ends, so that `settle_in_doubt` cannot read around it.
         store::lock_order_id(&mut tx, &order.id).await?;
         store::insert_order(&mut tx, order).await?;
+        if let Some(coupon_id) = redemption {
+            // A refusal (limit reached meanwhile) rolls the whole order back.
+            let discount = order.totals.discount_cents;
+            Self::redeem(
+                &mut tx,
+                coupon_id,
+                &order.id,
+                order.user_id,
+                discount,
+                order.created_at,
+            )
+            .await?;
+        }
         // The confirmation mail is committed with the order, or not at all.
         mail::queue_confirmation(&mut tx, order).await?;
         // A placed order empties the buyer's active cart.
         store::empty_active_cart(&mut tx, order.user_id).await?;
+        store::clear_active_cart_coupon(&mut tx, order.user_id).await?;
         if let Some((key, encode)) = answer {
             idempotency::finish(&mut tx, key, &encode(order)).await?;
         }
@@ -458,6 +511,10 @@ impl OrdersApp {
             at: now,
         };
         store::add_history(&mut tx, id, &change).await?;
+        if next == OrderStatus::Cancelled {
+            // Its coupon use comes back with the cancellation, or not at all.
+            store::release_redemption(&mut tx, id).await?;
+        }
         if let Some((tracking, carrier)) = shipment {
             // The shipping notice is committed with the status change, or not at all.
             let shipment = mail::Shipment {
@@ -703,7 +760,8 @@ impl OrdersApp {
     }
 }
 
-/// Cancels a locked order: status, reason and time, and the history entry by `by`.
+/// Cancels a locked order: status, reason and time, the history entry by `by`, and
+/// gives back its coupon redemption (in the same transaction).
 async fn cancel(
     tx: &mut PgConnection,
     id: &str,
@@ -724,7 +782,8 @@ async fn cancel(
         by_user_id: by,
         at: now,
     };
-    store::add_history(tx, id, &change).await
+    store::add_history(tx, id, &change).await?;
+    store::release_redemption(tx, id).await
 }
 
 /// Applies an intent's state to its (locked) order ([`PaymentState::apply`]):

@@ -159,5 +159,12 @@ fn price(p: pb::PricedProduct) -> ProductPrice {
         price_cents: p.price_cents,
         discount_bp: p.discount_basis_points,
         thumbnail: p.thumbnail,
+        // Kilograms on the wire (the catalog's unit), grams here.
+        weight_grams: if p.weight.is_finite() && p.weight > 0.0 {
+            (p.weight * 1000.0).round() as i64
+        } else {
+            0
+        },
+        category: p.category,
     }
 }

@@ -2,7 +2,8 @@
 
 use tonic::{Code, Status};
 
-use super::domain::Corrupt;
+use super::domain::shipping::Unshippable;
+use super::domain::{Corrupt, CouponRefusal};
 use crate::errors::{self, ErrorReason};
 use crate::idempotency;
 use crate::validation::Violations;
@@ -53,6 +54,17 @@ pub enum OrderError {
     /// ALREADY_EXISTS, 409 PAYMENT_INTENT_IN_USE: the intent pays another order.
     #[error("payment intent already pays another order")]
     IntentInUse,
+    /// A coupon that does not apply: 404 COUPON_NOT_FOUND, or 422 COUPON_EXPIRED,
+    /// COUPON_NOT_STARTED, COUPON_USAGE_LIMIT, COUPON_MIN_SUBTOTAL, COUPON_NOT_APPLICABLE.
+    #[error("coupon refused: {0:?}")]
+    Coupon(CouponRefusal),
+    /// ALREADY_EXISTS, 409 COUPON_EXISTS: the code is taken.
+    #[error("a coupon with this code exists")]
+    CouponExists,
+    /// FAILED_PRECONDITION, 422 SHIPPING_UNAVAILABLE: nothing (or not the method chosen)
+    /// ships to the address.
+    #[error("cannot ship: {0:?}")]
+    Unshippable(Unshippable),
     /// A status from another service (the catalog), passed through as it is.
     #[error("upstream: {0}")]
     Upstream(Status),
@@ -169,9 +181,84 @@ impl From<OrderError> for Status {
                 409,
                 "The payment intent already pays another order",
             ),
+            OrderError::Coupon(refusal) => coupon_status(refusal),
+            OrderError::CouponExists => errors::status_with_http(
+                Code::AlreadyExists,
+                ErrorReason::CouponExists,
+                409,
+                "A coupon with this code already exists",
+            ),
+            OrderError::Unshippable(Unshippable::Country(country)) => {
+                errors::status_with_http_details(
+                    Code::FailedPrecondition,
+                    ErrorReason::ShippingUnavailable,
+                    422,
+                    if country.is_empty() {
+                        "We do not ship to this address's country".to_owned()
+                    } else {
+                        format!("We do not ship to {country}")
+                    },
+                    [("country", country)],
+                )
+            }
+            OrderError::Unshippable(Unshippable::Method(method, country)) => {
+                errors::status_with_http_details(
+                    Code::FailedPrecondition,
+                    ErrorReason::ShippingUnavailable,
+                    422,
+                    format!("{method} shipping is not available to {country}"),
+                    [("shippingMethod", method), ("country", country)],
+                )
+            }
             OrderError::Upstream(status) => status,
             err @ OrderError::Corrupt { .. } => errors::unexpected(anyhow::Error::new(err)),
             OrderError::Unexpected(err) => errors::unexpected(err),
         }
     }
+}
+
+/// The status of a refused coupon: each refusal its own code and message.
+fn coupon_status(refusal: CouponRefusal) -> Status {
+    let (reason, message) = match refusal {
+        CouponRefusal::NotFound => {
+            return errors::status(
+                Code::NotFound,
+                ErrorReason::CouponNotFound,
+                "No active coupon has this code",
+            );
+        }
+        CouponRefusal::NotStarted => (
+            ErrorReason::CouponNotStarted,
+            "This coupon cannot be used yet".to_owned(),
+        ),
+        CouponRefusal::Expired => (
+            ErrorReason::CouponExpired,
+            "This coupon has expired".to_owned(),
+        ),
+        CouponRefusal::UsageLimit => (
+            ErrorReason::CouponUsageLimit,
+            "This coupon has reached its usage limit".to_owned(),
+        ),
+        CouponRefusal::PerUserLimit => (
+            ErrorReason::CouponUsageLimit,
+            "You have already used this coupon as often as it allows".to_owned(),
+        ),
+        CouponRefusal::MinSubtotal(min) => {
+            return errors::status_with_http_details(
+                Code::FailedPrecondition,
+                ErrorReason::CouponMinSubtotal,
+                422,
+                format!(
+                    "This coupon needs a subtotal of at least {:.2} of eligible items",
+                    crate::money::to_wire(min)
+                ),
+                [("minSubtotal", format!("{:.2}", crate::money::to_wire(min)))],
+            );
+        }
+        CouponRefusal::NotApplicable => (
+            ErrorReason::CouponNotApplicable,
+            "This coupon does not apply to any item in the cart".to_owned(),
+        ),
+    };
+    errors::status_with_http(Code::FailedPrecondition, reason, 422, message)
 }

@@ -6,9 +6,10 @@ use tonic::{Request, Response, Status};
 
 use super::app::{AfterSales, OrdersApp, Page};
 use super::catalog::Catalog;
+use super::domain::shipping::method_code;
 use super::domain::{
-    CartLines, IntentState, NewOrder, Order, PricingRules, StatusUpdate, cancel_reason, note,
-    return_reason,
+    CartLines, CouponCode, Destination, IntentState, NewCoupon, NewOrder, Order, PricingRules,
+    StatusUpdate, cancel_reason, note, return_reason,
 };
 use super::error::OrderError;
 use super::payments::Payments;
@@ -384,6 +385,222 @@ impl pb::orders_service_server::OrdersService for OrdersService {
         let cart = self.app.delete_cart(caller, request.get_ref().id).await?;
         Ok(Response::new(pb::DeleteCartResponse {
             cart: Some(wire::cart(&cart)),
+        }))
+    }
+
+    /// POST /admin/coupons (201), admin only.
+    #[tracing::instrument(skip_all)]
+    async fn create_coupon(
+        &self,
+        request: Request<pb::CreateCouponRequest>,
+    ) -> Result<Response<pb::CreateCouponResponse>, Status> {
+        authn::require_admin(&request)?;
+        let input = request.get_ref().coupon.clone().unwrap_or_default();
+        let new = NewCoupon::parse(wire::coupon_form(&input, None)).map_err(OrderError::from)?;
+        let coupon = self.app.create_coupon(&new).await?;
+        Ok(Response::new(pb::CreateCouponResponse {
+            coupon: Some(wire::coupon(&coupon)),
+        }))
+    }
+
+    /// GET /admin/coupons, admin only.
+    #[tracing::instrument(skip_all)]
+    async fn list_coupons(
+        &self,
+        request: Request<pb::ListCouponsRequest>,
+    ) -> Result<Response<pb::ListCouponsResponse>, Status> {
+        authn::require_admin(&request)?;
+        let (skip, limit) = page(request.get_ref().skip, request.get_ref().limit)?;
+        let page = Page {
+            skip: skip.into(),
+            limit: limit.into(),
+        };
+        let (coupons, n) = self.app.list_coupons(page).await?;
+        Ok(Response::new(pb::ListCouponsResponse {
+            coupons: coupons.iter().map(wire::coupon).collect(),
+            total: total(n),
+            skip,
+            limit,
+        }))
+    }
+
+    /// GET /admin/coupons/{code}, admin only.
+    #[tracing::instrument(skip_all)]
+    async fn get_coupon(
+        &self,
+        request: Request<pb::GetCouponRequest>,
+    ) -> Result<Response<pb::GetCouponResponse>, Status> {
+        authn::require_admin(&request)?;
+        let coupon = self.app.get_coupon(&request.get_ref().code).await?;
+        Ok(Response::new(pb::GetCouponResponse {
+            coupon: Some(wire::coupon(&coupon)),
+        }))
+    }
+
+    /// PUT /admin/coupons/{code}, admin only: the terms replaced.
+    #[tracing::instrument(skip_all)]
+    async fn update_coupon(
+        &self,
+        request: Request<pb::UpdateCouponRequest>,
+    ) -> Result<Response<pb::UpdateCouponResponse>, Status> {
+        authn::require_admin(&request)?;
+        let r = request.get_ref();
+        // A path that cannot be a code names no coupon.
+        let code = CouponCode::parse(&r.code)
+            .map_err(|_| OrderError::Coupon(super::domain::CouponRefusal::NotFound))?;
+        let input = r.coupon.clone().unwrap_or_default();
+        let new = NewCoupon::parse(wire::coupon_form(&input, Some(code.as_str())))
+            .map_err(OrderError::from)?;
+        let coupon = self.app.update_coupon(&new).await?;
+        Ok(Response::new(pb::UpdateCouponResponse {
+            coupon: Some(wire::coupon(&coupon)),
+        }))
+    }
+
+    /// DELETE /admin/coupons/{code}, admin only.
+    #[tracing::instrument(skip_all)]
+    async fn delete_coupon(
+        &self,
+        request: Request<pb::DeleteCouponRequest>,
+    ) -> Result<Response<pb::DeleteCouponResponse>, Status> {
+        authn::require_admin(&request)?;
+        let code = self.app.delete_coupon(&request.get_ref().code).await?;
+        Ok(Response::new(pb::DeleteCouponResponse {
+            code,
+            deleted: true,
+        }))
+    }
+
+    /// POST /checkout/apply-coupon: the caller's cart priced with the coupon.
+    #[tracing::instrument(skip_all)]
+    async fn apply_coupon(
+        &self,
+        request: Request<pb::ApplyCouponRequest>,
+    ) -> Result<Response<pb::ApplyCouponResponse>, Status> {
+        let user_id = authn::require_user(&request)?.user_id;
+        let r = request.get_ref();
+        let mut v = Violations::default();
+        let code = v.check("code", CouponCode::parse(&r.code));
+        let method = v.check(
+            "shippingMethod",
+            method_code(&r.shipping_method)
+                .map_err(|_| "must be a shipping method code, e.g. standard".to_owned()),
+        );
+        let (Some(code), Some(method)) = (code, method) else {
+            return Err(OrderError::from(v).into());
+        };
+        let to = r
+            .shipping_address
+            .as_ref()
+            .map(|a| Destination::of(&wire::address_from_wire(a)));
+        let cart = self
+            .app
+            .apply_coupon(user_id, &code, to.as_ref(), &method)
+            .await?;
+        Ok(Response::new(pb::ApplyCouponResponse {
+            cart: Some(wire::priced_cart(&cart)),
+        }))
+    }
+
+    /// DELETE /checkout/remove-coupon: the caller's cart re-priced without a coupon.
+    #[tracing::instrument(skip_all)]
+    async fn remove_coupon(
+        &self,
+        request: Request<pb::RemoveCouponRequest>,
+    ) -> Result<Response<pb::RemoveCouponResponse>, Status> {
+        let user_id = authn::require_user(&request)?.user_id;
+        let cart = self.app.remove_coupon(user_id).await?;
+        Ok(Response::new(pb::RemoveCouponResponse {
+            cart: Some(wire::priced_cart(&cart)),
+        }))
+    }
+
+    /// GET /shipping/methods: anyone.
+    #[tracing::instrument(skip_all)]
+    async fn list_shipping_methods(
+        &self,
+        _request: Request<pb::ListShippingMethodsRequest>,
+    ) -> Result<Response<pb::ListShippingMethodsResponse>, Status> {
+        let methods = self.app.shipping_methods().await?;
+        Ok(Response::new(pb::ListShippingMethodsResponse {
+            methods: methods.iter().map(wire::shipping_method).collect(),
+        }))
+    }
+
+    /// POST /shipping/rates: anyone; the caller's cart when signed in and no items are given.
+    /// A token that is sent must be valid (a bad one is 401, not silently anonymous).
+    #[tracing::instrument(skip_all)]
+    async fn get_shipping_rates(
+        &self,
+        request: Request<pb::GetShippingRatesRequest>,
+    ) -> Result<Response<pb::GetShippingRatesResponse>, Status> {
+        let caller = match request.extensions().get::<authn::Caller>() {
+            None | Some(authn::Caller::Anonymous) => None,
+            other => Some(authn::principal_of(other).map_err(Status::from)?.user_id),
+        };
+        let r = request.get_ref();
+        let Some(address) = &r.address else {
+            return Err(OrderError::from(Violations::one("address", "is required")).into());
+        };
+        let mut v = Violations::default();
+        for (field, value) in [
+            ("address.country", &address.country),
+            ("address.state", &address.state),
+        ] {
+            if value.len() > 100 {
+                v.push(field, "is too long");
+            }
+        }
+        if address.country.trim().is_empty() {
+            v.push("address.country", "is required");
+        }
+        if r.items.len() > super::domain::request::MAX_LINES {
+            v.push(
+                "items",
+                format!("at most {} products", super::domain::request::MAX_LINES),
+            );
+        }
+        v.finish(|| ()).map_err(OrderError::from)?;
+        let to = Destination::new(&address.country, &address.state);
+        let rates = self
+            .app
+            .shipping_rates(
+                caller,
+                &to,
+                r.items.iter().map(|i| (i.product_id, i.quantity)).collect(),
+            )
+            .await?;
+        Ok(Response::new(wire::rates(&rates)))
+    }
+
+    /// GET /admin/tax-rates, admin only.
+    #[tracing::instrument(skip_all)]
+    async fn list_tax_rates(
+        &self,
+        request: Request<pb::ListTaxRatesRequest>,
+    ) -> Result<Response<pb::ListTaxRatesResponse>, Status> {
+        authn::require_admin(&request)?;
+        let (rates, fallback) = self.app.tax_rates().await?;
+        Ok(Response::new(pb::ListTaxRatesResponse {
+            rates: rates
+                .iter()
+                .map(|(country, state, rate)| wire::tax_rate(country, state, *rate))
+                .collect(),
+            fallback_rate: fallback.fraction(),
+        }))
+    }
+
+    /// PUT /admin/tax-rates, admin only.
+    #[tracing::instrument(skip_all)]
+    async fn set_tax_rate(
+        &self,
+        request: Request<pb::SetTaxRateRequest>,
+    ) -> Result<Response<pb::SetTaxRateResponse>, Status> {
+        authn::require_admin(&request)?;
+        let r = request.get_ref();
+        let (country, state, rate) = self.app.set_tax_rate(&r.country, &r.state, r.rate).await?;
+        Ok(Response::new(pb::SetTaxRateResponse {
+            tax_rate: Some(wire::tax_rate(&country, &state, rate)),
         }))
     }
 

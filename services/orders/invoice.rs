@@ -1,5 +1,6 @@
 //! The invoice of an order as a PDF (GET /orders/{id}/invoice): seller, buyer, billing and
-//! shipping addresses, every line, subtotal, tax, shipping and total.
+//! shipping addresses, shipping method and tax rate, every line, subtotal, the coupon's
+//! discount (with its code), tax, shipping and total.
 
 use super::domain::{Address, Order};
 use super::pdf::{Font, PAGE_HEIGHT, PAGE_WIDTH, Page};
@@ -116,6 +117,13 @@ pub fn render(order: &Order, seller: &Seller, buyer: &Buyer) -> Vec<u8> {
             order.created_at.format("%Y-%m-%d").to_string(),
         ),
         ("Payment", order.payment_method.clone()),
+        ("Shipping", order.shipping_method.clone()),
+        (
+            "Tax rate",
+            order
+                .tax_rate
+                .map_or_else(|| "-".to_owned(), |r| r.percent_label()),
+        ),
     ] {
         first.text(MARGIN, y, Font::Bold, 9.0, &format!("{label}:"));
         first.text(MARGIN + 70.0, y, Font::Regular, 9.0, &value);
@@ -206,16 +214,27 @@ pub fn render(order: &Order, seller: &Seller, buyer: &Buyer) -> Vec<u8> {
 
     // The totals, right-aligned under the lines.
     let y = layout.row(10.0, &order.id);
-    layout.page().rule(UNIT - 60.0, RIGHT, y);
-    for (label, amount, font) in [
-        ("Subtotal", order.totals.subtotal_cents, Font::Regular),
-        ("Tax", order.totals.tax_cents, Font::Regular),
-        ("Shipping", order.totals.shipping_cents, Font::Regular),
-        ("Total", order.totals.total_cents, Font::Bold),
-    ] {
+    layout.page().rule(UNIT - 140.0, RIGHT, y);
+    let t = &order.totals;
+    let mut totals = vec![("Subtotal".to_owned(), t.subtotal_cents, Font::Regular)];
+    if let Some(code) = &order.coupon_code {
+        // Shown even at 0 (a free-shipping coupon): the buyer sees the code was redeemed.
+        totals.push((
+            format!("Discount ({code})"),
+            -t.discount_cents,
+            Font::Regular,
+        ));
+    }
+    // The tax rate and the shipping method are in the header block.
+    totals.push(("Tax".to_owned(), t.tax_cents, Font::Regular));
+    totals.push(("Shipping".to_owned(), t.shipping_cents, Font::Regular));
+    totals.push(("Total".to_owned(), t.total_cents, Font::Bold));
+    // The labels start further left than before: "Discount (SUMMER-SALE-2026)" is long.
+    let label_x = UNIT - 140.0;
+    for (label, amount, font) in totals {
         let y = layout.row(15.0, &order.id);
         let page = layout.page();
-        page.text(UNIT - 60.0, y, font, 10.0, label);
+        page.text(label_x, y, font, 10.0, &truncate(&label, 40));
         page.text_right(RIGHT, y, font, 10.0, &money(amount));
     }
 
@@ -263,10 +282,14 @@ mod tests {
                 .collect(),
             totals: Totals {
                 subtotal_cents: 12_000,
+                discount_cents: 1_200,
                 tax_cents: 0,
                 shipping_cents: 0,
-                total_cents: 12_000,
+                total_cents: 10_800,
             },
+            coupon_code: Some("SAVE10".into()),
+            shipping_method: "express".into(),
+            tax_rate: Some(crate::orders::domain::TaxRate::from_ppm(88_750).unwrap()),
             status: OrderStatus::Pending,
             payment_status: PaymentState::Unpaid,
             shipping_address: Address::default(),
@@ -304,5 +327,9 @@ mod tests {
         );
         assert!(last.contains("Product 119\n1\n$1.00"), "{last}");
         assert!(last.contains("page 3 of 3"), "{last}");
+        assert!(last.contains("Discount (SAVE10)\n-$12.00"), "{last}");
+        assert!(first.contains("Tax rate:\n8.875%"), "{first}");
+        assert!(first.contains("Shipping:\nexpress"), "{first}");
+        assert!(last.contains("Total\n$108.00"), "{last}");
     }
 }

@@ -10,8 +10,10 @@
 //!
 //! It owns the `orders`, `order_items`, `order_history`, `order_notes`,
 //! `order_numbers` and `carts`/`cart_items` tables
-//! (migrations/20261127000300_orders.sql) and `order_returns`
-//! (migrations/20261127000700_order_returns_mail.sql). Mail goes through the
+//! (migrations/20261127000300_orders.sql), `order_returns`
+//! (migrations/20261127000700_order_returns_mail.sql), and `coupons`,
+//! `coupon_redemptions`, `shipping_methods`, `shipping_rates` and `tax_rates`
+//! (migrations/20261207000400_coupons_shipping_tax.sql; use cases in [`checkout`]). Mail goes through the
 //! kernel's outbox, addressed by account ([`crate::mail`]); idempotency keys
 //! through the kernel's runner ([`crate::idempotency`]). Product data and stock
 //! belong to the catalog: this service asks the catalog service over gRPC
@@ -52,6 +54,7 @@
 pub mod app;
 pub mod carts;
 pub mod catalog;
+pub mod checkout;
 pub mod domain;
 mod error;
 mod grpc;

@@ -9,9 +9,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
+use super::domain::coupon::{CouponKind, CouponTerms};
+use super::domain::shipping::{ShippingMethod, ZoneRate};
 use super::domain::{
-    Address, Corrupt, Note, Order, OrderStatus, OrderSummary, PaymentState, PaymentView,
-    PricedLine, ReturnRequest, ReturnStatus, StatusChange, Totals,
+    Address, Corrupt, Coupon, Note, Order, OrderStatus, OrderSummary, PaymentState, PaymentView,
+    PricedLine, ReturnRequest, ReturnStatus, StatusChange, TaxRate, Totals,
 };
 use super::error::OrderError;
 
@@ -67,8 +69,9 @@ pub async fn insert_order(tx: &mut PgConnection, o: &Order) -> Result<(), OrderE
     sqlx::query!(
         r#"INSERT INTO orders (id, user_id, status, payment_status, subtotal_cents, tax_cents,
                                shipping_cents, total_cents, shipping_address, billing_address,
-                               payment_method, payment_intent_id, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"#,
+                               payment_method, payment_intent_id, created_at, updated_at,
+                               discount_cents, coupon_code, shipping_method, tax_rate_ppm)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"#,
         o.id,
         o.user_id,
         o.status.as_str(),
@@ -82,7 +85,11 @@ pub async fn insert_order(tx: &mut PgConnection, o: &Order) -> Result<(), OrderE
         o.payment_method,
         o.payment_intent_id,
         o.created_at,
-        o.updated_at
+        o.updated_at,
+        o.totals.discount_cents,
+        o.coupon_code,
+        o.shipping_method,
+        o.tax_rate.map(|r| r.ppm() as i32)
     )
     .execute(&mut *tx)
     .await?;
@@ -179,7 +186,8 @@ pub async fn load_orders(db: &PgPool, ids: &[String]) -> Result<Vec<Order>, Orde
     let rows = sqlx::query!(
         r#"SELECT id, user_id, status, subtotal_cents, tax_cents, shipping_cents, total_cents,
                   shipping_address, billing_address, payment_method, payment_intent_id, payment_status,
-                  tracking_number, carrier, cancel_reason, cancelled_at, created_at, updated_at
+                  tracking_number, carrier, cancel_reason, cancelled_at, created_at, updated_at,
+                  discount_cents, coupon_code, shipping_method, tax_rate_ppm
            FROM orders WHERE id = ANY($1)"#,
         ids
     )
@@ -246,9 +254,22 @@ pub async fn load_orders(db: &PgPool, ids: &[String]) -> Result<Vec<Order>, Orde
             lines: lines.remove(&o.id).unwrap_or_default(),
             totals: Totals {
                 subtotal_cents: o.subtotal_cents,
+                discount_cents: o.discount_cents,
                 tax_cents: o.tax_cents,
                 shipping_cents: o.shipping_cents,
                 total_cents: o.total_cents,
+            },
+            coupon_code: o.coupon_code,
+            shipping_method: o.shipping_method,
+            tax_rate: match o.tax_rate_ppm {
+                None => None,
+                Some(ppm) => Some(parsed(
+                    &o.id,
+                    TaxRate::from_ppm(ppm.into()).ok_or(Corrupt {
+                        kind: "tax rate",
+                        value: ppm.to_string(),
+                    }),
+                )?),
             },
             status,
             payment_status,
@@ -891,4 +912,392 @@ pub async fn cart_lines(db: &PgPool, cart_id: i64) -> Result<Vec<(i64, i32)>, Or
     .into_iter()
     .map(|r| (r.product_id, r.quantity))
     .collect())
+}
+
+/// The coupon code applied to a cart, if any.
+pub async fn cart_coupon(db: &PgPool, cart_id: i64) -> Result<Option<String>, OrderError> {
+    Ok(
+        sqlx::query_scalar!("SELECT coupon_code FROM carts WHERE id = $1", cart_id)
+            .fetch_optional(db)
+            .await?
+            .flatten(),
+    )
+}
+
+/// Applies (`Some`) or removes (`None`) a cart's coupon code.
+pub async fn set_cart_coupon(
+    db: &PgPool,
+    cart_id: i64,
+    code: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    sqlx::query!(
+        "UPDATE carts SET coupon_code = $2, updated_at = $3 WHERE id = $1",
+        cart_id,
+        code,
+        now
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The coupon applied to the user's active cart, if any (what POST /orders redeems when
+/// the order names none).
+pub async fn active_cart_coupon(db: &PgPool, user_id: i64) -> Result<Option<String>, OrderError> {
+    Ok(sqlx::query_scalar!(
+        "SELECT coupon_code FROM carts WHERE user_id = $1 AND is_active AND deleted_at IS NULL",
+        user_id
+    )
+    .fetch_optional(db)
+    .await?
+    .flatten())
+}
+
+/// Takes the coupon off the user's active cart (inside the order that redeemed it).
+pub async fn clear_active_cart_coupon(
+    tx: &mut PgConnection,
+    user_id: i64,
+) -> Result<(), OrderError> {
+    sqlx::query!(
+        "UPDATE carts SET coupon_code = NULL WHERE user_id = $1 AND is_active AND deleted_at IS NULL AND coupon_code IS NOT NULL",
+        user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+// Coupons (coupons, coupon_redemptions).
+
+/// A coupon row as stored.
+struct CouponRow {
+    id: i64,
+    code: String,
+    kind: String,
+    percent_off: Option<i32>,
+    amount_off_cents: Option<i64>,
+    min_subtotal_cents: Option<i64>,
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+    usage_limit: Option<i32>,
+    per_user_limit: Option<i32>,
+    used: i32,
+    product_ids: Vec<i64>,
+    categories: Vec<String>,
+    active: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl CouponRow {
+    fn parse(self) -> Result<Coupon, OrderError> {
+        let kind = CouponKind::from_columns(&self.kind, self.percent_off, self.amount_off_cents)
+            .ok_or_else(|| OrderError::Corrupt {
+                row: format!("coupon {}", self.id),
+                source: Corrupt {
+                    kind: "coupon kind",
+                    value: self.kind.clone(),
+                },
+            })?;
+        Ok(Coupon {
+            id: self.id,
+            code: self.code,
+            terms: CouponTerms {
+                kind,
+                min_subtotal_cents: self.min_subtotal_cents,
+                starts_at: self.starts_at,
+                ends_at: self.ends_at,
+                usage_limit: self.usage_limit,
+                per_user_limit: self.per_user_limit,
+                product_ids: self.product_ids,
+                categories: self.categories,
+                active: self.active,
+            },
+            used: self.used,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// Inserts a coupon; `None` when its code is taken.
+pub async fn insert_coupon(
+    db: &PgPool,
+    code: &str,
+    t: &CouponTerms,
+    now: DateTime<Utc>,
+) -> Result<Option<Coupon>, OrderError> {
+    sqlx::query_as!(
+        CouponRow,
+        r#"INSERT INTO coupons (code, kind, percent_off, amount_off_cents, min_subtotal_cents, starts_at,
+                               ends_at, usage_limit, per_user_limit, product_ids, categories, active,
+                               created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+           ON CONFLICT (code) DO NOTHING
+           RETURNING id, code, kind, percent_off, amount_off_cents, min_subtotal_cents, starts_at, ends_at,
+                     usage_limit, per_user_limit, used, product_ids, categories, active, created_at, updated_at"#,
+        code,
+        t.kind.as_str(),
+        t.kind.percent_off(),
+        t.kind.amount_off_cents(),
+        t.min_subtotal_cents,
+        t.starts_at,
+        t.ends_at,
+        t.usage_limit,
+        t.per_user_limit,
+        &t.product_ids,
+        &t.categories,
+        t.active,
+        now
+    )
+    .fetch_optional(db)
+    .await?
+    .map(CouponRow::parse)
+    .transpose()
+}
+
+/// Replaces a coupon's terms; `None` when there is no such code.
+pub async fn update_coupon(
+    db: &PgPool,
+    code: &str,
+    t: &CouponTerms,
+    now: DateTime<Utc>,
+) -> Result<Option<Coupon>, OrderError> {
+    sqlx::query_as!(
+        CouponRow,
+        r#"UPDATE coupons SET kind = $2, percent_off = $3, amount_off_cents = $4, min_subtotal_cents = $5,
+                  starts_at = $6, ends_at = $7, usage_limit = $8, per_user_limit = $9, product_ids = $10,
+                  categories = $11, active = $12, updated_at = $13
+           WHERE code = $1
+           RETURNING id, code, kind, percent_off, amount_off_cents, min_subtotal_cents, starts_at, ends_at,
+                     usage_limit, per_user_limit, used, product_ids, categories, active, created_at, updated_at"#,
+        code,
+        t.kind.as_str(),
+        t.kind.percent_off(),
+        t.kind.amount_off_cents(),
+        t.min_subtotal_cents,
+        t.starts_at,
+        t.ends_at,
+        t.usage_limit,
+        t.per_user_limit,
+        &t.product_ids,
+        &t.categories,
+        t.active,
+        now
+    )
+    .fetch_optional(db)
+    .await?
+    .map(CouponRow::parse)
+    .transpose()
+}
+
+/// Deletes a coupon (its redemptions with it); whether it existed.
+pub async fn delete_coupon(db: &PgPool, code: &str) -> Result<bool, OrderError> {
+    let done = sqlx::query!("DELETE FROM coupons WHERE code = $1", code)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// A coupon by its (upper-case) code.
+pub async fn find_coupon(db: &PgPool, code: &str) -> Result<Option<Coupon>, OrderError> {
+    sqlx::query_as!(
+        CouponRow,
+        r#"SELECT id, code, kind, percent_off, amount_off_cents, min_subtotal_cents, starts_at, ends_at,
+                  usage_limit, per_user_limit, used, product_ids, categories, active, created_at, updated_at
+           FROM coupons WHERE code = $1"#,
+        code
+    )
+    .fetch_optional(db)
+    .await?
+    .map(CouponRow::parse)
+    .transpose()
+}
+
+/// A page of coupons, newest first, and their number.
+pub async fn list_coupons(
+    db: &PgPool,
+    skip: i64,
+    limit: i64,
+) -> Result<(Vec<Coupon>, i64), OrderError> {
+    let total = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM coupons"#)
+        .fetch_one(db)
+        .await?;
+    let coupons = sqlx::query_as!(
+        CouponRow,
+        r#"SELECT id, code, kind, percent_off, amount_off_cents, min_subtotal_cents, starts_at, ends_at,
+                  usage_limit, per_user_limit, used, product_ids, categories, active, created_at, updated_at
+           FROM coupons ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT $2"#,
+        skip,
+        limit
+    )
+    .fetch_all(db)
+    .await?
+    .into_iter()
+    .map(CouponRow::parse)
+    .collect::<Result<_, _>>()?;
+    Ok((coupons, total))
+}
+
+/// How many live redemptions of the coupon the user has.
+pub async fn redemptions_by(
+    db: impl sqlx::PgExecutor<'_>,
+    coupon_id: i64,
+    user_id: i64,
+) -> Result<i64, OrderError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM coupon_redemptions WHERE coupon_id = $1 AND user_id = $2"#,
+        coupon_id,
+        user_id
+    )
+    .fetch_one(db)
+    .await?)
+}
+
+/// Takes one use of the coupon in the order's transaction, if its total limit allows:
+/// one conditional UPDATE, so concurrent orders (on any instance) never take more than the
+/// limit; its row lock, held to COMMIT, also serializes the per-user count that follows.
+/// `None` when the limit is reached (or the coupon is gone or disabled meanwhile).
+pub async fn take_coupon_use(
+    tx: &mut PgConnection,
+    coupon_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<Option<i32>>, OrderError> {
+    Ok(sqlx::query_scalar!(
+        r#"UPDATE coupons SET used = used + 1, updated_at = $2
+           WHERE id = $1 AND active AND (usage_limit IS NULL OR used < usage_limit)
+           RETURNING per_user_limit"#,
+        coupon_id,
+        now
+    )
+    .fetch_optional(&mut *tx)
+    .await?)
+}
+
+/// Records the order's redemption (after [`take_coupon_use`]).
+pub async fn insert_redemption(
+    tx: &mut PgConnection,
+    order_id: &str,
+    coupon_id: i64,
+    user_id: i64,
+    discount_cents: i64,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    sqlx::query!(
+        r#"INSERT INTO coupon_redemptions (order_id, coupon_id, user_id, discount_cents, redeemed_at)
+           VALUES ($1, $2, $3, $4, $5)"#,
+        order_id,
+        coupon_id,
+        user_id,
+        discount_cents,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Gives back the redemption of a cancelled order, in the cancellation's transaction: its
+/// row goes and the coupon's count comes down (nothing when the order redeemed none, or
+/// when it was given back already).
+pub async fn release_redemption(tx: &mut PgConnection, order_id: &str) -> Result<(), OrderError> {
+    sqlx::query!(
+        r#"WITH gone AS (DELETE FROM coupon_redemptions WHERE order_id = $1 RETURNING coupon_id)
+           UPDATE coupons SET used = used - 1 WHERE id IN (SELECT coupon_id FROM gone) AND used > 0"#,
+        order_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+// Shipping (shipping_methods, shipping_rates) and tax (tax_rates).
+
+/// Every shipping method, in the order they are offered.
+pub async fn shipping_methods(db: &PgPool) -> Result<Vec<ShippingMethod>, OrderError> {
+    Ok(sqlx::query_as!(
+        ShippingMethod,
+        "SELECT code, name, free_over_threshold FROM shipping_methods ORDER BY position, code"
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// The rates of every method to `country` (any state).
+pub async fn shipping_rates(db: &PgPool, country: &str) -> Result<Vec<ZoneRate>, OrderError> {
+    Ok(sqlx::query_as!(
+        ZoneRate,
+        r#"SELECT method, country, state, base_cents, per_kg_cents, min_days, max_days
+           FROM shipping_rates WHERE country = $1"#,
+        country
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// The tax rate of a state of `country` (its own row, else the country's), if the table has one.
+pub async fn tax_rate(
+    db: &PgPool,
+    country: &str,
+    state: &str,
+) -> Result<Option<TaxRate>, OrderError> {
+    let ppm = sqlx::query_scalar!(
+        r#"SELECT rate_ppm FROM tax_rates WHERE country = $1 AND state IN ($2, '')
+           ORDER BY state DESC LIMIT 1"#,
+        country,
+        state
+    )
+    .fetch_optional(db)
+    .await?;
+    ppm.map(|ppm| {
+        TaxRate::from_ppm(ppm.into()).ok_or_else(|| OrderError::Corrupt {
+            row: format!("tax rate {country}/{state}"),
+            source: Corrupt {
+                kind: "tax rate",
+                value: ppm.to_string(),
+            },
+        })
+    })
+    .transpose()
+}
+
+/// Every tax rate as (country, state, rate), by country then state.
+pub async fn tax_rates(db: &PgPool) -> Result<Vec<(String, String, TaxRate)>, OrderError> {
+    sqlx::query!("SELECT country, state, rate_ppm FROM tax_rates ORDER BY country, state")
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let rate = TaxRate::from_ppm(r.rate_ppm.into()).ok_or_else(|| OrderError::Corrupt {
+                row: format!("tax rate {}/{}", r.country, r.state),
+                source: Corrupt {
+                    kind: "tax rate",
+                    value: r.rate_ppm.to_string(),
+                },
+            })?;
+            Ok((r.country, r.state, rate))
+        })
+        .collect()
+}
+
+/// Sets the rate of a country ('' state) or a state.
+pub async fn set_tax_rate(
+    db: &PgPool,
+    country: &str,
+    state: &str,
+    rate: TaxRate,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    sqlx::query!(
+        r#"INSERT INTO tax_rates (country, state, rate_ppm, updated_at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (country, state) DO UPDATE SET rate_ppm = EXCLUDED.rate_ppm, updated_at = EXCLUDED.updated_at"#,
+        country,
+        state,
+        rate.ppm() as i32,
+        now
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }

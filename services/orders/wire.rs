@@ -1,11 +1,14 @@
 //! Domain values to and from the wire (proto/ecom/orders/v1): the only room of
 //! the orders service, with grpc.rs, that sees protobuf types.
 
+use super::checkout::Rates;
+use super::domain::coupon::CouponKind;
+use super::domain::shipping::ShippingMethod;
 use super::domain::{
-    Address, Cart, Order, OrderForm, OrderStatus, OrderSummary, PaymentState, PricedLine,
-    ReturnRequest, ReturnStatus, StatusForm, Tracking,
+    Address, Cart, CheckoutCart, Coupon, CouponForm, Order, OrderForm, OrderStatus, OrderSummary,
+    PaymentState, PricedLine, ReturnRequest, ReturnStatus, StatusForm, TaxRate, Tracking,
 };
-use crate::clock::timestamp;
+use crate::clock::{from_timestamp, timestamp};
 use crate::money;
 use crate::proto::ecom::common::v1::ShippingAddress;
 use crate::proto::ecom::orders::v1 as pb;
@@ -15,7 +18,7 @@ pub fn line_items(items: &[pb::LineItem]) -> Vec<(i64, i32)> {
     items.iter().map(|i| (i.id, i.quantity)).collect()
 }
 
-fn address_from_wire(a: &ShippingAddress) -> Address {
+pub fn address_from_wire(a: &ShippingAddress) -> Address {
     Address {
         first_name: a.first_name.clone(),
         last_name: a.last_name.clone(),
@@ -49,6 +52,8 @@ pub fn order_form(r: &pb::CreateOrderRequest) -> OrderForm {
         billing_address: r.billing_address.as_ref().map(address_from_wire),
         payment_method: r.payment_method.clone(),
         payment_intent_id: r.payment_intent_id.clone(),
+        coupon_code: r.coupon_code.clone(),
+        shipping_method: r.shipping_method.clone(),
     }
 }
 
@@ -171,6 +176,10 @@ pub fn order(o: &Order) -> pb::Order {
             })
             .collect(),
         return_request: o.return_request.as_ref().map(return_request),
+        discount: money::to_wire(t.discount_cents),
+        coupon_code: o.coupon_code.clone(),
+        shipping_method: o.shipping_method.clone(),
+        tax_rate: o.tax_rate.map(TaxRate::fraction),
     }
 }
 
@@ -215,5 +224,109 @@ pub fn cart(c: &Cart) -> pb::Cart {
         total_quantity: c.total_quantity(),
         is_deleted: c.deleted_at.is_some(),
         deleted_on: c.deleted_at.map(timestamp),
+    }
+}
+
+/// What an admin sent for a coupon (`code` from the path when given).
+pub fn coupon_form(c: &pb::CouponInput, code: Option<&str>) -> CouponForm {
+    let kind = match pb::CouponKind::try_from(c.kind) {
+        Ok(pb::CouponKind::Percentage) => "percentage",
+        Ok(pb::CouponKind::FixedAmount) => "fixed_amount",
+        Ok(pb::CouponKind::FreeShipping) => "free_shipping",
+        _ => "",
+    };
+    let cents = |v: Option<f64>| v.map(|v| money::from_wire_non_negative(v).ok());
+    CouponForm {
+        code: code.unwrap_or(&c.code).to_owned(),
+        kind: kind.to_owned(),
+        percent_off: c.percent_off,
+        amount_off_cents: cents(c.amount_off),
+        min_subtotal_cents: cents(c.min_subtotal),
+        starts_at: c.starts_at.as_ref().and_then(from_timestamp),
+        ends_at: c.ends_at.as_ref().and_then(from_timestamp),
+        usage_limit: c.usage_limit,
+        per_user_limit: c.per_user_limit,
+        product_ids: c.product_ids.clone(),
+        categories: c.categories.clone(),
+        active: c.active,
+    }
+}
+
+pub fn coupon(c: &Coupon) -> pb::Coupon {
+    let t = &c.terms;
+    let kind = match t.kind {
+        CouponKind::Percentage(_) => pb::CouponKind::Percentage,
+        CouponKind::FixedAmount(_) => pb::CouponKind::FixedAmount,
+        CouponKind::FreeShipping => pb::CouponKind::FreeShipping,
+    };
+    pb::Coupon {
+        id: c.id,
+        code: c.code.clone(),
+        kind: kind as i32,
+        percent_off: t.kind.percent_off(),
+        amount_off: t.kind.amount_off_cents().map(money::to_wire),
+        min_subtotal: t.min_subtotal_cents.map(money::to_wire),
+        starts_at: t.starts_at.map(timestamp),
+        ends_at: t.ends_at.map(timestamp),
+        usage_limit: t.usage_limit,
+        per_user_limit: t.per_user_limit,
+        used: c.used,
+        product_ids: t.product_ids.clone(),
+        categories: t.categories.clone(),
+        active: t.active,
+        created_at: Some(timestamp(c.created_at)),
+        updated_at: Some(timestamp(c.updated_at)),
+    }
+}
+
+pub fn priced_cart(c: &CheckoutCart) -> pb::PricedCart {
+    let t = c.totals;
+    pb::PricedCart {
+        id: c.cart.id,
+        products: c.cart.lines.iter().map(line).collect(),
+        subtotal: money::to_wire(t.subtotal_cents),
+        discount: money::to_wire(t.discount_cents),
+        shipping: money::to_wire(t.shipping_cents),
+        tax: money::to_wire(t.tax_cents),
+        total: money::to_wire(t.total_cents),
+        coupon_code: c.coupon_code.clone(),
+        shipping_method: c.shipping_method.clone(),
+        tax_rate: c.tax_rate.fraction(),
+        total_quantity: c.cart.total_quantity(),
+    }
+}
+
+pub fn shipping_method(m: &ShippingMethod) -> pb::ShippingMethod {
+    pb::ShippingMethod {
+        code: m.code.clone(),
+        name: m.name.clone(),
+        free_over_threshold: m.free_over_threshold,
+    }
+}
+
+pub fn rates(r: &Rates) -> pb::GetShippingRatesResponse {
+    pb::GetShippingRatesResponse {
+        rates: r
+            .quotes
+            .iter()
+            .map(|q| pb::ShippingRate {
+                method: q.method.clone(),
+                name: q.name.clone(),
+                amount: money::to_wire(q.cents),
+                free: q.free,
+                min_days: q.min_days,
+                max_days: q.max_days,
+            })
+            .collect(),
+        weight: r.weight_grams as f64 / 1000.0,
+        subtotal: money::to_wire(r.subtotal_cents),
+    }
+}
+
+pub fn tax_rate(country: &str, state: &str, rate: TaxRate) -> pb::TaxRate {
+    pb::TaxRate {
+        country: country.to_owned(),
+        state: state.to_owned(),
+        rate: rate.fraction(),
     }
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::pricing::PricedLine;
+use super::pricing::{PricedLine, TaxRate, Totals};
 
 /// A cart with its lines priced (products gone since are left out).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,4 +28,14 @@ impl Cart {
     pub fn total_quantity(&self) -> i32 {
         self.lines.iter().map(|l| l.quantity).sum()
     }
+}
+
+/// The signed-in user's cart priced for checkout: with its coupon, shipping and tax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutCart {
+    pub cart: Cart,
+    pub totals: Totals,
+    pub coupon_code: Option<String>,
+    pub shipping_method: String,
+    pub tax_rate: TaxRate,
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::pricing::{PricedLine, Totals};
+use super::pricing::{PricedLine, TaxRate, Totals};
 use super::status::{OrderStatus, PaymentState, ReturnStatus, status_after_payment};
 use crate::validation::Violations;
 
@@ -99,6 +99,12 @@ pub struct Order {
     pub user_id: i64,
     pub lines: Vec<PricedLine>,
     pub totals: Totals,
+    /// The coupon redeemed (its discount is `totals.discount_cents`).
+    pub coupon_code: Option<String>,
+    /// The shipping method's code, e.g. "standard".
+    pub shipping_method: String,
+    /// The tax rate applied; `None` for orders placed before rates were recorded.
+    pub tax_rate: Option<TaxRate>,
     pub status: OrderStatus,
     pub payment_status: PaymentState,
     pub shipping_address: Address,

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use super::coupon::CouponCode;
 use super::order::{Address, carrier};
+use super::shipping::method_code;
 use super::status::OrderStatus;
 use crate::validation::Violations;
 
@@ -119,6 +121,21 @@ pub struct OrderForm {
     pub billing_address: Option<Address>,
     pub payment_method: String,
     pub payment_intent_id: Option<String>,
+    /// `None`: the coupon applied to the caller's cart, if any; `Some("")`: none.
+    pub coupon_code: Option<String>,
+    /// '' for the default method.
+    pub shipping_method: String,
+}
+
+/// Which coupon an order redeems.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CouponChoice {
+    /// The one applied to the buyer's cart, if any (the request named none).
+    FromCart,
+    /// None (the request sent an empty code).
+    None,
+    /// This one.
+    Code(CouponCode),
 }
 
 /// A valid order to place (the body of POST /orders), before pricing.
@@ -130,6 +147,9 @@ pub struct NewOrder {
     pub billing_address: Address,
     pub payment_method: String,
     pub payment_intent_id: Option<String>,
+    pub coupon: CouponChoice,
+    /// A method code (checked against the methods when priced).
+    pub shipping_method: String,
 }
 
 impl NewOrder {
@@ -152,18 +172,30 @@ impl NewOrder {
             .payment_intent_id
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty());
-        match (lines, shipping, billing) {
-            (Some(lines), Some(shipping_address), Some(billing_address))
-                if violations.is_empty() =>
-            {
-                Ok(NewOrder {
-                    lines,
-                    shipping_address,
-                    billing_address,
-                    payment_method,
-                    payment_intent_id,
-                })
-            }
+        let coupon = match form.coupon_code.as_deref().map(str::trim) {
+            None => Some(CouponChoice::FromCart),
+            Some("") => Some(CouponChoice::None),
+            Some(code) => violations
+                .check("couponCode", CouponCode::parse(code))
+                .map(CouponChoice::Code),
+        };
+        let shipping_method = keep(&mut violations, method_code(&form.shipping_method));
+        match (lines, shipping, billing, coupon, shipping_method) {
+            (
+                Some(lines),
+                Some(shipping_address),
+                Some(billing_address),
+                Some(coupon),
+                Some(shipping_method),
+            ) if violations.is_empty() => Ok(NewOrder {
+                lines,
+                shipping_address,
+                billing_address,
+                payment_method,
+                payment_intent_id,
+                coupon,
+                shipping_method,
+            }),
             _ => Err(violations),
         }
     }
