@@ -382,9 +382,8 @@ impl OrdersApp {
             v.push("country", "must be an ISO 3166-1 alpha-2 code, e.g. US");
         }
         let state = state.trim().to_uppercase();
-        if !state.is_empty()
-            && !(state.len() <= 3 && state.bytes().all(|b| b.is_ascii_alphanumeric()))
-        {
+        let state_ok = state.len() <= 3 && state.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !state_ok {
             v.push(
                 "state",
                 "must be a state code of up to 3 letters or digits, e.g. NY",

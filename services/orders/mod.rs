@@ -13,8 +13,8 @@
 //! (migrations/20261127000300_orders.sql), `order_returns`
 //! (migrations/20261127000700_order_returns_mail.sql), and `coupons`,
 //! `coupon_redemptions`, `shipping_methods`, `shipping_rates` and `tax_rates`
-//! (migrations/20261207000400_coupons_shipping_tax.sql; use cases in [`checkout`]). Mail goes through the
-//! kernel's outbox, addressed by account ([`crate::mail`]); idempotency keys
+//! (migrations/20261207000400_coupons_shipping_tax.sql; use cases in
+//! [`checkout`]). Mail goes through the kernel's outbox, addressed by account ([`crate::mail`]); idempotency keys
 //! through the kernel's runner ([`crate::idempotency`]). Product data and stock
 //! belong to the catalog: this service asks the catalog service over gRPC
 //! ([`catalog`]), never reads its tables.

@@ -346,6 +346,7 @@ async fn the_whole_journey_over_grpc() {
                 billing_address: None,
                 payment_method: "card".into(),
                 payment_intent_id: None,
+                ..Default::default()
             },
             &token,
         ))
