@@ -415,10 +415,10 @@ mod tests {
 
     #[test]
     fn a_percentage_is_taken_of_the_eligible_sum_rounded_half_up_once() {
-        // 15 % of 1343.33 = 201.4995 -> 201.50.
+        // 15 % of 1343.33 = 201.4995 -> 201.50 (per line it would be 50.00 + 1.50 + 150.00;
+        // rounding once is what keeps many small lines from gaining a cent each).
         assert_eq!(discount(&coupon(terms(CouponKind::Percentage(15)))), 20_150);
-        // Per line it would be 50.00 + 1.50 + 150.00 = 201.50 too here, but: 15 % of 10.01
-        // = 1.5015 alone; restricted to it, 1.50.
+        // Restricted to the 10.01 line: 15 % = 1.5015 -> 1.50.
         let mut t = terms(CouponKind::Percentage(15));
         t.product_ids = vec![2];
         assert_eq!(discount(&coupon(t)), 150);
