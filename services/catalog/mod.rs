@@ -15,12 +15,14 @@ mod error;
 mod grpc;
 mod pictures;
 pub mod reservations;
+mod reviews;
 pub mod seed;
 mod store;
 mod wire;
 
 pub use error::CatalogError;
 pub use grpc::{CatalogConfig, CatalogService};
+pub use reviews::PurchasesConsumer;
 pub use seed::seed_demo_catalog;
 
 /// The cache key of one product: read and filled by the catalog's reads, deleted by its
