@@ -539,6 +539,15 @@ async fn every_review_change_reaches_the_other_instance() {
     let page = once_announced(&b, list, |p| rating_in(p) == Some(4.0)).await;
     assert_eq!(rating_in(&page), Some(4.0));
 
+    // Each write also deletes its keys again 500 ms later (CatalogApp::invalidate); waiting
+    // that out makes each step below show its own write's invalidation, not the previous one's.
+    // Then B reads again, so its caches hold the state before the next write.
+    let settle = || async {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        product(&b, id).await;
+        json(b.get(list).await).await;
+    };
+    settle().await;
     let review_path = format!("/reviews/{}", created["id"]);
     let edited = a
         .put_json(&review_path, &json!({ "rating": 2 }), Some(&user))
@@ -547,6 +556,7 @@ async fn every_review_change_reaches_the_other_instance() {
     let fresh = once_announced(&b, &path, |p| p["rating"] == 2.0).await;
     assert_eq!(fresh["reviews"][0]["rating"], 2);
 
+    settle().await;
     assert_eq!(
         a.delete(&review_path, Some(&user)).await.status().as_u16(),
         200
