@@ -314,18 +314,24 @@ impl CatalogApp {
     /// first delete; the second delete, shortly after, closes that window,
     /// so no instance serves the old product for the whole TTL.
     pub(super) async fn invalidate(&self, keys: Vec<String>) {
-        // Every cached listing page at once: readers move to a new generation's keys. A
-        // reader that read the old generation before this stores its page under that old
-        // key, which nobody reads any more.
-        let generation = uuid::Uuid::new_v4().simple().to_string();
-        self.cache
-            .set(GENERATION_KEY, generation.as_bytes(), GENERATION_TTL)
-            .await;
-        self.cache.delete(&keys).await;
-        let cache = self.cache.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(SECOND_INVALIDATION).await;
-            cache.delete(&keys).await;
-        });
+        retire(&self.cache, keys).await;
     }
+}
+
+/// What [`CatalogApp::invalidate`] does, for a writer that holds only the cache (the
+/// `catalog.purchases` consumer).
+pub(super) async fn retire(cache: &Cache, keys: Vec<String>) {
+    // Every cached listing page at once: readers move to a new generation's keys. A
+    // reader that read the old generation before this stores its page under that old
+    // key, which nobody reads any more.
+    let generation = uuid::Uuid::new_v4().simple().to_string();
+    cache
+        .set(GENERATION_KEY, generation.as_bytes(), GENERATION_TTL)
+        .await;
+    cache.delete(&keys).await;
+    let cache = cache.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(SECOND_INVALIDATION).await;
+        cache.delete(&keys).await;
+    });
 }

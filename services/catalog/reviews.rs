@@ -11,7 +11,7 @@
 use anyhow::Context as _;
 use sqlx::PgConnection;
 
-use super::app::CatalogApp;
+use super::app::{CatalogApp, retire};
 use super::domain::{
     NewReview, Review, ReviewEdit, WISHLIST_MAX_ITEMS, WishlistEntry, WishlistPage,
 };
@@ -19,6 +19,7 @@ use super::error::CatalogError;
 use super::product_key;
 use super::store;
 use crate::authn::Principal;
+use crate::cache::Cache;
 use crate::events::{self, Consumer, Event, EventData, EventKind, ReviewCreated};
 
 /// The unique index behind 409 REVIEW_EXISTS.
@@ -242,9 +243,27 @@ fn local_part(email: &str) -> String {
 
 /// `catalog.purchases`: records which products each user has received from
 /// `order.delivered` events, so reviews can say "verified purchase" without the catalog
-/// reading the orders' tables; reviews written before the delivery become verified too.
+/// reading the orders' tables; reviews written before the delivery become verified too
+/// (their products' cache entries retired shortly after).
 /// Idempotent by itself (`ON CONFLICT DO NOTHING`), and the runner skips redeliveries.
-pub struct PurchasesConsumer;
+#[derive(Clone, Default)]
+pub struct PurchasesConsumer {
+    /// Where the products whose reviews turn verified are retired from (none in tests that
+    /// call `handle` directly).
+    cache: Option<Cache>,
+}
+
+/// How long after a delivery made reviews verified their products' cache entries are
+/// retired: `handle` runs inside the runner's transaction, which commits after it returns,
+/// so retiring at once could let a reader cache the uncommitted-yet state again.
+const VERIFIED_RETIRE_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl PurchasesConsumer {
+    /// The consumer, retiring the cache entries of products whose reviews it verifies.
+    pub fn new(cache: Cache) -> Self {
+        PurchasesConsumer { cache: Some(cache) }
+    }
+}
 
 #[async_trait::async_trait]
 impl Consumer for PurchasesConsumer {
@@ -265,11 +284,19 @@ impl Consumer for PurchasesConsumer {
         products.dedup();
         let changed =
             store::record_purchases(tx, order.user_id, &products, event.occurred_at).await?;
-        // The runner commits after this returns and holds no cache: a review turned verified
-        // shows once its product's cache entry (300 s) expires. Stars and comments, which
-        // change the rating, are refreshed at once by the review use cases.
         if !changed.is_empty() {
             tracing::debug!(user = order.user_id, products = ?changed, "reviews verified");
+            if let Some(cache) = self.cache.clone() {
+                // After the runner's commit (see VERIFIED_RETIRE_DELAY); `retire` deletes
+                // again 500 ms later. A rare commit slower than that leaves the badge stale
+                // for at most the product's TTL; stars and comments, which move the rating,
+                // are retired exactly by the review use cases.
+                let keys = changed.into_iter().map(product_key).collect();
+                tokio::spawn(async move {
+                    tokio::time::sleep(VERIFIED_RETIRE_DELAY).await;
+                    retire(&cache, keys).await;
+                });
+            }
         }
         Ok(())
     }

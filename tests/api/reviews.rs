@@ -470,7 +470,7 @@ fn delivered(user_id: i64, products: &[i64]) -> Event {
 
 /// The `catalog.purchases` consumer, called the way the runner calls it (in a transaction).
 async fn deliver(app: &TestApp, event: &Event) {
-    let consumer = ecom::catalog::PurchasesConsumer;
+    let consumer = ecom::catalog::PurchasesConsumer::default();
     assert_eq!(consumer.name(), "catalog.purchases");
     assert!(consumer.wants(event.kind()));
     let mut tx = app.db.begin().await.unwrap();
@@ -490,7 +490,9 @@ async fn a_review_after_a_delivered_order_is_a_verified_purchase() {
     deliver(&app, &event).await;
     // A redelivery has no second effect (and does not fail).
     deliver(&app, &event).await;
-    assert!(!ecom::catalog::PurchasesConsumer.wants(ecom::events::EventKind::OrderPlaced));
+    assert!(
+        !ecom::catalog::PurchasesConsumer::default().wants(ecom::events::EventKind::OrderPlaced)
+    );
 
     let verified = reviewed(&app, &app.user_token(), bought, 5, "Arrived, great").await;
     assert_eq!(verified["verifiedPurchase"], true);
@@ -640,4 +642,56 @@ async fn reviews_over_grpc() {
         .await
         .unwrap();
     assert_eq!(product(&app, id).await["rating"], 0.0);
+}
+
+#[tokio::test]
+async fn a_review_turned_verified_leaves_the_product_caches_of_every_instance() {
+    let a = spawn_app().await;
+    let b = a.spawn_sibling().await;
+    let id = a.insert_product("Bought Thing", 1999, 0.0, 5).await;
+    let early = reviewed(&a, &a.user_token(), id, 4, "Ordered it").await;
+    assert_eq!(early["verifiedPurchase"], false);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // Both instances cache the product with the unverified review.
+    for app in [&a, &b] {
+        assert_eq!(
+            product(app, id).await["reviews"][0]["verifiedPurchase"],
+            false
+        );
+    }
+
+    // The consumer as the runner builds it: on the deployment's shared cache.
+    let kv = ecom::kv::Kv::redis(
+        &crate::common::redis_url().into(),
+        ecom::config::RedisMode::Standalone,
+        None,
+        &a.redis_prefix,
+    )
+    .unwrap();
+    let consumer = ecom::catalog::PurchasesConsumer::new(
+        // With a first tier, as the runtime's: only such a cache announces its writes.
+        ecom::cache::Cache::with_local_tier(kv, 1 << 20),
+    );
+    let mut tx = a.db.begin().await.unwrap();
+    consumer
+        .handle(&mut tx, &delivered(2, &[id]))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let path = format!("/products/{id}");
+    for app in [&a, &b] {
+        let verified = |p: &Value| p["reviews"][0]["verifiedPurchase"] == true;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+        let mut shown = product(app, id).await;
+        while !verified(&shown) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            shown = once_announced(app, &path, verified).await;
+        }
+        assert_eq!(
+            shown["reviews"][0]["verifiedPurchase"], true,
+            "on {}",
+            app.origin
+        );
+    }
 }

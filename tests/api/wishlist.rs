@@ -268,3 +268,30 @@ async fn the_wishlist_over_grpc() {
         .unwrap_err();
     assert_eq!(gone.code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_wishlist_and_review_routes() {
+    let app = spawn_app().await;
+    let doc = json(
+        app.client
+            .get(format!("{}/openapi.json", app.origin))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, methods) in [
+        ("/api/v1/wishlist", &["get", "post"][..]),
+        ("/api/v1/wishlist/{id}", &["delete"][..]),
+        ("/api/v1/products/{product_id}/reviews", &["post"][..]),
+        ("/api/v1/reviews/{id}", &["put", "delete"][..]),
+    ] {
+        let ops = paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} missing: {:?}", paths.keys().collect::<Vec<_>>()));
+        for method in methods {
+            assert!(ops.get(*method).is_some(), "{method} {path}");
+        }
+    }
+}
