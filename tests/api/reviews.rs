@@ -170,7 +170,7 @@ async fn bad_ratings_and_comments_are_validation_errors() {
         )
         .await;
     }
-    for comment in ["", "   ", &"x".repeat(2001)] {
+    for comment in ["", "   ", &"x".repeat(2001), "nul \u{0} inside"] {
         let body = assert_error(
             review(&app, &user, id, json!({ "rating": 3, "comment": comment })).await,
             400,

@@ -34,6 +34,14 @@ impl Comment {
                 "must be at most {} characters (got {n})",
                 Self::MAX_CHARS
             )),
+            // Line breaks and tabs belong in a review; other control characters do not, and
+            // PostgreSQL refuses NUL in text (a 500 otherwise).
+            _ if text
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) =>
+            {
+                Err("must not contain control characters".to_owned())
+            }
             _ => Ok(Comment(text.to_owned())),
         }
     }
@@ -166,6 +174,9 @@ mod tests {
             2000
         );
         assert_eq!(Comment::parse("  Great  ").unwrap().as_str(), "Great");
+        assert!(Comment::parse("a\u{0}b").is_err());
+        assert!(Comment::parse("a\u{7}b").is_err());
+        assert!(Comment::parse("Line one\n\tLine two").is_ok());
     }
 
     #[test]
