@@ -356,13 +356,14 @@ fn grpc_routes(shared: &Runtime, services: &[ServiceName], commerce: Option<&Com
                     auth::AuthSettings::from_settings(&shared.settings),
                 )))
             }
-            (ServiceName::Catalog, _) => {
-                routes.add_service(CatalogServiceServer::new(CatalogService::new(
+            (ServiceName::Catalog, _) => routes.add_service(CatalogServiceServer::new(
+                CatalogService::new(
                     shared.database.clone(),
                     shared.cache.clone(),
                     crate::catalog::CatalogConfig::from_settings(&shared.settings),
-                )))
-            }
+                )
+                .with_clock(shared.clock.clone()),
+            )),
             (ServiceName::Orders, Some(commerce)) => {
                 routes.add_service(OrdersServiceServer::new(commerce.orders.clone()))
             }
@@ -442,11 +443,14 @@ fn orders_service(
     let catalog_transport = match &settings.catalog_url {
         Some(url) => internal::remote(url, "CATALOG_URL")?,
         None => internal::in_process(
-            CatalogServiceServer::new(CatalogService::new(
-                shared.database.clone(),
-                shared.cache.clone(),
-                crate::catalog::CatalogConfig::from_settings(&shared.settings),
-            )),
+            CatalogServiceServer::new(
+                CatalogService::new(
+                    shared.database.clone(),
+                    shared.cache.clone(),
+                    crate::catalog::CatalogConfig::from_settings(&shared.settings),
+                )
+                .with_clock(shared.clock.clone()),
+            ),
             shared.authenticator.clone(),
             shared.read_your_writes(),
         ),

@@ -23,6 +23,7 @@ use super::error::CatalogError;
 use super::product_key;
 use super::store::{self, CategoryRow, Visibility};
 use crate::cache::Cache;
+use crate::clock::Clock;
 
 /// How long a cached product stays.
 const PRODUCT_TTL: Duration = Duration::from_secs(300);
@@ -86,6 +87,8 @@ pub struct CatalogApp {
     /// primary).
     replicas: Database,
     pub(super) cache: Cache,
+    /// Dates reviews and wishlist entries.
+    pub(super) clock: Clock,
 }
 
 impl CatalogApp {
@@ -95,6 +98,7 @@ impl CatalogApp {
             db: db.primary().clone(),
             replicas: db,
             cache,
+            clock: Clock::system(),
         }
     }
 
@@ -309,19 +313,25 @@ impl CatalogApp {
     /// the old row just before the commit can still put it back after the
     /// first delete; the second delete, shortly after, closes that window,
     /// so no instance serves the old product for the whole TTL.
-    async fn invalidate(&self, keys: Vec<String>) {
-        // Every cached listing page at once: readers move to a new generation's keys. A
-        // reader that read the old generation before this stores its page under that old
-        // key, which nobody reads any more.
-        let generation = uuid::Uuid::new_v4().simple().to_string();
-        self.cache
-            .set(GENERATION_KEY, generation.as_bytes(), GENERATION_TTL)
-            .await;
-        self.cache.delete(&keys).await;
-        let cache = self.cache.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(SECOND_INVALIDATION).await;
-            cache.delete(&keys).await;
-        });
+    pub(super) async fn invalidate(&self, keys: Vec<String>) {
+        retire(&self.cache, keys).await;
     }
+}
+
+/// What [`CatalogApp::invalidate`] does, for a writer that holds only the cache (the
+/// `catalog.purchases` consumer).
+pub(super) async fn retire(cache: &Cache, keys: Vec<String>) {
+    // Every cached listing page at once: readers move to a new generation's keys. A
+    // reader that read the old generation before this stores its page under that old
+    // key, which nobody reads any more.
+    let generation = uuid::Uuid::new_v4().simple().to_string();
+    cache
+        .set(GENERATION_KEY, generation.as_bytes(), GENERATION_TTL)
+        .await;
+    cache.delete(&keys).await;
+    let cache = cache.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(SECOND_INVALIDATION).await;
+        cache.delete(&keys).await;
+    });
 }

@@ -36,6 +36,20 @@ pub enum CatalogError {
     /// on `category`: a product must belong to an existing category.
     #[error("category `{0}` does not exist")]
     UnknownCategory(String),
+    /// NOT_FOUND (404), reason REVIEW_NOT_FOUND: no such review, or another user's (so
+    /// ids cannot be probed).
+    #[error("review {0} not found")]
+    ReviewNotFound(i64),
+    /// ALREADY_EXISTS (409), reason REVIEW_EXISTS: the user has reviewed the product.
+    #[error("the user has reviewed product {0} already")]
+    ReviewExists(i64),
+    /// NOT_FOUND (404), reason WISHLIST_ITEM_NOT_FOUND: the product is not in the
+    /// caller's wishlist.
+    #[error("product {0} is not in the wishlist")]
+    WishlistItemNotFound(i64),
+    /// FAILED_PRECONDITION answered 422, reason WISHLIST_FULL, `details.maxItems`.
+    #[error("the wishlist holds {0} products already")]
+    WishlistFull(i64),
     /// INTERNAL (500), reason INTERNAL_ERROR; the cause chain is logged once
     /// and the client gets a generic message. UNAVAILABLE (503) instead when
     /// the cause is an unreachable database, so that clients retry.
@@ -94,6 +108,29 @@ impl From<CatalogError> for Status {
                 "category".to_owned(),
                 format!("unknown category `{slug}`"),
             )]),
+            CatalogError::ReviewNotFound(_) => errors::status(
+                Code::NotFound,
+                ErrorReason::ReviewNotFound,
+                "Review not found",
+            ),
+            CatalogError::ReviewExists(_) => errors::status_with_http(
+                Code::AlreadyExists,
+                ErrorReason::ReviewExists,
+                409,
+                "You have already reviewed this product; edit your review instead",
+            ),
+            CatalogError::WishlistItemNotFound(_) => errors::status(
+                Code::NotFound,
+                ErrorReason::WishlistItemNotFound,
+                "Product not in the wishlist",
+            ),
+            CatalogError::WishlistFull(max) => errors::status_with_http_details(
+                Code::FailedPrecondition,
+                ErrorReason::WishlistFull,
+                422,
+                format!("The wishlist holds at most {max} products; remove some first"),
+                [("maxItems", max.to_string())],
+            ),
             CatalogError::Unexpected(err) => errors::unexpected(err),
         }
     }

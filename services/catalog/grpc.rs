@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status};
 
 use super::app::CatalogApp;
 use super::domain::{
-    MediaPath, NewProduct, NewReservation, OrderKey, ProductPatch, ProductQuery, not_modified,
-    pricing_ids,
+    MediaPath, NewProduct, NewReservation, NewReview, OrderKey, ProductPatch, ProductQuery,
+    ReviewEdit, WishlistPage, not_modified, pricing_ids,
 };
 use super::error::CatalogError;
 use super::wire;
@@ -60,6 +60,12 @@ impl CatalogService {
             app: CatalogApp::new(db, cache),
             config: std::sync::Arc::new(config),
         }
+    }
+
+    /// The same service dating reviews and wishlist entries by `clock` (tests set it).
+    pub fn with_clock(mut self, clock: crate::clock::Clock) -> Self {
+        self.app.clock = clock;
+        self
     }
 
     /// The wire form of a product, its stored picture paths made absolute.
@@ -288,5 +294,103 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
         let ids = pricing_ids(request.into_inner().ids).map_err(CatalogError::from)?;
         let pricing = self.app.products_for_pricing(ids).await?;
         Ok(Response::new(wire::pricing(pricing)))
+    }
+
+    // Wishlist and reviews: signed-in callers, own objects only (super::reviews).
+
+    /// GET /wishlist: the caller's page, newest first.
+    #[tracing::instrument(skip_all)]
+    async fn list_wishlist(
+        &self,
+        request: Request<pb::ListWishlistRequest>,
+    ) -> Result<Response<pb::ListWishlistResponse>, Status> {
+        let user = authn::require_user(&request)?.user_id;
+        let r = request.get_ref();
+        let page = WishlistPage::parse(r.skip, r.limit).map_err(CatalogError::from)?;
+        let list = self.app.wishlist(user, page).await?;
+        Ok(Response::new(wire::wishlist(list, &self.config.media_base)))
+    }
+
+    /// POST /wishlist: 201 with the new entry, 200 with the one already there.
+    #[tracing::instrument(skip_all, fields(product = request.get_ref().product_id))]
+    async fn add_to_wishlist(
+        &self,
+        request: Request<pb::AddToWishlistRequest>,
+    ) -> Result<Response<pb::AddToWishlistResponse>, Status> {
+        let user = authn::require_user(&request)?.user_id;
+        let (entry, added) = self
+            .app
+            .add_to_wishlist(user, request.get_ref().product_id)
+            .await?;
+        let mut response = Response::new(pb::AddToWishlistResponse {
+            item: Some(wire::wishlist_item(entry, &self.config.media_base)),
+        });
+        if !added {
+            // Adding again is not an error (Shopify's and Medusa's wishlists answer the
+            // entry): the same entry, with 200 rather than the route's 201.
+            response
+                .metadata_mut()
+                .insert("x-http-status", MetadataValue::from_static("200"));
+        }
+        Ok(response)
+    }
+
+    /// DELETE /wishlist/{id}: the removed entry (the house answers a delete with the object).
+    #[tracing::instrument(skip_all, fields(id = request.get_ref().id))]
+    async fn remove_from_wishlist(
+        &self,
+        request: Request<pb::RemoveFromWishlistRequest>,
+    ) -> Result<Response<pb::RemoveFromWishlistResponse>, Status> {
+        let user = authn::require_user(&request)?.user_id;
+        let entry = self
+            .app
+            .remove_from_wishlist(user, request.get_ref().id)
+            .await?;
+        Ok(Response::new(pb::RemoveFromWishlistResponse {
+            item: Some(wire::wishlist_item(entry, &self.config.media_base)),
+        }))
+    }
+
+    /// POST /products/{productId}/reviews: 201 with the review.
+    #[tracing::instrument(skip_all, fields(product = request.get_ref().product_id))]
+    async fn create_review(
+        &self,
+        request: Request<pb::CreateReviewRequest>,
+    ) -> Result<Response<pb::CreateReviewResponse>, Status> {
+        let author = authn::require_user(&request)?;
+        let r = request.get_ref();
+        let new = NewReview::parse(r.rating, &r.comment).map_err(CatalogError::from)?;
+        let review = self.app.create_review(author, r.product_id, &new).await?;
+        Ok(Response::new(pb::CreateReviewResponse {
+            review: Some(wire::review(review)),
+        }))
+    }
+
+    /// PUT /reviews/{id}: the caller's own review, the fields present changed.
+    #[tracing::instrument(skip_all, fields(id = request.get_ref().id))]
+    async fn update_review(
+        &self,
+        request: Request<pb::UpdateReviewRequest>,
+    ) -> Result<Response<pb::UpdateReviewResponse>, Status> {
+        let user = authn::require_user(&request)?.user_id;
+        let r = request.get_ref();
+        let edit = ReviewEdit::parse(r.rating, r.comment.as_deref()).map_err(CatalogError::from)?;
+        let review = self.app.update_review(user, r.id, &edit).await?;
+        Ok(Response::new(pb::UpdateReviewResponse {
+            review: Some(wire::review(review)),
+        }))
+    }
+
+    /// DELETE /reviews/{id}: the caller's own review, or any for an admin.
+    #[tracing::instrument(skip_all, fields(id = request.get_ref().id))]
+    async fn delete_review(
+        &self,
+        request: Request<pb::DeleteReviewRequest>,
+    ) -> Result<Response<pb::DeleteReviewResponse>, Status> {
+        let caller = authn::require_user(&request)?;
+        let review = self.app.delete_review(caller, request.get_ref().id).await?;
+        Ok(Response::new(pb::DeleteReviewResponse {
+            review: Some(wire::review(review)),
+        }))
     }
 }

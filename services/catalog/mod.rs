@@ -2,8 +2,9 @@
 //! `/products` and `/media` routes), behind `ecom.catalog.v1.CatalogService`.
 //!
 //! It owns the `categories`, `products`, `product_images` and `reviews`
-//! tables (migrations/20261127000100_catalog.sql) and the `catalog:*` cache
-//! keys; no other service reads them, they call this API. Reads are
+//! tables (migrations/20261127000100_catalog.sql), `wishlist_items` and
+//! `catalog_purchases` (20261207000300_wishlist_reviews.sql; reviews and wishlists are
+//! in `reviews.rs`) and the `catalog:*` cache keys; no other service reads them, they call this API. Reads are
 //! cache-aside (a product for 300 s, the category list for 3600 s, a listing
 //! page for 30 s; `app.rs`) and every admin write deletes the keys it affects after its
 //! transaction commits. It never hard-deletes a product: orders keep
@@ -15,12 +16,14 @@ mod error;
 mod grpc;
 mod pictures;
 pub mod reservations;
+mod reviews;
 pub mod seed;
 mod store;
 mod wire;
 
 pub use error::CatalogError;
 pub use grpc::{CatalogConfig, CatalogService};
+pub use reviews::PurchasesConsumer;
 pub use seed::seed_demo_catalog;
 
 /// The cache key of one product: read and filled by the catalog's reads, deleted by its

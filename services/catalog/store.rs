@@ -15,8 +15,8 @@ use sqlx::postgres::PgArguments;
 use sqlx::{Arguments as _, PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 
 use super::domain::{
-    CategorySlug, ImageUrl, MediaPath, NewProduct, Product, ProductPatch, ProductQuery, Review,
-    SortKey, SortOrder,
+    CategorySlug, ImageUrl, MediaPath, NewProduct, NewReview, Product, ProductPatch, ProductQuery,
+    ProductSummary, Review, ReviewEdit, SortKey, SortOrder, WishlistEntry, WishlistPage,
 };
 
 /// How close (pg_trgm `word_similarity`) a search term must come to a word
@@ -535,7 +535,8 @@ async fn reviews_of(
     let rows = sqlx::query_as!(
         Review,
         r#"
-        SELECT id, product_id, rating, comment, date, reviewer_name, reviewer_email
+        SELECT id, product_id, rating, comment, date, reviewer_name, reviewer_email,
+               verified_purchase
         FROM reviews
         WHERE product_id = ANY($1)
         ORDER BY product_id, id
@@ -908,4 +909,354 @@ pub async fn products_for_pricing(
     .fetch_all(db)
     .await
     .context("loading products to price")
+}
+
+// ---------------------------------------------------------------- reviews
+
+/// Locks product `id` against other review changes until the transaction ends, so the
+/// rating each one recomputes sees every committed review (two concurrent reviews cannot
+/// each miss the other's). `Some(true)` for a live product, `Some(false)` for a deleted one.
+pub async fn lock_product_for_reviews(
+    db: &mut PgConnection,
+    id: i64,
+) -> anyhow::Result<Option<bool>> {
+    sqlx::query_scalar!(
+        r#"SELECT deleted_at IS NULL AS "live!" FROM products WHERE id = $1 FOR NO KEY UPDATE"#,
+        id
+    )
+    .fetch_optional(db)
+    .await
+    .with_context(|| format!("locking product {id} for a review"))
+}
+
+/// The product and author of review `id`, if it exists (`None` author: a seeded review).
+pub async fn review_owner(
+    db: &mut PgConnection,
+    id: i64,
+) -> anyhow::Result<Option<(i64, Option<i64>)>> {
+    let row = sqlx::query!("SELECT product_id, user_id FROM reviews WHERE id = $1", id)
+        .fetch_optional(db)
+        .await
+        .with_context(|| format!("loading review {id}"))?;
+    Ok(row.map(|r| (r.product_id, r.user_id)))
+}
+
+/// Inserts a review by `user_id`; a second review of the product by the same user fails on
+/// `reviews_one_per_user_product` (the caller maps it to REVIEW_EXISTS).
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_review(
+    db: &mut PgConnection,
+    product_id: i64,
+    user_id: i64,
+    review: &NewReview,
+    reviewer_name: &str,
+    reviewer_email: &str,
+    verified_purchase: bool,
+    now: DateTime<Utc>,
+) -> Result<Review, sqlx::Error> {
+    sqlx::query_as!(
+        Review,
+        r#"
+        INSERT INTO reviews (product_id, user_id, rating, comment, date, reviewer_name,
+                             reviewer_email, verified_purchase, created_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+        RETURNING id, product_id, rating, comment, date, reviewer_name, reviewer_email,
+                  verified_purchase
+        "#,
+        product_id,
+        user_id,
+        review.stars.get(),
+        review.comment.as_str(),
+        now.date_naive(),
+        reviewer_name,
+        reviewer_email,
+        verified_purchase,
+        now
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Applies `edit` to review `id` of `user_id`; `None` when it is not theirs.
+pub async fn update_review(
+    db: &mut PgConnection,
+    id: i64,
+    user_id: i64,
+    edit: &ReviewEdit,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<Review>> {
+    sqlx::query_as!(
+        Review,
+        r#"
+        UPDATE reviews
+        SET rating = COALESCE($3, rating), comment = COALESCE($4, comment), updated_at = $5
+        WHERE id = $1 AND user_id = $2
+        RETURNING id, product_id, rating, comment, date, reviewer_name, reviewer_email,
+                  verified_purchase
+        "#,
+        id,
+        user_id,
+        edit.stars.map(|s| s.get()),
+        edit.comment.as_ref().map(|c| c.as_str()),
+        now
+    )
+    .fetch_optional(db)
+    .await
+    .with_context(|| format!("updating review {id}"))
+}
+
+/// Deletes review `id` and answers it as it was.
+pub async fn delete_review(db: &mut PgConnection, id: i64) -> anyhow::Result<Option<Review>> {
+    sqlx::query_as!(
+        Review,
+        r#"
+        DELETE FROM reviews WHERE id = $1
+        RETURNING id, product_id, rating, comment, date, reviewer_name, reviewer_email,
+                  verified_purchase
+        "#,
+        id
+    )
+    .fetch_optional(db)
+    .await
+    .with_context(|| format!("deleting review {id}"))
+}
+
+/// Sets product `id`'s rating to the mean of its reviews, two decimals (0 with none).
+pub async fn refresh_rating(db: &mut PgConnection, id: i64) -> anyhow::Result<()> {
+    sqlx::query!(
+        r#"
+        UPDATE products
+        SET rating = COALESCE((SELECT round(avg(rating), 2) FROM reviews WHERE product_id = $1), 0)
+        WHERE id = $1
+        "#,
+        id
+    )
+    .execute(db)
+    .await
+    .with_context(|| format!("recomputing the rating of product {id}"))?;
+    Ok(())
+}
+
+/// Whether `user_id` has received product `product_id` (a delivered order).
+pub async fn has_purchased(
+    db: &mut PgConnection,
+    user_id: i64,
+    product_id: i64,
+) -> anyhow::Result<bool> {
+    let found = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM catalog_purchases WHERE user_id = $1 AND product_id = $2) AS "found!""#,
+        user_id,
+        product_id
+    )
+    .fetch_one(db)
+    .await
+    .context("reading a purchase")?;
+    Ok(found)
+}
+
+/// Records that `user_id` received `product_ids`, and marks their reviews of them as
+/// verified purchases; answers the products whose reviews changed.
+pub async fn record_purchases(
+    db: &mut PgConnection,
+    user_id: i64,
+    product_ids: &[i64],
+    at: DateTime<Utc>,
+) -> anyhow::Result<Vec<i64>> {
+    sqlx::query!(
+        r#"
+        INSERT INTO catalog_purchases (user_id, product_id, first_delivered_at)
+        SELECT $1, product_id, $3 FROM unnest($2::bigint[]) AS t(product_id)
+        ON CONFLICT (user_id, product_id) DO NOTHING
+        "#,
+        user_id,
+        product_ids,
+        at
+    )
+    .execute(&mut *db)
+    .await
+    .context("recording purchases")?;
+    let changed = sqlx::query_scalar!(
+        r#"
+        UPDATE reviews SET verified_purchase = true
+        WHERE user_id = $1 AND product_id = ANY($2) AND NOT verified_purchase
+        RETURNING product_id
+        "#,
+        user_id,
+        product_ids
+    )
+    .fetch_all(&mut *db)
+    .await
+    .context("marking verified reviews")?;
+    Ok(changed)
+}
+
+// ---------------------------------------------------------------- wishlists
+
+/// Serializes the wishlist writes of `user_id` until the transaction ends, so concurrent
+/// adds cannot together pass the bound on its size.
+pub async fn lock_wishlist(db: &mut PgConnection, user_id: i64) -> anyhow::Result<()> {
+    let key = format!("catalog.wishlist:{user_id}");
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+        .execute(db)
+        .await
+        .context("locking a wishlist")?;
+    Ok(())
+}
+
+/// Whether product `id` exists and is not deleted.
+pub async fn product_is_live(db: impl PgExecutor<'_>, id: i64) -> anyhow::Result<bool> {
+    let live = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM products WHERE id = $1 AND deleted_at IS NULL) AS "live!""#,
+        id
+    )
+    .fetch_one(db)
+    .await
+    .with_context(|| format!("checking product {id}"))?;
+    Ok(live)
+}
+
+/// How many live products `user_id`'s wishlist holds.
+pub async fn wishlist_size(db: impl PgExecutor<'_>, user_id: i64) -> anyhow::Result<i64> {
+    let n = sqlx::query_scalar!(
+        r#"
+        SELECT count(*) AS "n!" FROM wishlist_items w
+        JOIN products p ON p.id = w.product_id AND p.deleted_at IS NULL
+        WHERE w.user_id = $1
+        "#,
+        user_id
+    )
+    .fetch_one(db)
+    .await
+    .context("counting a wishlist")?;
+    Ok(n)
+}
+
+/// Adds `product_id` to `user_id`'s wishlist; false when it is there already.
+pub async fn insert_wishlist_item(
+    db: &mut PgConnection,
+    user_id: i64,
+    product_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query!(
+        r#"
+        INSERT INTO wishlist_items (user_id, product_id, added_at) VALUES ($1, $2, $3)
+        ON CONFLICT (user_id, product_id) DO NOTHING
+        "#,
+        user_id,
+        product_id,
+        now
+    )
+    .execute(db)
+    .await
+    .context("adding to a wishlist")?;
+    Ok(done.rows_affected() == 1)
+}
+
+struct WishlistRow {
+    added_at: DateTime<Utc>,
+    id: i64,
+    title: String,
+    price_cents: i64,
+    discount_percentage: f64,
+    thumbnail: String,
+    stock: i32,
+    availability_status: String,
+    rating: f64,
+    category: String,
+    brand: Option<String>,
+}
+
+impl From<WishlistRow> for WishlistEntry {
+    fn from(row: WishlistRow) -> Self {
+        WishlistEntry {
+            added_at: row.added_at,
+            product: ProductSummary {
+                id: row.id,
+                title: row.title,
+                price_cents: row.price_cents,
+                discount_percentage: row.discount_percentage,
+                thumbnail: row.thumbnail,
+                stock: row.stock,
+                availability_status: row.availability_status,
+                rating: row.rating,
+                category: row.category,
+                brand: row.brand,
+            },
+        }
+    }
+}
+
+/// The entry of `product_id` in `user_id`'s wishlist, if its product is live.
+pub async fn wishlist_entry(
+    db: impl PgExecutor<'_>,
+    user_id: i64,
+    product_id: i64,
+) -> anyhow::Result<Option<WishlistEntry>> {
+    let row = sqlx::query_as!(
+        WishlistRow,
+        r#"
+        SELECT w.added_at, p.id, p.title, p.price_cents,
+               p.discount_percentage::float8 AS "discount_percentage!",
+               p.thumbnail, p.stock, p.availability_status AS "availability_status!",
+               p.rating::float8 AS "rating!", c.slug AS category, p.brand
+        FROM wishlist_items w
+        JOIN products p ON p.id = w.product_id AND p.deleted_at IS NULL
+        JOIN categories c ON c.id = p.category_id
+        WHERE w.user_id = $1 AND w.product_id = $2
+        "#,
+        user_id,
+        product_id
+    )
+    .fetch_optional(db)
+    .await
+    .context("loading a wishlist entry")?;
+    Ok(row.map(WishlistEntry::from))
+}
+
+/// A page of `user_id`'s wishlist, newest first, live products only.
+pub async fn wishlist_page(
+    db: impl PgExecutor<'_>,
+    user_id: i64,
+    page: WishlistPage,
+) -> anyhow::Result<Vec<WishlistEntry>> {
+    let rows = sqlx::query_as!(
+        WishlistRow,
+        r#"
+        SELECT w.added_at, p.id, p.title, p.price_cents,
+               p.discount_percentage::float8 AS "discount_percentage!",
+               p.thumbnail, p.stock, p.availability_status AS "availability_status!",
+               p.rating::float8 AS "rating!", c.slug AS category, p.brand
+        FROM wishlist_items w
+        JOIN products p ON p.id = w.product_id AND p.deleted_at IS NULL
+        JOIN categories c ON c.id = p.category_id
+        WHERE w.user_id = $1
+        ORDER BY w.added_at DESC, w.product_id DESC
+        LIMIT $2 OFFSET $3
+        "#,
+        user_id,
+        page.limit,
+        page.skip
+    )
+    .fetch_all(db)
+    .await
+    .context("loading a wishlist page")?;
+    Ok(rows.into_iter().map(WishlistEntry::from).collect())
+}
+
+/// Removes `product_id` from `user_id`'s wishlist; false when it was not there.
+pub async fn delete_wishlist_item(
+    db: &mut PgConnection,
+    user_id: i64,
+    product_id: i64,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query!(
+        "DELETE FROM wishlist_items WHERE user_id = $1 AND product_id = $2",
+        user_id,
+        product_id
+    )
+    .execute(db)
+    .await
+    .context("removing from a wishlist")?;
+    Ok(done.rows_affected() == 1)
 }

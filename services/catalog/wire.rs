@@ -4,8 +4,9 @@
 use prost_types::{ListValue, Struct, Value, value::Kind};
 
 use super::app::ProductPage;
-use super::domain::{Product, Reservation, ReservationState, Review};
+use super::domain::{Product, Reservation, ReservationState, Review, WishlistEntry};
 use super::reservations::Pricing;
+use super::reviews::Wishlist;
 use super::store::CategoryRow;
 use crate::clock::timestamp;
 use crate::config::CategoriesFormat;
@@ -126,9 +127,11 @@ pub fn product(product: Product, media_base: &str) -> pb::Product {
     }
 }
 
-fn review(review: Review) -> pb::Review {
+pub fn review(review: Review) -> pb::Review {
     pb::Review {
         id: review.id,
+        product_id: review.product_id,
+        verified_purchase: review.verified_purchase,
         rating: review.rating.into(),
         comment: review.comment,
         date: review.date.format("%Y-%m-%d").to_string(),
@@ -179,4 +182,40 @@ pub fn pricing(pricing: Pricing) -> pb::GetProductsForPricingResponse {
 
 fn saturating_i32(n: i64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// A wishlist entry: its id is its product's id.
+pub fn wishlist_item(entry: WishlistEntry, media_base: &str) -> pb::WishlistItem {
+    let p = entry.product;
+    pb::WishlistItem {
+        id: p.id,
+        product_id: p.id,
+        added_at: Some(timestamp(entry.added_at)),
+        product: Some(pb::WishlistProduct {
+            id: p.id,
+            title: p.title,
+            price: money::to_wire(p.price_cents),
+            discount_percentage: p.discount_percentage,
+            thumbnail: absolute(media_base, p.thumbnail),
+            stock: p.stock,
+            availability_status: p.availability_status,
+            rating: p.rating,
+            category: p.category,
+            brand: p.brand,
+        }),
+    }
+}
+
+/// A page of a wishlist.
+pub fn wishlist(list: Wishlist, media_base: &str) -> pb::ListWishlistResponse {
+    pb::ListWishlistResponse {
+        items: list
+            .entries
+            .into_iter()
+            .map(|e| wishlist_item(e, media_base))
+            .collect(),
+        total: list.total,
+        skip: list.page.skip,
+        limit: list.page.limit,
+    }
 }

@@ -19,5 +19,7 @@ mod mesh;
 mod orders;
 mod payments;
 mod replicas;
+mod reviews;
 mod spine;
 mod users;
+mod wishlist;

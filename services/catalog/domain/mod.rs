@@ -10,6 +10,7 @@ mod listing;
 mod media;
 mod product;
 mod reservation;
+mod review;
 mod wire;
 
 pub use wire::ListingRequest;
@@ -22,5 +23,8 @@ pub use product::{
     Title, parse_images, parse_tags,
 };
 pub use reservation::{NewReservation, OrderKey, Reservation, ReservationState, pricing_ids};
+pub use review::{
+    NewReview, ProductSummary, ReviewEdit, WISHLIST_MAX_ITEMS, WishlistEntry, WishlistPage,
+};
 
 pub use crate::validation::Violations;

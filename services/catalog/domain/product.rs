@@ -412,6 +412,8 @@ pub struct Review {
     pub date: NaiveDate,
     pub reviewer_name: String,
     pub reviewer_email: String,
+    /// The author had a delivered order with the product.
+    pub verified_purchase: bool,
 }
 
 fn bounded_text(raw: &str, min: usize, max: usize) -> Result<String, String> {
