@@ -176,6 +176,7 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
             total: page.total,
             skip: page.skip,
             limit: page.limit,
+            next_cursor: page.next_cursor,
         }))
     }
 
@@ -192,6 +193,7 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
             total: page.total,
             skip: page.skip,
             limit: page.limit,
+            next_cursor: page.next_cursor,
         }))
     }
 

@@ -10,6 +10,7 @@ mod after_sales;
 mod auth;
 mod carts;
 mod catalog;
+mod cursor;
 mod deploy;
 mod faults;
 mod instances;
