@@ -76,6 +76,8 @@ pub struct ProductPage {
     pub skip: i64,
     /// The limit the page reports (see `Page::reported_limit`).
     pub limit: i64,
+    /// The opaque cursor of the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// The catalog's use cases. Cheap to clone.
@@ -137,12 +139,13 @@ impl CatalogApp {
             .cache
             .get_or_load(&key, PAGE_TTL, || async {
                 let pool = self.replicas.reads().await;
-                let (products, total) = store::list_products(&pool, query).await?;
+                let listed = store::list_products(&pool, query).await?;
                 let page = ProductPage {
-                    limit: query.page.reported_limit(products.len()),
-                    products,
-                    total,
+                    limit: query.page.reported_limit(listed.products.len()),
+                    products: listed.products,
+                    total: listed.total,
                     skip: query.page.skip(),
+                    next_cursor: listed.next.map(|after| after.encode(&query.shape())),
                 };
                 Ok::<_, CatalogError>(encode(page).encode_to_vec().into())
             })

@@ -182,6 +182,7 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
             total: page.total,
             skip: page.skip,
             limit: page.limit,
+            next_cursor: page.next_cursor,
         }))
     }
 
@@ -198,6 +199,7 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
             total: page.total,
             skip: page.skip,
             limit: page.limit,
+            next_cursor: page.next_cursor,
         }))
     }
 

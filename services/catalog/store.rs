@@ -15,8 +15,9 @@ use sqlx::postgres::PgArguments;
 use sqlx::{Arguments as _, PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 
 use super::domain::{
-    CategorySlug, ImageUrl, MediaPath, NewProduct, NewReview, Product, ProductPatch, ProductQuery,
-    ProductSummary, Review, ReviewEdit, SortKey, SortOrder, WishlistEntry, WishlistPage,
+    After, CategorySlug, ImageUrl, MediaPath, NewProduct, NewReview, Product, ProductPatch,
+    ProductQuery, ProductSummary, Review, ReviewEdit, SortKey, SortOrder, SortValue, WishlistEntry,
+    WishlistPage,
 };
 
 /// How close (pg_trgm `word_similarity`) a search term must come to a word
@@ -140,9 +141,28 @@ const COUNT_ROWS: &str = r#"
     FROM products p
 "#;
 
-/// `SELECT p.id` of products.
-const ID_ROWS: &str = r#"
-    SELECT p.id
+/// The text rank of a search ($6) over the full text, float4. Spelled once, as it appears in
+/// the head, the keyset and the order of a ranked page.
+const TEXT_RANK: &str = "ts_rank(p.search_document, websearch_to_tsquery('english', $6))";
+
+/// `SELECT p.id, rank` of products, by [`TEXT_RANK`]: a search by relevance.
+const RANKED_IDS: &str = r#"
+    SELECT p.id, ts_rank(p.search_document, websearch_to_tsquery('english', $6)) AS rank
+    FROM products p
+"#;
+
+/// Whether a row matches the full text ($6) at all (a typo search ranks these first).
+const FULL_TEXT_MATCH: &str = "(p.search_document @@ websearch_to_tsquery('english', $6))";
+/// The rank of a typo search within its group: the text rank plus the title's similarity.
+const TYPO_SCORE: &str = "(ts_rank(p.search_document, websearch_to_tsquery('english', $6)) \
+                          + word_similarity($6, p.title))";
+
+/// `SELECT p.id, full_text, score` of products: a search by relevance with typo matches.
+const TYPO_RANKED_IDS: &str = r#"
+    SELECT p.id,
+           (p.search_document @@ websearch_to_tsquery('english', $6)) AS full_text,
+           (ts_rank(p.search_document, websearch_to_tsquery('english', $6))
+            + word_similarity($6, p.title)) AS score
     FROM products p
 "#;
 
@@ -175,8 +195,12 @@ struct ListingArgs<'a> {
     text: Option<&'a str>,
     /// Whether the text also matches titles within a typo (trigram).
     typos: bool,
+    /// The rows asked for, plus one: whether that one comes back says whether there is a
+    /// next page (and so a `nextCursor`), without a second query.
     limit: i64,
     skip: i64,
+    /// The keyset position the page starts after (`cursor`).
+    after: Option<&'a After>,
 }
 
 impl<'a> ListingArgs<'a> {
@@ -192,9 +216,10 @@ impl<'a> ListingArgs<'a> {
                 .as_deref()
                 .map(str::trim)
                 .filter(|t| !t.is_empty()),
-            typos: false,
-            limit: query.page.limit(),
+            typos: query.after.as_ref().is_some_and(|a| a.typos),
+            limit: query.page.limit() + 1,
             skip: query.page.skip(),
+            after: query.after.as_ref(),
         }
     }
 
@@ -221,22 +246,25 @@ impl<'a> ListingArgs<'a> {
         Ok(sql)
     }
 
-    /// One page of this listing: `head`, the filters, then `order_by` (one of the fixed
-    /// orders, never request text) and the page's LIMIT and OFFSET.
-    fn page(
-        &self,
-        head: &'static str,
-        order_by: &'static str,
-    ) -> anyhow::Result<QueryBuilder<Postgres>> {
-        let mut sql = self.statement(head)?;
+    /// The end of a page of this listing: `order_by` (one of the fixed orders, never request
+    /// text) and the page's LIMIT and OFFSET.
+    fn finish_page(&self, sql: &mut QueryBuilder<Postgres>, order_by: &'static str) {
         sql.push(" ORDER BY ")
             .push(order_by)
             .push(" LIMIT ")
             .push_bind(self.limit)
             .push(" OFFSET ")
             .push_bind(self.skip);
-        Ok(sql)
     }
+}
+
+/// A page as the store read it.
+pub struct ListingPage {
+    pub products: Vec<Product>,
+    /// Every match, not only this page's (the keyset does not narrow it).
+    pub total: i64,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<After>,
 }
 
 /// One category: its slug and display name.
@@ -342,11 +370,12 @@ pub async fn find_product(
 /// statements. The choice does not depend on the page asked for, so every
 /// page of one search agrees on the total.
 #[tracing::instrument(skip(db))]
-pub async fn list_products(
-    db: &PgPool,
-    query: &ProductQuery,
-) -> anyhow::Result<(Vec<Product>, i64)> {
+pub async fn list_products(db: &PgPool, query: &ProductQuery) -> anyhow::Result<ListingPage> {
     let args = ListingArgs::of(query);
+    if args.typos {
+        // A later page of a search that matched typos: it keeps that choice (see `After`).
+        return search_with_typos(db, query, args).await;
+    }
     let mut conn = db.acquire().await.context("acquiring a connection")?;
     // The count gets a connection of its own only if one is idle: waiting for a second one
     // while holding the first let concurrent listings each hold one and wait for another
@@ -363,12 +392,18 @@ pub async fn list_products(
     };
     // Rarely, the page just read is thrown away for the typo search: reading it alongside
     // the count keeps the common case (enough full-text matches) to one round of queries.
-    if args.text.is_some() && total < TYPO_FALLBACK_BELOW {
+    // A later page (cursor) keeps the choice of its first page, whatever the count is now.
+    if args.text.is_some() && args.after.is_none() && total < TYPO_FALLBACK_BELOW {
         drop(conn);
         return search_with_typos(db, query, args).await;
     }
+    let (rows, next) = rows;
     let products = attach_details(&mut conn, rows).await?;
-    Ok((products, total))
+    Ok(ListingPage {
+        products,
+        total,
+        next,
+    })
 }
 
 /// [`list_products`] with titles within a typo of the text also matching.
@@ -376,7 +411,7 @@ async fn search_with_typos(
     db: &PgPool,
     query: &ProductQuery,
     args: ListingArgs<'_>,
-) -> anyhow::Result<(Vec<Product>, i64)> {
+) -> anyhow::Result<ListingPage> {
     let args = ListingArgs {
         typos: true,
         ..args
@@ -390,10 +425,14 @@ async fn search_with_typos(
     .await
     .context("setting the trigram threshold")?;
     let total = count_matches(&mut *tx, &args).await?;
-    let rows = page_rows(&mut tx, &args, query.sort, query.order).await?;
+    let (rows, next) = page_rows(&mut tx, &args, query.sort, query.order).await?;
     let products = attach_details(&mut tx, rows).await?;
     tx.commit().await.context("ending the search transaction")?;
-    Ok((products, total))
+    Ok(ListingPage {
+        products,
+        total,
+        next,
+    })
 }
 
 async fn count_matches(db: impl PgExecutor<'_>, a: &ListingArgs<'_>) -> anyhow::Result<i64> {
@@ -404,61 +443,191 @@ async fn count_matches(db: impl PgExecutor<'_>, a: &ListingArgs<'_>) -> anyhow::
         .context("counting products")
 }
 
+/// The rows of a page (at most `limit - 1` of them, see [`ListingArgs::limit`]), and where
+/// the next page starts if there is one.
 async fn page_rows(
     conn: &mut PgConnection,
     args: &ListingArgs<'_>,
     sort: Option<SortKey>,
     order: SortOrder,
-) -> anyhow::Result<Vec<ProductRow>> {
+) -> anyhow::Result<(Vec<ProductRow>, Option<After>)> {
+    let page_size = usize::try_from(args.limit - 1).unwrap_or(usize::MAX);
     if sort.is_none() && args.text.is_some() {
-        let ids = ranked_ids(&mut *conn, args).await?;
-        return rows_in_order(conn, &ids).await;
+        let mut ranked = ranked_ids(&mut *conn, args).await?;
+        let next = (ranked.len() > page_size).then(|| {
+            ranked.truncate(page_size);
+            ranked.last().map(|(id, value)| After {
+                value: value.clone(),
+                id: *id,
+                typos: args.typos,
+            })
+        });
+        let ids: Vec<i64> = ranked.iter().map(|(id, _)| *id).collect();
+        return Ok((rows_in_order(conn, &ids).await?, next.flatten()));
     }
     use SortOrder::{Asc, Desc};
     // Listings (and sorted searches) read their page in one query, in index
     // order where there is one. Ties break on id in the same direction:
-    // pages are stable, and one (key, id) index serves both directions.
-    let order_by = match (sort, order) {
-        (None, Asc) => "p.id ASC",
-        (None, Desc) => "p.id DESC",
-        (Some(SortKey::Price), Asc) => "p.price_cents ASC, p.id ASC",
-        (Some(SortKey::Price), Desc) => "p.price_cents DESC, p.id DESC",
-        (Some(SortKey::Rating), Asc) => "p.rating ASC, p.id ASC",
-        (Some(SortKey::Rating), Desc) => "p.rating DESC, p.id DESC",
-        (Some(SortKey::Title), Asc) => "p.title ASC, p.id ASC",
-        (Some(SortKey::Title), Desc) => "p.title DESC, p.id DESC",
+    // pages are stable, and one (key, id) index serves both directions, and
+    // the keyset of a cursor is a row comparison `(key, id) > (.., ..)` that
+    // PostgreSQL starts in that index (every sort key is NOT NULL, so no
+    // NULL ever falls outside the comparison).
+    let (order_by, key) = match (sort, order) {
+        (None, Asc) => ("p.id ASC", "p.id"),
+        (None, Desc) => ("p.id DESC", "p.id"),
+        (Some(SortKey::Price), Asc) => ("p.price_cents ASC, p.id ASC", "(p.price_cents, p.id)"),
+        (Some(SortKey::Price), Desc) => ("p.price_cents DESC, p.id DESC", "(p.price_cents, p.id)"),
+        (Some(SortKey::Rating), Asc) => ("p.rating ASC, p.id ASC", "(p.rating, p.id)"),
+        (Some(SortKey::Rating), Desc) => ("p.rating DESC, p.id DESC", "(p.rating, p.id)"),
+        (Some(SortKey::Title), Asc) => ("p.title ASC, p.id ASC", "(p.title, p.id)"),
+        (Some(SortKey::Title), Desc) => ("p.title DESC, p.id DESC", "(p.title, p.id)"),
     };
-    args.page(PRODUCT_ROWS, order_by)?
+    let mut sql = args.statement(PRODUCT_ROWS)?;
+    if let Some(after) = args.after {
+        sql.push(" AND ")
+            .push(key)
+            .push(if order == Asc { " > " } else { " < " });
+        match &after.value {
+            SortValue::Id => {
+                sql.push_bind(after.id);
+            }
+            SortValue::Price(cents) => {
+                sql.push("(")
+                    .push_bind(*cents)
+                    .push(", ")
+                    .push_bind(after.id)
+                    .push(")");
+            }
+            // Hundredths back to the column's exact NUMERIC(3, 2).
+            SortValue::Rating(hundredths) => {
+                sql.push("((")
+                    .push_bind(*hundredths)
+                    .push("::bigint)::numeric / 100, ")
+                    .push_bind(after.id)
+                    .push(")");
+            }
+            SortValue::Title(title) => {
+                sql.push("(")
+                    .push_bind(title.clone())
+                    .push(", ")
+                    .push_bind(after.id)
+                    .push(")");
+            }
+            SortValue::Rank(_) | SortValue::TypoRank { .. } => {
+                anyhow::bail!("a relevance cursor on a sorted listing")
+            }
+        }
+    }
+    args.finish_page(&mut sql, order_by);
+    let mut rows = sql
         .build_query_as::<ProductRow>()
-        .fetch_all(conn)
+        .fetch_all(&mut *conn)
         .await
-        .context("listing products")
+        .context("listing products")?;
+    let next = if rows.len() > page_size {
+        rows.truncate(page_size);
+        rows.last().map(|row| After {
+            value: match sort {
+                None => SortValue::Id,
+                Some(SortKey::Price) => SortValue::Price(row.price_cents),
+                Some(SortKey::Rating) => SortValue::Rating((row.rating * 100.0).round() as i64),
+                Some(SortKey::Title) => SortValue::Title(row.title.clone()),
+            },
+            id: row.id,
+            typos: args.typos,
+        })
+    } else {
+        None
+    };
+    Ok((rows, next))
 }
 
 /// The ids of a search's page by relevance, best first whatever the order
-/// asked for. The rank is computed for every hit, so this ranks ids only and
-/// the page's rows are loaded afterwards: carrying every hit's whole row to
-/// the sort cost 4-33% more with 128 MB of shared buffers, 1.2-1.8x more
-/// with the catalog in them (psql, 1,000,000 products).
-async fn ranked_ids(conn: &mut PgConnection, args: &ListingArgs<'_>) -> anyhow::Result<Vec<i64>> {
-    let order_by = if !args.typos {
+/// asked for, each with its rank (the next page's keyset). The rank is
+/// computed for every hit, so this ranks ids only and the page's rows are
+/// loaded afterwards: carrying every hit's whole row to the sort cost 4-33%
+/// more with 128 MB of shared buffers, 1.2-1.8x more with the catalog in them
+/// (psql, 1,000,000 products). A cursor's keyset (rank below the last one's,
+/// or equal with a greater id) cannot use an index, as the rank depends on the
+/// query; it spares the sort, though: a deep page is a top-N of the hits past
+/// the position instead of a sort of every hit up to the offset.
+async fn ranked_ids(
+    conn: &mut PgConnection,
+    args: &ListingArgs<'_>,
+) -> anyhow::Result<Vec<(i64, SortValue)>> {
+    if !args.typos {
         // Full text only: the text rank decides (the title weighs most).
-        "ts_rank(p.search_document, websearch_to_tsquery('english', $6)) DESC, p.id ASC"
-    } else {
-        // With typos: every full-text hit comes before the typo-only
-        // (trigram) hits; within each group, the text rank plus the title's
-        // similarity decides. The similarity is kept out of the order above
-        // because it is the costly part: on a large catalog it made ranking
-        // the hits of a common word several times slower.
-        "p.search_document @@ websearch_to_tsquery('english', $6) DESC, \
-         ts_rank(p.search_document, websearch_to_tsquery('english', $6)) \
-         + word_similarity($6, p.title) DESC, p.id ASC"
-    };
-    args.page(ID_ROWS, order_by)?
-        .build_query_scalar::<i64>()
+        let mut sql = args.statement(RANKED_IDS)?;
+        match args.after.map(|a| (&a.value, a.id)) {
+            None => {}
+            Some((SortValue::Rank(rank), id)) => {
+                sql.push(" AND (")
+                    .push(TEXT_RANK)
+                    .push(" < ")
+                    .push_bind(*rank)
+                    .push("::float4 OR (")
+                    .push(TEXT_RANK)
+                    .push(" = ")
+                    .push_bind(*rank)
+                    .push("::float4 AND p.id > ")
+                    .push_bind(id)
+                    .push("))");
+            }
+            Some(_) => anyhow::bail!("a sort-key cursor on a search by relevance"),
+        }
+        args.finish_page(&mut sql, "rank DESC, p.id ASC");
+        let rows: Vec<(i64, f32)> = sql
+            .build_query_as()
+            .fetch_all(conn)
+            .await
+            .context("ranking a search")?;
+        return Ok(rows
+            .into_iter()
+            .map(|(id, rank)| (id, SortValue::Rank(rank)))
+            .collect());
+    }
+    // With typos: every full-text hit comes before the typo-only
+    // (trigram) hits; within each group, the text rank plus the title's
+    // similarity decides. The similarity is kept out of the order above
+    // because it is the costly part: on a large catalog it made ranking
+    // the hits of a common word several times slower.
+    let mut sql = args.statement(TYPO_RANKED_IDS)?;
+    match args.after.map(|a| (&a.value, a.id)) {
+        None => {}
+        Some((SortValue::TypoRank { full_text, score }, id)) => {
+            // After (f, s, id) in the order (full_text DESC, score DESC, id ASC).
+            sql.push(" AND (")
+                .push(FULL_TEXT_MATCH)
+                .push(" < ")
+                .push_bind(*full_text)
+                .push(" OR (")
+                .push(FULL_TEXT_MATCH)
+                .push(" = ")
+                .push_bind(*full_text)
+                .push(" AND (")
+                .push(TYPO_SCORE)
+                .push(" < ")
+                .push_bind(*score)
+                .push("::float4 OR (")
+                .push(TYPO_SCORE)
+                .push(" = ")
+                .push_bind(*score)
+                .push("::float4 AND p.id > ")
+                .push_bind(id)
+                .push("))))");
+        }
+        Some(_) => anyhow::bail!("a sort-key cursor on a typo search by relevance"),
+    }
+    args.finish_page(&mut sql, "full_text DESC, score DESC, p.id ASC");
+    let rows: Vec<(i64, bool, f32)> = sql
+        .build_query_as()
         .fetch_all(conn)
         .await
-        .context("ranking a search")
+        .context("ranking a search")?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, full_text, score)| (id, SortValue::TypoRank { full_text, score }))
+        .collect())
 }
 
 /// The rows of the given products, in the order of `ids`; one deleted since

@@ -25,6 +25,7 @@ pub fn page(page: ProductPage, media_base: &str) -> pb::ListProductsResponse {
             .collect(),
         total: saturating_i32(page.total),
         skip: saturating_i32(page.skip),
+        next_cursor: page.next_cursor,
     }
 }
 

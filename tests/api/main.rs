@@ -11,6 +11,7 @@ mod auth;
 mod carts;
 mod catalog;
 mod checkout;
+mod cursor;
 mod deploy;
 mod faults;
 mod instances;

@@ -2,6 +2,7 @@
 //! asks for: a page, a sort, and filters.
 
 use super::Violations;
+use super::cursor::{After, QueryShape};
 use crate::money;
 
 /// A page of a listing: `skip` rows, then at most `limit`.
@@ -18,6 +19,14 @@ impl Page {
     pub const DEFAULT_LIMIT: i64 = 10;
     /// The largest explicit page; larger requests are clamped to it (12.4).
     pub const MAX_LIMIT: i64 = 100;
+    /// How deep `skip` may go: `skip + limit` at most this (issue #16). An offset makes
+    /// PostgreSQL read and throw away every skipped row (with its whole row, as the page
+    /// reads them), so its cost grows with the depth; 10,000 keeps the deepest offset page to
+    /// a few milliseconds on 1,000,000 products (measured: see the report / BENCHMARKS), is
+    /// 100 pages of the largest size, more than any person pages through, and is the window
+    /// Elasticsearch (`index.max_result_window`) bounds deep paging to for the same reason.
+    /// Deeper pages take `cursor`, whose cost does not depend on the depth.
+    pub const MAX_WINDOW: i64 = 10_000;
 
     /// Applies the defaults and the clamp; negative values are violations. `limit=0` asks
     /// for every match (DummyJSON), up to `list_all_max` (LIST_ALL_MAX): the answer's
@@ -46,9 +55,23 @@ impl Page {
                 None
             }
         };
+        let (skip, limit) = (skip?, limit?);
+        // The first page is never deep, whatever LIST_ALL_MAX makes `limit=0` answer.
+        if skip > 0 && skip.saturating_add(limit) > Self::MAX_WINDOW {
+            violations.push(
+                "skip",
+                format!(
+                    "skip + limit must be at most {} (here {}); to page deeper, pass the \
+                     nextCursor of the previous page as cursor",
+                    Self::MAX_WINDOW,
+                    skip.saturating_add(limit)
+                ),
+            );
+            return None;
+        }
         Some(Page {
-            skip: skip?,
-            limit: limit?,
+            skip,
+            limit,
             all: matches!(limit_asked, Some(0)),
         })
     }
@@ -191,6 +214,21 @@ pub struct ProductQuery {
     pub sort: Option<SortKey>,
     pub order: SortOrder,
     pub page: Page,
+    /// `cursor`: the page starts after this row (keyset), instead of after `page.skip()` rows
+    /// (which is then 0).
+    pub after: Option<After>,
+}
+
+impl ProductQuery {
+    /// The query apart from its page, which a cursor is bound to.
+    pub fn shape(&self) -> QueryShape<'_> {
+        QueryShape {
+            text: self.text.as_deref(),
+            filter: &self.filter,
+            sort: self.sort,
+            order: self.order,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -226,6 +264,20 @@ mod tests {
             .map(|(f, _)| f.as_str())
             .collect();
         assert_eq!(fields, ["skip", "limit"]);
+    }
+
+    #[test]
+    fn skip_is_bounded_but_not_the_first_page() {
+        assert_eq!(page(Some(9_990), Some(10)).unwrap().skip(), 9_990);
+        assert_eq!(page(Some(9_900), Some(1000)).unwrap().limit(), 100);
+        let violations = page(Some(9_991), Some(10)).unwrap_err();
+        assert_eq!(violations.as_slice()[0].0, "skip");
+        assert!(violations.as_slice()[0].1.contains("cursor"));
+        assert!(page(Some(900_000), None).is_err());
+        assert!(page(Some(i64::MAX), Some(100)).is_err());
+        // `limit=0` from the first row is allowed whatever LIST_ALL_MAX is.
+        let mut v = Violations::default();
+        assert!(Page::parse(Some(0), Some(0), 50_000, &mut v).is_some());
     }
 
     #[test]

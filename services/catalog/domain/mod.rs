@@ -6,6 +6,7 @@
 //! read model ([`Product`], [`Review`]) comes from the database, which holds
 //! only values that went through these types (and its own CHECKs).
 
+mod cursor;
 mod listing;
 mod media;
 mod product;
@@ -15,6 +16,7 @@ mod wire;
 
 pub use wire::ListingRequest;
 
+pub use cursor::{After, SortValue};
 pub use listing::{Page, PriceRange, ProductFilter, ProductQuery, SortKey, SortOrder};
 pub use media::{MediaPath, not_modified};
 pub use product::{

@@ -3,9 +3,10 @@
 
 use super::product::Price;
 use super::{
-    Brand, CategorySlug, Description, Dimensions, DiscountPercentage, ImageUrl, InfoText, Measure,
-    MinimumOrderQuantity, NewProduct, Page, PriceRange, ProductExtras, ProductFilter, ProductPatch,
-    ProductQuery, Sku, SortKey, SortOrder, Stock, Title, Violations, parse_images, parse_tags,
+    After, Brand, CategorySlug, Description, Dimensions, DiscountPercentage, ImageUrl, InfoText,
+    Measure, MinimumOrderQuantity, NewProduct, Page, PriceRange, ProductExtras, ProductFilter,
+    ProductPatch, ProductQuery, Sku, SortKey, SortOrder, Stock, Title, Violations, parse_images,
+    parse_tags,
 };
 use crate::proto::ecom::catalog::v1 as pb;
 
@@ -167,6 +168,8 @@ pub(super) struct ListingInput<'a> {
     pub max_price: Option<f64>,
     pub brand: Option<&'a str>,
     pub in_stock: Option<bool>,
+    /// `cursor`; an empty one is none (a client passing back an absent nextCursor).
+    pub cursor: Option<&'a str>,
 }
 
 impl ListingInput<'_> {
@@ -185,10 +188,18 @@ impl ListingInput<'_> {
             .map(str::trim)
             .filter(|b| !b.is_empty())
             .map(str::to_owned);
+        let cursor = self.cursor.map(str::trim).filter(|c| !c.is_empty());
+        if cursor.is_some() && self.skip.is_some() {
+            // Two positions for one page: refused rather than one silently ignored.
+            v.push(
+                "skip",
+                "must not be given with cursor (the cursor says where the page starts)",
+            );
+        }
         let (Some(page), Some(sort), Some(order), Some(price)) = (page, sort, order, price) else {
             return Err(v);
         };
-        Ok(ProductQuery {
+        let mut query = ProductQuery {
             text,
             filter: ProductFilter {
                 category,
@@ -199,7 +210,15 @@ impl ListingInput<'_> {
             sort,
             order,
             page,
-        })
+            after: None,
+        };
+        if let Some(token) = cursor {
+            query.after = v.check(
+                "cursor",
+                After::decode(token, &query.shape()).map_err(|e| e.message().to_owned()),
+            );
+        }
+        v.finish(|| query)
     }
 }
 
@@ -216,6 +235,7 @@ impl ListingRequest for pb::ListProductsRequest {
             max_price: req.max_price,
             brand: req.brand.as_deref(),
             in_stock: req.in_stock,
+            cursor: req.cursor.as_deref(),
         }
         .into_query(None, None)
     }
@@ -239,6 +259,7 @@ impl ListingRequest for pb::SearchProductsRequest {
             max_price: req.max_price,
             brand: req.brand.as_deref(),
             in_stock: req.in_stock,
+            cursor: req.cursor.as_deref(),
         }
         .into_query((!text.is_empty()).then(|| text.to_owned()), None)
     }
@@ -259,6 +280,7 @@ impl ListingRequest for pb::ListProductsByCategoryRequest {
             max_price: req.max_price,
             brand: req.brand.as_deref(),
             in_stock: req.in_stock,
+            cursor: req.cursor.as_deref(),
         }
         .into_query(None, Some(req.category.trim().to_lowercase()))
     }
