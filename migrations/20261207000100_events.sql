@@ -14,7 +14,10 @@ CREATE TABLE event_outbox (
     occurred_at  TIMESTAMPTZ NOT NULL,
     -- Monotonic order of insertion (the in-process dispatcher's cursor).
     seq          BIGSERIAL NOT NULL CONSTRAINT event_outbox_seq_key UNIQUE,
-    published_at TIMESTAMPTZ
+    published_at TIMESTAMPTZ,
+    -- In-process delivery only: failed tries, and when to try again.
+    attempts        INT NOT NULL DEFAULT 0,
+    next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX event_outbox_unpublished_idx ON event_outbox (seq) WHERE published_at IS NULL;
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts PostgreSQL and Redis on loopback when they are not answering, and waits for them.
+# Starts PostgreSQL, Redis and NATS (JetStream) on loopback when they are not answering, and waits for them.
 # Sourced by scripts/run.sh, scripts/test.sh and .ci/run; safe to run twice.
 set -euo pipefail
 
@@ -18,11 +18,23 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
 fi
+nats_up() { (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; }
+if ! nats_up; then
+  echo "starting NATS (JetStream)"
+  if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get install -y -q nats-server >/dev/null \
+      || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q nats-server >/dev/null; }
+  fi
+  mkdir -p /var/lib/nats-server /var/log
+  start-stop-daemon --start --oknodo --background --exec "$(command -v nats-server || echo /usr/sbin/nats-server)" -- \
+    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+fi
 for _ in $(seq 1 60); do
-  if pg_isready -h 127.0.0.1 -p 5432 -q && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  if pg_isready -h 127.0.0.1 -p 5432 -q && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && nats_up; then
     exit 0
   fi
   sleep 0.5
 done
-echo "PostgreSQL or Redis did not come up" >&2
+echo "PostgreSQL, Redis or NATS did not come up" >&2
 exit 1

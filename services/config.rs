@@ -447,6 +447,27 @@ pub struct Settings {
     #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true, global = true)]
     pub admin_password: Option<SecretString>,
 
+    // Domain events (services/events).
+    /// NATS server with JetStream that carries the domain events, e.g. nats://127.0.0.1:4222.
+    /// Unset: each process hands its outbox to its own consumers (one machine, no broker).
+    #[arg(long, env = "NATS_URL", global = true)]
+    pub nats_url: Option<String>,
+    /// JetStream stream of the domain events (its subjects are `<name>.<event type>`), so
+    /// deployments and test runs can share one NATS server.
+    #[arg(
+        long,
+        env = "EVENTS_STREAM",
+        default_value = "ECOM_EVENTS",
+        global = true
+    )]
+    pub events_stream: String,
+    /// How long the stream keeps an event, e.g. 7d.
+    #[arg(long, env = "EVENTS_MAX_AGE", default_value = "7d", value_parser = parse_duration, global = true)]
+    pub events_max_age: Duration,
+    /// Stock at or below which a product's fall raises an inventory alert (once per crossing).
+    #[arg(long, env = "LOW_STOCK_THRESHOLD", default_value_t = 5, global = true)]
+    pub low_stock_threshold: i32,
+
     // Commerce: orders, carts and payments (services/orders, services/payments).
     /// Tax rate of a location without a row in the `tax_rates` table (and of a cart priced
     /// before an address is known), applied to the discounted subtotal, e.g. 0.08 for 8 %.

@@ -192,6 +192,12 @@ impl Application {
                 let routes = grpc_routes(&shared, &services, commerce.as_ref());
                 shared.cache.listen(stop.clone()).await;
                 tokio::spawn(shared.database.clone().monitor(stop.clone()));
+                tokio::spawn(crate::events::run(
+                    shared.db.clone(),
+                    event_broker(&settings),
+                    event_consumers(&shared, &services),
+                    stop.clone(),
+                ));
                 tokio::spawn(commerce_sweeper(
                     shared.clone(),
                     services.clone(),
@@ -332,6 +338,38 @@ async fn identity_start(
         ));
     }
     Ok(())
+}
+
+/// Where domain events go (NATS_URL, EVENTS_STREAM, EVENTS_MAX_AGE).
+fn event_broker(settings: &Settings) -> crate::events::Broker {
+    crate::events::Broker {
+        // An empty NATS_URL is unset (so a flag can turn the broker off).
+        nats_url: settings
+            .nats_url
+            .clone()
+            .filter(|url| !url.trim().is_empty()),
+        stream: settings.events_stream.clone(),
+        max_age: settings.events_max_age,
+    }
+}
+
+/// The domain-event consumers of the services this process runs. Each is durable under its
+/// name and shared by every instance that runs it (services/events).
+fn event_consumers(
+    shared: &Runtime,
+    services: &[ServiceName],
+) -> Vec<Arc<dyn crate::events::Consumer>> {
+    let mut consumers: Vec<Arc<dyn crate::events::Consumer>> = Vec::new();
+    if services.contains(&ServiceName::Orders) {
+        consumers.push(Arc::new(orders::OrderMails::new(shared.db.clone())));
+        consumers.push(Arc::new(orders::StockAlertMails));
+    }
+    if services.contains(&ServiceName::Catalog) {
+        consumers.push(Arc::new(crate::catalog::PurchasesConsumer::new(
+            shared.cache.clone(),
+        )));
+    }
+    consumers
 }
 
 /// The gRPC services this process runs, plus reflection and health.

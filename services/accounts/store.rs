@@ -85,6 +85,16 @@ pub async fn contact(ex: impl PgExecutor<'_>, id: i64) -> Result<Option<Contact>
     .await
 }
 
+/// The contacts of every live admin account (inventory alerts go to them).
+pub async fn admin_contacts(ex: impl PgExecutor<'_>) -> Result<Vec<Contact>, sqlx::Error> {
+    sqlx::query_as!(
+        Contact,
+        "SELECT email, first_name, last_name FROM users WHERE role = 'admin' AND purged_at IS NULL ORDER BY id"
+    )
+    .fetch_all(ex)
+    .await
+}
+
 /// A live (not purged) account by id.
 pub async fn find_user(ex: impl PgExecutor<'_>, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as!(

@@ -91,6 +91,9 @@ pub struct CatalogApp {
     pub(super) cache: Cache,
     /// Dates reviews and wishlist entries.
     pub(super) clock: Clock,
+    /// LOW_STOCK_THRESHOLD: a reservation that takes a product's stock from above it to at
+    /// or below it records `product.stock_low`.
+    pub(super) low_stock_threshold: i32,
 }
 
 impl CatalogApp {
@@ -101,6 +104,7 @@ impl CatalogApp {
             replicas: db,
             cache,
             clock: Clock::system(),
+            low_stock_threshold: 5,
         }
     }
 

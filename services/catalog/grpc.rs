@@ -32,6 +32,8 @@ pub struct CatalogConfig {
     pub media_base: String,
     /// The absolute URL of the REST API (a category object's `url` is under it).
     pub api_url: String,
+    /// Stock at or below which a product's fall raises an inventory alert (LOW_STOCK_THRESHOLD).
+    pub low_stock_threshold: i32,
 }
 
 impl CatalogConfig {
@@ -42,6 +44,7 @@ impl CatalogConfig {
             categories_format: settings.categories_format,
             media_base: settings.media_base(),
             api_url: settings.api_url(),
+            low_stock_threshold: settings.low_stock_threshold,
         }
     }
 }
@@ -56,8 +59,10 @@ pub struct CatalogService {
 impl CatalogService {
     /// A service reading and writing `db`, caching in `cache`.
     pub fn new(db: crate::db::Database, cache: Cache, config: CatalogConfig) -> Self {
+        let mut app = CatalogApp::new(db, cache);
+        app.low_stock_threshold = config.low_stock_threshold;
         CatalogService {
-            app: CatalogApp::new(db, cache),
+            app,
             config: std::sync::Arc::new(config),
         }
     }

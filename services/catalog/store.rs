@@ -902,24 +902,41 @@ pub async fn lock_stock(conn: &mut PgConnection, ids: &[i64]) -> anyhow::Result<
     Ok(rows.into_iter().map(|r| (r.id, r.stock)).collect())
 }
 
+/// A product's stock after units were taken from it.
+pub struct Taken {
+    pub id: i64,
+    pub title: String,
+    pub before: i32,
+    pub after: i32,
+}
+
 /// Takes `quantities[n]` units of product `ids[n]` where at least that many are left; the
-/// number of products taken from.
+/// products taken from, with their stock before and after.
 pub async fn take_stock(
     conn: &mut PgConnection,
     ids: &[i64],
     quantities: &[i32],
-) -> anyhow::Result<u64> {
-    let updated = sqlx::query!(
+) -> anyhow::Result<Vec<Taken>> {
+    let rows = sqlx::query!(
         r#"UPDATE products p SET stock = p.stock - l.quantity
            FROM UNNEST($1::bigint[], $2::int[]) AS l(id, quantity)
-           WHERE p.id = l.id AND p.stock >= l.quantity"#,
+           WHERE p.id = l.id AND p.stock >= l.quantity
+           RETURNING p.id, p.title, p.stock AS "after!", l.quantity AS "quantity!""#,
         ids,
         quantities
     )
-    .execute(conn)
+    .fetch_all(conn)
     .await
     .context("taking reserved stock")?;
-    Ok(updated.rows_affected())
+    Ok(rows
+        .into_iter()
+        .map(|r| Taken {
+            id: r.id,
+            title: r.title,
+            before: r.after + r.quantity,
+            after: r.after,
+        })
+        .collect())
 }
 
 /// Records reservation `key` of `quantities[n]` units of `ids[n]`, expiring after

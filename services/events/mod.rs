@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+mod runner;
+
+pub use runner::{Broker, apply, run};
+
 /// An event as stored, published and delivered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

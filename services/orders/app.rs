@@ -10,16 +10,16 @@ use super::catalog::Catalog;
 use super::domain::{
     CouponChoice, CouponCode, Destination, IntentState, NewOrder, Order, OrderStatus, OrderSummary,
     PaymentState, PaymentView, PricedLine, PricingRules, StatusChange, StatusUpdate, Tracking,
-    return_items, status::status_after_payment, tracking_url,
+    return_items, status::status_after_payment,
 };
 use super::error::OrderError;
 use super::invoice::{self, Buyer, Seller};
-use super::mail;
 use super::payments::Payments;
 use super::store::{self, AllOrdersQuery, Locked, StatusWrite};
 use crate::authn::Principal;
 use crate::clock::Clock;
 use crate::db::Database;
+use crate::events::{self, EventData};
 use crate::idempotency::{self, Key, Outcome};
 
 /// How long a request waits to learn whether its order was stored after the answer
@@ -338,8 +338,9 @@ impl OrdersApp {
             )
             .await?;
         }
-        // The confirmation mail is committed with the order, or not at all.
-        mail::queue_confirmation(&mut tx, order).await?;
+        // order.placed is committed with the order, or not at all (its confirmation mail
+        // is the mail consumer's).
+        record_event(&mut tx, &order.id, order.created_at, EventData::OrderPlaced).await?;
         // A placed order empties the buyer's active cart.
         store::empty_active_cart(&mut tx, order.user_id).await?;
         store::clear_active_cart_coupon(&mut tx, order.user_id).await?;
@@ -515,18 +516,14 @@ impl OrdersApp {
             // Its coupon use comes back with the cancellation, or not at all.
             store::release_redemption(&mut tx, id).await?;
         }
-        if let Some((tracking, carrier)) = shipment {
-            // The shipping notice is committed with the status change, or not at all.
-            let shipment = mail::Shipment {
-                order_id: id,
-                user_id: locked.user_id,
-                carrier,
-                tracking_number: tracking,
-                tracking_url: &tracking_url(carrier, tracking),
-                estimated_delivery: now + chrono::Duration::days(super::domain::DELIVERY_DAYS),
-            };
-            mail::queue_shipped(&mut tx, &shipment).await?;
-        }
+        // The change's event commits with it (the shipping notice is the mail consumer's).
+        let event = match next {
+            OrderStatus::Shipped => EventData::OrderShipped,
+            OrderStatus::Delivered => EventData::OrderDelivered,
+            OrderStatus::Cancelled => EventData::OrderCancelled,
+            _ => EventData::OrderStatusChanged,
+        };
+        record_event(&mut tx, id, now, event).await?;
         tx.commit().await?;
         if next == OrderStatus::Cancelled {
             self.release_stock(id).await;
@@ -783,7 +780,22 @@ async fn cancel(
         at: now,
     };
     store::add_history(tx, id, &change).await?;
-    store::release_redemption(tx, id).await
+    store::release_redemption(tx, id).await?;
+    record_event(tx, id, now, EventData::OrderCancelled).await
+}
+
+/// Records the event `make` builds from order `id` as `tx` sees it, in `tx`.
+async fn record_event(
+    tx: &mut PgConnection,
+    id: &str,
+    now: DateTime<Utc>,
+    make: fn(events::OrderEvent) -> EventData,
+) -> Result<(), OrderError> {
+    let order = store::order_event(tx, id)
+        .await?
+        .ok_or(OrderError::NotFound)?;
+    events::record(tx, now, make(order)).await?;
+    Ok(())
 }
 
 /// Applies an intent's state to its (locked) order ([`PaymentState::apply`]):
@@ -815,6 +827,13 @@ async fn apply_payment(
             at: now,
         };
         store::add_history(tx, &order.id, &change).await?;
+    }
+    match next {
+        PaymentState::Paid => record_event(tx, &order.id, now, EventData::OrderPaid).await?,
+        PaymentState::Refunded => {
+            record_event(tx, &order.id, now, EventData::OrderRefunded).await?
+        }
+        PaymentState::Unpaid => {}
     }
     Ok(next)
 }

@@ -60,6 +60,7 @@ mod error;
 mod grpc;
 pub mod invoice;
 mod mail;
+pub use mail::{OrderMails, StockAlertMails};
 pub mod payments;
 mod pdf;
 mod store;

@@ -1301,3 +1301,62 @@ pub async fn set_tax_rate(
     .await?;
     Ok(())
 }
+
+/// Order `id` as its domain events carry it, read in the transaction that changes it (so the
+/// event tells the state that commits).
+pub async fn order_event(
+    tx: &mut PgConnection,
+    id: &str,
+) -> Result<Option<crate::events::OrderEvent>, OrderError> {
+    let Some(o) = sqlx::query!(
+        r#"SELECT user_id, status, subtotal_cents, discount_cents, shipping_cents, tax_cents,
+                  total_cents, coupon_code, carrier, tracking_number, cancel_reason
+           FROM orders WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let items = sqlx::query!(
+        r#"SELECT product_id, title, quantity, price_cents FROM order_items
+           WHERE order_id = $1 ORDER BY position"#,
+        id
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|i| crate::events::OrderLine {
+        product_id: i.product_id,
+        title: i.title,
+        quantity: i.quantity,
+        price_cents: i.price_cents,
+    })
+    .collect();
+    let tracking = match (o.carrier, o.tracking_number) {
+        (Some(carrier), Some(number)) if !number.is_empty() => {
+            let url = super::domain::tracking_url(&carrier, &number);
+            Some(crate::events::TrackingInfo {
+                tracking_url: (!url.is_empty()).then_some(url),
+                carrier,
+                tracking_number: number,
+            })
+        }
+        _ => None,
+    };
+    Ok(Some(crate::events::OrderEvent {
+        order_id: id.to_owned(),
+        user_id: o.user_id,
+        status: o.status,
+        items,
+        subtotal_cents: o.subtotal_cents,
+        discount_cents: o.discount_cents,
+        shipping_cents: o.shipping_cents,
+        tax_cents: o.tax_cents,
+        total_cents: o.total_cents,
+        coupon_code: o.coupon_code,
+        tracking,
+        reason: o.cancel_reason,
+    }))
+}

@@ -13,6 +13,7 @@ mod catalog;
 mod checkout;
 mod cursor;
 mod deploy;
+mod events;
 mod faults;
 mod instances;
 mod journey;

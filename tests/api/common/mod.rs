@@ -71,6 +71,9 @@ fn postgres_base() -> String {
 }
 
 /// The Redis the tests share (each with its own key prefix).
+/// The machine's NATS server with JetStream (scripts/services.sh starts it).
+pub const NATS_URL: &str = "nats://127.0.0.1:4222";
+
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
@@ -117,7 +120,15 @@ fn test_settings(postgres: &str, db_name: &str, redis_prefix: &str, extra: &[&st
         None => format!("{postgres}/{db_name}"),
     };
     let redis = redis_url();
+    // The machine's NATS, on a stream of this test's own (its database's name), kept an hour.
+    let stream = db_name.to_uppercase();
     let mut args = vec![
+        "--nats-url",
+        NATS_URL,
+        "--events-stream",
+        &stream,
+        "--events-max-age",
+        "1h",
         "--host",
         "127.0.0.1",
         "--port",
