@@ -5,6 +5,9 @@
 //! Then the 240-product demo catalog (on BENCH_DATABASE_URL + "_demo"): `limit=0`, the whole
 //! catalogue a DummyJSON frontend loads, beside a 10-item page.
 //!
+//! Deep pages (issue #16): one uncached 10-product page after each of up to 200 cursors from
+//! 90% of the catalog down, against pages at distinct skips just under the skip bound.
+//!
 //! Last, order creation (POST /orders with two lines, one buyer per worker) through the edge,
 //! plain and with a coupon and express shipping, side by side.
 //!
@@ -201,6 +204,92 @@ fn http_worker(
                 Err(_) => false,
             }
         })
+    }
+}
+
+/// The deepest `skip + limit` a listing accepts (the catalog's `Page::MAX_WINDOW`).
+const MAX_WINDOW: i64 = 10_000;
+
+/// Uncached latencies of deep pages: by cursor far down, and by skip at its bound.
+struct DeepPages {
+    depth_percent: f64,
+    cursor: Histogram<u64>,
+    skip: Histogram<u64>,
+}
+
+/// See the call in `run`: walks `ListProducts` by price with `next_cursor` (100 a page) to 90%
+/// of `products`, then collects up to 200 cursors 50 products apart; then GETs one 10-product
+/// page after each cursor, and as many pages at distinct skips just under the bound, one at a
+/// time, and prints both.
+async fn deep_pages(
+    grpc: &mut CatalogServiceClient<Channel>,
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    rest: &str,
+    products: usize,
+) -> DeepPages {
+    let started = Instant::now();
+    let deep_from = products * 9 / 10;
+    let (mut position, mut cursor, mut cursors) = (0usize, None::<String>, Vec::new());
+    while cursors.len() < 200 {
+        let limit = if position < deep_from { 100 } else { 50 };
+        let page = grpc
+            .list_products(ListProductsRequest {
+                limit: Some(limit),
+                sort_by: "price".into(),
+                cursor: cursor.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        position += page.products.len();
+        cursor = page.next_cursor;
+        let Some(next) = &cursor else { break };
+        if position >= deep_from {
+            cursors.push(next.clone());
+        }
+    }
+    println!(
+        "{:<34} walked {position} products by cursor in {:.1} s ({} deep cursors)",
+        "gRPC  ListProducts{sortBy:price}",
+        started.elapsed().as_secs_f64(),
+        cursors.len()
+    );
+    let mut by_cursor = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    for c in &cursors {
+        let url = format!("{rest}/products?sortBy=price&limit=10&cursor={c}");
+        let t = Instant::now();
+        assert!(http_worker(client.clone(), url)().await, "deep cursor page");
+        by_cursor
+            .record(t.elapsed().as_micros().max(1) as u64)
+            .unwrap();
+    }
+    let mut by_skip = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    for n in 0..cursors.len().max(20) as i64 {
+        let skip = MAX_WINDOW - 10 - 7 * n;
+        let url = format!("{rest}/products?sortBy=price&limit=10&skip={skip}");
+        let t = Instant::now();
+        assert!(http_worker(client.clone(), url)().await, "skip page");
+        by_skip
+            .record(t.elapsed().as_micros().max(1) as u64)
+            .unwrap();
+    }
+    for (name, h) in [
+        ("REST  cursor at 90%, uncached", &by_cursor),
+        ("REST  skip<=9990, uncached", &by_skip),
+    ] {
+        println!(
+            "{name:<34} {} pages: p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+            h.len(),
+            h.value_at_quantile(0.5) as f64 / 1000.0,
+            h.value_at_quantile(0.99) as f64 / 1000.0,
+            h.max() as f64 / 1000.0
+        );
+    }
+    DeepPages {
+        depth_percent: 100.0 * deep_from as f64 / products.max(1) as f64,
+        cursor: by_cursor,
+        skip: by_skip,
     }
 }
 
@@ -402,6 +491,12 @@ async fn run() {
         uncached.max() as f64 / 1000.0
     );
 
+    // Deep pages (issue #16, target 4): a page far down the price order by cursor against the
+    // deepest page `skip` may reach (skip + limit = 10,000), each request one at a time at a
+    // position no request asked before (so none comes from the page cache: the database's
+    // cost). The cursors are collected by walking the listing over gRPC to 90% of the catalog.
+    let deep = deep_pages(&mut grpc_client(), &client, &rest, products).await;
+
     let edge_list = drive("REST  GET /products?limit=10", workers, duration, || {
         http_worker(client.clone(), format!("{rest}/products?limit=10"))
     })
@@ -589,6 +684,15 @@ async fn run() {
             100.0 * (checkout.p(0.5) / plain.p(0.5) - 1.0)
         );
     }
+    println!(
+        "  deep pages: cursor at {:.0}% of {} products p99 {:.1} ms against skip={} p99 {:.1} ms ({:.2} x)",
+        deep.depth_percent,
+        products,
+        deep.cursor.value_at_quantile(0.99) as f64 / 1000.0,
+        MAX_WINDOW - 10,
+        deep.skip.value_at_quantile(0.99) as f64 / 1000.0,
+        deep.cursor.value_at_quantile(0.99) as f64 / deep.skip.value_at_quantile(0.99) as f64
+    );
     for (what, edge, direct) in [
         ("GET /products/:id", &edge_get, &grpc_get),
         ("GET /products?limit=10", &edge_list, &grpc_list),
