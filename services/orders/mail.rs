@@ -57,8 +57,13 @@ fn confirmation(contact: &Contact, order: &Order) -> Mail {
         ));
     }
     let t = order.totals;
+    let discount = match (&order.coupon_code, t.discount_cents) {
+        (_, 0) => String::new(),
+        (Some(code), d) => format!("Discount ({code}): -{}\n", money(d)),
+        (None, d) => format!("Discount: -{}\n", money(d)),
+    };
     body.push_str(&format!(
-        "\nSubtotal: {}\nTax: {}\nShipping: {}\nTotal: {}\n\nIt ships to:\n{}\n\
+        "\nSubtotal: {}\n{discount}Tax: {}\nShipping: {}\nTotal: {}\n\nIt ships to:\n{}\n\
          We will write again when it ships.\n",
         money(t.subtotal_cents),
         money(t.tax_cents),

@@ -504,15 +504,18 @@ async fn order_confirmation_and_shipping_mails_go_out_once() {
         );
     }
 
-    // Delivery mails nothing; every mail was sent exactly once.
+    // Delivery mails a delivery notice (order.delivered); every mail was sent exactly once.
     advance(&app, id, &[json!({"status": "delivered"})]).await;
+    smtp.wait_for("mailme@example.com", 3, Duration::from_secs(10))
+        .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(smtp.mails().len(), 2, "no other mail");
+    assert_eq!(smtp.mails().len(), 3, "no other mail");
     assert_eq!(
         outbox_rows(&app, id).await,
         [
             (format!("Order {id} confirmed"), true),
-            (format!("Order {id} has shipped"), true)
+            (format!("Order {id} has shipped"), true),
+            (format!("Order {id} was delivered"), true)
         ]
     );
 }

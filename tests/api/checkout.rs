@@ -47,12 +47,8 @@ async fn ok(response: reqwest::Response, status: u16) -> Value {
 
 async fn create_coupon(app: &TestApp, coupon: Value) -> Value {
     ok(
-        app.post_json(
-            "/admin/coupons",
-            &json!({"coupon": coupon}),
-            Some(&app.admin_token()),
-        )
-        .await,
+        app.post_json("/admin/coupons", &coupon, Some(&app.admin_token()))
+            .await,
         201,
     )
     .await
@@ -107,7 +103,7 @@ async fn admins_create_read_list_replace_and_delete_coupons_by_code() {
     assert_error(
         app.post_json(
             "/admin/coupons",
-            &json!({"coupon": {"code": "SUMMER-10", "kind": "free_shipping"}}),
+            &json!({"code": "SUMMER-10", "kind": "free_shipping"}),
             Some(&admin),
         )
         .await,
@@ -128,8 +124,8 @@ async fn admins_create_read_list_replace_and_delete_coupons_by_code() {
     let replaced = ok(
         app.put_json(
             "/admin/coupons/summer-10",
-            &json!({"coupon": {"code": "IGNORED", "kind": "fixed_amount", "amountOff": 12.5,
-                               "active": false}}),
+            &json!({"code": "IGNORED", "kind": "fixed_amount", "amountOff": 12.5,
+                    "active": false}),
             Some(&admin),
         )
         .await,
@@ -172,8 +168,8 @@ async fn admins_create_read_list_replace_and_delete_coupons_by_code() {
     let bad = assert_error(
         app.post_json(
             "/admin/coupons",
-            &json!({"coupon": {"code": "x!", "kind": "percentage", "percentOff": 0,
-                               "usageLimit": 0}}),
+            &json!({"code": "x!", "kind": "percentage", "percentOff": 0,
+                    "usageLimit": 0}),
             Some(&admin),
         )
         .await,

@@ -20,6 +20,7 @@ mod journey;
 mod mesh;
 mod orders;
 mod payments;
+mod phase2;
 mod replicas;
 mod reviews;
 mod spine;
