@@ -227,3 +227,201 @@ async fn the_phase_two_journey_over_rest() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn the_phase_two_journey_over_grpc() {
+    use crate::common::authorized;
+    use ecom::proto::ecom::catalog::v1 as catalog_pb;
+    use ecom::proto::ecom::catalog::v1::catalog_service_client::CatalogServiceClient;
+    use ecom::proto::ecom::common::v1::ShippingAddress;
+    use ecom::proto::ecom::orders::v1 as orders_pb;
+    use ecom::proto::ecom::orders::v1::orders_service_client::OrdersServiceClient;
+    use ecom::proto::ecom::payments::v1 as payments_pb;
+    use ecom::proto::ecom::payments::v1::payments_service_client::PaymentsServiceClient;
+
+    let (app, smtp) = common::smtp::app_with_mail().await;
+    let admin = app.admin_token();
+    let buyer = app.register("ada@example.com").await;
+    let token = buyer.token.clone();
+    let lamp = app.insert_product("Desk Lamp", 4_000, 0.0, 20).await;
+    let chair = app.insert_product("Office Chair", 12_000, 0.0, 20).await;
+    let channel = app.grpc_channel().await;
+    let mut catalog = CatalogServiceClient::new(channel.clone());
+    let mut orders = OrdersServiceClient::new(channel.clone());
+    let mut payments = PaymentsServiceClient::new(channel);
+
+    catalog
+        .add_to_wishlist(authorized(
+            catalog_pb::AddToWishlistRequest { product_id: chair },
+            &token,
+        ))
+        .await
+        .unwrap();
+    catalog
+        .create_review(authorized(
+            catalog_pb::CreateReviewRequest {
+                product_id: lamp,
+                rating: 5,
+                comment: "Exactly the light I wanted.".into(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap();
+    // The same rule as over REST: one review per user and product.
+    let again = catalog
+        .create_review(authorized(
+            catalog_pb::CreateReviewRequest {
+                product_id: lamp,
+                rating: 1,
+                comment: "Second thoughts.".into(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), tonic::Code::AlreadyExists, "{again:?}");
+
+    let address = ShippingAddress {
+        first_name: "Ada".into(),
+        last_name: "Lovelace".into(),
+        address: "1 Main St".into(),
+        city: "Boston".into(),
+        state: "MA".into(),
+        zip_code: "02101".into(),
+        country: "US".into(),
+        phone: String::new(),
+    };
+    let rates = orders
+        .get_shipping_rates(orders_pb::GetShippingRatesRequest {
+            address: Some(address.clone()),
+            items: vec![orders_pb::ShippingItem {
+                product_id: lamp,
+                quantity: 1,
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(rates.rates.iter().any(|r| r.method == "standard"));
+
+    let lines = vec![
+        orders_pb::LineItem {
+            id: lamp,
+            quantity: 1,
+        },
+        orders_pb::LineItem {
+            id: chair,
+            quantity: 1,
+        },
+    ];
+    orders
+        .replace_cart(authorized(
+            orders_pb::ReplaceCartRequest {
+                products: lines.clone(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap();
+    orders
+        .create_coupon(authorized(
+            orders_pb::CreateCouponRequest {
+                coupon: Some(orders_pb::CouponInput {
+                    code: "GRPC20".into(),
+                    kind: orders_pb::CouponKind::FixedAmount as i32,
+                    amount_off: Some(20.0),
+                    ..Default::default()
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    let priced = orders
+        .apply_coupon(authorized(
+            orders_pb::ApplyCouponRequest {
+                code: "grpc20".into(),
+                shipping_address: Some(address.clone()),
+                shipping_method: String::new(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .cart
+        .unwrap();
+    assert_eq!(priced.discount, 20.0);
+
+    let order = orders
+        .create_order(authorized(
+            orders_pb::CreateOrderRequest {
+                products: lines,
+                shipping_address: Some(address),
+                payment_method: "card".into(),
+                shipping_method: "standard".into(),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(order.coupon_code.as_deref(), Some("GRPC20"));
+    assert_eq!(order.discount, 20.0);
+
+    let intent = payments
+        .create_payment_intent(authorized(
+            payments_pb::CreatePaymentIntentRequest {
+                amount: (order.total * 100.0).round() as i64,
+                currency: String::new(),
+                metadata: [("orderId".to_owned(), order.id.clone())].into(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .payment_intent
+        .unwrap();
+    payments
+        .confirm_payment_intent(authorized(
+            payments_pb::ConfirmPaymentIntentRequest {
+                id: intent.id,
+                payment_method_id: "pm_card_visa".into(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap();
+    orders
+        .update_order_status(authorized(
+            orders_pb::UpdateOrderStatusRequest {
+                id: order.id.clone(),
+                status: orders_pb::OrderStatus::Shipped as i32,
+                tracking_number: Some("9400111899223".into()),
+                carrier: Some("USPS".into()),
+                note: None,
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+
+    let mails = smtp
+        .wait_for("ada@example.com", 2, Duration::from_secs(30))
+        .await;
+    assert!(
+        mails.iter().any(|m| m
+            .data
+            .contains(&format!("Subject: Order {} confirmed", order.id))),
+        "{mails:#?}"
+    );
+    assert!(
+        mails.iter().any(|m| m.data.contains("9400111899223")),
+        "{mails:#?}"
+    );
+}
