@@ -330,6 +330,10 @@ async fn identity_start(
             Duration::from_secs(3600),
             stop.clone(),
         ));
+        // Every instance sends webhooks; claims keep them from sending the same delivery.
+        let sender = users::WebhookSender::new(shared.db.clone(), settings.webhook_retry_base)
+            .context("building the webhook client")?;
+        tokio::spawn(users::run_webhook_sender(sender, stop.clone()));
     }
     Ok(())
 }
