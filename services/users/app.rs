@@ -260,14 +260,9 @@ impl UsersApi {
         page: Page,
     ) -> Result<(Vec<NotificationRow>, i64, i64), UsersError> {
         let reads = self.replicas.reads().await;
-        let rows = store::list_notifications(
-            &reads,
-            user_id,
-            unread,
-            page.skip.into(),
-            page.limit.into(),
-        )
-        .await?;
+        let rows =
+            store::list_notifications(&reads, user_id, unread, page.skip.into(), page.limit.into())
+                .await?;
         let (total, unread_count) = store::count_notifications(&reads, user_id, unread).await?;
         Ok((rows, total, unread_count))
     }
@@ -327,12 +322,9 @@ impl UsersApi {
         page: Page,
     ) -> Result<(Vec<DeliveryRow>, Vec<AttemptRow>, i64), UsersError> {
         self.get_webhook(endpoint_id).await?;
-        Ok(store::list_deliveries(
-            &self.db,
-            endpoint_id,
-            page.skip.into(),
-            page.limit.into(),
+        Ok(
+            store::list_deliveries(&self.db, endpoint_id, page.skip.into(), page.limit.into())
+                .await?,
         )
-        .await?)
     }
 }

@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status};
 
 use super::app::UsersApi;
 use super::domain::ProfilePatch;
-use super::notices::{NewWebhook, Page, WebhookPatch};
 use super::error::UsersError;
+use super::notices::{NewWebhook, Page, WebhookPatch};
 use super::{store, wire};
 use crate::authn;
 use crate::proto::ecom::users::v1 as pb;

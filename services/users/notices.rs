@@ -157,7 +157,10 @@ pub fn notification_for(event: &Event) -> Option<(Audience, NotificationDraft)> 
 
 /// Which event kinds give a notification (what the consumer subscribes to).
 pub fn notifies(kind: EventKind) -> bool {
-    !matches!(kind, EventKind::OrderStatusChanged | EventKind::ReviewCreated)
+    !matches!(
+        kind,
+        EventKind::OrderStatusChanged | EventKind::ReviewCreated
+    )
 }
 
 /// `$12.34` (the shop currency, cents as integers).
@@ -361,7 +364,9 @@ pub fn signature(secret: &str, unix: i64, body: &[u8]) -> String {
 /// capped at an hour (5 s, 10 s, 20 s, ... 1 h, 1 h, ...: about 30 attempts in 24 h).
 pub fn backoff(base: Duration, attempts: i32) -> Duration {
     const CAP: Duration = Duration::from_secs(3600);
-    let doublings = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(20);
+    let doublings = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(20);
     base.saturating_mul(1 << doublings).min(CAP)
 }
 
@@ -418,7 +423,11 @@ mod tests {
         let (who, n) = notification_for(&ev(EventData::OrderShipped(order()))).unwrap();
         assert_eq!(who, Audience::User(7));
         assert_eq!(n.kind, "order.shipped");
-        assert!(n.body.contains("UPS") && n.body.contains("1Z999"), "{}", n.body);
+        assert!(
+            n.body.contains("UPS") && n.body.contains("1Z999"),
+            "{}",
+            n.body
+        );
         assert_eq!(n.data["trackingNumber"], "1Z999");
         assert_eq!(n.data["orderId"], "ord_1");
     }
@@ -450,10 +459,15 @@ mod tests {
         .unwrap();
         assert_eq!(ok.events, vec!["order.placed"]);
         assert!(ok.secret.starts_with("whsec_") && ok.secret.len() == 54);
-        let all = NewWebhook::parse("http://h:8080/x", &["*".into(), "order.paid".into()], None, None);
+        let all = NewWebhook::parse(
+            "http://h:8080/x",
+            &["*".into(), "order.paid".into()],
+            None,
+            None,
+        );
         assert_eq!(all.unwrap().events, vec!["*"]);
-        let bad = NewWebhook::parse("ftp://x", &["order.nope".into()], Some("short"), None)
-            .unwrap_err();
+        let bad =
+            NewWebhook::parse("ftp://x", &["order.nope".into()], Some("short"), None).unwrap_err();
         let fields: Vec<&str> = bad.as_slice().iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(fields, vec!["url", "events", "secret"]);
         assert!(NewWebhook::parse("/relative", &["*".into()], None, None).is_err());
@@ -478,7 +492,10 @@ mod tests {
             sig,
             "t=1700000000,v1=2da0568af2cb121b0d5a4f818868c7b28690cb042cfa278c86151e5b42a53bd9"
         );
-        assert_ne!(sig, signature("whsec_test_secret_0002", 1_700_000_000, b"{}"));
+        assert_ne!(
+            sig,
+            signature("whsec_test_secret_0002", 1_700_000_000, b"{}")
+        );
     }
 
     #[test]

@@ -41,7 +41,12 @@ pub fn event(data: EventData, occurred_at: DateTime<Utc>) -> Event {
 
 /// What the runner does: `handle` in a transaction, committed.
 pub async fn handle(app: &TestApp, consumer: &dyn Consumer, event: &Event) {
-    assert!(consumer.wants(event.kind()), "{} wants {:?}", consumer.name(), event.kind());
+    assert!(
+        consumer.wants(event.kind()),
+        "{} wants {:?}",
+        consumer.name(),
+        event.kind()
+    );
     let mut tx = app.db.begin().await.unwrap();
     consumer.handle(&mut tx, event).await.unwrap();
     tx.commit().await.unwrap();
@@ -60,10 +65,19 @@ async fn order_events_notify_their_user_newest_first_and_reads_are_own_and_idemp
         tracking_url: Some("https://www.ups.com/track?tracknum=1Z999AA10123456784".into()),
     });
     let events = [
-        event(EventData::OrderPlaced(order_event(alice.id, "ORD-1", "pending")), t0),
-        event(EventData::OrderPaid(order_event(alice.id, "ORD-1", "paid")), t0 + Duration::minutes(1)),
+        event(
+            EventData::OrderPlaced(order_event(alice.id, "ORD-1", "pending")),
+            t0,
+        ),
+        event(
+            EventData::OrderPaid(order_event(alice.id, "ORD-1", "paid")),
+            t0 + Duration::minutes(1),
+        ),
         event(EventData::OrderShipped(shipped), t0 + Duration::minutes(2)),
-        event(EventData::OrderPlaced(order_event(bob.id, "ORD-2", "pending")), t0 + Duration::minutes(3)),
+        event(
+            EventData::OrderPlaced(order_event(bob.id, "ORD-2", "pending")),
+            t0 + Duration::minutes(3),
+        ),
     ];
     for e in &events {
         handle(&app, &NotificationsConsumer, e).await;
@@ -78,15 +92,32 @@ async fn order_events_notify_their_user_newest_first_and_reads_are_own_and_idemp
     assert_eq!(page["limit"], 20);
     let list = page["notifications"].as_array().unwrap();
     let kinds: Vec<&str> = list.iter().map(|n| n["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["order.shipped", "order.paid", "order.placed"], "newest first");
+    assert_eq!(
+        kinds,
+        ["order.shipped", "order.paid", "order.placed"],
+        "newest first"
+    );
     let shipped = &list[0];
     assert_eq!(shipped["data"]["orderId"], "ORD-1");
     assert_eq!(shipped["data"]["carrier"], "UPS");
     assert_eq!(shipped["data"]["trackingNumber"], "1Z999AA10123456784");
-    assert!(shipped["body"].as_str().unwrap().contains("1Z999AA10123456784"), "{shipped}");
+    assert!(
+        shipped["body"]
+            .as_str()
+            .unwrap()
+            .contains("1Z999AA10123456784"),
+        "{shipped}"
+    );
     assert_eq!(shipped["read"], false);
-    assert!(shipped.get("readAt").is_none_or(Value::is_null), "{shipped}");
-    assert!(list[2]["body"].as_str().unwrap().contains("$28.07"), "{}", list[2]);
+    assert!(
+        shipped.get("readAt").is_none_or(Value::is_null),
+        "{shipped}"
+    );
+    assert!(
+        list[2]["body"].as_str().unwrap().contains("$28.07"),
+        "{}",
+        list[2]
+    );
 
     // Mark read: answers the notification, read; a second time keeps the first read time.
     let id = shipped["id"].as_i64().unwrap();
@@ -105,8 +136,18 @@ async fn order_events_notify_their_user_newest_first_and_reads_are_own_and_idemp
     let unread = json(app.get_as("/notifications?unread=true", &alice.token).await).await;
     assert_eq!(unread["total"], 2);
     assert_eq!(unread["unreadCount"], 2);
-    assert!(unread["notifications"].as_array().unwrap().iter().all(|n| n["read"] == false));
-    let second = json(app.get_as("/notifications?skip=1&limit=1", &alice.token).await).await;
+    assert!(
+        unread["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["read"] == false)
+    );
+    let second = json(
+        app.get_as("/notifications?skip=1&limit=1", &alice.token)
+            .await,
+    )
+    .await;
     assert_eq!(second["notifications"].as_array().unwrap().len(), 1);
     assert_eq!(second["notifications"][0]["kind"], "order.paid");
     assert_eq!(second["total"], 3);
@@ -115,9 +156,15 @@ async fn order_events_notify_their_user_newest_first_and_reads_are_own_and_idemp
     let bobs = json(app.get_as("/notifications", &bob.token).await).await;
     assert_eq!(bobs["total"], 1);
     assert_eq!(bobs["notifications"][0]["data"]["orderId"], "ORD-2");
-    assert_error(app.put_json(&path, &json!({}), Some(&bob.token)).await, 404, "NOTIFICATION_NOT_FOUND").await;
     assert_error(
-        app.put_json("/notifications/999999/read", &json!({}), Some(&alice.token)).await,
+        app.put_json(&path, &json!({}), Some(&bob.token)).await,
+        404,
+        "NOTIFICATION_NOT_FOUND",
+    )
+    .await;
+    assert_error(
+        app.put_json("/notifications/999999/read", &json!({}), Some(&alice.token))
+            .await,
         404,
         "NOTIFICATION_NOT_FOUND",
     )
@@ -125,9 +172,16 @@ async fn order_events_notify_their_user_newest_first_and_reads_are_own_and_idemp
 
     // Signed-in only; bounded pages.
     assert_error(app.get("/notifications").await, 401, "UNAUTHORIZED").await;
-    assert_error(app.put_json(&path, &json!({}), None).await, 401, "UNAUTHORIZED").await;
+    assert_error(
+        app.put_json(&path, &json!({}), None).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
     for bad in ["limit=101", "limit=-1", "skip=-1"] {
-        let response = app.get_as(&format!("/notifications?{bad}"), &alice.token).await;
+        let response = app
+            .get_as(&format!("/notifications?{bad}"), &alice.token)
+            .await;
         assert_error(response, 400, "VALIDATION_ERROR").await;
     }
 }
@@ -139,36 +193,74 @@ async fn cancelled_and_refunded_orders_say_why_and_status_changes_notify_nobody(
     let now = Utc::now();
     let mut cancelled = order_event(alice.id, "ORD-9", "cancelled");
     cancelled.reason = Some("Changed my mind".into());
-    handle(&app, &NotificationsConsumer, &event(EventData::OrderCancelled(cancelled), now)).await;
     handle(
         &app,
         &NotificationsConsumer,
-        &event(EventData::OrderRefunded(order_event(alice.id, "ORD-9", "refunded")), now + Duration::seconds(1)),
+        &event(EventData::OrderCancelled(cancelled), now),
     )
     .await;
     handle(
         &app,
         &NotificationsConsumer,
-        &event(EventData::OrderDelivered(order_event(alice.id, "ORD-8", "delivered")), now + Duration::seconds(2)),
+        &event(
+            EventData::OrderRefunded(order_event(alice.id, "ORD-9", "refunded")),
+            now + Duration::seconds(1),
+        ),
+    )
+    .await;
+    handle(
+        &app,
+        &NotificationsConsumer,
+        &event(
+            EventData::OrderDelivered(order_event(alice.id, "ORD-8", "delivered")),
+            now + Duration::seconds(2),
+        ),
     )
     .await;
     assert!(!NotificationsConsumer.wants(ecom::events::EventKind::OrderStatusChanged));
     // An event about a user that does not exist is acknowledged without effect, not an error
     // that would block the consumer.
-    handle(&app, &NotificationsConsumer, &event(EventData::OrderPaid(order_event(424242, "X", "paid")), now)).await;
+    handle(
+        &app,
+        &NotificationsConsumer,
+        &event(EventData::OrderPaid(order_event(424242, "X", "paid")), now),
+    )
+    .await;
 
     let page = json(app.get_as("/notifications", &alice.token).await).await;
     let list = page["notifications"].as_array().unwrap();
     let kinds: Vec<&str> = list.iter().map(|n| n["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["order.delivered", "order.refunded", "order.cancelled"]);
-    assert!(list[2]["body"].as_str().unwrap().contains("Changed my mind"), "{}", list[2]);
+    assert_eq!(
+        kinds,
+        ["order.delivered", "order.refunded", "order.cancelled"]
+    );
+    assert!(
+        list[2]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Changed my mind"),
+        "{}",
+        list[2]
+    );
 
     // In-app notifications off (preferences): nothing new.
     let off = app
-        .put_json("/users/me/preferences", &json!({"notifications": false}), Some(&alice.token))
+        .put_json(
+            "/users/me/preferences",
+            &json!({"notifications": false}),
+            Some(&alice.token),
+        )
         .await;
     assert_eq!(off.status().as_u16(), 200);
-    handle(&app, &NotificationsConsumer, &event(EventData::OrderPaid(order_event(alice.id, "ORD-7", "paid")), now)).await;
+    handle(
+        &app,
+        &NotificationsConsumer,
+        &event(
+            EventData::OrderPaid(order_event(alice.id, "ORD-7", "paid")),
+            now,
+        ),
+    )
+    .await;
     let page = json(app.get_as("/notifications", &alice.token).await).await;
     assert_eq!(page["total"], 3);
 }
@@ -207,14 +299,21 @@ async fn a_read_on_one_instance_is_seen_on_the_other_and_over_grpc() {
     let app = spawn_app().await;
     let sibling = app.spawn_sibling().await;
     let alice = app.register("alice@example.com").await;
-    let e = event(EventData::OrderPlaced(order_event(alice.id, "ORD-1", "pending")), Utc::now());
+    let e = event(
+        EventData::OrderPlaced(order_event(alice.id, "ORD-1", "pending")),
+        Utc::now(),
+    );
     handle(&app, &NotificationsConsumer, &e).await;
     let page = json(app.get_as("/notifications", &alice.token).await).await;
     let id = page["notifications"][0]["id"].as_i64().unwrap();
     assert_eq!(page["unreadCount"], 1);
 
     let read = sibling
-        .put_json(&format!("/notifications/{id}/read"), &json!({}), Some(&alice.token))
+        .put_json(
+            &format!("/notifications/{id}/read"),
+            &json!({}),
+            Some(&alice.token),
+        )
         .await;
     assert_eq!(read.status().as_u16(), 200);
     let page = json(app.get_as("/notifications", &alice.token).await).await;
@@ -224,7 +323,10 @@ async fn a_read_on_one_instance_is_seen_on_the_other_and_over_grpc() {
     // gRPC: the same answers and the same authorization.
     let mut client = UsersServiceClient::new(app.grpc_channel().await);
     let listed = client
-        .list_notifications(authorized(pb::ListNotificationsRequest::default(), &alice.token))
+        .list_notifications(authorized(
+            pb::ListNotificationsRequest::default(),
+            &alice.token,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -239,7 +341,10 @@ async fn a_read_on_one_instance_is_seen_on_the_other_and_over_grpc() {
     assert_eq!(denied.code(), tonic::Code::Unauthenticated);
     let other = app.register("mallory@example.com").await;
     let probe = client
-        .mark_notification_read(authorized(pb::MarkNotificationReadRequest { id }, &other.token))
+        .mark_notification_read(authorized(
+            pb::MarkNotificationReadRequest { id },
+            &other.token,
+        ))
         .await
         .unwrap_err();
     assert_eq!(probe.code(), tonic::Code::NotFound);

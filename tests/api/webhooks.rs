@@ -44,7 +44,12 @@ struct Receiver {
 
 impl Receiver {
     fn hits(&self, event_id: &str) -> usize {
-        self.hits.lock().unwrap().get(event_id).copied().unwrap_or(0)
+        self.hits
+            .lock()
+            .unwrap()
+            .get(event_id)
+            .copied()
+            .unwrap_or(0)
     }
     fn total(&self) -> usize {
         self.hits.lock().unwrap().values().sum()
@@ -54,7 +59,12 @@ impl Receiver {
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let n = r.requests.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(r.delay).await;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
     let signature = header("ecom-signature");
     let (t, v1) = match signature.split_once(',') {
         Some((t, v1)) => (t.trim_start_matches("t="), v1.trim_start_matches("v1=")),
@@ -63,7 +73,9 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
     let mut mac = Hmac::<Sha256>::new_from_slice(r.secret.as_bytes()).unwrap();
     mac.update(format!("{t}.").as_bytes());
     mac.update(&body);
-    let fresh = t.parse::<i64>().is_ok_and(|t| (Utc::now().timestamp() - t).abs() < 300);
+    let fresh = t
+        .parse::<i64>()
+        .is_ok_and(|t| (Utc::now().timestamp() - t).abs() < 300);
     let valid = fresh
         && hex::decode(v1).is_ok_and(|sig| mac.verify_slice(&sig).is_ok())
         && header("content-type") == "application/json";
@@ -75,7 +87,11 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
     if n < r.fail_first {
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
-    *r.hits.lock().unwrap().entry(header("ecom-event-id").to_owned()).or_default() += 1;
+    *r.hits
+        .lock()
+        .unwrap()
+        .entry(header("ecom-event-id").to_owned())
+        .or_default() += 1;
     r.bodies.lock().unwrap().push(json);
     StatusCode::NO_CONTENT
 }
@@ -95,8 +111,17 @@ fn receiver_on(port: u16, fail_first: usize, delay: StdDuration) -> Receiver {
 
 /// Serves `r` on its port (bound now).
 async fn serve(r: &Receiver) {
-    let port: u16 = r.url.split(':').nth(2).unwrap().trim_end_matches("/hooks").parse().unwrap();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let port: u16 = r
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .trim_end_matches("/hooks")
+        .parse()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     let app = axum::Router::new()
         .route("/hooks", axum::routing::post(receive))
         .with_state(r.clone());
@@ -110,29 +135,44 @@ async fn start_receiver(fail_first: usize, delay: StdDuration) -> Receiver {
 }
 
 async fn create(app: &TestApp, body: Value) -> Value {
-    let response = app.post_json("/admin/webhooks", &body, Some(&app.admin_token())).await;
+    let response = app
+        .post_json("/admin/webhooks", &body, Some(&app.admin_token()))
+        .await;
     assert_eq!(response.status().as_u16(), 201, "create webhook");
     json(response).await
 }
 
 async fn deliveries(app: &TestApp, id: i64) -> Value {
-    json(app.get_as(&format!("/admin/webhooks/{id}/deliveries"), &app.admin_token()).await).await
+    json(
+        app.get_as(
+            &format!("/admin/webhooks/{id}/deliveries"),
+            &app.admin_token(),
+        )
+        .await,
+    )
+    .await
 }
 
 /// Waits until `done` holds, for at most `secs` seconds.
 async fn eventually(secs: u64, mut done: impl FnMut() -> bool) {
     let until = std::time::Instant::now() + StdDuration::from_secs(secs);
     while !done() {
-        assert!(std::time::Instant::now() < until, "timed out after {secs} s");
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out after {secs} s"
+        );
         tokio::time::sleep(StdDuration::from_millis(100)).await;
     }
 }
 
+/// The fields a validation error names (its `details` object's keys), sorted.
 fn fields(body: &Value) -> Vec<String> {
-    body["details"]
-        .as_array()
-        .map(|d| d.iter().filter_map(|v| v["field"].as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
+    let mut f: Vec<String> = body["details"]
+        .as_object()
+        .map(|d| d.keys().cloned().collect())
+        .unwrap_or_default();
+    f.sort();
+    f
 }
 
 #[tokio::test]
@@ -143,11 +183,18 @@ async fn admins_manage_endpoints_with_validation_and_customers_cannot() {
     let created = create(&app, json!({"url": "https://example.com/hooks", "events": ["order.placed", "order.shipped"], "description": "ERP"})).await;
     let id = created["id"].as_i64().unwrap();
     let secret = created["secret"].as_str().unwrap();
-    assert!(secret.starts_with("whsec_") && secret.len() >= 32, "{created}");
+    assert!(
+        secret.starts_with("whsec_") && secret.len() >= 32,
+        "{created}"
+    );
     assert_eq!(created["events"], json!(["order.placed", "order.shipped"]));
     assert_eq!(created["enabled"], true);
     assert_eq!(created["description"], "ERP");
-    let own = create(&app, json!({"url": "http://10.0.0.5:8080/in", "events": ["*"], "secret": SECRET})).await;
+    let own = create(
+        &app,
+        json!({"url": "http://10.0.0.5:8080/in", "events": ["*"], "secret": SECRET}),
+    )
+    .await;
     assert_eq!(own["secret"], SECRET);
 
     // The secret is shown once, at creation.
@@ -157,18 +204,31 @@ async fn admins_manage_endpoints_with_validation_and_customers_cannot() {
     let list = json(app.get_as("/admin/webhooks", &admin).await).await;
     assert_eq!(list["total"], 2);
     assert_eq!(list["webhooks"].as_array().unwrap().len(), 2);
-    assert!(list["webhooks"].as_array().unwrap().iter().all(|w| w.get("secret").is_none_or(|s| s == "")));
+    assert!(
+        list["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w.get("secret").is_none_or(|s| s == ""))
+    );
     let page = json(app.get_as("/admin/webhooks?limit=1&skip=1", &admin).await).await;
     assert_eq!(page["webhooks"][0]["id"], own["id"]);
 
     let updated = app
-        .put_json(&format!("/admin/webhooks/{id}"), &json!({"enabled": false, "events": ["order.paid"]}), Some(&admin))
+        .put_json(
+            &format!("/admin/webhooks/{id}"),
+            &json!({"enabled": false, "events": ["order.paid"]}),
+            Some(&admin),
+        )
         .await;
     assert_eq!(updated.status().as_u16(), 200);
     let updated = json(updated).await;
     assert_eq!(updated["enabled"], false);
     assert_eq!(updated["events"], json!(["order.paid"]));
-    assert_eq!(updated["url"], "https://example.com/hooks", "absent fields unchanged");
+    assert_eq!(
+        updated["url"], "https://example.com/hooks",
+        "absent fields unchanged"
+    );
     assert_eq!(deliveries(&app, id).await["total"], 0);
 
     // Validation: every bad field named.
@@ -176,33 +236,81 @@ async fn admins_manage_endpoints_with_validation_and_customers_cannot() {
         .post_json("/admin/webhooks", &json!({"url": "ftp://example.com", "events": ["order.nope"], "secret": "short", "description": "x".repeat(501)}), Some(&admin))
         .await;
     let body = assert_error(bad, 400, "VALIDATION_ERROR").await;
-    assert_eq!(fields(&body), ["url", "events", "secret", "description"], "{body}");
+    assert_eq!(
+        fields(&body),
+        ["description", "events", "secret", "url"],
+        "{body}"
+    );
     let long = format!("https://example.com/{}", "a".repeat(2040));
     for (body, field) in [
         (json!({"url": "/relative", "events": ["*"]}), "url"),
         (json!({"url": long, "events": ["*"]}), "url"),
         (json!({"url": "not a url", "events": ["*"]}), "url"),
-        (json!({"url": "https://example.com", "events": []}), "events"),
+        (
+            json!({"url": "https://example.com", "events": []}),
+            "events",
+        ),
         (json!({"url": "https://example.com"}), "events"),
-        (json!({"url": "https://example.com", "events": ["*"], "secret": "x".repeat(129)}), "secret"),
+        (
+            json!({"url": "https://example.com", "events": ["*"], "secret": "x".repeat(129)}),
+            "secret",
+        ),
     ] {
         let response = app.post_json("/admin/webhooks", &body, Some(&admin)).await;
         let err = assert_error(response, 400, "VALIDATION_ERROR").await;
         assert_eq!(fields(&err), [field], "{body} -> {err}");
     }
-    let response = app.put_json(&format!("/admin/webhooks/{id}"), &json!({"url": "mailto:x@y"}), Some(&admin)).await;
+    let response = app
+        .put_json(
+            &format!("/admin/webhooks/{id}"),
+            &json!({"url": "mailto:x@y"}),
+            Some(&admin),
+        )
+        .await;
     assert_error(response, 400, "VALIDATION_ERROR").await;
-    assert_error(app.get_as("/admin/webhooks?limit=101", &admin).await, 400, "VALIDATION_ERROR").await;
+    assert_error(
+        app.get_as("/admin/webhooks?limit=101", &admin).await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
 
     // Roles: customers 403 like the other admin routes, anonymous 401.
     let user = app.user_token();
     let ok = json!({"url": "https://example.com", "events": ["*"]});
-    assert_error(app.post_json("/admin/webhooks", &ok, Some(&user)).await, 403, "FORBIDDEN").await;
+    assert_error(
+        app.post_json("/admin/webhooks", &ok, Some(&user)).await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
     assert_error(app.get_as("/admin/webhooks", &user).await, 403, "FORBIDDEN").await;
-    assert_error(app.get_as(&format!("/admin/webhooks/{id}"), &user).await, 403, "FORBIDDEN").await;
-    assert_error(app.get_as(&format!("/admin/webhooks/{id}/deliveries"), &user).await, 403, "FORBIDDEN").await;
-    assert_error(app.delete(&format!("/admin/webhooks/{id}"), Some(&user)).await, 403, "FORBIDDEN").await;
-    assert_error(app.post_json("/admin/webhooks", &ok, None).await, 401, "UNAUTHORIZED").await;
+    assert_error(
+        app.get_as(&format!("/admin/webhooks/{id}"), &user).await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+    assert_error(
+        app.get_as(&format!("/admin/webhooks/{id}/deliveries"), &user)
+            .await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+    assert_error(
+        app.delete(&format!("/admin/webhooks/{id}"), Some(&user))
+            .await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+    assert_error(
+        app.post_json("/admin/webhooks", &ok, None).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
     assert_error(app.get("/admin/webhooks").await, 401, "UNAUTHORIZED").await;
 
     // gRPC: same authorization.
@@ -220,12 +328,37 @@ async fn admins_manage_endpoints_with_validation_and_customers_cannot() {
     assert_eq!(listed.total, 2);
 
     // Delete: 204, then 404 everywhere.
-    let deleted = app.delete(&format!("/admin/webhooks/{id}"), Some(&admin)).await;
+    let deleted = app
+        .delete(&format!("/admin/webhooks/{id}"), Some(&admin))
+        .await;
     assert_eq!(deleted.status().as_u16(), 204);
-    assert_error(app.get_as(&format!("/admin/webhooks/{id}"), &admin).await, 404, "WEBHOOK_NOT_FOUND").await;
-    assert_error(app.delete(&format!("/admin/webhooks/{id}"), Some(&admin)).await, 404, "WEBHOOK_NOT_FOUND").await;
-    assert_error(app.get_as(&format!("/admin/webhooks/{id}/deliveries"), &admin).await, 404, "WEBHOOK_NOT_FOUND").await;
-    let response = app.put_json(&format!("/admin/webhooks/{id}"), &json!({"enabled": true}), Some(&admin)).await;
+    assert_error(
+        app.get_as(&format!("/admin/webhooks/{id}"), &admin).await,
+        404,
+        "WEBHOOK_NOT_FOUND",
+    )
+    .await;
+    assert_error(
+        app.delete(&format!("/admin/webhooks/{id}"), Some(&admin))
+            .await,
+        404,
+        "WEBHOOK_NOT_FOUND",
+    )
+    .await;
+    assert_error(
+        app.get_as(&format!("/admin/webhooks/{id}/deliveries"), &admin)
+            .await,
+        404,
+        "WEBHOOK_NOT_FOUND",
+    )
+    .await;
+    let response = app
+        .put_json(
+            &format!("/admin/webhooks/{id}"),
+            &json!({"enabled": true}),
+            Some(&admin),
+        )
+        .await;
     assert_error(response, 404, "WEBHOOK_NOT_FOUND").await;
 }
 
@@ -235,20 +368,47 @@ async fn subscribed_events_are_delivered_signed_once_and_recorded() {
     let orders = start_receiver(0, StdDuration::ZERO).await;
     let stock = start_receiver(0, StdDuration::ZERO).await;
     let off = start_receiver(0, StdDuration::ZERO).await;
-    let hook = create(&app, json!({"url": orders.url, "events": ["order.placed", "order.shipped"], "secret": SECRET})).await;
-    create(&app, json!({"url": stock.url, "events": ["product.stock_low"], "secret": SECRET})).await;
-    let disabled = create(&app, json!({"url": off.url, "events": ["*"], "secret": SECRET})).await;
+    let hook = create(
+        &app,
+        json!({"url": orders.url, "events": ["order.placed", "order.shipped"], "secret": SECRET}),
+    )
+    .await;
+    create(
+        &app,
+        json!({"url": stock.url, "events": ["product.stock_low"], "secret": SECRET}),
+    )
+    .await;
+    let disabled = create(
+        &app,
+        json!({"url": off.url, "events": ["*"], "secret": SECRET}),
+    )
+    .await;
     let response = app
-        .put_json(&format!("/admin/webhooks/{}", disabled["id"]), &json!({"enabled": false}), Some(&app.admin_token()))
+        .put_json(
+            &format!("/admin/webhooks/{}", disabled["id"]),
+            &json!({"enabled": false}),
+            Some(&app.admin_token()),
+        )
         .await;
     assert_eq!(response.status().as_u16(), 200);
 
     let now = Utc::now();
-    let placed = event(EventData::OrderPlaced(order_event(2, "ORD-1", "pending")), now);
+    let placed = event(
+        EventData::OrderPlaced(order_event(2, "ORD-1", "pending")),
+        now,
+    );
     let paid = event(EventData::OrderPaid(order_event(2, "ORD-1", "paid")), now);
-    let shipped = event(EventData::OrderShipped(order_event(2, "ORD-1", "shipped")), now);
+    let shipped = event(
+        EventData::OrderShipped(order_event(2, "ORD-1", "shipped")),
+        now,
+    );
     let low = event(
-        EventData::StockLow(StockLow { product_id: 1, title: "Mascara".into(), stock: 2, threshold: 5 }),
+        EventData::StockLow(StockLow {
+            product_id: 1,
+            title: "Mascara".into(),
+            stock: 2,
+            threshold: 5,
+        }),
         now,
     );
     for e in [&placed, &paid, &shipped, &low] {
@@ -264,10 +424,17 @@ async fn subscribed_events_are_delivered_signed_once_and_recorded() {
     assert_eq!(orders.hits(&paid.id.to_string()), 0, "not subscribed");
     assert_eq!(stock.hits(&low.id.to_string()), 1);
     assert_eq!(off.requests.load(Ordering::SeqCst), 0, "disabled endpoint");
-    assert_eq!(orders.bad.load(Ordering::SeqCst) + stock.bad.load(Ordering::SeqCst), 0, "signatures verify");
+    assert_eq!(
+        orders.bad.load(Ordering::SeqCst) + stock.bad.load(Ordering::SeqCst),
+        0,
+        "signatures verify"
+    );
     // The body is the event as the outbox stores it: {id, type, occurredAt, data}.
     let bodies = orders.bodies.lock().unwrap().clone();
-    let sent = bodies.iter().find(|b| b["id"] == placed.id.to_string()).unwrap();
+    let sent = bodies
+        .iter()
+        .find(|b| b["id"] == placed.id.to_string())
+        .unwrap();
     assert_eq!(sent, &serde_json::to_value(&placed).unwrap());
     assert_eq!(sent["type"], "order.placed");
 
@@ -284,7 +451,12 @@ async fn subscribed_events_are_delivered_signed_once_and_recorded() {
         assert!(attempts[0]["attemptedAt"].is_string());
         assert!(d["completedAt"].is_string());
     }
-    let types: Vec<&str> = page["deliveries"].as_array().unwrap().iter().map(|d| d["eventType"].as_str().unwrap()).collect();
+    let types: Vec<&str> = page["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["eventType"].as_str().unwrap())
+        .collect();
     assert_eq!(types, ["order.shipped", "order.placed"], "newest first");
 }
 
@@ -295,9 +467,20 @@ async fn a_failing_or_down_receiver_gets_the_event_later_with_every_attempt_reco
     let flaky = start_receiver(2, StdDuration::ZERO).await;
     // Not listening yet.
     let down = receiver_on(free_port(), 0, StdDuration::ZERO);
-    let a = create(&app, json!({"url": flaky.url, "events": ["*"], "secret": SECRET})).await;
-    let b = create(&app, json!({"url": down.url, "events": ["order.paid"], "secret": SECRET})).await;
-    let paid = event(EventData::OrderPaid(order_event(2, "ORD-1", "paid")), Utc::now());
+    let a = create(
+        &app,
+        json!({"url": flaky.url, "events": ["*"], "secret": SECRET}),
+    )
+    .await;
+    let b = create(
+        &app,
+        json!({"url": down.url, "events": ["order.paid"], "secret": SECRET}),
+    )
+    .await;
+    let paid = event(
+        EventData::OrderPaid(order_event(2, "ORD-1", "paid")),
+        Utc::now(),
+    );
     handle(&app, &WebhooksConsumer, &paid).await;
 
     // The down receiver's first attempt fails to connect and is recorded, pending.
@@ -305,15 +488,30 @@ async fn a_failing_or_down_receiver_gets_the_event_later_with_every_attempt_reco
     let until = std::time::Instant::now() + StdDuration::from_secs(10);
     loop {
         let page = deliveries(&app, b_id).await;
-        if page["deliveries"][0]["attemptCount"].as_i64() >= Some(1) && page["deliveries"][0]["attempts"].as_array().is_some_and(|a| !a.is_empty()) {
+        if page["deliveries"][0]["attemptCount"].as_i64() >= Some(1)
+            && page["deliveries"][0]["attempts"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        {
             let d = &page["deliveries"][0];
             assert_eq!(d["status"], "pending", "{d}");
-            assert!(d["attempts"][0].get("httpStatus").is_none_or(Value::is_null), "{d}");
-            assert!(!d["attempts"][0]["error"].as_str().unwrap().is_empty(), "{d}");
+            assert!(
+                d["attempts"][0]
+                    .get("httpStatus")
+                    .is_none_or(Value::is_null),
+                "{d}"
+            );
+            assert!(
+                !d["attempts"][0]["error"].as_str().unwrap().is_empty(),
+                "{d}"
+            );
             assert!(d["nextAttemptAt"].is_string());
             break;
         }
-        assert!(std::time::Instant::now() < until, "no first attempt: {page}");
+        assert!(
+            std::time::Instant::now() < until,
+            "no first attempt: {page}"
+        );
         tokio::time::sleep(StdDuration::from_millis(100)).await;
     }
     serve(&down).await;
@@ -329,11 +527,21 @@ async fn a_failing_or_down_receiver_gets_the_event_later_with_every_attempt_reco
     let d = &page["deliveries"][0];
     assert_eq!(d["status"], "delivered", "{d}");
     assert_eq!(d["attemptCount"], 3);
-    let statuses: Vec<i64> = d["attempts"].as_array().unwrap().iter().map(|a| a["httpStatus"].as_i64().unwrap()).collect();
+    let statuses: Vec<i64> = d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["httpStatus"].as_i64().unwrap())
+        .collect();
     assert_eq!(statuses, [500, 500, 204]);
     assert_eq!(d["attempts"][0]["error"], "HTTP 500");
     // Backoff: the second retry waited longer than the first (1 s, then 2 s).
-    let at: Vec<chrono::DateTime<Utc>> = d["attempts"].as_array().unwrap().iter().map(|a| a["attemptedAt"].as_str().unwrap().parse().unwrap()).collect();
+    let at: Vec<chrono::DateTime<Utc>> = d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["attemptedAt"].as_str().unwrap().parse().unwrap())
+        .collect();
     assert!(at[1] - at[0] >= Duration::milliseconds(900), "{at:?}");
     assert!(at[2] - at[1] >= Duration::milliseconds(1900), "{at:?}");
     let page = deliveries(&app, b_id).await;
@@ -345,7 +553,11 @@ async fn a_failing_or_down_receiver_gets_the_event_later_with_every_attempt_reco
 async fn a_delivery_still_failing_24_hours_after_its_event_is_failed() {
     let app = spawn_app_with(&["--webhook-retry-base", "1s"]).await;
     let down = receiver_on(free_port(), 0, StdDuration::ZERO);
-    let hook = create(&app, json!({"url": down.url, "events": ["*"], "secret": SECRET})).await;
+    let hook = create(
+        &app,
+        json!({"url": down.url, "events": ["*"], "secret": SECRET}),
+    )
+    .await;
     let old = event(
         EventData::OrderPaid(order_event(2, "ORD-1", "paid")),
         Utc::now() - Duration::hours(24) + Duration::seconds(2),
@@ -365,7 +577,10 @@ async fn a_delivery_still_failing_24_hours_after_its_event_is_failed() {
     assert_eq!(d["status"], "failed", "{d}");
     assert!(d["completedAt"].is_string());
     let attempts = d["attempts"].as_array().unwrap().len();
-    assert!((1..=3).contains(&attempts), "retried within the window only: {d}");
+    assert!(
+        (1..=3).contains(&attempts),
+        "retried within the window only: {d}"
+    );
     assert_eq!(d["attemptCount"].as_i64().unwrap() as usize, attempts);
 }
 
@@ -376,14 +591,30 @@ async fn two_instances_deliver_each_event_exactly_once_per_endpoint() {
     // A slow receiver keeps deliveries in flight while the other instance polls.
     let one = start_receiver(0, StdDuration::from_millis(30)).await;
     let two = start_receiver(0, StdDuration::from_millis(30)).await;
-    create(&app, json!({"url": one.url, "events": ["*"], "secret": SECRET})).await;
-    create(&sibling, json!({"url": two.url, "events": ["order.placed"], "secret": SECRET})).await;
+    create(
+        &app,
+        json!({"url": one.url, "events": ["*"], "secret": SECRET}),
+    )
+    .await;
+    create(
+        &sibling,
+        json!({"url": two.url, "events": ["order.placed"], "secret": SECRET}),
+    )
+    .await;
 
     let mut ids = Vec::new();
     for i in 0..40 {
-        let e = event(EventData::OrderPlaced(order_event(2, &format!("ORD-{i}"), "pending")), Utc::now());
+        let e = event(
+            EventData::OrderPlaced(order_event(2, &format!("ORD-{i}"), "pending")),
+            Utc::now(),
+        );
         // Half the events handled through each instance's database handle: it is one database.
-        handle(if i % 2 == 0 { &app } else { &sibling }, &WebhooksConsumer, &e).await;
+        handle(
+            if i % 2 == 0 { &app } else { &sibling },
+            &WebhooksConsumer,
+            &e,
+        )
+        .await;
         ids.push(e.id.to_string());
     }
     eventually(40, || one.total() >= 40 && two.total() >= 40).await;
