@@ -440,6 +440,9 @@ pub struct Settings {
     /// Grace period of a deleted account before its personal data is purged, e.g. 30d.
     #[arg(long, env = "ACCOUNT_DELETION_GRACE", default_value = "30d", value_parser = parse_duration, global = true)]
     pub account_deletion_grace: Duration,
+    /// First retry delay of a failed webhook delivery, doubling up to 1 h, e.g. 5s.
+    #[arg(long, env = "WEBHOOK_RETRY_BASE", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub webhook_retry_base: Duration,
     /// Email of an admin account ensured at start-up (with ADMIN_PASSWORD).
     #[arg(long, env = "ADMIN_EMAIL", global = true)]
     pub admin_email: Option<String>,

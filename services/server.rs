@@ -336,6 +336,10 @@ async fn identity_start(
             Duration::from_secs(3600),
             stop.clone(),
         ));
+        // Every instance sends webhooks; claims keep them from sending the same delivery.
+        let sender = users::WebhookSender::new(shared.db.clone(), settings.webhook_retry_base)
+            .context("building the webhook client")?;
+        tokio::spawn(users::run_webhook_sender(sender, stop.clone()));
     }
     Ok(())
 }
@@ -368,6 +372,9 @@ fn event_consumers(
         consumers.push(Arc::new(crate::catalog::PurchasesConsumer::new(
             shared.cache.clone(),
         )));
+    }
+    if services.contains(&ServiceName::Users) {
+        consumers.extend(users::consumers());
     }
     consumers
 }

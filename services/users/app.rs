@@ -10,7 +10,10 @@ use super::domain::{
     AddressFields, AddressForm, AddressPatch, Preferences, PreferencesPatch, ProfilePatch,
 };
 use super::error::UsersError;
-use super::store::{self, AddressRow, AddressSlot};
+use super::notices::{NewWebhook, Page, WebhookPatch};
+use super::store::{
+    self, AddressRow, AddressSlot, AttemptRow, DeliveryRow, NotificationRow, WebhookRow,
+};
 use crate::accounts::domain::Profile;
 use crate::accounts::password;
 use crate::accounts::profiles::Profiles;
@@ -243,5 +246,85 @@ impl UsersApi {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// Notifications and webhook endpoints: each use case one statement (or one transaction),
+/// straight on PostgreSQL so every instance sees the same state (no cache).
+impl UsersApi {
+    /// A page of the user's notifications, the total (with the filter) and the unread count.
+    pub(super) async fn list_notifications(
+        &self,
+        user_id: i64,
+        unread: bool,
+        page: Page,
+    ) -> Result<(Vec<NotificationRow>, i64, i64), UsersError> {
+        let reads = self.replicas.reads().await;
+        let rows =
+            store::list_notifications(&reads, user_id, unread, page.skip.into(), page.limit.into())
+                .await?;
+        let (total, unread_count) = store::count_notifications(&reads, user_id, unread).await?;
+        Ok((rows, total, unread_count))
+    }
+
+    /// Marks one of the user's notifications read; read again, it keeps its first read time.
+    pub(super) async fn mark_notification_read(
+        &self,
+        user_id: i64,
+        id: i64,
+    ) -> Result<NotificationRow, UsersError> {
+        store::mark_notification_read(&self.db, user_id, id, self.clock.now())
+            .await?
+            .ok_or(UsersError::NotificationNotFound)
+    }
+
+    pub(super) async fn create_webhook(&self, w: NewWebhook) -> Result<WebhookRow, UsersError> {
+        let row = store::insert_webhook(&self.db, &w, self.clock.now()).await?;
+        // The URL is not a secret; the secret never reaches the log.
+        tracing::info!(webhook.id = row.id, url = %row.url, "webhook endpoint registered");
+        Ok(row)
+    }
+
+    pub(super) async fn list_webhooks(
+        &self,
+        page: Page,
+    ) -> Result<(Vec<WebhookRow>, i64), UsersError> {
+        Ok(store::list_webhooks(&self.db, page.skip.into(), page.limit.into()).await?)
+    }
+
+    pub(super) async fn get_webhook(&self, id: i64) -> Result<WebhookRow, UsersError> {
+        store::find_webhook(&self.db, id)
+            .await?
+            .ok_or(UsersError::WebhookNotFound)
+    }
+
+    pub(super) async fn update_webhook(
+        &self,
+        id: i64,
+        patch: WebhookPatch,
+    ) -> Result<WebhookRow, UsersError> {
+        store::update_webhook(&self.db, id, &patch, self.clock.now())
+            .await?
+            .ok_or(UsersError::WebhookNotFound)
+    }
+
+    pub(super) async fn delete_webhook(&self, id: i64) -> Result<(), UsersError> {
+        if !store::delete_webhook(&self.db, id).await? {
+            return Err(UsersError::WebhookNotFound);
+        }
+        Ok(())
+    }
+
+    /// A page of an endpoint's deliveries with their attempts; 404 for an unknown endpoint.
+    pub(super) async fn list_deliveries(
+        &self,
+        endpoint_id: i64,
+        page: Page,
+    ) -> Result<(Vec<DeliveryRow>, Vec<AttemptRow>, i64), UsersError> {
+        self.get_webhook(endpoint_id).await?;
+        Ok(
+            store::list_deliveries(&self.db, endpoint_id, page.skip.into(), page.limit.into())
+                .await?,
+        )
     }
 }

@@ -28,6 +28,12 @@ pub enum UsersError {
     /// NOT_FOUND (404) ADDRESS_NOT_FOUND, also for another user's address.
     #[error("address not found")]
     AddressNotFound,
+    /// NOT_FOUND (404) NOTIFICATION_NOT_FOUND, also for another user's notification.
+    #[error("notification not found")]
+    NotificationNotFound,
+    /// NOT_FOUND (404) WEBHOOK_NOT_FOUND.
+    #[error("webhook endpoint not found")]
+    WebhookNotFound,
     /// Unsupported media type (415) UNSUPPORTED_MEDIA_TYPE.
     #[error("unsupported media type")]
     UnsupportedMediaType(&'static str),
@@ -66,6 +72,16 @@ impl From<UsersError> for Status {
                 Code::NotFound,
                 ErrorReason::AddressNotFound,
                 "Address not found",
+            ),
+            UsersError::NotificationNotFound => errors::status(
+                Code::NotFound,
+                ErrorReason::NotificationNotFound,
+                "Notification not found",
+            ),
+            UsersError::WebhookNotFound => errors::status(
+                Code::NotFound,
+                ErrorReason::WebhookNotFound,
+                "Webhook endpoint not found",
             ),
             UsersError::UnsupportedMediaType(why) => errors::status_with_http(
                 Code::InvalidArgument,

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 use super::app::UsersApi;
 use super::domain::ProfilePatch;
 use super::error::UsersError;
+use super::notices::{NewWebhook, Page, WebhookPatch};
 use super::{store, wire};
 use crate::authn;
 use crate::proto::ecom::users::v1 as pb;
@@ -221,4 +222,147 @@ impl UsersService for UsersApi {
             .await?;
         Ok(Response::new(pb::DeleteAddressResponse {}))
     }
+
+    /// GET /notifications: the signed-in user's own, newest first.
+    #[tracing::instrument(skip_all)]
+    async fn list_notifications(
+        &self,
+        req: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        let principal = authn::require_user(&req)?;
+        let r = req.get_ref();
+        let page = Page::parse(r.skip, r.limit).map_err(UsersError::from)?;
+        let (rows, total, unread) = self
+            .list_notifications(principal.user_id, r.unread, page)
+            .await?;
+        Ok(Response::new(pb::ListNotificationsResponse {
+            notifications: rows.iter().map(wire::notification).collect(),
+            total: count(total),
+            unread_count: count(unread),
+            skip: page.skip,
+            limit: page.limit,
+        }))
+    }
+
+    /// PUT /notifications/{id}/read: own only (404 otherwise), idempotent.
+    #[tracing::instrument(skip_all, fields(notification.id = req.get_ref().id))]
+    async fn mark_notification_read(
+        &self,
+        req: Request<pb::MarkNotificationReadRequest>,
+    ) -> Result<Response<pb::MarkNotificationReadResponse>, Status> {
+        let principal = authn::require_user(&req)?;
+        let row = self
+            .mark_notification_read(principal.user_id, req.get_ref().id)
+            .await?;
+        Ok(Response::new(pb::MarkNotificationReadResponse {
+            notification: Some(wire::notification(&row)),
+        }))
+    }
+
+    /// POST /admin/webhooks: 201 with the secret, shown this once.
+    #[tracing::instrument(skip_all)]
+    async fn create_webhook(
+        &self,
+        req: Request<pb::CreateWebhookRequest>,
+    ) -> Result<Response<pb::CreateWebhookResponse>, Status> {
+        authn::require_admin(&req)?;
+        let r = req.get_ref();
+        let form = NewWebhook::parse(
+            &r.url,
+            &r.events,
+            r.secret.as_deref(),
+            r.description.as_deref(),
+        )
+        .map_err(UsersError::from)?;
+        let row = self.create_webhook(form).await?;
+        Ok(Response::new(pb::CreateWebhookResponse {
+            webhook: Some(wire::webhook(&row, true)),
+        }))
+    }
+
+    /// GET /admin/webhooks: a page of endpoints, without secrets.
+    #[tracing::instrument(skip_all)]
+    async fn list_webhooks(
+        &self,
+        req: Request<pb::ListWebhooksRequest>,
+    ) -> Result<Response<pb::ListWebhooksResponse>, Status> {
+        authn::require_admin(&req)?;
+        let r = req.get_ref();
+        let page = Page::parse(r.skip, r.limit).map_err(UsersError::from)?;
+        let (rows, total) = self.list_webhooks(page).await?;
+        Ok(Response::new(pb::ListWebhooksResponse {
+            webhooks: rows.iter().map(|w| wire::webhook(w, false)).collect(),
+            total: count(total),
+            skip: page.skip,
+            limit: page.limit,
+        }))
+    }
+
+    /// GET /admin/webhooks/{id}.
+    #[tracing::instrument(skip_all, fields(webhook.id = req.get_ref().id))]
+    async fn get_webhook(
+        &self,
+        req: Request<pb::GetWebhookRequest>,
+    ) -> Result<Response<pb::GetWebhookResponse>, Status> {
+        authn::require_admin(&req)?;
+        let row = self.get_webhook(req.get_ref().id).await?;
+        Ok(Response::new(pb::GetWebhookResponse {
+            webhook: Some(wire::webhook(&row, false)),
+        }))
+    }
+
+    /// PUT /admin/webhooks/{id}: url, events, enabled, description.
+    #[tracing::instrument(skip_all, fields(webhook.id = req.get_ref().id))]
+    async fn update_webhook(
+        &self,
+        req: Request<pb::UpdateWebhookRequest>,
+    ) -> Result<Response<pb::UpdateWebhookResponse>, Status> {
+        authn::require_admin(&req)?;
+        let r = req.get_ref();
+        let patch = WebhookPatch::parse(
+            r.url.as_deref(),
+            &r.events,
+            r.enabled,
+            r.description.as_deref(),
+        )
+        .map_err(UsersError::from)?;
+        let row = self.update_webhook(r.id, patch).await?;
+        Ok(Response::new(pb::UpdateWebhookResponse {
+            webhook: Some(wire::webhook(&row, false)),
+        }))
+    }
+
+    /// DELETE /admin/webhooks/{id}: 204, its deliveries with it.
+    #[tracing::instrument(skip_all, fields(webhook.id = req.get_ref().id))]
+    async fn delete_webhook(
+        &self,
+        req: Request<pb::DeleteWebhookRequest>,
+    ) -> Result<Response<pb::DeleteWebhookResponse>, Status> {
+        authn::require_admin(&req)?;
+        self.delete_webhook(req.get_ref().id).await?;
+        Ok(Response::new(pb::DeleteWebhookResponse {}))
+    }
+
+    /// GET /admin/webhooks/{id}/deliveries: newest first, each with its attempts.
+    #[tracing::instrument(skip_all, fields(webhook.id = req.get_ref().id))]
+    async fn list_webhook_deliveries(
+        &self,
+        req: Request<pb::ListWebhookDeliveriesRequest>,
+    ) -> Result<Response<pb::ListWebhookDeliveriesResponse>, Status> {
+        authn::require_admin(&req)?;
+        let r = req.get_ref();
+        let page = Page::parse(r.skip, r.limit).map_err(UsersError::from)?;
+        let (rows, attempts, total) = self.list_deliveries(r.id, page).await?;
+        Ok(Response::new(pb::ListWebhookDeliveriesResponse {
+            deliveries: rows.iter().map(|d| wire::delivery(d, &attempts)).collect(),
+            total: count(total),
+            skip: page.skip,
+            limit: page.limit,
+        }))
+    }
+}
+
+/// A count as the wire's int32 (saturating; no list here comes near it).
+fn count(n: i64) -> i32 {
+    n.try_into().unwrap_or(i32::MAX)
 }

@@ -8,10 +8,13 @@
 
 mod app;
 mod avatar;
+pub mod consumers;
 mod domain;
 mod error;
 mod grpc;
+pub mod notices;
 pub mod store;
+pub mod webhooks;
 mod wire;
 
 use std::time::Duration;
@@ -22,7 +25,17 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 
 pub use app::UsersApi;
+pub use consumers::{NotificationsConsumer, WebhooksConsumer};
 pub use error::UsersError;
+pub use webhooks::{WebhookSender, run_webhook_sender};
+
+/// The users service's event consumers, for the runner to drive.
+pub fn consumers() -> Vec<std::sync::Arc<dyn crate::events::Consumer>> {
+    vec![
+        std::sync::Arc::new(NotificationsConsumer),
+        std::sync::Arc::new(WebhooksConsumer),
+    ]
+}
 
 /// The settings the users service reads.
 #[derive(Debug, Clone)]

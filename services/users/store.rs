@@ -7,7 +7,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
+use uuid::Uuid;
+
 use super::domain::{AddressFields, Preferences, ProfilePatch, Theme};
+use super::notices::{NewWebhook, NotificationDraft, WebhookPatch};
 use crate::accounts::store::UserRow;
 
 /// Applies a profile patch; unique violations come back for mapping by constraint name.
@@ -373,4 +376,417 @@ pub async fn purge_deleted(
         .await?;
     }
     Ok(ids)
+}
+
+// Notifications -------------------------------------------------------------------------------
+
+/// A notification as stored; `data` is a JSON object of strings.
+#[derive(Debug, Clone)]
+pub struct NotificationRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    pub data: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+/// Adds a notification for user `user_id` about event `event_id`, unless the user is gone,
+/// turned in-app notifications off (preferences), or already has one for that event. Answers
+/// whether one was added.
+pub async fn insert_notification(
+    conn: &mut PgConnection,
+    user_id: i64,
+    draft: &NotificationDraft,
+    event_id: Uuid,
+    created_at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    // SELECT FROM users rather than VALUES: an event about a user that no longer exists (or
+    // a bad id) adds nothing instead of failing the consumer forever on the foreign key.
+    let done = sqlx::query!(
+        r#"INSERT INTO notifications (user_id, kind, title, body, data, event_id, created_at)
+           SELECT u.id, $2, $3, $4, $5, $6, $7 FROM users u
+           WHERE u.id = $1
+             AND NOT EXISTS (SELECT 1 FROM user_preferences p
+                             WHERE p.user_id = u.id AND NOT p.notifications)
+           ON CONFLICT ON CONSTRAINT notifications_event_user_key DO NOTHING"#,
+        user_id,
+        draft.kind,
+        draft.title,
+        draft.body,
+        serde_json::to_value(&draft.data).unwrap_or_default(),
+        event_id,
+        created_at
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Adds the notification to every admin (active, not being deleted, notifications on);
+/// answers how many.
+pub async fn insert_admin_notifications(
+    conn: &mut PgConnection,
+    draft: &NotificationDraft,
+    event_id: Uuid,
+    created_at: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"INSERT INTO notifications (user_id, kind, title, body, data, event_id, created_at)
+           SELECT u.id, $1, $2, $3, $4, $5, $6 FROM users u
+           WHERE u.role = 'admin' AND u.purged_at IS NULL AND u.deletion_requested_at IS NULL
+             AND NOT EXISTS (SELECT 1 FROM user_preferences p
+                             WHERE p.user_id = u.id AND NOT p.notifications)
+           ON CONFLICT ON CONSTRAINT notifications_event_user_key DO NOTHING"#,
+        draft.kind,
+        draft.title,
+        draft.body,
+        serde_json::to_value(&draft.data).unwrap_or_default(),
+        event_id,
+        created_at
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// A page of a user's notifications, newest first (unread only when `unread`).
+pub async fn list_notifications(
+    ex: impl PgExecutor<'_>,
+    user_id: i64,
+    unread: bool,
+    skip: i64,
+    limit: i64,
+) -> Result<Vec<NotificationRow>, sqlx::Error> {
+    sqlx::query_as!(
+        NotificationRow,
+        r#"SELECT id, user_id, kind, title, body, data, created_at, read_at
+           FROM notifications
+           WHERE user_id = $1 AND (NOT $2 OR read_at IS NULL)
+           ORDER BY created_at DESC, id DESC
+           OFFSET $3 LIMIT $4"#,
+        user_id,
+        unread,
+        skip,
+        limit
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// How many notifications the list has (with the filter), and how many are unread.
+pub async fn count_notifications(
+    ex: impl PgExecutor<'_>,
+    user_id: i64,
+    unread: bool,
+) -> Result<(i64, i64), sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE NOT $2 OR read_at IS NULL) AS "total!",
+                  count(*) FILTER (WHERE read_at IS NULL) AS "unread!"
+           FROM notifications WHERE user_id = $1"#,
+        user_id,
+        unread
+    )
+    .fetch_one(ex)
+    .await?;
+    Ok((row.total, row.unread))
+}
+
+/// Marks one of the user's notifications read (keeping the first read time); `None` when the
+/// user has no such notification.
+pub async fn mark_notification_read(
+    ex: impl PgExecutor<'_>,
+    user_id: i64,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<NotificationRow>, sqlx::Error> {
+    sqlx::query_as!(
+        NotificationRow,
+        r#"UPDATE notifications SET read_at = COALESCE(read_at, $3)
+           WHERE id = $1 AND user_id = $2
+           RETURNING id, user_id, kind, title, body, data, created_at, read_at"#,
+        id,
+        user_id,
+        now
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+// Webhooks ------------------------------------------------------------------------------------
+
+/// A webhook endpoint as stored (with its secret: the sender needs it in clear).
+#[derive(Debug, Clone)]
+pub struct WebhookRow {
+    pub id: i64,
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret: String,
+    pub description: String,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub async fn insert_webhook(
+    ex: impl PgExecutor<'_>,
+    w: &NewWebhook,
+    now: DateTime<Utc>,
+) -> Result<WebhookRow, sqlx::Error> {
+    sqlx::query_as!(
+        WebhookRow,
+        r#"INSERT INTO webhook_endpoints (url, events, secret, description, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $5)
+           RETURNING id, url, events, secret, description, enabled, created_at, updated_at"#,
+        w.url,
+        &w.events,
+        w.secret,
+        w.description,
+        now
+    )
+    .fetch_one(ex)
+    .await
+}
+
+/// A page of endpoints, oldest first, and how many there are.
+pub async fn list_webhooks(
+    ex: impl PgExecutor<'_> + Copy,
+    skip: i64,
+    limit: i64,
+) -> Result<(Vec<WebhookRow>, i64), sqlx::Error> {
+    let rows = sqlx::query_as!(
+        WebhookRow,
+        r#"SELECT id, url, events, secret, description, enabled, created_at, updated_at
+           FROM webhook_endpoints ORDER BY id OFFSET $1 LIMIT $2"#,
+        skip,
+        limit
+    )
+    .fetch_all(ex)
+    .await?;
+    let total = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM webhook_endpoints"#)
+        .fetch_one(ex)
+        .await?;
+    Ok((rows, total))
+}
+
+pub async fn find_webhook(
+    ex: impl PgExecutor<'_>,
+    id: i64,
+) -> Result<Option<WebhookRow>, sqlx::Error> {
+    sqlx::query_as!(
+        WebhookRow,
+        r#"SELECT id, url, events, secret, description, enabled, created_at, updated_at
+           FROM webhook_endpoints WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+pub async fn update_webhook(
+    ex: impl PgExecutor<'_>,
+    id: i64,
+    p: &WebhookPatch,
+    now: DateTime<Utc>,
+) -> Result<Option<WebhookRow>, sqlx::Error> {
+    sqlx::query_as!(
+        WebhookRow,
+        r#"UPDATE webhook_endpoints SET
+               url = COALESCE($2, url),
+               events = COALESCE($3, events),
+               enabled = COALESCE($4, enabled),
+               description = COALESCE($5, description),
+               updated_at = $6
+           WHERE id = $1
+           RETURNING id, url, events, secret, description, enabled, created_at, updated_at"#,
+        id,
+        p.url.as_deref(),
+        p.events.as_deref(),
+        p.enabled,
+        p.description.as_deref(),
+        now
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+/// Deletes an endpoint with its deliveries; answers whether it existed.
+pub async fn delete_webhook(ex: impl PgExecutor<'_>, id: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(r#"DELETE FROM webhook_endpoints WHERE id = $1"#, id)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// One pending delivery per enabled endpoint subscribed to `event_type` (or to `*`), due at
+/// once; an endpoint that already has the event keeps its one delivery. Answers how many.
+pub async fn enqueue_deliveries(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    event_type: &str,
+    body: &str,
+    occurred_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"INSERT INTO webhook_deliveries
+               (endpoint_id, event_id, event_type, body, next_attempt_at, expires_at, created_at)
+           SELECT id, $1, $2, $3, $4, $5, $4 FROM webhook_endpoints
+           WHERE enabled AND ($2 = ANY (events) OR '*' = ANY (events))
+           ON CONFLICT ON CONSTRAINT webhook_deliveries_endpoint_event_key DO NOTHING"#,
+        event_id,
+        event_type,
+        body,
+        occurred_at,
+        expires_at
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// A delivery as admins see it.
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub status: String,
+    pub attempt_count: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Clone)]
+pub struct AttemptRow {
+    pub delivery_id: i64,
+    pub attempted_at: DateTime<Utc>,
+    pub http_status: Option<i32>,
+    pub error: String,
+    pub duration_ms: i32,
+}
+
+/// A page of an endpoint's deliveries (newest first), their attempts, and how many there are.
+pub async fn list_deliveries(
+    ex: impl PgExecutor<'_> + Copy,
+    endpoint_id: i64,
+    skip: i64,
+    limit: i64,
+) -> Result<(Vec<DeliveryRow>, Vec<AttemptRow>, i64), sqlx::Error> {
+    let rows = sqlx::query_as!(
+        DeliveryRow,
+        r#"SELECT id, event_id, event_type, status, attempt_count, next_attempt_at, created_at,
+                  completed_at
+           FROM webhook_deliveries WHERE endpoint_id = $1
+           ORDER BY id DESC OFFSET $2 LIMIT $3"#,
+        endpoint_id,
+        skip,
+        limit
+    )
+    .fetch_all(ex)
+    .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let attempts = sqlx::query_as!(
+        AttemptRow,
+        r#"SELECT delivery_id, attempted_at, http_status, error, duration_ms
+           FROM webhook_attempts WHERE delivery_id = ANY ($1) ORDER BY id"#,
+        &ids
+    )
+    .fetch_all(ex)
+    .await?;
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM webhook_deliveries WHERE endpoint_id = $1"#,
+        endpoint_id
+    )
+    .fetch_one(ex)
+    .await?;
+    Ok((rows, attempts, total))
+}
+
+/// A delivery claimed for sending, with what signing and sending it takes.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub event_id: Uuid,
+    pub body: String,
+    /// Including the attempt being made.
+    pub attempt_count: i32,
+    pub expires_at: DateTime<Utc>,
+    pub url: String,
+    pub secret: String,
+}
+
+/// Claims up to `batch` due deliveries of enabled endpoints: one statement locks them with
+/// SKIP LOCKED (another instance's claim skips them), counts the attempt and moves
+/// `next_attempt_at` to `lease_until`, so once committed no other instance picks them
+/// before the lease ends, even though the row is no longer locked while sending.
+pub async fn claim_due_deliveries(
+    ex: impl PgExecutor<'_>,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    batch: i64,
+) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
+    sqlx::query_as!(
+        ClaimedDelivery,
+        r#"WITH due AS (
+               SELECT d.id FROM webhook_deliveries d
+               JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled
+               WHERE d.status = 'pending' AND d.next_attempt_at <= $1
+               ORDER BY d.next_attempt_at
+               LIMIT $3
+               FOR UPDATE OF d SKIP LOCKED
+           )
+           UPDATE webhook_deliveries d
+           SET next_attempt_at = $2, attempt_count = d.attempt_count + 1
+           FROM due, webhook_endpoints e
+           WHERE d.id = due.id AND e.id = d.endpoint_id
+           RETURNING d.id, d.event_id, d.body, d.attempt_count, d.expires_at, e.url, e.secret"#,
+        now,
+        lease_until,
+        batch
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// Records one attempt and the delivery's new state (`next_attempt_at` matters while
+/// pending).
+#[allow(clippy::too_many_arguments)]
+pub async fn record_attempt(
+    conn: &mut PgConnection,
+    delivery_id: i64,
+    attempted_at: DateTime<Utc>,
+    http_status: Option<i32>,
+    error: &str,
+    duration_ms: i32,
+    status: &str,
+    next_attempt_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO webhook_attempts (delivery_id, attempted_at, http_status, error, duration_ms)
+           VALUES ($1, $2, $3, $4, $5)"#,
+        delivery_id,
+        attempted_at,
+        http_status,
+        error,
+        duration_ms
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        r#"UPDATE webhook_deliveries SET status = $2, next_attempt_at = $3, completed_at = $4
+           WHERE id = $1"#,
+        delivery_id,
+        status,
+        next_attempt_at,
+        completed_at
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

@@ -5,7 +5,7 @@
 use super::domain::{
     AddressForm, AddressPatch, Preferences, PreferencesPatch, ProfileFields, Theme,
 };
-use super::store::AddressRow;
+use super::store::{AddressRow, AttemptRow, DeliveryRow, NotificationRow, WebhookRow};
 use crate::accounts::domain::Profile;
 use crate::accounts::wire::role_from_wire;
 pub use crate::accounts::wire::user;
@@ -135,5 +135,71 @@ pub fn address_patch(r: &pb::UpdateAddressRequest) -> AddressPatch<'_> {
         zip_code: r.zip_code.as_deref(),
         country: r.country.as_deref(),
         phone: r.phone.as_deref(),
+    }
+}
+
+pub fn notification(n: &NotificationRow) -> pb::Notification {
+    // `data` holds strings only (written from a map of strings); anything else is dropped
+    // rather than failing the whole list.
+    let data = n
+        .data
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    pb::Notification {
+        id: n.id,
+        kind: n.kind.clone(),
+        title: n.title.clone(),
+        body: n.body.clone(),
+        data,
+        read: n.read_at.is_some(),
+        read_at: n.read_at.map(timestamp),
+        created_at: Some(timestamp(n.created_at)),
+    }
+}
+
+/// An endpoint; its secret only when `with_secret` (the answer of its creation).
+pub fn webhook(w: &WebhookRow, with_secret: bool) -> pb::Webhook {
+    pb::Webhook {
+        id: w.id,
+        url: w.url.clone(),
+        events: w.events.clone(),
+        description: w.description.clone(),
+        enabled: w.enabled,
+        secret: if with_secret {
+            w.secret.clone()
+        } else {
+            String::new()
+        },
+        created_at: Some(timestamp(w.created_at)),
+        updated_at: Some(timestamp(w.updated_at)),
+    }
+}
+
+/// A delivery with its attempts (taken from `attempts`, the attempts of a page).
+pub fn delivery(d: &DeliveryRow, attempts: &[AttemptRow]) -> pb::WebhookDelivery {
+    pb::WebhookDelivery {
+        id: d.id,
+        event_id: d.event_id.to_string(),
+        event_type: d.event_type.clone(),
+        status: d.status.clone(),
+        attempt_count: d.attempt_count,
+        next_attempt_at: (d.status == "pending").then(|| timestamp(d.next_attempt_at)),
+        created_at: Some(timestamp(d.created_at)),
+        completed_at: d.completed_at.map(timestamp),
+        attempts: attempts
+            .iter()
+            .filter(|a| a.delivery_id == d.id)
+            .map(|a| pb::WebhookAttempt {
+                attempted_at: Some(timestamp(a.attempted_at)),
+                http_status: a.http_status,
+                error: a.error.clone(),
+                duration_ms: a.duration_ms,
+            })
+            .collect(),
     }
 }
