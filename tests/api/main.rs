@@ -26,5 +26,5 @@ mod replicas;
 mod reviews;
 mod spine;
 mod users;
-mod wishlist;
 mod webhooks;
+mod wishlist;

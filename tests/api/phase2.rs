@@ -30,6 +30,19 @@ async fn the_phase_two_journey_over_rest() {
     let lamp = app.insert_product("Desk Lamp", 4_000, 0.0, 20).await;
     let chair = app.insert_product("Office Chair", 12_000, 0.0, 20).await;
 
+    // A webhook endpoint for every event, registered by the admin.
+    let receiver = crate::webhooks::start_receiver(0, Duration::ZERO).await;
+    ok(
+        app.post_json(
+            "/admin/webhooks",
+            &json!({"url": receiver.url, "events": ["*"], "secret": crate::webhooks::SECRET}),
+            Some(&admin),
+        )
+        .await,
+        201,
+    )
+    .await;
+
     // Wishlist: added once, twice is still one entry.
     ok(
         app.post_json("/wishlist", &json!({"productId": chair}), Some(&token))
@@ -211,6 +224,56 @@ async fn the_phase_two_journey_over_rest() {
         shipped.data.contains("1Z999AA10123456784"),
         "{}",
         shipped.data
+    );
+
+    // The in-app notifications of the order, newest first.
+    let notes = ok(app.get_as("/notifications", &token).await, 200).await;
+    assert!(notes["total"].as_i64().unwrap() >= 4, "{notes}");
+    assert_eq!(notes["unreadCount"], notes["total"]);
+
+    // The receiver got each of the order's events once, validly signed.
+    let kinds = [
+        "order.placed",
+        "order.paid",
+        "order.shipped",
+        "order.delivered",
+    ];
+    let started = std::time::Instant::now();
+    loop {
+        let bodies = receiver.bodies.lock().unwrap().clone();
+        let got = |kind: &str| {
+            bodies
+                .iter()
+                .filter(|b| b["type"] == kind && b["data"]["orderId"] == order_id.as_str())
+                .count()
+        };
+        if kinds.iter().all(|k| got(k) >= 1) {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let bodies = receiver.bodies.lock().unwrap().clone();
+            for kind in kinds {
+                let n = bodies
+                    .iter()
+                    .filter(|b| b["type"] == kind && b["data"]["orderId"] == order_id.as_str())
+                    .count();
+                assert_eq!(n, 1, "{kind} delivered once");
+                let id = bodies.iter().find(|b| b["type"] == kind).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                assert_eq!(receiver.hits(&id), 1);
+            }
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "webhooks delivered: {bodies:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        receiver.bad.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "every delivery was validly signed"
     );
 
     // The delivered order makes the buyer's review a verified purchase.

@@ -25,17 +25,17 @@ use sha2::Sha256;
 use crate::common::*;
 use crate::notifications::{event, handle, order_event};
 
-const SECRET: &str = "whsec_test_0123456789abcdef";
+pub(crate) const SECRET: &str = "whsec_test_0123456789abcdef";
 
 /// A webhook receiver on loopback: verifies `Ecom-Signature` with its own HMAC (not the
 /// service's code), counts valid deliveries per event id, and answers 500 to the first
 /// `fail_first` requests.
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     hits: Arc<Mutex<HashMap<String, usize>>>,
-    bodies: Arc<Mutex<Vec<Value>>>,
-    bad: Arc<AtomicUsize>,
+    pub(crate) bodies: Arc<Mutex<Vec<Value>>>,
+    pub(crate) bad: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
     fail_first: usize,
     delay: StdDuration,
@@ -43,7 +43,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn hits(&self, event_id: &str) -> usize {
+    pub(crate) fn hits(&self, event_id: &str) -> usize {
         self.hits
             .lock()
             .unwrap()
@@ -128,7 +128,7 @@ async fn serve(r: &Receiver) {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 }
 
-async fn start_receiver(fail_first: usize, delay: StdDuration) -> Receiver {
+pub(crate) async fn start_receiver(fail_first: usize, delay: StdDuration) -> Receiver {
     let r = receiver_on(free_port(), fail_first, delay);
     serve(&r).await;
     r
