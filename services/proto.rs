@@ -93,12 +93,15 @@ mod tests {
         // login, register, validate, logout, refresh, the three password RPCs + GET /auth/me.
         ("ecom.auth.v1.AuthService", 9),
         // 8 product RPCs (ListCategories and UpdateProduct carry one extra binding each)
-        // + GET /media/{path} + 4 internal RPCs without a rule (INTERNAL_RPCS).
-        ("ecom.catalog.v1.CatalogService", 13),
-        // 10 order RPCs (/orders...) + 7 cart RPCs + 2 internal RPCs (payments' view).
-        ("ecom.orders.v1.OrdersService", 19),
-        // 11 RPCs of /users/me and GET /users/{id} + PUT /users/{id}.
-        ("ecom.users.v1.UsersService", 12),
+        // + GET /media/{path} + 4 internal RPCs without a rule (INTERNAL_RPCS) + 3 wishlist
+        // and 3 review RPCs.
+        ("ecom.catalog.v1.CatalogService", 19),
+        // 10 order RPCs (/orders...) + 7 cart RPCs + 2 internal RPCs (payments' view)
+        // + 5 coupon, 2 checkout, 2 shipping and 2 tax-rate RPCs.
+        ("ecom.orders.v1.OrdersService", 30),
+        // 11 RPCs of /users/me and GET /users/{id} + PUT /users/{id} + 2 notification and
+        // 6 webhook RPCs.
+        ("ecom.users.v1.UsersService", 20),
         // 3 intent RPCs (create, confirm, status) + the webhook + 2 internal RPCs (orders' view).
         ("ecom.payments.v1.PaymentsService", 6),
     ];
@@ -188,11 +191,12 @@ mod tests {
             }
         }
         // 40 endpoints of Appendix A + 11 extras (auth/me, PUT /users/{id}, webhook, 7 cart routes,
-        // GET /media/{path} for pictures).
-        assert_eq!(rpcs, 51);
+        // GET /media/{path} for pictures) + 25 of phase 2 (wishlist 3, reviews 3, coupons 5,
+        // checkout 2, shipping 2, tax rates 2, notifications 2, webhooks 6).
+        assert_eq!(rpcs, 76);
         // + GET /products/category-list, PATCH /products/{id}, PATCH /carts/{id},
         // PATCH /users/me/addresses/{id}.
-        assert_eq!(routes.len(), 55);
+        assert_eq!(routes.len(), 80);
         let mut unique = routes.clone();
         unique.sort();
         unique.dedup();
