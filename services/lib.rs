@@ -20,6 +20,7 @@ pub mod edge;
 pub mod errors;
 pub mod events;
 pub mod grpc_metrics;
+pub mod https;
 pub mod idempotency;
 pub mod internal;
 pub mod kv;

@@ -43,6 +43,19 @@ pub struct Broker {
     pub max_age: Duration,
 }
 
+impl Broker {
+    /// The stream the relay publishes to and the consumers read, created by whichever
+    /// reaches it first.
+    fn stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.stream.clone(),
+            subjects: vec![format!("{}.>", self.stream)],
+            max_age: self.max_age,
+            ..Default::default()
+        }
+    }
+}
+
 /// Runs the relay and `consumers` until `stop`.
 pub async fn run(
     db: PgPool,
@@ -93,12 +106,7 @@ struct Publish {
 impl Publish {
     async fn stream(&self) -> anyhow::Result<()> {
         self.js
-            .get_or_create_stream(stream::Config {
-                name: self.broker.stream.clone(),
-                subjects: vec![format!("{}.>", self.broker.stream)],
-                max_age: self.broker.max_age,
-                ..Default::default()
-            })
+            .get_or_create_stream(self.broker.stream_config())
             .await
             .context("creating the events stream")?;
         Ok(())
@@ -334,12 +342,7 @@ async fn consume_messages(
     consumer: &dyn Consumer,
 ) -> anyhow::Result<()> {
     let stream = js
-        .get_or_create_stream(stream::Config {
-            name: broker.stream.clone(),
-            subjects: vec![format!("{}.>", broker.stream)],
-            max_age: broker.max_age,
-            ..Default::default()
-        })
+        .get_or_create_stream(broker.stream_config())
         .await
         .context("opening the events stream")?;
     let durable = durable_name(consumer.name());

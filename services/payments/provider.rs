@@ -9,9 +9,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
@@ -127,7 +124,7 @@ impl PaymentProvider for Sandbox {
 /// timeout on each call. The key is never logged.
 #[derive(Clone)]
 pub struct Stripe {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: crate::https::HttpsClient,
     base: String,
     secret_key: SecretString,
     /// How long one call may take (STRIPE_TIMEOUT) before it is unavailable.
@@ -143,14 +140,8 @@ impl Stripe {
             base.starts_with("https://") || base.starts_with("http://"),
             "STRIPE_API_BASE must be an http(s) URL"
         );
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)?
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(Stripe {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: crate::https::client()?,
             base,
             secret_key,
             timeout,

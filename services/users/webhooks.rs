@@ -12,14 +12,12 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use chrono::Utc;
 use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
 use super::notices;
 use super::store::{self, ClaimedDelivery};
+use crate::https::HttpsClient;
 
 /// How long one POST may take before it counts as failed.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,8 +25,6 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const BATCH: i64 = 16;
 /// How often an idle sender looks for due deliveries.
 const POLL: Duration = Duration::from_millis(500);
-
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Sends the webhook deliveries of the shared database.
 #[derive(Clone)]
@@ -41,15 +37,9 @@ pub struct WebhookSender {
 impl WebhookSender {
     /// A sender whose retries start `retry_base` after a failure (WEBHOOK_RETRY_BASE).
     pub fn new(db: PgPool, retry_base: Duration) -> anyhow::Result<WebhookSender> {
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)?
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(WebhookSender {
             db,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: crate::https::client()?,
             retry_base,
         })
     }
