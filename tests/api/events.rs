@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::json;
 use sqlx::PgConnection;
 
-use crate::common::{KillOnDrop, TestApp, free_port, json, spawn_app, spawn_app_with};
+use crate::common::{self, KillOnDrop, TestApp, free_port, json, spawn_app, spawn_app_with};
 use ecom::events::{self, Consumer, Event, EventData, EventKind, ReviewCreated};
 
 /// Places an order of one unit of `product` as `token`; its id.
@@ -260,7 +260,7 @@ async fn a_nats_outage_under_load_loses_no_event_and_doubles_none() {
     let url = nats.url();
     let app = Arc::new(spawn_app_with(&["--nats-url", &url]).await);
     let buyer = app.register("outage@example.com").await;
-    let product = app.insert_product("Lamp", 2_500, 0.0, 1_000).await;
+    let product = app.insert_product("Lamp", 2_500, 0.0, 100_000).await;
     // Four buyers' sessions placing orders back to back while the broker goes away.
     let placed = Arc::new(tokio::sync::Mutex::new(Vec::new()));
     let deadline = Instant::now() + Duration::from_secs(6);
@@ -288,4 +288,25 @@ async fn a_nats_outage_under_load_loses_no_event_and_doubles_none() {
         "orders were placed before, during and after the outage"
     );
     each_confirmed_once(&app, &orders).await;
+}
+
+#[tokio::test]
+async fn an_event_the_stream_refused_is_published_again_once_it_accepts() {
+    // The relay's own failure path: with the stream gone, JetStream answers a publish with an
+    // error at once (no responders), unlike an outage, where the client holds the message
+    // until it reconnects. The rows must stay unpublished until the stream is back.
+    let app = spawn_app().await;
+    let buyer = app.register("refused@example.com").await;
+    let product = app.insert_product("Lamp", 2_500, 0.0, 100).await;
+    let first = vec![place(&app, product, &buyer.token).await];
+    all_confirmed(&app, &first, Duration::from_secs(30)).await;
+
+    let js = async_nats::jetstream::new(async_nats::connect(common::NATS_URL).await.unwrap());
+    // The harness names each test's stream after its database.
+    js.delete_stream(app.db_name.to_uppercase()).await.unwrap();
+    let mut later = Vec::new();
+    for _ in 0..5 {
+        later.push(place(&app, product, &buyer.token).await);
+    }
+    each_confirmed_once(&app, &[first, later].concat()).await;
 }
