@@ -21,8 +21,22 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     /// Starts three masters, joins them into one cluster covering all slots, and waits until
-    /// every node reports `cluster_state:ok`.
+    /// every node reports `cluster_state:ok`. Ports are picked free but not held until the
+    /// servers bind them, so another test can take one in between (its TCP answer then passes
+    /// for a node's): a cluster that does not form is started again on fresh ports, up to
+    /// three times.
     pub async fn start() -> RedisCluster {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match RedisCluster::try_start().await {
+                Ok(cluster) => return cluster,
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!("redis-cli --cluster create failed three times: {failures:#?}");
+    }
+
+    async fn try_start() -> Result<RedisCluster, String> {
         let dir = std::env::temp_dir().join(format!(
             "ecom-redis-cluster-{}-{}",
             std::process::id(),
@@ -49,17 +63,18 @@ impl RedisCluster {
             .args(["--cluster", "create"])
             .args(&addresses)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
             .output()
             .expect("redis-cli is installed (scripts/services.sh)");
-        assert!(
-            created.status.success(),
-            "redis-cli --cluster create: {}",
-            String::from_utf8_lossy(&created.stderr)
-        );
+        if !created.status.success() {
+            // Dropping `cluster` stops its nodes and removes its directory.
+            return Err(format!(
+                "{addresses:?}: {}{}",
+                String::from_utf8_lossy(&created.stdout),
+                String::from_utf8_lossy(&created.stderr)
+            ));
+        }
         cluster.wait_until_ok().await;
-        cluster
+        Ok(cluster)
     }
 
     /// REDIS_URL of the cluster: every node, comma-separated (REDIS_MODE=cluster).
