@@ -232,49 +232,17 @@ async fn the_phase_two_journey_over_rest() {
     assert_eq!(notes["unreadCount"], notes["total"]);
 
     // The receiver got each of the order's events once, validly signed.
-    let kinds = [
-        "order.placed",
-        "order.paid",
-        "order.shipped",
-        "order.delivered",
-    ];
-    let started = std::time::Instant::now();
-    loop {
-        let bodies = receiver.bodies.lock().unwrap().clone();
-        let got = |kind: &str| {
-            bodies
-                .iter()
-                .filter(|b| b["type"] == kind && b["data"]["orderId"] == order_id.as_str())
-                .count()
-        };
-        if kinds.iter().all(|k| got(k) >= 1) {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            let bodies = receiver.bodies.lock().unwrap().clone();
-            for kind in kinds {
-                let n = bodies
-                    .iter()
-                    .filter(|b| b["type"] == kind && b["data"]["orderId"] == order_id.as_str())
-                    .count();
-                assert_eq!(n, 1, "{kind} delivered once");
-                let id = bodies.iter().find(|b| b["type"] == kind).unwrap()["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned();
-                assert_eq!(receiver.hits(&id), 1);
-            }
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "webhooks delivered: {bodies:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(
-        receiver.bad.load(std::sync::atomic::Ordering::SeqCst),
-        0,
-        "every delivery was validly signed"
-    );
+    delivered_once(
+        &receiver,
+        &order_id,
+        &[
+            "order.placed",
+            "order.paid",
+            "order.shipped",
+            "order.delivered",
+        ],
+    )
+    .await;
 
     // The delivered order makes the buyer's review a verified purchase.
     let started = std::time::Instant::now();
@@ -291,6 +259,42 @@ async fn the_phase_two_journey_over_rest() {
     }
 }
 
+/// Waits until `receiver` got each of `kinds` for `order_id`, then checks (after a moment for
+/// stragglers) that it got each exactly once, and that every delivery was validly signed.
+async fn delivered_once(receiver: &crate::webhooks::Receiver, order_id: &str, kinds: &[&str]) {
+    let of_kind = |bodies: &[Value], kind: &str| -> Vec<String> {
+        bodies
+            .iter()
+            .filter(|b| b["type"] == kind && b["data"]["orderId"] == order_id)
+            .map(|b| b["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let bodies = receiver.bodies.lock().unwrap().clone();
+        if kinds.iter().all(|k| !of_kind(&bodies, k).is_empty()) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "webhooks delivered: {bodies:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let bodies = receiver.bodies.lock().unwrap().clone();
+    for kind in kinds {
+        let ids = of_kind(&bodies, kind);
+        assert_eq!(ids.len(), 1, "{kind} delivered once");
+        assert_eq!(receiver.hits(&ids[0]), 1);
+    }
+    assert_eq!(
+        receiver.bad.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "every delivery was validly signed"
+    );
+}
+
 #[tokio::test]
 async fn the_phase_two_journey_over_grpc() {
     use crate::common::authorized;
@@ -301,6 +305,8 @@ async fn the_phase_two_journey_over_grpc() {
     use ecom::proto::ecom::orders::v1::orders_service_client::OrdersServiceClient;
     use ecom::proto::ecom::payments::v1 as payments_pb;
     use ecom::proto::ecom::payments::v1::payments_service_client::PaymentsServiceClient;
+    use ecom::proto::ecom::users::v1 as users_pb;
+    use ecom::proto::ecom::users::v1::users_service_client::UsersServiceClient;
 
     let (app, smtp) = common::smtp::app_with_mail().await;
     let admin = app.admin_token();
@@ -311,7 +317,23 @@ async fn the_phase_two_journey_over_grpc() {
     let channel = app.grpc_channel().await;
     let mut catalog = CatalogServiceClient::new(channel.clone());
     let mut orders = OrdersServiceClient::new(channel.clone());
-    let mut payments = PaymentsServiceClient::new(channel);
+    let mut payments = PaymentsServiceClient::new(channel.clone());
+    let mut users = UsersServiceClient::new(channel);
+
+    // A webhook endpoint for every event, registered by the admin over gRPC.
+    let receiver = crate::webhooks::start_receiver(0, Duration::ZERO).await;
+    users
+        .create_webhook(authorized(
+            users_pb::CreateWebhookRequest {
+                url: receiver.url.clone(),
+                events: vec!["*".into()],
+                secret: Some(crate::webhooks::SECRET.into()),
+                description: None,
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
 
     catalog
         .add_to_wishlist(authorized(
@@ -487,4 +509,37 @@ async fn the_phase_two_journey_over_grpc() {
         mails.iter().any(|m| m.data.contains("9400111899223")),
         "{mails:#?}"
     );
+
+    // The buyer's notifications over gRPC: placed, paid and shipped, all unread (their
+    // consumer runs beside the mails', so they may come a moment later).
+    let started = std::time::Instant::now();
+    loop {
+        let notes = users
+            .list_notifications(authorized(
+                users_pb::ListNotificationsRequest {
+                    skip: 0,
+                    limit: 20,
+                    unread: false,
+                },
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        if notes.total >= 3 {
+            assert_eq!(notes.unread_count, notes.total, "{notes:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "notifications: {notes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    delivered_once(
+        &receiver,
+        &order.id,
+        &["order.placed", "order.paid", "order.shipped"],
+    )
+    .await;
 }
