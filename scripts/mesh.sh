@@ -7,6 +7,9 @@ scripts/services.sh
 cargo build --release --locked
 bin=target/release/ecom
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+# Separate processes share their events through NATS (a process of some services refuses to
+# start without it).
+export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
 
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait' EXIT INT TERM

@@ -15,6 +15,8 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db"
 export JWT_SECRET="soak-secret-soak-secret-soak-secret-0123"
 export REDIS_URL="redis://127.0.0.1:6379" REDIS_KEY_PREFIX="ecom-soak-$$:"
 export RATE_LIMIT_ENABLED=false LOG_LEVEL=warn HOST=127.0.0.1
+# One process per service: their events go through NATS, on a stream of this run's own.
+export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}" EVENTS_STREAM="ECOM_SOAK_$$"
 bin=target/release/ecom
 "$bin" migrate >/dev/null
 

@@ -97,6 +97,17 @@ impl ServiceName {
         ServiceName::Payments,
     ];
 
+    /// The name `--services` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceName::Auth => "auth",
+            ServiceName::Catalog => "catalog",
+            ServiceName::Orders => "orders",
+            ServiceName::Users => "users",
+            ServiceName::Payments => "payments",
+        }
+    }
+
     /// The fully-qualified gRPC service name.
     pub fn grpc_name(self) -> &'static str {
         match self {
@@ -443,6 +454,11 @@ pub struct Settings {
     /// First retry delay of a failed webhook delivery, doubling up to 1 h, e.g. 5s.
     #[arg(long, env = "WEBHOOK_RETRY_BASE", default_value = "5s", value_parser = parse_duration, global = true)]
     pub webhook_retry_base: Duration,
+    /// Whether webhook URLs may reach loopback, private or link-local addresses. Off: an admin
+    /// account must not make the server call into its own network (services/https.rs). Tests
+    /// and local receivers turn it on.
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub webhook_allow_private: bool,
     /// Email of an admin account ensured at start-up (with ADMIN_PASSWORD).
     #[arg(long, env = "ADMIN_EMAIL", global = true)]
     pub admin_email: Option<String>,
@@ -663,6 +679,15 @@ impl Settings {
                 self.public_url.trim_end_matches('/'),
                 self.api_base_path
             ),
+        }
+    }
+
+    /// Which addresses webhook deliveries may go to (WEBHOOK_ALLOW_PRIVATE).
+    pub fn webhook_targets(&self) -> crate::https::Targets {
+        if self.webhook_allow_private {
+            crate::https::Targets::Any
+        } else {
+            crate::https::Targets::PublicOnly
         }
     }
 

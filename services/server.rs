@@ -167,6 +167,9 @@ impl Application {
 
         match mode {
             Mode::Services { services, edge } => {
+                // Checked first: a process that would lose events does not start at all.
+                let broker = event_broker(&settings);
+                let consumers = event_consumers(&shared, &services, &broker)?;
                 db::migrate(&settings.database_url).await?;
                 if settings.seed_demo_data && services.contains(&ServiceName::Catalog) {
                     crate::catalog::seed::seed_demo_catalog(
@@ -194,8 +197,8 @@ impl Application {
                 tokio::spawn(shared.database.clone().monitor(stop.clone()));
                 tokio::spawn(crate::events::run(
                     shared.db.clone(),
-                    event_broker(&settings),
-                    event_consumers(&shared, &services),
+                    broker,
+                    consumers,
                     stop.clone(),
                 ));
                 tokio::spawn(commerce_sweeper(
@@ -337,8 +340,12 @@ async fn identity_start(
             stop.clone(),
         ));
         // Every instance sends webhooks; claims keep them from sending the same delivery.
-        let sender = users::WebhookSender::new(shared.db.clone(), settings.webhook_retry_base)
-            .context("building the webhook client")?;
+        let sender = users::WebhookSender::new(
+            shared.db.clone(),
+            settings.webhook_retry_base,
+            settings.webhook_targets(),
+        )
+        .context("building the webhook client")?;
         tokio::spawn(users::run_webhook_sender(sender, stop.clone()));
     }
     Ok(())
@@ -359,24 +366,52 @@ fn event_broker(settings: &Settings) -> crate::events::Broker {
 
 /// The domain-event consumers of the services this process runs. Each is durable under its
 /// name and shared by every instance that runs it (services/events).
+///
+/// Without NATS the relay hands each outbox row to this process's consumers and then marks it
+/// delivered, so a process that lacks some of them would mark events delivered that those
+/// consumers never saw: such a process refuses to start (mesh deployments set `NATS_URL`).
 fn event_consumers(
     shared: &Runtime,
     services: &[ServiceName],
+    broker: &crate::events::Broker,
+) -> anyhow::Result<Vec<Arc<dyn crate::events::Consumer>>> {
+    if broker.nats_url.is_none() {
+        let missing: Vec<&str> = ServiceName::ALL
+            .iter()
+            .filter(|s| !services.contains(s) && !service_consumers(shared, **s).is_empty())
+            .map(|s| s.as_str())
+            .collect();
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "NATS_URL is not set, so this process would deliver domain events to its own \
+                 consumers only, and it does not run {}: set NATS_URL (a JetStream server) when \
+                 services run in separate processes",
+                missing.join(", ")
+            );
+        }
+    }
+    Ok(services
+        .iter()
+        .flat_map(|s| service_consumers(shared, *s))
+        .collect())
+}
+
+/// The event consumers of one service.
+fn service_consumers(
+    shared: &Runtime,
+    service: ServiceName,
 ) -> Vec<Arc<dyn crate::events::Consumer>> {
-    let mut consumers: Vec<Arc<dyn crate::events::Consumer>> = Vec::new();
-    if services.contains(&ServiceName::Orders) {
-        consumers.push(Arc::new(orders::OrderMails::new(shared.db.clone())));
-        consumers.push(Arc::new(orders::StockAlertMails));
-    }
-    if services.contains(&ServiceName::Catalog) {
-        consumers.push(Arc::new(crate::catalog::PurchasesConsumer::new(
+    match service {
+        ServiceName::Orders => vec![
+            Arc::new(orders::OrderMails::new(shared.db.clone())),
+            Arc::new(orders::StockAlertMails),
+        ],
+        ServiceName::Catalog => vec![Arc::new(crate::catalog::PurchasesConsumer::new(
             shared.cache.clone(),
-        )));
+        ))],
+        ServiceName::Users => users::consumers(),
+        ServiceName::Auth | ServiceName::Payments => Vec::new(),
     }
-    if services.contains(&ServiceName::Users) {
-        consumers.extend(users::consumers());
-    }
-    consumers
 }
 
 /// The gRPC services this process runs, plus reflection and health.

@@ -91,8 +91,8 @@ pub struct CatalogApp {
     pub(super) cache: Cache,
     /// Dates reviews and wishlist entries.
     pub(super) clock: Clock,
-    /// LOW_STOCK_THRESHOLD: a reservation that takes a product's stock from above it to at
-    /// or below it records `product.stock_low`.
+    /// LOW_STOCK_THRESHOLD: a reservation or an admin's edit that takes a product's stock
+    /// from above it to at or below it records `product.stock_low`.
     pub(super) low_stock_threshold: i32,
 }
 
@@ -247,6 +247,12 @@ impl CatalogApp {
                     .ok_or_else(|| CatalogError::UnknownCategory(category.as_str().to_owned()))?,
             ),
         };
+        // The stock before a patch that sets it, read under the row's lock: an admin who
+        // lowers it across the threshold raises the alert a reservation would.
+        let stock_before = match patch.stock {
+            Some(_) => store::lock_stock(&mut tx, &[id]).await?.get(&id).copied(),
+            None => None,
+        };
         let found = store::update_product(&mut *tx, id, patch, category_id)
             .await
             .map_err(|e| CatalogError::from_write(e, slug, "updating a product"))?;
@@ -261,10 +267,46 @@ impl CatalogApp {
         let product = store::find_product(&mut tx, id, Visibility::Live)
             .await?
             .context("reading back an updated product")?;
+        if let Some(before) = stock_before {
+            let change = store::StockChange {
+                id,
+                title: product.title.clone(),
+                before,
+                after: product.stock,
+            };
+            self.alert_low_stock(&mut tx, &[change]).await?;
+        }
         tx.commit().await.context("committing a product update")?;
         tracing::info!(admin, product = id, "product updated");
         self.invalidate(vec![product_key(id)]).await;
         Ok(product)
+    }
+
+    /// Records `product.stock_low` in `tx`, the transaction of the stock change, for each of
+    /// `changes` that crosses [`Self::low_stock_threshold`]: the alert commits with the stock
+    /// it tells of, once per crossing.
+    pub(super) async fn alert_low_stock(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        changes: &[store::StockChange],
+    ) -> Result<(), CatalogError> {
+        let threshold = self.low_stock_threshold;
+        for change in changes.iter().filter(|c| c.crosses_below(threshold)) {
+            let alert = crate::events::StockLow {
+                product_id: change.id,
+                title: change.title.clone(),
+                stock: change.after,
+                threshold,
+            };
+            crate::events::record(
+                tx,
+                self.clock.now(),
+                crate::events::EventData::StockLow(alert),
+            )
+            .await
+            .context("recording a low-stock event")?;
+        }
+        Ok(())
     }
 
     /// Marks the product deleted (by admin `admin`) and reads it back, in one transaction.

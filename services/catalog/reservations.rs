@@ -90,27 +90,7 @@ impl CatalogApp {
             // Cannot happen under the row locks; refuse rather than half-reserve.
             return Err(CatalogError::InsufficientStock(ids));
         }
-        // An inventory alert when this reservation takes a product across the threshold:
-        // once per crossing, committed with the stock it tells of.
-        let threshold = self.low_stock_threshold;
-        for t in taken
-            .iter()
-            .filter(|t| t.before > threshold && t.after <= threshold)
-        {
-            let alert = crate::events::StockLow {
-                product_id: t.id,
-                title: t.title.clone(),
-                stock: t.after,
-                threshold,
-            };
-            crate::events::record(
-                &mut tx,
-                self.clock.now(),
-                crate::events::EventData::StockLow(alert),
-            )
-            .await
-            .context("recording a low-stock event")?;
-        }
+        self.alert_low_stock(&mut tx, &taken).await?;
         let expires_at =
             match store::insert_reservation(&mut tx, key, &ids, &quantities, new.ttl_seconds).await
             {

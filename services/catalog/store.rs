@@ -902,12 +902,20 @@ pub async fn lock_stock(conn: &mut PgConnection, ids: &[i64]) -> anyhow::Result<
     Ok(rows.into_iter().map(|r| (r.id, r.stock)).collect())
 }
 
-/// A product's stock after units were taken from it.
-pub struct Taken {
+/// A product's stock before and after a change (a reservation, an admin's edit).
+pub struct StockChange {
     pub id: i64,
     pub title: String,
     pub before: i32,
     pub after: i32,
+}
+
+impl StockChange {
+    /// Whether the change took the stock from above `threshold` to at or below it: one
+    /// low-stock alert per crossing, none while it stays low.
+    pub fn crosses_below(&self, threshold: i32) -> bool {
+        self.before > threshold && self.after <= threshold
+    }
 }
 
 /// Takes `quantities[n]` units of product `ids[n]` where at least that many are left; the
@@ -916,7 +924,7 @@ pub async fn take_stock(
     conn: &mut PgConnection,
     ids: &[i64],
     quantities: &[i32],
-) -> anyhow::Result<Vec<Taken>> {
+) -> anyhow::Result<Vec<StockChange>> {
     let rows = sqlx::query!(
         r#"UPDATE products p SET stock = p.stock - l.quantity
            FROM UNNEST($1::bigint[], $2::int[]) AS l(id, quantity)
@@ -930,7 +938,7 @@ pub async fn take_stock(
     .context("taking reserved stock")?;
     Ok(rows
         .into_iter()
-        .map(|r| Taken {
+        .map(|r| StockChange {
             id: r.id,
             title: r.title,
             before: r.after + r.quantity,

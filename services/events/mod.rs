@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 mod runner;
 
-pub use runner::{Broker, apply, run};
+pub use runner::{Broker, Purged, apply, purge, run};
 
 /// An event as stored, published and delivered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

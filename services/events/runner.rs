@@ -31,6 +31,10 @@ const POLL: Duration = Duration::from_millis(100);
 const BATCH: i64 = 100;
 /// How long JetStream waits for an ack before it redelivers.
 const ACK_WAIT: Duration = Duration::from_secs(30);
+/// How often a relay deletes what is past the retention (see [`purge`]).
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+/// Rows one purge statement deletes: short statements, short locks.
+const PURGE_BATCH: i64 = 10_000;
 
 /// Where events go: a JetStream stream, or this process's consumers.
 #[derive(Clone, Debug)]
@@ -39,7 +43,7 @@ pub struct Broker {
     pub nats_url: Option<String>,
     /// The stream's name; its subjects are `<name>.>`.
     pub stream: String,
-    /// How long the stream keeps an event.
+    /// How long the stream keeps an event, and the outbox a published one (see [`purge`]).
     pub max_age: Duration,
 }
 
@@ -63,6 +67,7 @@ pub async fn run(
     consumers: Vec<Arc<dyn Consumer>>,
     stop: watch::Receiver<bool>,
 ) {
+    tokio::spawn(purge_periodically(db.clone(), broker.max_age, stop.clone()));
     let Some(url) = broker.nats_url.clone() else {
         relay(db, None, consumers, stop).await;
         return;
@@ -95,6 +100,85 @@ pub async fn run(
         ));
     }
     relay(db, Some(target), Vec::new(), stop).await;
+}
+
+/// What [`purge`] deleted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub events: u64,
+    pub consumptions: u64,
+}
+
+/// Deletes outbox rows published more than `retention` ago, and consumption records older
+/// than that, in batches; every instance runs it every ten minutes.
+///
+/// Why that is safe: a published row is never read again, and past `retention` (the stream's
+/// `max_age`) JetStream holds the event no more, so nothing can deliver it again and its
+/// consumption record has nothing left to stop. A record whose event is still unpublished (an
+/// in-process consumer that keeps failing while another handled it) is kept however old, or
+/// the one that handled it would act again when the event finally goes.
+pub async fn purge(db: &PgPool, retention: Duration) -> anyhow::Result<Purged> {
+    let cutoff = Utc::now()
+        - chrono::Duration::from_std(retention).context("the events retention is too long")?;
+    let mut purged = Purged::default();
+    loop {
+        let n = sqlx::query!(
+            r#"DELETE FROM event_outbox WHERE id IN (
+                   SELECT id FROM event_outbox WHERE published_at < $1 LIMIT $2)"#,
+            cutoff,
+            PURGE_BATCH
+        )
+        .execute(db)
+        .await
+        .context("purging published events")?
+        .rows_affected();
+        purged.events += n;
+        if n < PURGE_BATCH as u64 {
+            break;
+        }
+    }
+    loop {
+        let n = sqlx::query!(
+            r#"DELETE FROM event_consumptions WHERE (consumer, event_id) IN (
+                   SELECT c.consumer, c.event_id FROM event_consumptions c
+                   WHERE c.handled_at < $1 AND NOT EXISTS (
+                       SELECT 1 FROM event_outbox o
+                       WHERE o.id = c.event_id AND o.published_at IS NULL)
+                   LIMIT $2)"#,
+            cutoff,
+            PURGE_BATCH
+        )
+        .execute(db)
+        .await
+        .context("purging event consumptions")?
+        .rows_affected();
+        purged.consumptions += n;
+        if n < PURGE_BATCH as u64 {
+            break;
+        }
+    }
+    Ok(purged)
+}
+
+/// Runs [`purge`] every [`PURGE_EVERY`] until `stop`.
+async fn purge_periodically(db: PgPool, retention: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PURGE_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        match purge(&db, retention).await {
+            Ok(purged) if purged != Purged::default() => {
+                tracing::info!(
+                    events = purged.events,
+                    consumptions = purged.consumptions,
+                    "purged past the events retention"
+                );
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = ?err, "purging events: retrying later"),
+        }
+    }
 }
 
 /// The JetStream side of the relay.

@@ -141,7 +141,7 @@ impl Stripe {
             "STRIPE_API_BASE must be an http(s) URL"
         );
         Ok(Stripe {
-            client: crate::https::client()?,
+            client: crate::https::client(crate::https::Targets::Any)?,
             base,
             secret_key,
             timeout,

@@ -272,6 +272,7 @@ impl UsersService for UsersApi {
             &r.events,
             r.secret.as_deref(),
             r.description.as_deref(),
+            self.settings.webhook_targets,
         )
         .map_err(UsersError::from)?;
         let row = self.create_webhook(form).await?;
@@ -324,6 +325,7 @@ impl UsersService for UsersApi {
             &r.events,
             r.enabled,
             r.description.as_deref(),
+            self.settings.webhook_targets,
         )
         .map_err(UsersError::from)?;
         let row = self.update_webhook(r.id, patch).await?;

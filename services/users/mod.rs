@@ -49,6 +49,8 @@ pub struct UsersSettings {
     /// JWT_EXPIRES_IN and the longest `expiresInMins`: how long a revoked user's tokens live.
     pub jwt_expires_in: Duration,
     pub jwt_max_expires_in_mins: u32,
+    /// WEBHOOK_ALLOW_PRIVATE: which addresses webhook URLs may name.
+    pub webhook_targets: crate::https::Targets,
 }
 
 impl UsersSettings {
@@ -60,6 +62,7 @@ impl UsersSettings {
             uploads_base: s.uploads_base(),
             jwt_expires_in: s.jwt_expires_in,
             jwt_max_expires_in_mins: s.jwt_max_expires_in_mins,
+            webhook_targets: s.webhook_targets(),
         }
     }
 }

@@ -9,6 +9,7 @@ use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 
 use crate::events::{Event, EventData, EventKind, OrderEvent};
+use crate::https::Targets;
 use crate::validation::Violations;
 
 /// Largest page of any list here.
@@ -186,8 +187,8 @@ pub const MAX_DESCRIPTION_LEN: usize = 500;
 /// Most event names on one endpoint (there are fewer kinds than this).
 pub const MAX_EVENTS: usize = 32;
 
-/// An absolute http(s) URL.
-fn parse_url(v: &mut Violations, url: &str) -> Option<String> {
+/// An absolute http(s) URL whose host `targets` allows.
+fn parse_url(v: &mut Violations, url: &str, targets: Targets) -> Option<String> {
     let url = url.trim();
     if url.is_empty() {
         v.push("url", "URL is required");
@@ -197,12 +198,16 @@ fn parse_url(v: &mut Violations, url: &str) -> Option<String> {
         v.push("url", format!("Must be at most {MAX_URL_LEN} characters"));
         return None;
     }
-    let ok = url.parse::<http::Uri>().ok().is_some_and(|u| {
-        matches!(u.scheme_str(), Some("http" | "https"))
-            && u.authority().is_some_and(|a| !a.host().is_empty())
+    let host = url.parse::<http::Uri>().ok().and_then(|u| {
+        let host = u.authority().map(|a| a.host().to_owned())?;
+        (matches!(u.scheme_str(), Some("http" | "https")) && !host.is_empty()).then_some(host)
     });
-    if !ok {
+    let Some(host) = host else {
         v.push("url", "Must be an absolute http(s) URL");
+        return None;
+    };
+    if let Some(why) = targets.refuses_host(&host) {
+        v.push("url", why);
         return None;
     }
     Some(url.to_owned())
@@ -272,9 +277,10 @@ impl NewWebhook {
         events: &[String],
         secret: Option<&str>,
         description: Option<&str>,
+        targets: Targets,
     ) -> Result<NewWebhook, Violations> {
         let mut v = Violations::default();
-        let url = parse_url(&mut v, url);
+        let url = parse_url(&mut v, url, targets);
         let events = parse_events(&mut v, events);
         let secret = match secret {
             None => Some(generate_secret()),
@@ -329,10 +335,11 @@ impl WebhookPatch {
         events: &[String],
         enabled: Option<bool>,
         description: Option<&str>,
+        targets: Targets,
     ) -> Result<WebhookPatch, Violations> {
         let mut v = Violations::default();
         let patch = WebhookPatch {
-            url: url.and_then(|u| parse_url(&mut v, u)),
+            url: url.and_then(|u| parse_url(&mut v, u, targets)),
             events: if events.is_empty() {
                 None
             } else {
@@ -455,6 +462,7 @@ mod tests {
             &["order.placed".into(), "order.placed".into()],
             None,
             None,
+            Targets::PublicOnly,
         )
         .unwrap();
         assert_eq!(ok.events, vec!["order.placed"]);
@@ -464,19 +472,42 @@ mod tests {
             &["*".into(), "order.paid".into()],
             None,
             None,
+            Targets::PublicOnly,
         );
         assert_eq!(all.unwrap().events, vec!["*"]);
-        let bad =
-            NewWebhook::parse("ftp://x", &["order.nope".into()], Some("short"), None).unwrap_err();
+        let bad = NewWebhook::parse(
+            "ftp://x",
+            &["order.nope".into()],
+            Some("short"),
+            None,
+            Targets::PublicOnly,
+        )
+        .unwrap_err();
         let fields: Vec<&str> = bad.as_slice().iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(fields, vec!["url", "events", "secret"]);
-        assert!(NewWebhook::parse("/relative", &["*".into()], None, None).is_err());
-        assert!(NewWebhook::parse("https://x.com", &[], None, None).is_err());
+        assert!(
+            NewWebhook::parse("/relative", &["*".into()], None, None, Targets::PublicOnly).is_err()
+        );
+        assert!(NewWebhook::parse("https://x.com", &[], None, None, Targets::PublicOnly).is_err());
         let long = format!("https://x.com/{}", "a".repeat(2048));
-        assert!(NewWebhook::parse(&long, &["*".into()], None, None).is_err());
-        assert!(WebhookPatch::parse(Some("nope"), &[], None, None).is_err());
+        assert!(NewWebhook::parse(&long, &["*".into()], None, None, Targets::PublicOnly).is_err());
+        assert!(WebhookPatch::parse(Some("nope"), &[], None, None, Targets::PublicOnly).is_err());
+        // Private targets: refused unless WEBHOOK_ALLOW_PRIVATE.
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://localhost/x",
+            "http://169.254.169.254/",
+        ] {
+            let refused = NewWebhook::parse(url, &["*".into()], None, None, Targets::PublicOnly);
+            assert_eq!(refused.unwrap_err().as_slice()[0].0, "url", "{url}");
+            assert!(NewWebhook::parse(url, &["*".into()], None, None, Targets::Any).is_ok());
+        }
+        assert!(
+            WebhookPatch::parse(Some("http://[::1]/"), &[], None, None, Targets::PublicOnly)
+                .is_err()
+        );
         assert_eq!(
-            WebhookPatch::parse(None, &[], Some(false), None).unwrap(),
+            WebhookPatch::parse(None, &[], Some(false), None, Targets::PublicOnly).unwrap(),
             WebhookPatch {
                 enabled: Some(false),
                 ..Default::default()

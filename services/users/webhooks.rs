@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::notices;
 use super::store::{self, ClaimedDelivery};
-use crate::https::HttpsClient;
+use crate::https::{HttpsClient, Targets};
 
 /// How long one POST may take before it counts as failed.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,15 +31,22 @@ const POLL: Duration = Duration::from_millis(500);
 pub struct WebhookSender {
     db: PgPool,
     client: HttpsClient,
+    targets: Targets,
     retry_base: Duration,
 }
 
 impl WebhookSender {
-    /// A sender whose retries start `retry_base` after a failure (WEBHOOK_RETRY_BASE).
-    pub fn new(db: PgPool, retry_base: Duration) -> anyhow::Result<WebhookSender> {
+    /// A sender whose retries start `retry_base` after a failure (WEBHOOK_RETRY_BASE), and
+    /// that connects to `targets` only (WEBHOOK_ALLOW_PRIVATE).
+    pub fn new(
+        db: PgPool,
+        retry_base: Duration,
+        targets: Targets,
+    ) -> anyhow::Result<WebhookSender> {
         Ok(WebhookSender {
             db,
-            client: crate::https::client()?,
+            client: crate::https::client(targets)?,
+            targets,
             retry_base,
         })
     }
@@ -111,7 +118,13 @@ impl WebhookSender {
 
     /// One POST; the receiver's status, or why there was none (never naming the secret).
     async fn post(&self, d: &ClaimedDelivery, unix: i64) -> Result<i32, String> {
-        let request = http::Request::post(&d.url)
+        // Checked when the endpoint was saved, and again here: IP literals skip the resolver's
+        // check, and the setting may have changed since.
+        let uri: http::Uri = d.url.parse().map_err(|e| format!("bad URL: {e}"))?;
+        if let Some(why) = uri.host().and_then(|h| self.targets.refuses_host(h)) {
+            return Err(format!("refused: {why}"));
+        }
+        let request = http::Request::post(uri)
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::USER_AGENT, "ecom-webhooks/1")
             .header("Ecom-Event-Id", d.event_id.to_string())

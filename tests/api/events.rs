@@ -310,3 +310,148 @@ async fn an_event_the_stream_refused_is_published_again_once_it_accepts() {
     }
     each_confirmed_once(&app, &[first, later].concat()).await;
 }
+
+/// Past the retention (EVENTS_MAX_AGE) published events and their consumption records go. An
+/// unpublished event stays however old, and so do the records of the consumers that already
+/// handled it: without them those would act again when the event finally goes.
+#[tokio::test]
+async fn published_events_and_their_consumptions_are_purged_after_the_retention() {
+    let app = spawn_app().await;
+    let old = uuid::Uuid::new_v4();
+    let recent = uuid::Uuid::new_v4();
+    let stuck = uuid::Uuid::new_v4();
+    // (id, published how long ago; None: not yet, and not due for an hour, so this instance's
+    // relay leaves it alone)
+    for (id, published) in [
+        (old, Some("8 days")),
+        (recent, Some("1 hour")),
+        (stuck, None),
+    ] {
+        sqlx::query(
+            "INSERT INTO event_outbox (id, kind, data, occurred_at, published_at, next_attempt_at)
+             VALUES ($1, 'review.created', '{}', now() - interval '9 days',
+                     now() - $2::interval, now() + interval '1 hour')",
+        )
+        .bind(id)
+        .bind(published)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+    for (id, handled) in [(old, "8 days"), (recent, "1 hour"), (stuck, "8 days")] {
+        sqlx::query(
+            "INSERT INTO event_consumptions (consumer, event_id, handled_at)
+             VALUES ('test.retention', $1, now() - $2::interval)",
+        )
+        .bind(id)
+        .bind(handled)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+
+    let week = Duration::from_secs(7 * 24 * 3600);
+    let purged = events::purge(&app.db, week).await.unwrap();
+    assert_eq!(
+        purged,
+        events::Purged {
+            events: 1,
+            consumptions: 1
+        }
+    );
+    let mut events_left: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM event_outbox ORDER BY id")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    let mut handled_left: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT event_id FROM event_consumptions ORDER BY event_id")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    let mut expected = vec![recent, stuck];
+    expected.sort();
+    events_left.sort();
+    handled_left.sort();
+    assert_eq!(events_left, expected);
+    assert_eq!(handled_left, expected);
+    // Nothing left to purge: a second run deletes nothing.
+    assert_eq!(
+        events::purge(&app.db, week).await.unwrap(),
+        events::Purged::default()
+    );
+}
+
+/// `product.stock_low` once per crossing of LOW_STOCK_THRESHOLD (5), whether a reservation
+/// or an admin's edit takes the stock across it; an admin gets the inventory notification for
+/// each crossing.
+#[tokio::test]
+async fn stock_falling_to_the_threshold_is_told_once_per_crossing() {
+    let app = spawn_app().await;
+    let ops = app.register_admin("ops@example.com").await;
+    let buyer = app.register("buyer@example.com").await;
+    let product = app.insert_product("Red Lipstick", 1_500, 0.0, 6).await;
+    let alerts = || async {
+        let stocks: Vec<i32> = sqlx::query_scalar(
+            "SELECT (data->>'stock')::int FROM event_outbox
+             WHERE kind = 'product.stock_low' AND (data->>'productId')::bigint = $1 ORDER BY seq",
+        )
+        .bind(product)
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+        stocks
+    };
+    let set_stock = |stock: i32| {
+        let app = &app;
+        async move {
+            let response = app
+                .put_json(
+                    &format!("/products/{product}"),
+                    &json!({ "stock": stock }),
+                    Some(&app.admin_token()),
+                )
+                .await;
+            assert_eq!(response.status().as_u16(), 200, "stock set to {stock}");
+        }
+    };
+
+    place(&app, product, &buyer.token).await; // 6 -> 5: crosses
+    place(&app, product, &buyer.token).await; // 5 -> 4: still low
+    assert_eq!(alerts().await, [5]);
+    set_stock(20).await; // back above: nothing to tell
+    set_stock(9).await; // lower, still above
+    assert_eq!(alerts().await, [5]);
+    set_stock(3).await; // 9 -> 3: an admin's edit crosses
+    set_stock(2).await;
+    assert_eq!(alerts().await, [5, 3]);
+    let response = app
+        .put_json(
+            &format!("/products/{product}"),
+            &json!({ "title": "Red Lipstick II" }),
+            Some(&app.admin_token()),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200, "an edit without stock");
+    assert_eq!(alerts().await, [5, 3]);
+
+    // Both crossings reach the admins as in-app notifications.
+    let started = Instant::now();
+    loop {
+        let page = json(app.get_as("/notifications", &ops.token).await).await;
+        let low = page["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["kind"] == "inventory.low_stock")
+            .count();
+        if low == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "admin notifications: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -10,12 +10,62 @@ use ecom::clock::Clock;
 use ecom::config::{ServiceName, Settings};
 use ecom::server::{Application, Mode};
 
+/// Without NATS each process hands the outbox to its own event consumers and marks every
+/// event delivered: a process running only some services would mark events delivered that
+/// the others' consumers never saw. It refuses to start, and says why.
+#[tokio::test]
+async fn a_process_of_some_services_without_nats_refuses_to_start() {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let database_url = format!("postgres://postgres@127.0.0.1:5432/ecom_test_{id}");
+    let settings = || {
+        let mut s = Settings::for_tests(&[
+            "--nats-url",
+            "",
+            "--grpc-port",
+            "0",
+            "--database-url",
+            &database_url,
+            "--jwt-secret",
+            common::TEST_JWT_SECRET,
+            "--seed-demo-data",
+            "false",
+        ])
+        .unwrap();
+        s.validate().unwrap();
+        s
+    };
+    for (services, missing) in [
+        (vec![ServiceName::Catalog], "orders, users"),
+        (
+            vec![ServiceName::Auth, ServiceName::Payments],
+            "catalog, orders, users",
+        ),
+    ] {
+        let mode = Mode::Services {
+            services,
+            edge: false,
+        };
+        let err = match Application::build(settings(), mode, Clock::system()).await {
+            Ok(_) => panic!("started without NATS"),
+            Err(err) => format!("{err:#}"),
+        };
+        assert!(err.contains("NATS_URL is not set"), "{err}");
+        assert!(err.contains(&format!("does not run {missing}")), "{err}");
+    }
+}
+
 #[tokio::test]
 async fn the_catalog_serves_through_a_separate_edge_process() {
     // The catalog alone, on a fresh database, without an edge of its own.
     let id = uuid::Uuid::new_v4().simple().to_string();
     let database_url = format!("postgres://postgres@127.0.0.1:5432/ecom_test_{id}");
+    // A process running some services only relays its events through NATS (see below).
+    let stream = format!("ECOM_TEST_{}", id.to_uppercase());
     let mut settings = Settings::for_tests(&[
+        "--nats-url",
+        common::NATS_URL,
+        "--events-stream",
+        &stream,
         "--host",
         "127.0.0.1",
         "--grpc-port",

@@ -2,8 +2,10 @@
 //! consumer that enqueues deliveries, and the sender that signs, POSTs and retries them,
 //! against local receivers that verify the signature and count deliveries per event id.
 //!
-//! As in notifications.rs, the consumer's `handle` is called directly (the events runner is
-//! on branch h-events); the sender is the real one, running in every test instance.
+//! As in notifications.rs, the consumer's `handle` is called directly (the events runner's
+//! own tests are in events.rs); the sender is the real one, running in every test instance.
+//! Test instances allow loopback receivers (`--webhook-allow-private true`, common/mod.rs);
+//! the last test turns that off.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -630,4 +632,76 @@ async fn two_instances_deliver_each_event_exactly_once_per_endpoint() {
         .await
         .unwrap();
     assert_eq!(attempts, 80, "one attempt per delivery");
+}
+
+/// WEBHOOK_ALLOW_PRIVATE off (the default outside tests): an admin cannot point a webhook at
+/// this machine or its network, neither when saving the endpoint nor at send time (for an
+/// endpoint saved before, written here straight to the table).
+#[tokio::test]
+async fn without_allow_private_no_webhook_reaches_this_machine_or_its_network() {
+    let app = spawn_app_with(&["--webhook-allow-private", "false"]).await;
+    let admin = app.admin_token();
+    for url in [
+        "http://127.0.0.1:8080/hooks",
+        "http://localhost/hooks",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hooks",
+        "https://10.0.0.5/in",
+    ] {
+        let response = app
+            .post_json(
+                "/admin/webhooks",
+                &json!({"url": url, "events": ["*"]}),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(response.status().as_u16(), 400, "{url}");
+        let body = json(response).await;
+        assert_eq!(body["code"], "VALIDATION_ERROR", "{body}");
+        assert_eq!(fields(&body), ["url"], "{body}");
+    }
+    let public = create(
+        &app,
+        json!({"url": "https://example.com/hooks", "events": ["*"]}),
+    )
+    .await;
+    let response = app
+        .put_json(
+            &format!("/admin/webhooks/{}", public["id"]),
+            &json!({"url": "http://127.0.0.1:9/hooks"}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 400, "an update is checked too");
+
+    let receiver = start_receiver(0, StdDuration::ZERO).await;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO webhook_endpoints (url, events, secret, created_at, updated_at)
+         VALUES ($1, '{order.placed}', $2, now(), now()) RETURNING id",
+    )
+    .bind(&receiver.url)
+    .bind(SECRET)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let placed = event(
+        EventData::OrderPlaced(order_event(2, "ORD-9", "pending")),
+        Utc::now(),
+    );
+    handle(&app, &WebhooksConsumer, &placed).await;
+    let until = std::time::Instant::now() + StdDuration::from_secs(15);
+    let attempt = loop {
+        let page = deliveries(&app, id).await;
+        if let Some(a) = page["deliveries"][0]["attempts"].get(0) {
+            break a.clone();
+        }
+        assert!(std::time::Instant::now() < until, "no attempt: {page}");
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    };
+    assert!(
+        attempt["error"].as_str().unwrap().starts_with("refused"),
+        "{attempt}"
+    );
+    assert_eq!(attempt["httpStatus"], Value::Null, "{attempt}");
+    assert_eq!(receiver.requests.load(Ordering::SeqCst), 0, "nothing sent");
 }

@@ -151,6 +151,9 @@ fn test_settings(postgres: &str, db_name: &str, redis_prefix: &str, extra: &[&st
         "5",
         "--app-env",
         "test",
+        // Webhook receivers in tests listen on loopback (webhooks::, phase2::).
+        "--webhook-allow-private",
+        "true",
     ];
     args.extend_from_slice(extra);
     let mut settings = Settings::for_tests(&args).expect("test settings parse");
