@@ -8,8 +8,13 @@
 //! Deep pages (issue #16): one uncached 10-product page after each of up to 200 cursors from
 //! 90% of the catalog down, against pages at distinct skips just under the skip bound.
 //!
-//! Last, order creation (POST /orders with two lines, one buyer per worker) through the edge,
+//! Then order creation (POST /orders with two lines, one buyer per worker) through the edge,
 //! plain and with a coupon and express shipping, side by side.
+//!
+//! Last, a coupon limited to BENCH_COUPON_LIMIT (100) redemptions against BENCH_COUPON_ORDERS
+//! (1,000) orders sent at once, half to this instance and half to a second one on the same
+//! database: exactly the limit succeed with the discount, every other order is a 422
+//! COUPON_USAGE_LIMIT, and the database holds that many redemptions (else the bench fails).
 //!
 //! `cargo bench --bench load` — settings from the environment:
 //! BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/ecom_bench), BENCH_PRODUCTS
@@ -658,6 +663,8 @@ async fn run() {
         order_outcomes.push(outcome);
     }
 
+    let coupon = coupon_limit_burst(&settings, &db, &rest, &tokens).await;
+
     println!("\nratios (same run):");
     println!(
         "  cached GET /products/:id through the edge: {:.0}% of the bare-hyper ceiling's throughput",
@@ -693,6 +700,16 @@ async fn run() {
         deep.skip.value_at_quantile(0.99) as f64 / 1000.0,
         deep.cursor.value_at_quantile(0.99) as f64 / deep.skip.value_at_quantile(0.99) as f64
     );
+    println!(
+        "  coupon limited to {}: {} orders at once over 2 instances in {:.2} s: {} with the coupon, {} refused COUPON_USAGE_LIMIT, {} other answers; {} redemptions recorded",
+        coupon.limit,
+        coupon.orders,
+        coupon.seconds,
+        coupon.created,
+        coupon.refused,
+        coupon.other,
+        coupon.redeemed
+    );
     for (what, edge, direct) in [
         ("GET /products/:id", &edge_get, &grpc_get),
         ("GET /products?limit=10", &edge_list, &grpc_list),
@@ -705,4 +722,121 @@ async fn run() {
             edge.rps() / direct.rps()
         );
     }
+}
+
+/// What [`coupon_limit_burst`] saw.
+struct CouponBurst {
+    limit: i64,
+    orders: usize,
+    seconds: f64,
+    created: usize,
+    refused: usize,
+    other: usize,
+    redeemed: i64,
+}
+
+/// Issue #14's race: a coupon limited to BENCH_COUPON_LIMIT redemptions, BENCH_COUPON_ORDERS
+/// orders with it sent at once (each by its own buyer), alternately to this instance (`rest`)
+/// and to a second one started here on the same database. Panics unless exactly the limit
+/// succeed, every other order is refused COUPON_USAGE_LIMIT, and the coupon's redemptions in
+/// the database are the limit.
+async fn coupon_limit_burst(
+    settings: &Settings,
+    db: &sqlx::PgPool,
+    rest: &str,
+    tokens: &ecom::tokens::Tokens,
+) -> CouponBurst {
+    let limit: i64 = env("BENCH_COUPON_LIMIT", 100);
+    let orders: usize = env("BENCH_COUPON_ORDERS", 1_000);
+    let second = Application::build(settings.clone(), Mode::all(), Clock::system())
+        .await
+        .unwrap();
+    let second_rest = format!(
+        "http://{}{}",
+        second.rest_addr().unwrap(),
+        settings.api_base_path
+    );
+    tokio::spawn(second.run_until_stopped());
+    // A code of this run's own: the bench database outlives runs.
+    let code = format!("LIMIT{}", chrono::Utc::now().timestamp_millis());
+    sqlx::query(
+        "INSERT INTO coupons (code, kind, percent_off, usage_limit, created_at, updated_at)
+         VALUES ($1, 'percentage', 10, $2, now(), now())",
+    )
+    .bind(&code)
+    .bind(limit as i32)
+    .execute(db)
+    .await
+    .unwrap();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(orders)
+        .build_http();
+    let started = Instant::now();
+    let mut sends = Vec::with_capacity(orders);
+    for n in 0..orders {
+        let user = 5_000_000 + chrono::Utc::now().timestamp_millis() % 1_000_000 * 1_000 + n as i64;
+        let (token, _) = tokens.mint(
+            user,
+            &format!("burst{user}@bench.test"),
+            ecom::tokens::Role::User,
+            None,
+        );
+        let base = if n % 2 == 0 { rest } else { &second_rest };
+        let (a, b) = (1 + n % 20, 1 + (n + 7) % 20);
+        let body = format!(
+            r#"{{"products":[{{"id":{a},"quantity":1}},{{"id":{b},"quantity":1}}],"paymentMethod":"card","shippingAddress":{{"firstName":"John","lastName":"Doe","address":"123 Main St","city":"New York","state":"NY","zipCode":"10001","country":"USA","phone":"+1234567890"}},"couponCode":"{code}"}}"#
+        );
+        let request = hyper::Request::post(format!("{base}/orders"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let client = client.clone();
+        sends.push(tokio::spawn(async move {
+            let response = client.request(request).await.ok()?;
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.ok()?.to_bytes();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            Some((status, json))
+        }));
+    }
+    let (mut created, mut refused, mut other) = (0, 0, 0);
+    for send in sends {
+        match send.await.unwrap() {
+            Some((201, order)) if order["couponCode"] == code.as_str() => created += 1,
+            Some((422, error)) if error["code"] == "COUPON_USAGE_LIMIT" => refused += 1,
+            Some((status, body)) => {
+                if other < 3 {
+                    eprintln!("coupon burst: unexpected {status} {body}");
+                }
+                other += 1;
+            }
+            None => other += 1,
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let redeemed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM coupon_redemptions r JOIN coupons c ON c.id = r.coupon_id
+         WHERE c.code = $1",
+    )
+    .bind(&code)
+    .fetch_one(db)
+    .await
+    .unwrap();
+    let burst = CouponBurst {
+        limit,
+        orders,
+        seconds,
+        created,
+        refused,
+        other,
+        redeemed,
+    };
+    assert!(
+        created as i64 == limit.min(orders as i64)
+            && redeemed == created as i64
+            && refused + created == orders,
+        "coupon limit {limit} broken: {created} created, {refused} refused, {other} other, {redeemed} redeemed"
+    );
+    burst
 }
