@@ -127,8 +127,28 @@ pub fn database(err: sqlx::Error) -> Status {
 pub fn unexpected(err: anyhow::Error) -> Status {
     if err.chain().any(is_unavailable) {
         unavailable(err)
+    } else if err.chain().any(is_nul_in_text) {
+        // Bad input that only PostgreSQL noticed: its text type cannot hold U+0000, and no
+        // field rule of ours forbids it everywhere a string reaches a query (a search word, an
+        // address line, a note). The statement failed, so its transaction wrote nothing.
+        tracing::info!(error = %err, "refused: NUL in text");
+        status(
+            Code::InvalidArgument,
+            ErrorReason::ValidationError,
+            "Text must not contain NUL characters (U+0000)",
+        )
     } else {
         internal(err)
+    }
+}
+
+/// Whether PostgreSQL refused a NUL character: in text (SQLSTATE 22021,
+/// character_not_in_repertoire: "invalid byte sequence for encoding UTF8: 0x00") or in JSONB
+/// (22P05, untranslatable_character: "\u0000 cannot be converted to text").
+fn is_nul_in_text(err: &(dyn std::error::Error + 'static)) -> bool {
+    match err.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => matches!(db.code().as_deref(), Some("22021" | "22P05")),
+        _ => false,
     }
 }
 

@@ -291,3 +291,83 @@ async fn the_openapi_document_lists_every_route_the_edge_serves() {
         assert!(paths.contains_key(path), "{path} missing");
     }
 }
+
+/// A NUL character (U+0000) anywhere a string reaches PostgreSQL, which cannot store it in
+/// text or JSONB: a 400 in the contract's shape, never a 500, with nothing written (the order
+/// whose address held it left its stock on the shelf). Product texts name the field.
+#[tokio::test]
+async fn a_nul_character_in_any_text_is_a_400_and_writes_nothing() {
+    use serde_json::json;
+    let app = spawn_app().await;
+    let product = app.insert_product("Desk Lamp", 4_000, 0.0, 10).await;
+    let buyer = app.register("ada@example.com").await;
+    let admin = app.admin_token();
+    let nul_refused = |what: &'static str| {
+        move |body: serde_json::Value| {
+            assert_eq!(body["code"], "VALIDATION_ERROR", "{what}: {body}");
+            assert_eq!(body["status"], 400, "{what}: {body}");
+            assert!(
+                body["message"].as_str().unwrap().contains("NUL")
+                    || body["details"].as_object().is_some_and(|d| !d.is_empty()),
+                "{what}: {body}"
+            );
+        }
+    };
+    let address = |line: &str| {
+        json!({"firstName": "Jane", "lastName": "Smith", "address": line, "city": "Boston",
+               "state": "MA", "zipCode": "02101", "country": "US", "phone": "+15550100"})
+    };
+    let response = app
+        .post_json(
+            "/orders",
+            &json!({"products": [{"id": product, "quantity": 3}],
+                    "shippingAddress": address("1 Main\u{0} St"), "paymentMethod": "card"}),
+            Some(&buyer.token),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 400, "order with a NUL address");
+    nul_refused("order")(json(response).await);
+    let stock: i32 = sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
+        .bind(product)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stock, 10, "the refused order's reservation was given back");
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(orders, 0);
+
+    for (what, response) in [
+        ("search", app.get("/products/search?q=la%00mp").await),
+        ("category", app.get("/products/category/sm%00art").await),
+        (
+            "webhook",
+            app.post_json(
+                "/admin/webhooks",
+                &json!({"url": "https://example.com/x", "events": ["*"], "description": "d\u{0}"}),
+                Some(&admin),
+            )
+            .await,
+        ),
+        (
+            "product",
+            app.put_json(
+                &format!("/products/{product}"),
+                &json!({"title": "Desk\u{0} Lamp"}),
+                Some(&admin),
+            )
+            .await,
+        ),
+    ] {
+        assert_eq!(response.status().as_u16(), 400, "{what}");
+        nul_refused(what)(json(response).await);
+    }
+    let title: String = sqlx::query_scalar("SELECT title FROM products WHERE id = $1")
+        .bind(product)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(title, "Desk Lamp");
+}

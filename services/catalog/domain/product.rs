@@ -270,6 +270,8 @@ impl InfoText {
         let text = raw.trim();
         if text.chars().count() > 500 {
             Err("must be at most 500 characters".to_owned())
+        } else if has_control(text) {
+            Err(CONTROL.to_owned())
         } else {
             Ok(InfoText(text.to_owned()))
         }
@@ -416,6 +418,15 @@ pub struct Review {
     pub verified_purchase: bool,
 }
 
+const CONTROL: &str = "must not contain control characters";
+
+/// Control characters other than line breaks and tabs: they belong in no product text, and
+/// PostgreSQL refuses NUL in text (a 500 before this check).
+fn has_control(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+}
+
 fn bounded_text(raw: &str, min: usize, max: usize) -> Result<String, String> {
     let text = raw.trim();
     let len = text.chars().count();
@@ -423,6 +434,8 @@ fn bounded_text(raw: &str, min: usize, max: usize) -> Result<String, String> {
         Err("is required".to_owned())
     } else if len < min || len > max {
         Err(format!("must be between {min} and {max} characters"))
+    } else if has_control(text) {
+        Err(CONTROL.to_owned())
     } else {
         Ok(text.to_owned())
     }
@@ -436,6 +449,10 @@ mod tests {
     #[test]
     fn title_is_trimmed_and_bounded() {
         assert_eq!(Title::parse("  Phone ").unwrap().as_str(), "Phone");
+        assert!(Title::parse("Pho\u{0}ne").is_err());
+        assert!(Brand::parse("Br\u{1b}and").is_err());
+        assert!(InfoText::parse("1 year\u{0}").is_err());
+        assert!(Description::parse("Two lines:\n\tindented").is_ok());
         assert!(Title::parse("ab").is_err());
         assert!(Title::parse("   ").is_err());
         assert!(Title::parse(&"x".repeat(200)).is_ok());
