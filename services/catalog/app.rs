@@ -295,7 +295,8 @@ impl CatalogApp {
         match M::decode(bytes) {
             Ok(message) => Ok(message),
             Err(err) => {
-                self.cache.delete(&[key.to_owned()]).await;
+                // Boxed: the invalidation's future is large, and every hit would carry it.
+                Box::pin(self.cache.delete(&[key.to_owned()])).await;
                 Err(anyhow::Error::new(err)
                     .context(format!("decoding the cache entry {key}"))
                     .into())
