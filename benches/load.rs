@@ -33,15 +33,12 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ecom::clock::Clock;
-use ecom::config::Settings;
 use ecom::proto::ecom::catalog::v1::catalog_service_client::CatalogServiceClient;
 use ecom::proto::ecom::catalog::v1::{
     GetProductRequest, ListProductsRequest, SearchProductsRequest,
@@ -54,12 +51,8 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod support;
+use support::{bench_settings, ceiling, env};
 
 /// One scenario's result.
 struct Outcome {
@@ -134,35 +127,6 @@ where
         seconds,
         histogram,
     }
-}
-
-/// A bare hyper server answering `body` to every request: the ceiling of this machine.
-async fn ceiling(body: Bytes) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let body = body.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_req| {
-                    let body = body.clone();
-                    async move {
-                        Ok::<_, Infallible>(
-                            hyper::Response::builder()
-                                .header("content-type", "application/json")
-                                .body(Full::new(body))
-                                .unwrap(),
-                        )
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
 }
 
 /// The edge's share of the ceiling's throughput for `edge_url`, measured BENCH_ROUNDS (7)
@@ -306,36 +270,6 @@ fn main() {
     runtime.block_on(run());
 }
 
-/// The settings of a benchmarked instance: loopback, free ports, no rate limits, no seeding.
-/// `read_urls`: DATABASE_READ_URLS (empty: the primary only).
-fn bench_settings(database_url: &str, read_urls: &str, redis: &str, key_prefix: &str) -> Settings {
-    let mut settings = Settings::for_tests(&[
-        "--database-read-urls",
-        read_urls,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--grpc-port",
-        "0",
-        "--database-url",
-        database_url,
-        "--redis-url",
-        redis,
-        "--redis-key-prefix",
-        key_prefix,
-        "--rate-limit-enabled",
-        "false",
-        "--seed-demo-data",
-        "false",
-        "--log-level",
-        "warn",
-    ])
-    .unwrap();
-    settings.validate().unwrap();
-    settings
-}
-
 async fn run() {
     let database_url = std::env::var("BENCH_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/ecom_bench".to_owned());
@@ -397,7 +331,12 @@ async fn run() {
         .collect()
         .await
         .unwrap();
-    let ceiling_addr = ceiling(body.to_bytes()).await;
+    let mut ceiling_headers = http::HeaderMap::new();
+    ceiling_headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let ceiling_addr = ceiling(ceiling_headers, body.to_bytes()).await;
 
     let mut channels = Vec::new();
     for _ in 0..workers {

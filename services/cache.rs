@@ -246,7 +246,22 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, E>>,
     {
-        if let Some(hit) = self.get(key).await {
+        if let Some(hit) = self.local_hit(key) {
+            return Ok(hit);
+        }
+        // Boxed: the shared tier's and the load's futures (Redis, sqlx) are large, and inline
+        // they would make every caller's future as large, to be moved on every first-tier hit
+        // too (docs/BENCHMARKS.md, 2026-12-07 edge profile).
+        Box::pin(self.load_through(key, ttl, load)).await
+    }
+
+    /// [`Cache::get_or_load`] past a first-tier miss.
+    async fn load_through<E, F, Fut>(&self, key: &str, ttl: Duration, load: F) -> Result<Bytes, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, E>>,
+    {
+        if let Some(hit) = self.shared_get(key).await {
             return Ok(hit);
         }
         let epoch = self.epoch();
@@ -280,10 +295,22 @@ impl Cache {
 
     /// The cached bytes at `key`; `None` on a miss or when the store is unavailable.
     pub async fn get(&self, key: &str) -> Option<Bytes> {
-        if let Some(hit) = self.local.as_ref().and_then(|l| l.get(key)) {
-            metrics::counter!("cache_lookups_total", "result" => "local").increment(1);
-            return Some(hit);
+        match self.local_hit(key) {
+            Some(hit) => Some(hit),
+            // Boxed for the reason given in `get_or_load`.
+            None => Box::pin(self.shared_get(key)).await,
         }
+    }
+
+    /// The first tier's copy of `key`, if it holds one.
+    fn local_hit(&self, key: &str) -> Option<Bytes> {
+        let hit = self.local.as_ref().and_then(|l| l.get(key))?;
+        metrics::counter!("cache_lookups_total", "result" => "local").increment(1);
+        Some(hit)
+    }
+
+    /// The shared tier's copy of `key` (kept in the first tier briefly).
+    async fn shared_get(&self, key: &str) -> Option<Bytes> {
         let epoch = self.epoch();
         let hit = self.kv.get(&format!("{NAMESPACE}{key}")).await;
         match hit {

@@ -2,11 +2,14 @@
 //! the edge sent (`x-request-id` metadata), and metrics: count by method and status,
 //! latency histogram.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use metrics::{Counter, Histogram};
 use tower::{Layer, Service};
 
 /// Tower layer recording `grpc_requests_total{method,code}` and
@@ -18,6 +21,48 @@ pub struct GrpcMetricsLayer;
 #[derive(Clone)]
 pub struct GrpcMetrics<S> {
     inner: S,
+    handles: Arc<Handles>,
+}
+
+/// Each method's metrics, registered at its first call: looking a metric up by its labels in
+/// the recorder allocates and hashes them, on every call otherwise (docs/BENCHMARKS.md,
+/// 2026-12-07). Bounded by the methods served.
+#[derive(Default)]
+struct Handles {
+    by_method: RwLock<HashMap<String, Arc<MethodHandles>>>,
+}
+
+/// One method's latency histogram and its counters by status code (0..=16).
+struct MethodHandles {
+    method: String,
+    duration: Histogram,
+    requests: [OnceLock<Counter>; 17],
+}
+
+impl Handles {
+    fn method(&self, method: &str) -> Arc<MethodHandles> {
+        if let Some(handles) = self.by_method.read().expect("poisoned").get(method) {
+            return handles.clone();
+        }
+        let handles = Arc::new(MethodHandles {
+            method: method.to_owned(),
+            duration: metrics::histogram!("grpc_request_duration_seconds", "method" => method.to_owned()),
+            requests: Default::default(),
+        });
+        self.by_method
+            .write()
+            .expect("poisoned")
+            .insert(method.to_owned(), handles.clone());
+        handles
+    }
+}
+
+impl MethodHandles {
+    fn requests(&self, code: tonic::Code) -> &Counter {
+        self.requests[(code as usize).min(16)].get_or_init(|| {
+            metrics::counter!("grpc_requests_total", "method" => self.method.clone(), "code" => format!("{code:?}"))
+        })
+    }
 }
 
 impl GrpcMetrics<()> {
@@ -30,7 +75,10 @@ impl GrpcMetrics<()> {
 impl<S> Layer<S> for GrpcMetricsLayer {
     type Service = GrpcMetrics<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        GrpcMetrics { inner }
+        GrpcMetrics {
+            inner,
+            handles: Arc::default(),
+        }
     }
 }
 
@@ -49,14 +97,12 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = req.uri().path().to_owned();
-        let request_id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let span = tracing::info_span!("rpc", rpc.method = %method, request_id = %request_id);
+        let handles = self.handles.method(req.uri().path());
+        let span = tracing::info_span!(
+            "rpc",
+            rpc.method = %req.uri().path(),
+            request_id = %req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
+        );
         let started = Instant::now();
         let future = {
             let _entered = span.enter();
@@ -76,11 +122,9 @@ where
                         .unwrap_or(tonic::Code::Ok),
                     Err(_) => tonic::Code::Unknown,
                 };
-                metrics::counter!("grpc_requests_total", "method" => method.clone(), "code" => format!("{code:?}"))
-                .increment(1);
+                handles.requests(code).increment(1);
                 let elapsed = started.elapsed();
-                metrics::histogram!("grpc_request_duration_seconds", "method" => method)
-                    .record(elapsed.as_secs_f64());
+                handles.duration.record(elapsed.as_secs_f64());
                 tracing::debug!(code = ?code, latency_ms = elapsed.as_secs_f64() * 1000.0, "rpc finished");
                 result
             },

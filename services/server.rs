@@ -24,7 +24,7 @@ use tower::ServiceBuilder;
 use crate::accounts::profiles::Profiles;
 use crate::authn::{Authenticate, Authenticator};
 use crate::cache::Cache;
-use crate::catalog::CatalogService;
+use crate::catalog::{CatalogServer, CatalogService};
 use crate::clock::Clock;
 use crate::config::{PaymentProviderKind, ServiceName, Settings};
 use crate::db::consistency::{ReadYourWrites, ReadYourWritesLayer};
@@ -32,7 +32,6 @@ use crate::edge::{self, EdgeDeps};
 use crate::grpc_metrics::GrpcMetrics;
 use crate::kv::Kv;
 use crate::proto::ecom::auth::v1::auth_service_server::AuthServiceServer;
-use crate::proto::ecom::catalog::v1::catalog_service_server::CatalogServiceServer;
 use crate::proto::ecom::orders::v1::orders_service_server::OrdersServiceServer;
 use crate::proto::ecom::payments::v1::payments_service_server::PaymentsServiceServer;
 use crate::proto::ecom::users::v1::users_service_server::UsersServiceServer;
@@ -436,7 +435,7 @@ fn grpc_routes(shared: &Runtime, services: &[ServiceName], commerce: Option<&Com
                     auth::AuthSettings::from_settings(&shared.settings),
                 )))
             }
-            (ServiceName::Catalog, _) => routes.add_service(CatalogServiceServer::new(
+            (ServiceName::Catalog, _) => routes.add_service(CatalogServer::new(
                 CatalogService::new(
                     shared.database.clone(),
                     shared.cache.clone(),
@@ -523,7 +522,7 @@ fn orders_service(
     let catalog_transport = match &settings.catalog_url {
         Some(url) => internal::remote(url, "CATALOG_URL")?,
         None => internal::in_process(
-            CatalogServiceServer::new(
+            CatalogServer::new(
                 CatalogService::new(
                     shared.database.clone(),
                     shared.cache.clone(),

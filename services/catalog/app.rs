@@ -108,16 +108,24 @@ impl CatalogApp {
         }
     }
 
-    /// A product for customers, as `encode` makes it: from the cache, else from the
-    /// database (then cached). Deleted products are not found.
-    pub async fn product<M, E>(&self, id: i64, encode: E) -> Result<M, CatalogError>
+    /// A product for customers, encoded by `encode` (the protobuf bytes of `M`): from the
+    /// cache, else from the database (then cached). Deleted products are not found.
+    ///
+    /// Not decoded here: the gRPC server answers GetProduct with these bytes as they are
+    /// (super::encoded). So an entry that does not decode (none is written so) is not deleted
+    /// at its first read, as a decoded read's is: the edge answers 500 on it, and it lives until
+    /// the product's next write or its TTL.
+    pub async fn product_bytes<M, E>(
+        &self,
+        id: i64,
+        encode: E,
+    ) -> Result<bytes::Bytes, CatalogError>
     where
         M: prost::Message + Default,
         E: FnOnce(Product) -> M,
     {
         let key = product_key(id);
-        let bytes = self
-            .cache
+        self.cache
             .get_or_load(&key, PRODUCT_TTL, || async {
                 let pool = self.replicas.reads().await;
                 let mut conn = pool.acquire().await.context("acquiring a connection")?;
@@ -126,8 +134,7 @@ impl CatalogApp {
                     .ok_or(CatalogError::ProductNotFound(id))?;
                 Ok::<_, CatalogError>(encode(product).encode_to_vec().into())
             })
-            .await?;
-        self.decode_cached(&key, bytes).await
+            .await
     }
 
     /// A page of products and the total, as `encode` makes it: from the cache, else from
@@ -337,7 +344,8 @@ impl CatalogApp {
         match M::decode(bytes) {
             Ok(message) => Ok(message),
             Err(err) => {
-                self.cache.delete(&[key.to_owned()]).await;
+                // Boxed: the invalidation's future is large, and every hit would carry it.
+                Box::pin(self.cache.delete(&[key.to_owned()])).await;
                 Err(anyhow::Error::new(err)
                     .context(format!("decoding the cache entry {key}"))
                     .into())

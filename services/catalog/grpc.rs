@@ -73,6 +73,23 @@ impl CatalogService {
         self
     }
 
+    /// GET /products/{id} as the encoded `GetProductResponse`: the cached product's protobuf
+    /// bytes as they are, behind the one field tag that makes them that message, so that a
+    /// cached read is not decoded and encoded again on every call.
+    #[tracing::instrument(skip_all, fields(id = request.get_ref().id))]
+    pub(super) async fn get_product_encoded(
+        &self,
+        request: Request<pb::GetProductRequest>,
+    ) -> Result<Response<bytes::Bytes>, Status> {
+        let product = self
+            .app
+            .product_bytes(request.get_ref().id, |p| self.product(p))
+            .await?;
+        Ok(Response::new(super::encoded::get_product_response(
+            &product,
+        )))
+    }
+
     /// The wire form of a product, its stored picture paths made absolute.
     fn product(&self, product: super::domain::Product) -> pb::Product {
         wire::product(product, &self.config.media_base)
@@ -160,18 +177,17 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
 
     /// GET /products/{id}: a live product with its images and reviews; 404
     /// PRODUCT_NOT_FOUND (also for a deleted one). Cached.
-    #[tracing::instrument(skip_all, fields(id = request.get_ref().id))]
+    ///
+    /// The gRPC server answers it with [`CatalogService::get_product_encoded`] (see
+    /// super::encoded); this is the same answer decoded, for a caller of the trait.
     async fn get_product(
         &self,
         request: Request<pb::GetProductRequest>,
     ) -> Result<Response<pb::GetProductResponse>, Status> {
-        let product = self
-            .app
-            .product(request.get_ref().id, |p| self.product(p))
-            .await?;
-        Ok(Response::new(pb::GetProductResponse {
-            product: Some(product),
-        }))
+        let (metadata, encoded, extensions) = self.get_product_encoded(request).await?.into_parts();
+        let message = prost::Message::decode(encoded)
+            .map_err(|e| Status::internal(format!("decoding a cached product: {e}")))?;
+        Ok(Response::from_parts(metadata, message, extensions))
     }
 
     /// GET /products/search?q=: full text plus typo-tolerant title matches, best

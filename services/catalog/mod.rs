@@ -12,6 +12,7 @@
 
 mod app;
 mod domain;
+mod encoded;
 mod error;
 mod grpc;
 mod pictures;
@@ -21,6 +22,7 @@ pub mod seed;
 mod store;
 mod wire;
 
+pub use encoded::CatalogServer;
 pub use error::CatalogError;
 pub use grpc::{CatalogConfig, CatalogService};
 pub use reviews::PurchasesConsumer;

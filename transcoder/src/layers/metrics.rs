@@ -7,11 +7,14 @@
 //!
 //! Ours: tower-http's metrics module has an in-flight gauge only, nothing per route.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures::future::BoxFuture;
 use http::{Method, Request, Response};
+use metrics::{Counter, Histogram};
 use tower::{Layer, Service};
 
 use crate::service::MatchedRoute;
@@ -31,7 +34,10 @@ impl<S> Layer<S> for Metrics {
     type Service = MetricsService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        MetricsService { inner }
+        MetricsService {
+            inner,
+            handles: Arc::default(),
+        }
     }
 }
 
@@ -39,6 +45,44 @@ impl<S> Layer<S> for Metrics {
 #[derive(Debug, Clone)]
 pub struct MetricsService<S> {
     inner: S,
+    handles: Arc<Handles>,
+}
+
+/// The counter and histogram of each (method, route, status) seen, registered once: looking a
+/// metric up by its labels in the recorder allocates the labels and hashes them, on every
+/// request otherwise (docs/BENCHMARKS.md, 2026-12-07). Bounded like the labels themselves.
+#[derive(Debug, Default)]
+struct Handles {
+    by_labels: RwLock<HashMap<Labels, (Counter, Histogram)>>,
+}
+
+/// Method, route pattern, status.
+type Labels = (&'static str, Arc<str>, u16);
+
+impl Handles {
+    fn record(&self, method: &'static str, route: &Arc<str>, status: u16, seconds: f64) {
+        let key = (method, route.clone(), status);
+        let hit = self
+            .by_labels
+            .read()
+            .expect("metrics handles poisoned")
+            .get(&key)
+            .cloned();
+        let (requests, duration) = hit.unwrap_or_else(|| {
+            let route: metrics::SharedString = route.to_string().into();
+            let handles = (
+                metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status.to_string()),
+                metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route),
+            );
+            self.by_labels
+                .write()
+                .expect("metrics handles poisoned")
+                .insert(key, handles.clone());
+            handles
+        });
+        requests.increment(1);
+        duration.record(seconds);
+    }
 }
 
 /// The method label: the standard methods by name, anything else `OTHER`
@@ -73,19 +117,17 @@ where
         let method = method_label(req.method());
         let start = Instant::now();
         let fut = self.inner.call(req);
+        let handles = self.handles.clone();
         Box::pin(async move {
             let result = fut.await;
             if let Ok(response) = &result {
-                let route: metrics::SharedString = match response.extensions().get::<MatchedRoute>()
-                {
-                    Some(MatchedRoute(pattern)) => pattern.to_string().into(),
-                    None => "unmatched".into(),
+                static UNMATCHED: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("unmatched"));
+                let route = match response.extensions().get::<MatchedRoute>() {
+                    Some(MatchedRoute(pattern)) => pattern,
+                    None => &*UNMATCHED,
                 };
-                let status = response.status().as_u16().to_string();
-                metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
-                    .increment(1);
-                metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-                    .record(start.elapsed().as_secs_f64());
+                let seconds = start.elapsed().as_secs_f64();
+                handles.record(method, route, response.status().as_u16(), seconds);
             }
             result
         })
