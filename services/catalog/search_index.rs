@@ -1172,40 +1172,37 @@ mod tests {
     /// what makes a relevance cursor valid on every instance and after any write.
     #[tokio::test]
     async fn a_relevance_cursor_stays_valid_when_other_products_are_added() {
-        let index = index_of(vec![
-            product(1, "Walnut desk", 100),
-            product(2, "Walnut desk", 100),
-        ])
-        .await;
+        // Eleven equal hits: more than the typo fallback's ten, so the full text alone ranks.
+        let index = index_of((1..=11).map(|id| product(id, "Walnut desk", 100)).collect()).await;
         let first = index
             .search(&query("walnut", None, SortOrder::Asc, 1, None))
             .await
             .unwrap();
         assert_eq!(first.ids, [1]);
         let cursor = first.next.expect("a second page");
-        // Many better hits (the word twice in a shorter title) and many others: with corpus
-        // statistics, every score would move.
+        // Many better hits (the word twice in a title as short) and many others: with corpus
+        // statistics, every score would move, and the cursor's with them.
         index
             .apply(
-                (3..300)
+                (100..400)
                     .map(|id| product(id, "Walnut walnut", 100))
                     .collect(),
             )
             .await
             .unwrap();
         index
-            .apply((300..600).map(|id| product(id, "Oak shelf", 100)).collect())
+            .apply((400..700).map(|id| product(id, "Oak shelf", 100)).collect())
             .await
             .unwrap();
         let second = index
-            .search(&query("walnut", None, SortOrder::Asc, 10, Some(cursor)))
+            .search(&query("walnut", None, SortOrder::Asc, 20, Some(cursor)))
             .await
             .unwrap();
-        assert_eq!(second.total, 299);
+        assert_eq!(second.total, 311);
         assert_eq!(
             second.ids,
-            [2],
-            "the same score, the next id; no better hit after it"
+            (2..=11).collect::<Vec<i64>>(),
+            "the same score, the next ids; no better hit after the cursor"
         );
     }
 
