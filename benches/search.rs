@@ -98,6 +98,17 @@ async fn total_of(client: &HttpClient, url: &str) -> (i64, Duration) {
     (page["total"].as_i64().unwrap(), elapsed)
 }
 
+/// This process's resident memory (VmRSS, Linux), in MB; 0 where there is no /proc.
+fn resident_mb() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?.to_owned();
+            line.split_whitespace().nth(1)?.parse::<i64>().ok()
+        })
+        .map_or(0, |kb| kb / 1024)
+}
+
 fn histogram() -> Histogram<u64> {
     Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap()
 }
@@ -133,6 +144,7 @@ async fn run() {
         seeding.elapsed()
     );
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let resident_before = resident_mb();
     let building = Instant::now();
     let index = instance(&database_url, &redis, "ecom-bench-search-index:", true).await;
     // The follower starts building at once; until it is done, PostgreSQL answers searches.
@@ -155,8 +167,10 @@ async fn run() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     println!(
-        "search index: built and first search answered in {:.1?}",
-        building.elapsed()
+        "search index: built and first search answered in {:.1?}; this process's resident \
+         memory grew by {} MB (the index instance and its index)",
+        building.elapsed(),
+        resident_mb() - resident_before
     );
 
     let words: Vec<String> = sqlx::query_scalar(
