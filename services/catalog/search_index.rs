@@ -310,7 +310,14 @@ impl SearchIndex {
         }
         let started = Instant::now();
         let snapshot = match followed.snapshot.clone() {
-            None => self.build(db).await?,
+            None => match self.build(db).await {
+                Ok(snapshot) => snapshot,
+                Err(err) => {
+                    // The next catch-up builds again from an empty writer.
+                    self.rollback().await;
+                    return Err(err);
+                }
+            },
             Some(previous) => {
                 let (snapshot, changed) = store::searchable_changes(db, &previous).await?;
                 if !changed.is_empty() {
@@ -391,6 +398,22 @@ impl SearchIndex {
         })
         .await
         .context("the search index writer panicked")?
+    }
+
+    /// Drops what was added since the last commit (a build that failed halfway).
+    async fn rollback(&self) {
+        let inner = self.inner.clone();
+        let rolled_back = tokio::task::spawn_blocking(move || {
+            inner
+                .writer
+                .lock()
+                .expect("search index writer poisoned")
+                .rollback()
+        })
+        .await;
+        if !matches!(rolled_back, Ok(Ok(_))) {
+            tracing::error!("search index: rolling back a failed build failed");
+        }
     }
 
     async fn commit(&self) -> anyhow::Result<()> {
