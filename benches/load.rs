@@ -680,7 +680,7 @@ struct CouponBurst {
 /// succeed, every other order is refused COUPON_USAGE_LIMIT, and the coupon's redemptions in
 /// the database are the limit.
 async fn coupon_limit_burst(
-    settings: &Settings,
+    settings: &ecom::config::Settings,
     db: &sqlx::PgPool,
     rest: &str,
     tokens: &ecom::tokens::Tokens,

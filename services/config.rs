@@ -384,6 +384,11 @@ pub struct Settings {
         global = true
     )]
     pub log_format: LogFormat,
+    /// Answer searches from the catalog's in-memory search index (built from PostgreSQL at
+    /// start-up and kept up to date; services/catalog/search_index.rs) instead of PostgreSQL's
+    /// full text alone. Off: the SQL search (the benches compare the two).
+    #[arg(long, env = "SEARCH_INDEX", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub search_index: bool,
     /// Seed the demo catalog at start-up when the database has no products.
     #[arg(long, env = "SEED_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub seed_demo_data: bool,

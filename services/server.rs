@@ -435,14 +435,30 @@ fn grpc_routes(shared: &Runtime, services: &[ServiceName], commerce: Option<&Com
                     auth::AuthSettings::from_settings(&shared.settings),
                 )))
             }
-            (ServiceName::Catalog, _) => routes.add_service(CatalogServer::new(
-                CatalogService::new(
+            (ServiceName::Catalog, _) => {
+                let mut catalog = CatalogService::new(
                     shared.database.clone(),
                     shared.cache.clone(),
                     crate::catalog::CatalogConfig::from_settings(&shared.settings),
                 )
-                .with_clock(shared.clock.clone()),
-            )),
+                .with_clock(shared.clock.clone());
+                // One index per process, for the catalog that serves requests (the orders'
+                // in-process catalog never searches). It follows the primary, where every
+                // change lands first.
+                if shared.settings.search_index {
+                    match crate::catalog::SearchIndex::new() {
+                        Ok(index) => {
+                            index.follow(shared.db.clone());
+                            catalog = catalog.with_search_index(index);
+                        }
+                        Err(err) => tracing::error!(
+                            error = format!("{err:#}"),
+                            "no search index: searches use PostgreSQL's full text"
+                        ),
+                    }
+                }
+                routes.add_service(CatalogServer::new(catalog))
+            }
             (ServiceName::Orders, Some(commerce)) => {
                 routes.add_service(OrdersServiceServer::new(commerce.orders.clone()))
             }

@@ -21,7 +21,8 @@ use crate::db::Database;
 use super::domain::{MediaPath, NewProduct, Product, ProductPatch, ProductQuery};
 use super::error::CatalogError;
 use super::product_key;
-use super::store::{self, CategoryRow, Visibility};
+use super::search_index::SearchIndex;
+use super::store::{self, CategoryRow, ListingPage, Visibility};
 use crate::cache::Cache;
 use crate::clock::Clock;
 
@@ -94,6 +95,8 @@ pub struct CatalogApp {
     /// LOW_STOCK_THRESHOLD: a reservation or an admin's edit that takes a product's stock
     /// from above it to at or below it records `product.stock_low`.
     pub(super) low_stock_threshold: i32,
+    /// Answers searches when set (SEARCH_INDEX); else PostgreSQL's full text does.
+    pub(super) search: Option<SearchIndex>,
 }
 
 impl CatalogApp {
@@ -105,6 +108,7 @@ impl CatalogApp {
             cache,
             clock: Clock::system(),
             low_stock_threshold: 5,
+            search: None,
         }
     }
 
@@ -149,8 +153,7 @@ impl CatalogApp {
         let bytes = self
             .cache
             .get_or_load(&key, PAGE_TTL, || async {
-                let pool = self.replicas.reads().await;
-                let listed = store::list_products(&pool, query).await?;
+                let listed = self.list(query).await?;
                 let page = ProductPage {
                     limit: query.page.reported_limit(listed.products.len()),
                     products: listed.products,
@@ -162,6 +165,32 @@ impl CatalogApp {
             })
             .await?;
         self.decode_cached(&key, bytes).await
+    }
+
+    /// A listing page from the store: a search from the index when there is one, caught up
+    /// first with every change committed before this request (so it finds what PostgreSQL's
+    /// full text would), its rows then read by id; everything else from PostgreSQL alone. A
+    /// search while the index is still being built (a large catalog just after start-up)
+    /// falls back to PostgreSQL; a relevance cursor minted by one and read by the other may
+    /// then skip or repeat products (the two rank differently), once per process start.
+    async fn list(&self, query: &ProductQuery) -> Result<ListingPage, CatalogError> {
+        let searched = query.text.as_deref().is_some_and(|t| !t.trim().is_empty());
+        let index = match self.search.as_ref().filter(|_| searched) {
+            // Still being built (a large catalog, just started): PostgreSQL answers.
+            Some(index) if index.catch_up(&self.db).await? => index,
+            _ => {
+                let pool = self.replicas.reads().await;
+                return Ok(store::list_products(&pool, query).await?);
+            }
+        };
+        let hits = index.search(query).await?;
+        let pool = self.replicas.reads().await;
+        let products = store::products_in_order(&pool, &hits.ids).await?;
+        Ok(ListingPage {
+            products,
+            total: hits.total,
+            next: hits.next,
+        })
     }
 
     /// Every category, alphabetically by slug, as `encode` makes the list: from the cache,

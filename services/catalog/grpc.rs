@@ -67,6 +67,12 @@ impl CatalogService {
         }
     }
 
+    /// The same service answering searches from `index` (services/catalog/search_index.rs).
+    pub fn with_search_index(mut self, index: super::SearchIndex) -> Self {
+        self.app.search = Some(index);
+        self
+    }
+
     /// The same service dating reviews and wishlist entries by `clock` (tests set it).
     pub fn with_clock(mut self, clock: crate::clock::Clock) -> Self {
         self.app.clock = clock;

@@ -18,6 +18,7 @@ mod grpc;
 mod pictures;
 pub mod reservations;
 mod reviews;
+mod search_index;
 pub mod seed;
 mod store;
 mod wire;
@@ -26,6 +27,7 @@ pub use encoded::CatalogServer;
 pub use error::CatalogError;
 pub use grpc::{CatalogConfig, CatalogService};
 pub use reviews::PurchasesConsumer;
+pub use search_index::SearchIndex;
 pub use seed::seed_demo_catalog;
 
 /// The cache key of one product: read and filled by the catalog's reads, deleted by its

@@ -267,10 +267,19 @@ async fn postgres_going_away_is_503_and_the_pool_reconnects_without_losing_order
 
 /// Starts `ecom serve --services <services>` as a child process on `grpc_port`.
 fn service_process(services: &str, grpc_port: u16, database_url: &str) -> KillOnDrop {
+    // A process of some services shares its events through NATS (without it, it refuses to
+    // start): the machine's server, on a stream of this database's own.
+    let stream = database_url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_uppercase();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_ecom"))
         .args(["serve", "--services", services, "--host", "127.0.0.1"])
         .args(["--grpc-port", &grpc_port.to_string()])
         .env("DATABASE_URL", database_url)
+        .env("NATS_URL", common::NATS_URL)
+        .env("EVENTS_STREAM", stream)
         .env("JWT_SECRET", common::TEST_JWT_SECRET)
         .env("SEED_DEMO_DATA", "true")
         .env("LOG_LEVEL", "error")

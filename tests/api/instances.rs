@@ -314,7 +314,8 @@ async fn listing_retirement(shared: Shared) {
     let (a, b) = two_instances(shared.spawn(&[]).await).await;
     a.seed_catalog(5).await;
     let list = "/products?limit=5";
-    let search = "/products/search?q=a";
+    // A word of the title product 3 gets behind the service's back: the cached page lacks it.
+    let search = "/products/search?q=renamed";
     let before = get_ok(&b, list).await;
     let searched = get_ok(&b, search).await;
 
@@ -588,4 +589,89 @@ async fn the_shared_edge_serves_from_the_other_instance_when_one_stops() {
     let _a = b.spawn_sibling_on_grpc_port(a_port).await;
     drop(b);
     until_steady(&edge, &token, 40, Duration::from_secs(10)).await;
+}
+
+// ------------------------------------------------------------------ search index
+
+fn ids(page: &Value) -> Vec<i64> {
+    page["products"]
+        .as_array()
+        .expect("products array")
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// Each instance answers searches from its own in-memory index (services/catalog/search_index.rs)
+/// fed from PostgreSQL, caught up before every search that reaches the store: a product created,
+/// renamed and deleted through A is found, found under its new name only, and gone in B's
+/// searches; a change made behind both services' backs is in B's next search; and an instance
+/// started afterwards (a restart) builds the same answers from PostgreSQL.
+#[tokio::test]
+async fn a_product_written_on_one_instance_is_searched_on_the_other_and_after_a_restart() {
+    let (a, b) = two_instances(spawn_app().await).await;
+    a.seed_catalog(5).await;
+    let quasar = "/products/search?q=quasar&limit=0";
+    let nebula = "/products/search?q=nebula&limit=0";
+    // Both built and answering before the writes (so B does not simply build after them).
+    assert_eq!(get_ok(&b, quasar).await["total"], 0);
+    assert_eq!(get_ok(&b, nebula).await["total"], 0);
+
+    let token = a.admin_token();
+    let created = a
+        .post_json(
+            "/products/add",
+            &json!({
+                "title": "Quasar Desk Lamp",
+                "description": "A lamp that lights a desk.",
+                "price": 49.0,
+                "thumbnail": "https://cdn.example.com/lamp.jpg",
+                "category": "smartphones",
+                "brand": "Lumen",
+                "stock": 3
+            }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(created.status().as_u16(), 201);
+    let id = json(created).await["id"].as_i64().unwrap();
+    let found = once_announced(&b, quasar, |p| p["total"] == 1).await;
+    assert_eq!(ids(&found), [id], "created on A, found on B");
+
+    let renamed = a
+        .put_json(
+            &format!("/products/{id}"),
+            &json!({ "title": "Nebula Desk Lamp" }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(renamed.status().as_u16(), 200);
+    let found = once_announced(&b, nebula, |p| p["total"] == 1).await;
+    assert_eq!(
+        ids(&found),
+        [id],
+        "renamed on A, found by its new name on B"
+    );
+    let old = once_announced(&b, quasar, |p| p["total"] == 0).await;
+    assert_eq!(old["total"], 0, "and not by its old one");
+
+    let deleted = a.delete(&format!("/products/{id}"), Some(&token)).await;
+    assert_eq!(deleted.status().as_u16(), 200);
+    let gone = once_announced(&b, nebula, |p| p["total"] == 0).await;
+    assert_eq!(gone["total"], 0, "deleted on A, gone from B's searches");
+
+    // Behind both services' backs (no cache retired): B's next new search has it.
+    sqlx::query("UPDATE products SET title = 'Pulsar Wall Clock' WHERE id = 2")
+        .execute(&a.db)
+        .await
+        .unwrap();
+    let pulsar = get_ok(&b, "/products/search?q=pulsar").await;
+    assert_eq!((pulsar["total"].clone(), ids(&pulsar)), (json!(1), vec![2]));
+
+    // A restarted instance builds its index from PostgreSQL and answers the same.
+    let c = a.spawn_sibling().await;
+    let page = get_ok(&c, "/products/search?q=pulsar&limit=5").await;
+    assert_eq!((page["total"].clone(), ids(&page)), (json!(1), vec![2]));
+    let page = get_ok(&c, "/products/search?q=nebula&limit=5").await;
+    assert_eq!(page["total"], 0);
 }
