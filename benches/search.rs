@@ -20,9 +20,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::{Duration, Instant};
 
+// The ceiling is edge.rs's and load.rs's; this bench needs the settings and `env` only.
+#[allow(dead_code)]
+mod support;
+use support::{bench_settings, env};
+
 use bytes::Bytes;
 use ecom::clock::Clock;
-use ecom::config::Settings;
 use ecom::server::{Application, Mode};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
@@ -31,13 +35,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -50,30 +47,8 @@ fn main() {
 /// An instance on `database_url`: loopback, free ports, no rate limits, no seeding, the search
 /// index on or off.
 async fn instance(database_url: &str, redis: &str, prefix: &str, index: bool) -> String {
-    let mut settings = Settings::for_tests(&[
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--grpc-port",
-        "0",
-        "--database-url",
-        database_url,
-        "--redis-url",
-        redis,
-        "--redis-key-prefix",
-        prefix,
-        "--rate-limit-enabled",
-        "false",
-        "--seed-demo-data",
-        "false",
-        "--search-index",
-        if index { "true" } else { "false" },
-        "--log-level",
-        "warn",
-    ])
-    .unwrap();
-    settings.validate().unwrap();
+    let mut settings = bench_settings(database_url, "", redis, prefix);
+    settings.search_index = index;
     let app = Application::build(settings.clone(), Mode::all(), Clock::system())
         .await
         .unwrap();

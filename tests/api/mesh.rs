@@ -10,30 +10,45 @@ use ecom::clock::Clock;
 use ecom::config::{ServiceName, Settings};
 use ecom::server::{Application, Mode};
 
+/// A fresh database's URL, and an events stream of its own.
+fn fresh_database() -> (String, String) {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    (
+        format!("postgres://postgres@127.0.0.1:5432/ecom_test_{id}"),
+        format!("ECOM_TEST_{}", id.to_uppercase()),
+    )
+}
+
+/// The settings of one services process on `database_url`, its events through `nats_url`
+/// (empty: in-process) on `stream`.
+fn process_settings(database_url: &str, nats_url: &str, stream: &str) -> Settings {
+    let mut settings = Settings::for_tests(&[
+        "--nats-url",
+        nats_url,
+        "--events-stream",
+        stream,
+        "--host",
+        "127.0.0.1",
+        "--grpc-port",
+        "0",
+        "--database-url",
+        database_url,
+        "--jwt-secret",
+        common::TEST_JWT_SECRET,
+        "--seed-demo-data",
+        "false",
+    ])
+    .unwrap();
+    settings.validate().unwrap();
+    settings
+}
+
 /// Without NATS each process hands the outbox to its own event consumers and marks every
 /// event delivered: a process running only some services would mark events delivered that
 /// the others' consumers never saw. It refuses to start, and says why.
 #[tokio::test]
 async fn a_process_of_some_services_without_nats_refuses_to_start() {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let database_url = format!("postgres://postgres@127.0.0.1:5432/ecom_test_{id}");
-    let settings = || {
-        let mut s = Settings::for_tests(&[
-            "--nats-url",
-            "",
-            "--grpc-port",
-            "0",
-            "--database-url",
-            &database_url,
-            "--jwt-secret",
-            common::TEST_JWT_SECRET,
-            "--seed-demo-data",
-            "false",
-        ])
-        .unwrap();
-        s.validate().unwrap();
-        s
-    };
+    let (database_url, _) = fresh_database();
     for (services, missing) in [
         (vec![ServiceName::Catalog], "orders, users"),
         (
@@ -45,7 +60,8 @@ async fn a_process_of_some_services_without_nats_refuses_to_start() {
             services,
             edge: false,
         };
-        let err = match Application::build(settings(), mode, Clock::system()).await {
+        let settings = process_settings(&database_url, "", "ECOM_EVENTS");
+        let err = match Application::build(settings, mode, Clock::system()).await {
             Ok(_) => panic!("started without NATS"),
             Err(err) => format!("{err:#}"),
         };
@@ -57,28 +73,9 @@ async fn a_process_of_some_services_without_nats_refuses_to_start() {
 #[tokio::test]
 async fn the_catalog_serves_through_a_separate_edge_process() {
     // The catalog alone, on a fresh database, without an edge of its own.
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let database_url = format!("postgres://postgres@127.0.0.1:5432/ecom_test_{id}");
-    // A process running some services only relays its events through NATS (see below).
-    let stream = format!("ECOM_TEST_{}", id.to_uppercase());
-    let mut settings = Settings::for_tests(&[
-        "--nats-url",
-        common::NATS_URL,
-        "--events-stream",
-        &stream,
-        "--host",
-        "127.0.0.1",
-        "--grpc-port",
-        "0",
-        "--database-url",
-        &database_url,
-        "--jwt-secret",
-        common::TEST_JWT_SECRET,
-        "--seed-demo-data",
-        "false",
-    ])
-    .unwrap();
-    settings.validate().unwrap();
+    let (database_url, stream) = fresh_database();
+    // A process running some services relays its events through NATS (see above).
+    let settings = process_settings(&database_url, common::NATS_URL, &stream);
     let mode = Mode::Services {
         services: vec![ServiceName::Catalog],
         edge: false,
