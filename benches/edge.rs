@@ -25,14 +25,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ecom::clock::Clock;
-use ecom::server::{Application, Mode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 mod support;
-use support::{bench_settings, ceiling, env};
+use support::{bench_settings, ceiling, env, start_instance};
 
 /// What wrk measured in one run.
 struct WrkRun {
@@ -92,20 +90,14 @@ async fn start() -> Servers {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/ecom_bench_edge".to_owned());
     let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let settings = bench_settings(&database_url, "", &redis, "ecom-bench-edge:");
-    let app = Application::build(settings.clone(), Mode::all(), Clock::system())
-        .await
-        .unwrap();
+    let rest = start_instance(&settings).await;
     let db = sqlx::PgPool::connect(&database_url).await.unwrap();
     ecom::catalog::seed::seed_demo_catalog(&db, env("BENCH_PRODUCTS", 1000))
         .await
         .unwrap();
-    let path = format!(
-        "{}{}",
-        settings.api_base_path,
-        std::env::var("BENCH_PATH").unwrap_or_else(|_| "/products/1".to_owned())
-    );
-    let edge = format!("http://{}{path}", app.rest_addr().unwrap());
-    tokio::spawn(app.run_until_stopped());
+    let under_base = std::env::var("BENCH_PATH").unwrap_or_else(|_| "/products/1".to_owned());
+    let path = format!("{}{under_base}", settings.api_base_path);
+    let edge = format!("{rest}{under_base}");
 
     // The first answer fills the caches; the ceiling answers what the edge answers from them.
     // Hyper writes content-length and date for both.

@@ -52,7 +52,7 @@ use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
 mod support;
-use support::{bench_settings, ceiling, env};
+use support::{bench_settings, ceiling, env, start_instance};
 
 /// One scenario's result.
 struct Outcome {
@@ -492,19 +492,11 @@ async fn run() {
     // loads it whole with `limit=0` on every filter change (issue #17), beside a 10-item page.
     let demo_url = format!("{database_url}_demo");
     let demo_settings = bench_settings(&demo_url, "", &redis, "ecom-bench-demo:");
-    let demo = Application::build(demo_settings.clone(), Mode::all(), Clock::system())
-        .await
-        .unwrap();
+    let demo_rest = start_instance(&demo_settings).await;
     let demo_db = sqlx::PgPool::connect(&demo_url).await.unwrap();
     ecom::catalog::seed::seed_demo_catalog(&demo_db, ecom::config::DEFAULT_SEED_PRODUCTS)
         .await
         .unwrap();
-    let demo_rest = format!(
-        "http://{}{}",
-        demo.rest_addr().unwrap(),
-        demo_settings.api_base_path
-    );
-    tokio::spawn(demo.run_until_stopped());
     let all = client
         .get(format!("{demo_rest}/products?limit=0").parse().unwrap())
         .await
@@ -687,15 +679,7 @@ async fn coupon_limit_burst(
 ) -> CouponBurst {
     let limit: i64 = env("BENCH_COUPON_LIMIT", 100);
     let orders: usize = env("BENCH_COUPON_ORDERS", 1_000);
-    let second = Application::build(settings.clone(), Mode::all(), Clock::system())
-        .await
-        .unwrap();
-    let second_rest = format!(
-        "http://{}{}",
-        second.rest_addr().unwrap(),
-        settings.api_base_path
-    );
-    tokio::spawn(second.run_until_stopped());
+    let second_rest = start_instance(settings).await;
     // A code of this run's own: the bench database outlives runs.
     let code = format!("LIMIT{}", chrono::Utc::now().timestamp_millis());
     sqlx::query(

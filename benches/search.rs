@@ -23,11 +23,9 @@ use std::time::{Duration, Instant};
 // The ceiling is edge.rs's and load.rs's; this bench needs the settings and `env` only.
 #[allow(dead_code)]
 mod support;
-use support::{bench_settings, env};
+use support::{bench_settings, env, start_instance};
 
 use bytes::Bytes;
-use ecom::clock::Clock;
-use ecom::server::{Application, Mode};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -49,16 +47,7 @@ fn main() {
 async fn instance(database_url: &str, redis: &str, prefix: &str, index: bool) -> String {
     let mut settings = bench_settings(database_url, "", redis, prefix);
     settings.search_index = index;
-    let app = Application::build(settings.clone(), Mode::all(), Clock::system())
-        .await
-        .unwrap();
-    let rest = format!(
-        "http://{}{}",
-        app.rest_addr().unwrap(),
-        settings.api_base_path
-    );
-    tokio::spawn(app.run_until_stopped());
-    rest
+    start_instance(&settings).await
 }
 
 /// GET `url`: the answer's `total` and how long it took.

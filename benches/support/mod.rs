@@ -19,6 +19,25 @@ pub fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// Starts an instance running everything with `settings`, in the background; its REST base
+/// URL (`http://addr/api/v1`).
+pub async fn start_instance(settings: &Settings) -> String {
+    let app = ecom::server::Application::build(
+        settings.clone(),
+        ecom::server::Mode::all(),
+        ecom::clock::Clock::system(),
+    )
+    .await
+    .unwrap();
+    let rest = format!(
+        "http://{}{}",
+        app.rest_addr().unwrap(),
+        settings.api_base_path
+    );
+    tokio::spawn(app.run_until_stopped());
+    rest
+}
+
 /// The settings of a benchmarked instance: loopback, free ports, no rate limits, no seeding.
 /// `read_urls`: DATABASE_READ_URLS (empty: the primary only).
 pub fn bench_settings(

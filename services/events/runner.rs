@@ -120,9 +120,8 @@ pub struct Purged {
 pub async fn purge(db: &PgPool, retention: Duration) -> anyhow::Result<Purged> {
     let cutoff = Utc::now()
         - chrono::Duration::from_std(retention).context("the events retention is too long")?;
-    let mut purged = Purged::default();
-    loop {
-        let n = sqlx::query!(
+    let events = in_batches(|| async {
+        sqlx::query!(
             r#"DELETE FROM event_outbox WHERE id IN (
                    SELECT id FROM event_outbox WHERE published_at < $1 LIMIT $2)"#,
             cutoff,
@@ -130,15 +129,12 @@ pub async fn purge(db: &PgPool, retention: Duration) -> anyhow::Result<Purged> {
         )
         .execute(db)
         .await
-        .context("purging published events")?
-        .rows_affected();
-        purged.events += n;
-        if n < PURGE_BATCH as u64 {
-            break;
-        }
-    }
-    loop {
-        let n = sqlx::query!(
+        .context("purging published events")
+        .map(|done| done.rows_affected())
+    })
+    .await?;
+    let consumptions = in_batches(|| async {
+        sqlx::query!(
             r#"DELETE FROM event_consumptions WHERE (consumer, event_id) IN (
                    SELECT c.consumer, c.event_id FROM event_consumptions c
                    WHERE c.handled_at < $1 AND NOT EXISTS (
@@ -150,14 +146,31 @@ pub async fn purge(db: &PgPool, retention: Duration) -> anyhow::Result<Purged> {
         )
         .execute(db)
         .await
-        .context("purging event consumptions")?
-        .rows_affected();
-        purged.consumptions += n;
+        .context("purging event consumptions")
+        .map(|done| done.rows_affected())
+    })
+    .await?;
+    Ok(Purged {
+        events,
+        consumptions,
+    })
+}
+
+/// Runs `batch` (a delete of at most [`PURGE_BATCH`] rows) until it deletes fewer; how many
+/// rows it deleted in all.
+async fn in_batches<F, Fut>(mut batch: F) -> anyhow::Result<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<u64>>,
+{
+    let mut total = 0;
+    loop {
+        let n = batch().await?;
+        total += n;
         if n < PURGE_BATCH as u64 {
-            break;
+            return Ok(total);
         }
     }
-    Ok(purged)
 }
 
 /// Runs [`purge`] every [`PURGE_EVERY`] until `stop`.

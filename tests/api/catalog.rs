@@ -2,7 +2,7 @@
 //! server: every endpoint, each documented error, paging edges, sorting and
 //! filtering, admin checks, soft delete and cache invalidation.
 
-use crate::common::{TestApp, assert_error, authorized, json, spawn_app, spawn_app_with};
+use crate::common::{TestApp, assert_error, authorized, ids, json, spawn_app, spawn_app_with};
 use ecom::proto::ecom::catalog::v1 as pb;
 use ecom::proto::ecom::catalog::v1::catalog_service_client::CatalogServiceClient;
 use serde_json::{Value, json};
@@ -51,15 +51,6 @@ async fn get_ok(app: &TestApp, path: &str) -> Value {
     let response = app.get(path).await;
     assert_eq!(response.status().as_u16(), 200, "GET {path}");
     json(response).await
-}
-
-fn ids(page: &Value) -> Vec<i64> {
-    page["products"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_i64().unwrap())
-        .collect()
 }
 
 fn products(page: &Value) -> &Vec<Value> {

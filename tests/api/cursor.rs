@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use crate::common::{TestApp, assert_error, json, spawn_app};
+use crate::common::{TestApp, assert_error, ids, json, spawn_app};
 use ecom::proto::ecom::catalog::v1 as pb;
 use ecom::proto::ecom::catalog::v1::catalog_service_client::CatalogServiceClient;
 use serde_json::Value;
@@ -19,15 +19,6 @@ async fn get_ok(app: &TestApp, path: &str) -> Value {
     let response = app.get(path).await;
     assert_eq!(response.status().as_u16(), 200, "GET {path}");
     json(response).await
-}
-
-fn ids(page: &Value) -> Vec<i64> {
-    page["products"]
-        .as_array()
-        .expect("products array")
-        .iter()
-        .map(|p| p["id"].as_i64().unwrap())
-        .collect()
 }
 
 /// `nextCursor`, absent or empty on the last page.

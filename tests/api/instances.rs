@@ -6,7 +6,7 @@
 
 use crate::common;
 use crate::common::redis_cluster::RedisCluster;
-use crate::common::{TestApp, assert_error, json, spawn_app, spawn_app_with};
+use crate::common::{TestApp, assert_error, ids, json, spawn_app, spawn_app_with};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -592,15 +592,6 @@ async fn the_shared_edge_serves_from_the_other_instance_when_one_stops() {
 }
 
 // ------------------------------------------------------------------ search index
-
-fn ids(page: &Value) -> Vec<i64> {
-    page["products"]
-        .as_array()
-        .expect("products array")
-        .iter()
-        .map(|p| p["id"].as_i64().unwrap())
-        .collect()
-}
 
 /// Each instance answers searches from its own in-memory index (services/catalog/search_index.rs)
 /// fed from PostgreSQL, caught up before every search that reaches the store: a product created,

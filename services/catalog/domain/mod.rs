@@ -30,3 +30,14 @@ pub use review::{
 };
 
 pub use crate::validation::Violations;
+
+/// What a text with a control character is told.
+const CONTROL: &str = "must not contain control characters";
+
+/// Whether `text` holds a control character other than a line break or a tab: those belong in
+/// a description or a review, the others in no catalog text, and PostgreSQL refuses NUL in
+/// text (a 500 before this check).
+fn has_control(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+}

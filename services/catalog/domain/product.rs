@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use super::{CONTROL, has_control};
 use crate::money;
 
 /// At most this many gallery images per product.
@@ -416,15 +417,6 @@ pub struct Review {
     pub reviewer_email: String,
     /// The author had a delivered order with the product.
     pub verified_purchase: bool,
-}
-
-const CONTROL: &str = "must not contain control characters";
-
-/// Control characters other than line breaks and tabs: they belong in no product text, and
-/// PostgreSQL refuses NUL in text (a 500 before this check).
-fn has_control(text: &str) -> bool {
-    text.chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
 }
 
 fn bounded_text(raw: &str, min: usize, max: usize) -> Result<String, String> {

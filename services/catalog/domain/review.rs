@@ -34,14 +34,7 @@ impl Comment {
                 "must be at most {} characters (got {n})",
                 Self::MAX_CHARS
             )),
-            // Line breaks and tabs belong in a review; other control characters do not, and
-            // PostgreSQL refuses NUL in text (a 500 otherwise).
-            _ if text
-                .chars()
-                .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) =>
-            {
-                Err("must not contain control characters".to_owned())
-            }
+            _ if super::has_control(text) => Err(super::CONTROL.to_owned()),
             _ => Ok(Comment(text.to_owned())),
         }
     }

@@ -390,6 +390,16 @@ pub async fn json(response: Response) -> Value {
         .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text}"))
 }
 
+/// The ids of a product page (`{"products": [...]}`), in order.
+pub fn ids(page: &Value) -> Vec<i64> {
+    page["products"]
+        .as_array()
+        .expect("products array")
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect()
+}
+
 /// Asserts the contract's error shape and returns the body.
 pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status().as_u16(), status, "unexpected status");
