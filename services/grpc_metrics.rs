@@ -26,7 +26,8 @@ pub struct GrpcMetrics<S> {
 
 /// Each method's metrics, registered at its first call: looking a metric up by its labels in
 /// the recorder allocates and hashes them, on every call otherwise (docs/BENCHMARKS.md,
-/// 2026-12-07). Bounded by the methods served.
+/// 2026-12-07). The key is the request's path, which any client picks: past [`MAX_METHODS`]
+/// paths a new one is looked up on every call, as before, instead of growing the map.
 #[derive(Default)]
 struct Handles {
     by_method: RwLock<HashMap<String, Arc<MethodHandles>>>,
@@ -39,6 +40,10 @@ struct MethodHandles {
     requests: [OnceLock<Counter>; 17],
 }
 
+/// More distinct paths than the services have methods (76 routed RPCs, plus the internal ones,
+/// health and reflection).
+const MAX_METHODS: usize = 1024;
+
 impl Handles {
     fn method(&self, method: &str) -> Arc<MethodHandles> {
         if let Some(handles) = self.by_method.read().expect("poisoned").get(method) {
@@ -49,10 +54,10 @@ impl Handles {
             duration: metrics::histogram!("grpc_request_duration_seconds", "method" => method.to_owned()),
             requests: Default::default(),
         });
-        self.by_method
-            .write()
-            .expect("poisoned")
-            .insert(method.to_owned(), handles.clone());
+        let mut by_method = self.by_method.write().expect("poisoned");
+        if by_method.len() < MAX_METHODS {
+            by_method.insert(method.to_owned(), handles.clone());
+        }
         handles
     }
 }
@@ -130,5 +135,27 @@ where
             },
             span,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Paths are the client's to pick: the handles kept stop at MAX_METHODS, and a path past
+    /// that still gets its metrics (looked up afresh).
+    #[test]
+    fn the_handles_kept_are_bounded() {
+        let handles = Handles::default();
+        for n in 0..MAX_METHODS + 10 {
+            let h = handles.method(&format!("/x.Y/M{n}"));
+            assert_eq!(h.method, format!("/x.Y/M{n}"));
+        }
+        assert_eq!(handles.by_method.read().unwrap().len(), MAX_METHODS);
+        let kept = handles.method("/x.Y/M0");
+        assert!(
+            Arc::ptr_eq(&kept, &handles.method("/x.Y/M0")),
+            "a kept one is reused"
+        );
     }
 }
