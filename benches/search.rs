@@ -20,7 +20,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::{Duration, Instant};
 
-// The ceiling is edge.rs's and load.rs's; this bench needs the settings and `env` only.
+// The ceiling is edge.rs's and load.rs's; this bench needs the settings, `env` and `start_instance` only.
 #[allow(dead_code)]
 mod support;
 use support::{bench_settings, env, start_instance};
