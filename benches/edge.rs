@@ -15,6 +15,12 @@
 //!
 //! BENCH_SERVE=N: start both servers, print their URLs, serve for N seconds and stop, for a
 //! profiler attached from outside (docs/BENCHMARKS.md shows the perf and callgrind commands).
+//!
+//! BENCH_DUMMYJSON=URL (issue #16, target 2): then, for each of [`DUMMYJSON_PATHS`], the edge
+//! against a DummyJSON server at URL on the same path and query, in alternation the same way,
+//! printing the ratio edge / DummyJSON. DummyJSON is not part of this repository: run it
+//! beside the bench (docs/BENCHMARKS.md says how it was run). Both are sent
+//! `X-Forwarded-Proto: https`, since DummyJSON in production mode redirects plain HTTP.
 
 // The allocator of the `ecom` binary (services/main.rs), so the app measured here allocates as it
 // does in production; the ceiling shares it.
@@ -32,6 +38,18 @@ use hyper_util::rt::TokioExecutor;
 mod support;
 use support::{bench_settings, ceiling, env, start_instance};
 
+/// The paths (under the API base path) of the comparison with DummyJSON: a list page, a
+/// search and a product.
+const DUMMYJSON_PATHS: &[&str] = &[
+    "/products?limit=10",
+    "/products/search?q=phone",
+    "/products/1",
+];
+
+/// Sent to both sides: DummyJSON in production mode redirects a request that did not come
+/// over HTTPS (as its proxy tells it); the edge ignores it.
+const FORWARDED_PROTO: (&str, &str) = ("x-forwarded-proto", "https");
+
 /// What wrk measured in one run.
 struct WrkRun {
     requests_per_second: f64,
@@ -46,6 +64,8 @@ fn wrk(url: &str, seconds: u64) -> WrkRun {
         .arg(format!("-t{}", env("BENCH_THREADS", 1u32)))
         .arg(format!("-c{}", env("BENCH_CONNECTIONS", 64u32)))
         .arg(format!("-d{seconds}s"))
+        .arg("-H")
+        .arg(format!("{}: {}", FORWARDED_PROTO.0, FORWARDED_PROTO.1))
         .arg(url)
         .output()
         .unwrap_or_else(|e| panic!("running {program} (apt-get install -y wrk): {e}"));
@@ -71,7 +91,11 @@ fn wrk(url: &str, seconds: u64) -> WrkRun {
 /// The edge's answer: status, headers and body.
 async fn fetch(url: &str) -> (http::StatusCode, http::HeaderMap, Bytes) {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let response = client.get(url.parse().unwrap()).await.unwrap();
+    let request = http::Request::get(url)
+        .header(FORWARDED_PROTO.0, FORWARDED_PROTO.1)
+        .body(Full::default())
+        .unwrap();
+    let response = client.request(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
     (parts.status, parts.headers, body)
@@ -79,6 +103,8 @@ async fn fetch(url: &str) -> (http::StatusCode, http::HeaderMap, Bytes) {
 
 /// Both servers, started: the edge's URL and the ceiling's, for the same path.
 struct Servers {
+    /// The edge's REST base URL (`http://addr/api/v1`).
+    rest: String,
     edge: String,
     ceiling: String,
     body: Bytes,
@@ -109,11 +135,43 @@ async fn start() -> Servers {
     let count = headers.len();
     let ceiling = format!("http://{}{path}", ceiling(headers, body.clone()).await);
     Servers {
+        rest,
         edge,
         ceiling,
         body,
         headers: count,
     }
+}
+
+/// Loads `edge` and `other` in alternation, `rounds` times for `seconds` each (`other` first),
+/// printing each round's figures and ratio edge / other, then the median ratio.
+fn compare(other_name: &str, other: &str, edge: &str, rounds: usize, seconds: u64) {
+    // Warm-up: connections, the allocator's pools, the CPU's caches.
+    wrk(other, 1);
+    wrk(edge, 1);
+    let mut ratios = Vec::new();
+    for round in 1..=rounds {
+        let theirs = wrk(other, seconds);
+        let ours = wrk(edge, seconds);
+        let ratio = ours.requests_per_second / theirs.requests_per_second;
+        println!(
+            "round {round}: {other_name} {:>9.0} req/s   edge {:>9.0} req/s   edge/{other_name} {ratio:.3}",
+            theirs.requests_per_second, ours.requests_per_second
+        );
+        for (side, run) in [(other_name, &theirs), ("edge", &ours)] {
+            if !run.failures.is_empty() {
+                println!("  {side}: {}", run.failures);
+            }
+        }
+        ratios.push(ratio);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "edge/{other_name}: median {:.3} of {rounds} rounds (range {:.3}-{:.3})\n",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
+    );
 }
 
 fn main() {
@@ -142,26 +200,7 @@ fn main() {
         servers.body.len(),
         servers.headers,
     );
-    // Warm-up: connections, the allocator's pools, the CPU's caches.
-    wrk(&servers.ceiling, 1);
-    wrk(&servers.edge, 1);
-    let mut ratios = Vec::new();
-    for round in 1..=rounds {
-        let top = wrk(&servers.ceiling, seconds);
-        let edge = wrk(&servers.edge, seconds);
-        let ratio = edge.requests_per_second / top.requests_per_second;
-        println!(
-            "round {round}: ceiling {:>9.0} req/s   edge {:>9.0} req/s   edge/ceiling {ratio:.3}",
-            top.requests_per_second, edge.requests_per_second
-        );
-        for (side, run) in [("ceiling", &top), ("edge", &edge)] {
-            if !run.failures.is_empty() {
-                println!("  {side}: {}", run.failures);
-            }
-        }
-        ratios.push(ratio);
-    }
-    ratios.sort_by(f64::total_cmp);
+    compare("ceiling", &servers.ceiling, &servers.edge, rounds, seconds);
     // The cached answer must not have changed under the load (a write would make the edge
     // transcode again and the two sides answer different bytes).
     let (_, _, after) = runtime.block_on(fetch(&servers.edge));
@@ -169,10 +208,28 @@ fn main() {
         after, servers.body,
         "the edge's answer changed during the run"
     );
-    println!(
-        "\nedge/ceiling: median {:.3} of {rounds} rounds (range {:.3}-{:.3})",
-        ratios[ratios.len() / 2],
-        ratios[0],
-        ratios[ratios.len() - 1]
-    );
+
+    if let Ok(dummyjson) = std::env::var("BENCH_DUMMYJSON") {
+        for path in DUMMYJSON_PATHS {
+            let (ours, theirs) = (
+                format!("{}{path}", servers.rest),
+                format!("{dummyjson}{path}"),
+            );
+            // Each answers the path before it is loaded (and the edge's caches fill).
+            let sizes = runtime.block_on(async {
+                let mut sizes = Vec::new();
+                for url in [&ours, &theirs, &ours] {
+                    let (status, _, body) = fetch(url).await;
+                    assert!(status.is_success(), "{url} answered {status}");
+                    sizes.push(body.len());
+                }
+                sizes
+            });
+            println!(
+                "{path}: edge {} bytes, DummyJSON {} bytes (each its own catalog)",
+                sizes[2], sizes[1]
+            );
+            compare("dummyjson", &theirs, &ours, rounds, seconds);
+        }
+    }
 }

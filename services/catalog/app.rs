@@ -4,11 +4,12 @@
 //! `reservations.rs`. Domain values in and out, no protobuf type (grpc.rs decodes and
 //! encodes).
 //!
-//! The cache keeps the transport's encoded answers (protobuf), not rows: a hit is
-//! decoded once and never converted from rows again, which is what makes a cached read
-//! cheap. So the cached reads take the transport's `encode` for a miss and answer the
-//! message it encodes to, decoded from the cache on a hit; the app knows only that it is
-//! a `prost::Message`, never which one.
+//! The cache keeps the transport's encoded answers (protobuf), not rows: a hit is never
+//! converted from rows again, which is what makes a cached read cheap. So the cached reads
+//! take the transport's `encode` for a miss; a product and a listing page are answered as the
+//! cached bytes (the gRPC server sends them as they are, super::encoded), the category list
+//! and pictures decoded from them. The app knows only that an answer is a `prost::Message`,
+//! never which one.
 
 use std::time::Duration;
 
@@ -141,17 +142,23 @@ impl CatalogApp {
             .await
     }
 
-    /// A page of products and the total, as `encode` makes it: from the cache, else from
-    /// the database (then cached). On a large catalog the exact total and the ranking of a
-    /// search cost a scan of every match, so repeated pages come from the cache.
-    pub async fn page<M, E>(&self, query: &ProductQuery, encode: E) -> Result<M, CatalogError>
+    /// A page of products and the total, encoded by `encode` (the protobuf bytes of `M`): from
+    /// the cache, else from the database (then cached). On a large catalog the exact total and
+    /// the ranking of a search cost a scan of every match, so repeated pages come from the
+    /// cache.
+    ///
+    /// Not decoded here, for the reason and with the caveat given in [`Self::product_bytes`].
+    pub async fn page_bytes<M, E>(
+        &self,
+        query: &ProductQuery,
+        encode: E,
+    ) -> Result<bytes::Bytes, CatalogError>
     where
         M: prost::Message + Default,
         E: FnOnce(ProductPage) -> M,
     {
         let key = self.page_key(query).await;
-        let bytes = self
-            .cache
+        self.cache
             .get_or_load(&key, PAGE_TTL, || async {
                 let listed = self.list(query).await?;
                 let page = ProductPage {
@@ -163,8 +170,7 @@ impl CatalogApp {
                 };
                 Ok::<_, CatalogError>(encode(page).encode_to_vec().into())
             })
-            .await?;
-        self.decode_cached(&key, bytes).await
+            .await
     }
 
     /// A listing page from the store: a search from the index when there is one, caught up
@@ -385,14 +391,12 @@ impl CatalogApp {
     /// The cache key of a listing page: the current generation and a digest of the query.
     /// Without a generation yet (none written, or the store unreachable) it is "0".
     async fn page_key(&self, query: &ProductQuery) -> String {
-        use sha2::Digest as _;
         let generation = self.cache.get(GENERATION_KEY).await;
         let generation = generation
             .as_deref()
             .and_then(|g| std::str::from_utf8(g).ok())
             .unwrap_or("0");
-        let digest = sha2::Sha256::digest(format!("{query:?}").as_bytes());
-        format!("catalog:page:{generation}:{}", hex::encode(&digest[..16]))
+        format!("catalog:page:{generation}:{}", hex::encode(query.digest()))
     }
 
     /// Deletes cache keys after a committed write. A reader that loaded

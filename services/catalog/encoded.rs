@@ -1,16 +1,25 @@
-//! The catalog's gRPC server: the generated `CatalogServiceServer`, except that GetProduct,
-//! the hottest read, is answered with the cached product's protobuf bytes as they are.
+//! The catalog's gRPC server: the generated `CatalogServiceServer`, except that its cached
+//! reads, GetProduct and the three listings (ListProducts, SearchProducts,
+//! ListProductsByCategory), are answered with the cached protobuf bytes as they are.
 //!
-//! The cache holds a product encoded (`app.rs`); the generated server would decode it into a
-//! `Product` and tonic encode it again on every call, only for the edge to compare the same
-//! bytes with its memo (transcoder/src/memo.rs). Here tonic's own unary handling (framing,
+//! The cache holds a product, and a listing page, encoded (`app.rs`); the generated server
+//! would decode it into messages and tonic encode them again on every call, only for the edge
+//! to compare the same bytes with its memo (transcoder/src/memo.rs). For a 10-product page
+//! that decode, encode and the drop of the decoded messages were 57% of a cached listing's
+//! instructions (callgrind, docs/BENCHMARKS.md). Here tonic's own unary handling (framing,
 //! deadlines, status trailers, limits) runs with a codec whose response is already encoded, so
-//! the bytes a client receives are the ones the generated server sent: prost's encoding of
-//! `GetProductResponse { product }` is the field's tag and length, then the product's bytes.
+//! the bytes a client receives are the ones the generated server sent:
+//! - prost's encoding of `GetProductResponse { product }` is the field's tag and length, then
+//!   the product's bytes ([`get_product_response`]);
+//! - the three listing responses declare the same fields with the same numbers and types, so
+//!   one cached page is the encoding of each of them (a test below holds them to that).
+//!
 //! Every other RPC goes to the generated server unchanged. Use [`CatalogServer`] wherever the
 //! catalog is served (server.rs does, for the gRPC port and in-process callers alike).
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -25,6 +34,9 @@ use crate::proto::ecom::catalog::v1 as pb;
 use pb::catalog_service_server::CatalogServiceServer;
 
 const GET_PRODUCT: &str = "/ecom.catalog.v1.CatalogService/GetProduct";
+const LIST_PRODUCTS: &str = "/ecom.catalog.v1.CatalogService/ListProducts";
+const SEARCH_PRODUCTS: &str = "/ecom.catalog.v1.CatalogService/SearchProducts";
+const LIST_PRODUCTS_BY_CATEGORY: &str = "/ecom.catalog.v1.CatalogService/ListProductsByCategory";
 
 /// The encoded `GetProductResponse` holding the encoded `product`.
 pub(super) fn get_product_response(product: &[u8]) -> Bytes {
@@ -71,51 +83,92 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() != GET_PRODUCT {
-            return self.generated.call(req);
+        let service = self.service.clone();
+        match req.uri().path() {
+            GET_PRODUCT => encoded(req, move |r: Request<pb::GetProductRequest>| {
+                let service = service.clone();
+                async move { service.get_product_encoded(r).await }
+            }),
+            LIST_PRODUCTS => encoded(req, move |r: Request<pb::ListProductsRequest>| {
+                let service = service.clone();
+                async move { service.page_encoded(r).await }
+            }),
+            SEARCH_PRODUCTS => encoded(req, move |r: Request<pb::SearchProductsRequest>| {
+                let service = service.clone();
+                async move { service.page_encoded(r).await }
+            }),
+            LIST_PRODUCTS_BY_CATEGORY => {
+                encoded(req, move |r: Request<pb::ListProductsByCategoryRequest>| {
+                    let service = service.clone();
+                    async move { service.page_encoded(r).await }
+                })
+            }
+            _ => self.generated.call(req),
         }
-        let method = GetProduct(self.service.clone());
-        Box::pin(async move {
-            Ok(tonic::server::Grpc::new(EncodedCodec)
-                .unary(method, req)
-                .await)
-        })
     }
 }
 
-/// GetProduct answered with its encoded response.
-struct GetProduct(Arc<CatalogService>);
+/// Serves `req` with tonic's unary handling: its request decoded as `Req`, answered with the
+/// encoded response `method` makes.
+fn encoded<B, Req, F, Fut>(
+    req: http::Request<B>,
+    method: F,
+) -> BoxFuture<http::Response<tonic::body::Body>, Infallible>
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+    Req: Message + Default + Send + 'static,
+    F: FnMut(Request<Req>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Response<Bytes>, Status>> + Send + 'static,
+{
+    Box::pin(async move {
+        Ok(tonic::server::Grpc::new(EncodedCodec::<Req>(PhantomData))
+            .unary(Method(method), req)
+            .await)
+    })
+}
 
-impl tonic::server::UnaryService<pb::GetProductRequest> for GetProduct {
+/// A unary method answering encoded responses.
+struct Method<F>(F);
+
+impl<Req, F, Fut> tonic::server::UnaryService<Req> for Method<F>
+where
+    F: FnMut(Request<Req>) -> Fut,
+    Fut: Future<Output = Result<Response<Bytes>, Status>> + Send + 'static,
+{
     type Response = Bytes;
-    type Future = BoxFuture<Response<Bytes>, Status>;
+    type Future = Fut;
 
-    fn call(&mut self, request: Request<pb::GetProductRequest>) -> Self::Future {
-        let service = self.0.clone();
-        Box::pin(async move { service.get_product_encoded(request).await })
+    fn call(&mut self, request: Request<Req>) -> Self::Future {
+        (self.0)(request)
     }
 }
 
-/// Decodes a `GetProductRequest`; sends a response that is already encoded.
-#[derive(Clone, Copy)]
-struct EncodedCodec;
+/// Decodes a `Req`; sends a response that is already encoded.
+struct EncodedCodec<Req>(PhantomData<fn() -> Req>);
 
-impl Codec for EncodedCodec {
+impl<Req> Clone for EncodedCodec<Req> {
+    fn clone(&self) -> Self {
+        EncodedCodec(PhantomData)
+    }
+}
+
+impl<Req: Message + Default + Send + 'static> Codec for EncodedCodec<Req> {
     type Encode = Bytes;
-    type Decode = pb::GetProductRequest;
-    type Encoder = EncodedCodec;
-    type Decoder = EncodedCodec;
+    type Decode = Req;
+    type Encoder = EncodedCodec<Req>;
+    type Decoder = EncodedCodec<Req>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        EncodedCodec
+        self.clone()
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        EncodedCodec
+        self.clone()
     }
 }
 
-impl Encoder for EncodedCodec {
+impl<Req: Send + 'static> Encoder for EncodedCodec<Req> {
     type Item = Bytes;
     type Error = Status;
 
@@ -125,13 +178,13 @@ impl Encoder for EncodedCodec {
     }
 }
 
-impl Decoder for EncodedCodec {
-    type Item = pb::GetProductRequest;
+impl<Req: Message + Default + Send + 'static> Decoder for EncodedCodec<Req> {
+    type Item = Req;
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
         // The message tonic's prost codec would decode, and its error for one that does not.
-        pb::GetProductRequest::decode(src)
+        Req::decode(src)
             .map(Some)
             .map_err(|e| Status::internal(e.to_string()))
     }
@@ -155,6 +208,50 @@ mod tests {
         assert_eq!(
             &get_product_response(&product.encode_to_vec())[..],
             &expected[..]
+        );
+    }
+
+    /// One cached page answers all three listings: their responses declare the same fields
+    /// (number, name, type, cardinality), so its bytes decode as each and mean the same.
+    #[test]
+    fn the_three_listing_responses_have_the_same_fields() {
+        let pool = crate::proto::descriptor_pool();
+        let fields = |name: &str| -> Vec<(u32, String, String, bool)> {
+            let message = pool
+                .get_message_by_name(&format!("ecom.catalog.v1.{name}"))
+                .unwrap_or_else(|| panic!("{name} is declared"));
+            message
+                .fields()
+                .map(|f| {
+                    let kind = format!("{:?}", f.kind());
+                    (f.number(), f.name().to_owned(), kind, f.is_list())
+                })
+                .collect()
+        };
+        let listing = fields("ListProductsResponse");
+        assert!(listing.len() >= 5, "{listing:?}");
+        assert_eq!(fields("SearchProductsResponse"), listing);
+        assert_eq!(fields("ListProductsByCategoryResponse"), listing);
+
+        let page = pb::ListProductsResponse {
+            products: vec![pb::Product {
+                id: 3,
+                title: "a".into(),
+                ..Default::default()
+            }],
+            total: 41,
+            skip: 10,
+            limit: 1,
+            next_cursor: Some("c".into()),
+        };
+        let bytes = page.encode_to_vec();
+        let search = pb::SearchProductsResponse::decode(&bytes[..]).unwrap();
+        assert_eq!(search.encode_to_vec(), bytes);
+        let category = pb::ListProductsByCategoryResponse::decode(&bytes[..]).unwrap();
+        assert_eq!(category.encode_to_vec(), bytes);
+        assert_eq!(
+            (search.total, category.next_cursor.as_deref()),
+            (41, Some("c"))
         );
     }
 }

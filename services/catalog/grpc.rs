@@ -101,16 +101,36 @@ impl CatalogService {
         wire::product(product, &self.config.media_base)
     }
 
-    /// The page a listing request asks for, in the one form every listing is cached in.
-    async fn page(
+    /// A listing (GET /products, /products/search, /products/category/{category}) as its
+    /// encoded response: the cached page's bytes as they are, which are the encoding of each of
+    /// the three responses (super::encoded).
+    #[tracing::instrument(skip_all, fields(q, category))]
+    pub(super) async fn page_encoded(
         &self,
-        request: &impl super::domain::ListingRequest,
-    ) -> Result<pb::ListProductsResponse, CatalogError> {
-        let query = ProductQuery::parse(request, self.config.list_all_max)?;
+        request: Request<impl super::domain::ListingRequest>,
+    ) -> Result<Response<bytes::Bytes>, Status> {
+        let query = ProductQuery::parse(request.get_ref(), self.config.list_all_max)
+            .map_err(CatalogError::from)?;
+        let span = tracing::Span::current();
+        span.record("q", query.text.as_deref());
+        span.record("category", query.filter.category.as_deref());
         let media_base = &self.config.media_base;
-        self.app
-            .page(&query, |page| wire::page(page, media_base))
-            .await
+        let page = self
+            .app
+            .page_bytes(&query, |page| wire::page(page, media_base))
+            .await?;
+        Ok(Response::new(page))
+    }
+
+    /// [`CatalogService::page_encoded`] decoded as `M`, for a caller of the trait.
+    async fn page<M: prost::Message + Default>(
+        &self,
+        request: Request<impl super::domain::ListingRequest>,
+    ) -> Result<Response<M>, Status> {
+        let (metadata, encoded, extensions) = self.page_encoded(request).await?.into_parts();
+        let message = M::decode(encoded)
+            .map_err(|e| Status::internal(format!("decoding a cached page: {e}")))?;
+        Ok(Response::from_parts(metadata, message, extensions))
     }
 }
 
@@ -118,12 +138,14 @@ impl CatalogService {
 impl pb::catalog_service_server::CatalogService for CatalogService {
     /// GET /products: a page of live products (skip, limit, `limit=0` for up to
     /// LIST_ALL_MAX), sorted and filtered, with the total. Cached for a short while.
-    #[tracing::instrument(skip_all)]
+    ///
+    /// The gRPC server answers the three listings with [`CatalogService::page_encoded`] (see
+    /// super::encoded); these are the same answers decoded, for a caller of the trait.
     async fn list_products(
         &self,
         request: Request<pb::ListProductsRequest>,
     ) -> Result<Response<pb::ListProductsResponse>, Status> {
-        Ok(Response::new(self.page(request.get_ref()).await?))
+        self.page(request).await
     }
 
     /// GET /products/categories and /products/category-list: every category,
@@ -198,36 +220,20 @@ impl pb::catalog_service_server::CatalogService for CatalogService {
 
     /// GET /products/search?q=: full text plus typo-tolerant title matches, best
     /// first; a blank `q` lists everything.
-    #[tracing::instrument(skip_all, fields(q = %request.get_ref().q))]
     async fn search_products(
         &self,
         request: Request<pb::SearchProductsRequest>,
     ) -> Result<Response<pb::SearchProductsResponse>, Status> {
-        let page = self.page(request.get_ref()).await?;
-        Ok(Response::new(pb::SearchProductsResponse {
-            products: page.products,
-            total: page.total,
-            skip: page.skip,
-            limit: page.limit,
-            next_cursor: page.next_cursor,
-        }))
+        self.page(request).await
     }
 
     /// GET /products/category/{category}: the category's page; an unknown category is
     /// an empty page, not an error.
-    #[tracing::instrument(skip_all, fields(category = %request.get_ref().category))]
     async fn list_products_by_category(
         &self,
         request: Request<pb::ListProductsByCategoryRequest>,
     ) -> Result<Response<pb::ListProductsByCategoryResponse>, Status> {
-        let page = self.page(request.get_ref()).await?;
-        Ok(Response::new(pb::ListProductsByCategoryResponse {
-            products: page.products,
-            total: page.total,
-            skip: page.skip,
-            limit: page.limit,
-            next_cursor: page.next_cursor,
-        }))
+        self.page(request).await
     }
 
     /// POST /products/add, admin only: 201 (by the proto option) with the

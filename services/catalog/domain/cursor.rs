@@ -32,7 +32,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::Digest as _;
 
-use super::listing::{ProductFilter, SortKey, SortOrder};
+use super::listing::{PriceRange, ProductFilter, SortKey, SortOrder};
 
 /// The layout written by this version.
 const VERSION: u8 = 1;
@@ -110,6 +110,19 @@ impl QueryShape<'_> {
     /// `Debug` form, which may change with the code and would invalidate cursors on a
     /// deploy).
     pub fn fingerprint(&self) -> [u8; 8] {
+        let mut h = sha2::Sha256::new();
+        h.update(b"ecom.catalog.listing.v1");
+        self.feed(&mut h);
+        let digest = h.finalize();
+        let mut fingerprint = [0; 8];
+        fingerprint.copy_from_slice(&digest[..8]);
+        fingerprint
+    }
+
+    /// Feeds `h` the explicit encoding of the shape: each value in a fixed order, texts
+    /// length-prefixed, absent values told apart from present ones. Every field is named, so a
+    /// field added to the filter does not compile until it is encoded here.
+    pub(super) fn feed(&self, h: &mut sha2::Sha256) {
         fn text(h: &mut sha2::Sha256, value: Option<&str>) {
             match value {
                 None => h.update([0]),
@@ -129,14 +142,21 @@ impl QueryShape<'_> {
                 }
             }
         }
-        let mut h = sha2::Sha256::new();
-        h.update(b"ecom.catalog.listing.v1");
-        text(&mut h, self.text);
-        text(&mut h, self.filter.category.as_deref());
-        number(&mut h, self.filter.price.min_cents);
-        number(&mut h, self.filter.price.max_cents);
-        text(&mut h, self.filter.brand.as_deref());
-        h.update([u8::from(self.filter.in_stock)]);
+        let ProductFilter {
+            category,
+            price: PriceRange {
+                min_cents,
+                max_cents,
+            },
+            brand,
+            in_stock,
+        } = self.filter;
+        text(h, self.text);
+        text(h, category.as_deref());
+        number(h, *min_cents);
+        number(h, *max_cents);
+        text(h, brand.as_deref());
+        h.update([u8::from(*in_stock)]);
         h.update([match self.sort {
             None => 0,
             Some(SortKey::Price) => 1,
@@ -147,10 +167,6 @@ impl QueryShape<'_> {
             SortOrder::Asc => 0,
             SortOrder::Desc => 1,
         }]);
-        let digest = h.finalize();
-        let mut fingerprint = [0; 8];
-        fingerprint.copy_from_slice(&digest[..8]);
-        fingerprint
     }
 
     /// Whether `value` is a key of this query's order: a forged token that passes the check
@@ -174,6 +190,14 @@ impl After {
         let mut bytes = Vec::with_capacity(40);
         bytes.push(VERSION);
         bytes.extend_from_slice(&shape.fingerprint());
+        self.write_position(&mut bytes);
+        let check = sha2::Sha256::digest(&bytes);
+        bytes.extend_from_slice(&check[..4]);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Appends the token's fields after the fingerprint: flags, the tagged key, the id.
+    pub(super) fn write_position(&self, bytes: &mut Vec<u8>) {
         bytes.push(u8::from(self.typos));
         match &self.value {
             SortValue::Id => bytes.push(0),
@@ -203,9 +227,6 @@ impl After {
             }
         }
         bytes.extend_from_slice(&self.id.to_be_bytes());
-        let check = sha2::Sha256::digest(&bytes);
-        bytes.extend_from_slice(&check[..4]);
-        URL_SAFE_NO_PAD.encode(bytes)
     }
 
     /// The position a token names, if it is one this API made for the query of `shape`.
