@@ -363,17 +363,24 @@ impl Cache {
         }
     }
 
-    /// Stores a value just loaded at `key` for `ttl` (nothing changed: no announcement).
-    async fn fill(&self, key: &str, value: &[u8], ttl: Duration) {
-        if let Err(e) = self.kv.set(&format!("{NAMESPACE}{key}"), value, ttl).await {
-            tracing::warn!(error = %e, key, "cache write failed");
+    /// Stores a value just loaded at `key` for `ttl` (nothing changed: no announcement);
+    /// whether the store took it.
+    async fn fill(&self, key: &str, value: &[u8], ttl: Duration) -> bool {
+        match self.kv.set(&format!("{NAMESPACE}{key}"), value, ttl).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, key, "cache write failed");
+                false
+            }
         }
     }
 
-    /// Replaces the value at `key` (after a write) and announces the change.
-    pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) {
-        self.fill(key, value, ttl).await;
+    /// Replaces the value at `key` (after a write) and announces the change; whether the
+    /// store took it (a failure is logged).
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> bool {
+        let stored = self.fill(key, value, ttl).await;
         self.announce(&[key.to_owned()]).await;
+        stored
     }
 
     /// Deletes `keys` (after a write) and announces the change. A failure is logged: the

@@ -25,7 +25,7 @@ use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{BoxFuture, Service, StdError};
 use tonic::{Request, Response, Status};
 
@@ -37,6 +37,13 @@ const GET_PRODUCT: &str = "/ecom.catalog.v1.CatalogService/GetProduct";
 const LIST_PRODUCTS: &str = "/ecom.catalog.v1.CatalogService/ListProducts";
 const SEARCH_PRODUCTS: &str = "/ecom.catalog.v1.CatalogService/SearchProducts";
 const LIST_PRODUCTS_BY_CATEGORY: &str = "/ecom.catalog.v1.CatalogService/ListProductsByCategory";
+
+/// The buffer a response is framed in: room for a 10-product page (10-16 KiB) and a product,
+/// where tonic's default (8 KiB) made every page grow it, copying the whole 8 KiB block
+/// (realloc) on each answer. The second figure is tonic's default yield threshold.
+fn encode_buffer() -> BufferSettings {
+    BufferSettings::new(32 * 1024, 32 * 1024)
+}
 
 /// The encoded `GetProductResponse` holding the encoded `product`.
 pub(super) fn get_product_response(product: &[u8]) -> Bytes {
@@ -175,6 +182,10 @@ impl<Req: Send + 'static> Encoder for EncodedCodec<Req> {
     fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         dst.put(item);
         Ok(())
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        encode_buffer()
     }
 }
 

@@ -347,6 +347,39 @@ async fn listing_retirement(shared: Shared) {
     assert_ne!(get_ok(&b, search).await, searched);
 }
 
+/// The first listing read of a deployment starts the listing generation, which both instances
+/// then share: a deployment where no admin write has happened yet does not ask Redis for a
+/// missing generation on every listing read (a missing key is not kept in memory), and its
+/// pages are still shared.
+#[tokio::test]
+async fn the_first_listing_read_starts_the_generation_both_instances_share() {
+    let (a, b) = two_instances(spawn_app().await).await;
+    a.seed_catalog(3).await;
+    let redis = ecom::kv::Kv::redis(
+        &common::redis_url().into(),
+        ecom::config::RedisMode::Standalone,
+        None,
+        &a.redis_prefix,
+    )
+    .unwrap();
+    let key = "cache:catalog:listing-generation";
+    assert_eq!(
+        redis.get(key).await.unwrap(),
+        None,
+        "no write has started one"
+    );
+
+    let page = get_ok(&a, "/products?limit=2").await;
+    let generation = redis.get(key).await.unwrap().expect("the read started one");
+    assert_eq!(get_ok(&b, "/products?limit=2").await, page);
+    get_ok(&b, "/products?limit=3").await;
+    assert_eq!(
+        redis.get(key).await.unwrap(),
+        Some(generation),
+        "later reads, on either instance, keep it"
+    );
+}
+
 /// An order placed on A reserves stock of two products; B, which had both cached, shows the
 /// new stock of each (the reservation deletes both keys: on a cluster, one DEL per key, as
 /// the keys live on different slots).

@@ -15,7 +15,7 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 
@@ -171,6 +171,14 @@ impl Decoder for BytesDecoder {
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
         Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+
+    /// Room for a response of up to 32 KiB without growing the buffer: with tonic's 8 KiB, a
+    /// response of a few products made the buffer grow, and each growth copied the whole
+    /// block (realloc): with the server's encode buffer, 13% of a cached listing page's instructions through the edge
+    /// (callgrind). The yield threshold is tonic's default; decoding does not use it.
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::new(32 * 1024, 32 * 1024)
     }
 }
 
