@@ -42,6 +42,17 @@ async fn two_instances(first: TestApp) -> (TestApp, TestApp) {
 }
 
 /// GET `path` (anonymous) expecting 200 and JSON.
+/// The Redis the instances share, under their key prefix, for a test to look behind their back.
+fn shared_kv(app: &TestApp) -> ecom::kv::Kv {
+    ecom::kv::Kv::redis(
+        &common::redis_url().into(),
+        ecom::config::RedisMode::Standalone,
+        None,
+        &app.redis_prefix,
+    )
+    .unwrap()
+}
+
 async fn get_ok(app: &TestApp, path: &str) -> Value {
     let response = app.get(path).await;
     assert_eq!(
@@ -267,13 +278,7 @@ async fn the_first_cache_tier_serves_from_memory_and_hears_writes_on_the_other_i
         .execute(&a.db)
         .await
         .unwrap();
-    let redis = ecom::kv::Kv::redis(
-        &common::redis_url().into(),
-        ecom::config::RedisMode::Standalone,
-        None,
-        &a.redis_prefix,
-    )
-    .unwrap();
+    let redis = shared_kv(&a);
     redis
         .delete(&["cache:catalog:product:2".to_owned()])
         .await
@@ -355,13 +360,7 @@ async fn listing_retirement(shared: Shared) {
 async fn the_first_listing_read_starts_the_generation_both_instances_share() {
     let (a, b) = two_instances(spawn_app().await).await;
     a.seed_catalog(3).await;
-    let redis = ecom::kv::Kv::redis(
-        &common::redis_url().into(),
-        ecom::config::RedisMode::Standalone,
-        None,
-        &a.redis_prefix,
-    )
-    .unwrap();
+    let redis = shared_kv(&a);
     let key = "cache:catalog:listing-generation";
     assert_eq!(
         redis.get(key).await.unwrap(),
