@@ -175,8 +175,9 @@ impl Decoder for BytesDecoder {
 
     /// Room for a response of up to 32 KiB without growing the buffer: with tonic's 8 KiB, a
     /// response of a few products made the buffer grow, and each growth copied the whole
-    /// block (realloc): with the server's encode buffer, 13% of a cached listing page's instructions through the edge
-    /// (callgrind). The yield threshold is tonic's default; decoding does not use it.
+    /// block (realloc). With the catalog's encode buffer that was 13% of a cached listing
+    /// page's instructions through the edge (callgrind). The yield threshold is tonic's
+    /// default; decoding does not use it.
     fn buffer_settings(&self) -> BufferSettings {
         BufferSettings::new(32 * 1024, 32 * 1024)
     }
