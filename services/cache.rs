@@ -56,35 +56,6 @@ pub struct Cache {
     loading: Arc<Mutex<HashMap<String, Arc<OnceCell<Bytes>>>>>,
     /// The first tier, with Redis only.
     local: Option<Arc<Local>>,
-    /// `cache_lookups_total` by result.
-    lookups: Arc<Lookups>,
-}
-
-/// The handles of `cache_lookups_total`, registered at their first use: a labelled
-/// `metrics::counter!` looks its label set up in the recorder on every call, which a hot
-/// read would pay on each lookup (the gRPC and edge layers keep their handles for the
-/// same reason, docs/BENCHMARKS.md).
-#[derive(Default)]
-struct Lookups {
-    local: std::sync::OnceLock<metrics::Counter>,
-    hit: std::sync::OnceLock<metrics::Counter>,
-    miss: std::sync::OnceLock<metrics::Counter>,
-    error: std::sync::OnceLock<metrics::Counter>,
-}
-
-impl Lookups {
-    /// Counts one lookup with `result`: local, hit, miss or error.
-    fn count(&self, result: &'static str) {
-        let handle = match result {
-            "local" => &self.local,
-            "hit" => &self.hit,
-            "miss" => &self.miss,
-            _ => &self.error,
-        };
-        handle
-            .get_or_init(|| metrics::counter!("cache_lookups_total", "result" => result))
-            .increment(1);
-    }
 }
 
 /// The in-process first tier; see the module doc for why it stays correct.
@@ -171,7 +142,6 @@ impl Cache {
             kv,
             loading: Arc::default(),
             local: None,
-            lookups: Arc::default(),
         }
     }
 
@@ -185,7 +155,6 @@ impl Cache {
             kv,
             loading: Arc::default(),
             local,
-            lookups: Arc::default(),
         }
     }
 
@@ -336,7 +305,7 @@ impl Cache {
     /// The first tier's copy of `key`, if it holds one.
     fn local_hit(&self, key: &str) -> Option<Bytes> {
         let hit = self.local.as_ref().and_then(|l| l.get(key))?;
-        self.lookups.count("local");
+        metrics::counter!("cache_lookups_total", "result" => "local").increment(1);
         Some(hit)
     }
 
@@ -346,8 +315,8 @@ impl Cache {
         let hit = self.kv.get(&format!("{NAMESPACE}{key}")).await;
         match hit {
             Ok(value) => {
-                self.lookups
-                    .count(if value.is_some() { "hit" } else { "miss" });
+                metrics::counter!("cache_lookups_total", "result" => if value.is_some() { "hit" } else { "miss" })
+                    .increment(1);
                 if let Some(value) = &value {
                     // Redis does not say how long the entry has left: keep it briefly, so a
                     // copy never outlives its Redis entry by more than REDIS_HIT_TTL.
@@ -356,7 +325,7 @@ impl Cache {
                 value
             }
             Err(e) => {
-                self.lookups.count("error");
+                metrics::counter!("cache_lookups_total", "result" => "error").increment(1);
                 tracing::warn!(error = %e, key, "cache read failed; reading through");
                 None
             }
