@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::service::Routes;
 use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
 
 use crate::accounts::profiles::Profiles;
 use crate::authn::{Authenticate, Authenticator};
@@ -191,7 +192,7 @@ impl Application {
                 } else {
                     None
                 };
-                let routes = grpc_routes(&shared, &services, commerce.as_ref());
+                let grpc = grpc_routes(&shared, &services, commerce.as_ref());
                 shared.cache.listen(stop.clone()).await;
                 tokio::spawn(shared.database.clone().monitor(stop.clone()));
                 tokio::spawn(crate::events::run(
@@ -212,26 +213,25 @@ impl Application {
                 grpc_addr = Some(listener.local_addr()?);
                 tasks.push(tokio::spawn(serve_grpc(
                     listener,
-                    routes.clone(),
+                    grpc.routes,
                     shared.clone(),
                     services.clone(),
                     (drain.clone(), stop.clone()),
                 )));
 
                 if edge {
-                    let local = ServiceBuilder::new()
-                        .layer(transcoder::layers::GrpcCatchPanic::layer())
-                        .layer(GrpcMetrics::layer())
-                        .layer(Authenticate::layer(shared.authenticator.clone()))
-                        .layer(shared.read_your_writes())
-                        .service(routes);
-                    let upstreams = services
-                        .iter()
-                        .map(|s| {
-                            (
-                                s.grpc_name(),
-                                transcoder::Upstream::in_process(local.clone()),
-                            )
+                    // Each service behind the layers the gRPC server has (serve_grpc).
+                    let upstreams = grpc
+                        .each
+                        .into_iter()
+                        .map(|(name, server)| {
+                            let local = ServiceBuilder::new()
+                                .layer(transcoder::layers::GrpcCatchPanic::layer())
+                                .layer(GrpcMetrics::layer())
+                                .layer(Authenticate::layer(shared.authenticator.clone()))
+                                .layer(shared.read_your_writes())
+                                .service(server);
+                            (name, transcoder::Upstream::in_process(local))
                         })
                         .collect();
                     let listener = edge::bind(&settings).await?;
@@ -414,12 +414,19 @@ fn service_consumers(
 }
 
 /// The gRPC services this process runs, plus reflection and health.
-fn grpc_routes(shared: &Runtime, services: &[ServiceName], commerce: Option<&Commerce>) -> Routes {
+fn grpc_routes(
+    shared: &Runtime,
+    services: &[ServiceName],
+    commerce: Option<&Commerce>,
+) -> GrpcServices {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor set is valid");
-    let mut routes = Routes::new(reflection);
+    let mut routes = GrpcServices {
+        routes: Routes::new(reflection),
+        each: Vec::new(),
+    };
     // Auth and users write the same profile cache through.
     let profiles = Profiles::new(shared.db.clone(), shared.cache.clone());
     for service in services {
@@ -480,6 +487,44 @@ fn grpc_routes(shared: &Runtime, services: &[ServiceName], commerce: Option<&Com
         };
     }
     routes
+}
+
+/// A generated tonic server of this process, boxed, for the edge's in-process calls.
+type LocalServer = BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    std::convert::Infallible,
+>;
+
+/// The gRPC services of this process: all of them behind tonic's router (the gRPC port), and
+/// each by itself under its full name, for the edge in this process. The edge knows which
+/// service an RPC belongs to, so its calls skip the router: its path match and the two body
+/// boxings of its axum router cost more than one in ten of a cached product's instructions
+/// at the edge (docs/BENCHMARKS.md).
+struct GrpcServices {
+    routes: Routes,
+    each: Vec<(&'static str, LocalServer)>,
+}
+
+impl GrpcServices {
+    fn add_service<S>(mut self, server: S) -> Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.each
+            .push((S::NAME, BoxCloneSyncService::new(server.clone())));
+        self.routes = self.routes.add_service(server);
+        self
+    }
 }
 
 /// The orders and payments services, which call each other: each reaches the

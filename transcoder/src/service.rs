@@ -32,7 +32,7 @@ use crate::error::{EdgeError, copy_metadata};
 use crate::memo::{DEFAULT_MEMO_BYTES, KeyRef, ResponseMemo, ResponseMemoStats};
 use crate::openapi::{self, OpenApiInfo};
 use crate::routes::{BodyRule, Route, RouteError, RouteMatch, RouteTable};
-use crate::upstream::{DynamicCodec, Upstream, decode_response};
+use crate::upstream::{Upstream, decode_response, grpc_timeout};
 
 /// The client's socket address. The server inserts it into each request's
 /// extensions; the transcoder forwards it as `x-forwarded-for` metadata.
@@ -223,6 +223,7 @@ impl TranscoderBuilder {
                 marshaler: JsonMarshaler,
                 forward,
                 timeout: self.timeout,
+                grpc_timeout: grpc_timeout(self.timeout),
                 max_body: self.max_body,
                 max_multipart: self.max_multipart,
                 reject_unknown_query: self.reject_unknown_query,
@@ -256,6 +257,8 @@ struct Inner {
     marshaler: JsonMarshaler,
     forward: Vec<HeaderName>,
     timeout: Duration,
+    /// `timeout` as the `grpc-timeout` header's value, made once.
+    grpc_timeout: HeaderValue,
     max_body: usize,
     max_multipart: usize,
     reject_unknown_query: bool,
@@ -456,12 +459,10 @@ impl Inner {
             .targets
             .get(route.rpc.full_name())
             .expect("every route has a target, checked at build");
-        let mut request = tonic::Request::from_parts(metadata, tonic::Extensions::default(), msg);
-        request.set_timeout(self.timeout);
-        let codec = DynamicCodec;
-        let mut client = target.upstream.client();
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let call = client.unary(request, target.path.clone(), codec);
+        let call = target
+            .upstream
+            .unary(target.path.clone(), metadata, &self.grpc_timeout, &msg);
         let timed_out =
             || EdgeError::new(StatusCode::GATEWAY_TIMEOUT, "Upstream deadline exceeded");
         match tokio::time::timeout_at(deadline, call).await {
@@ -612,11 +613,7 @@ impl Inner {
 
     /// The gRPC metadata of the call: the forwarded headers, the request id
     /// and the client address.
-    fn metadata(
-        &self,
-        parts: &http::request::Parts,
-        request_id: &HeaderValue,
-    ) -> tonic::metadata::MetadataMap {
+    fn metadata(&self, parts: &http::request::Parts, request_id: &HeaderValue) -> HeaderMap {
         let mut headers = HeaderMap::with_capacity(8);
         for name in FORWARDED.iter().chain(&self.forward) {
             for value in parts.headers.get_all(name) {
@@ -633,7 +630,7 @@ impl Inner {
         if let Some(v) = forwarded_for {
             headers.insert(X_FORWARDED_FOR, v);
         }
-        tonic::metadata::MetadataMap::from_headers(headers)
+        headers
     }
 
     /// The HTTP answer to a successful call. Status and headers come from
@@ -642,10 +639,10 @@ impl Inner {
     fn success(
         &self,
         route: &Route,
-        response: tonic::Response<Bytes>,
+        (metadata, proto): (HeaderMap, Bytes),
         select: Option<(&str, &Selector)>,
     ) -> Response<Body> {
-        let (metadata, proto, _) = response.into_parts();
+        let metadata = tonic::metadata::MetadataMap::from_headers(metadata);
         let output = route.rpc.output();
         let mut out = Response::new(Body::empty());
         *out.status_mut() = metadata

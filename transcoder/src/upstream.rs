@@ -2,20 +2,19 @@
 //!
 //! Both kinds are reduced to one boxed `tower::Service` over
 //! `http::Request<tonic::body::Body>`, so that the code above (the
-//! transcoder's pipeline, `tonic::client::Grpc`, deadlines, metadata) is
-//! the same for both. Transport failures of either kind (connection
-//! refused, a reset stream, a service error) become a gRPC `UNAVAILABLE`
-//! status here, so the pipeline sees one failure model. This module owns
-//! nothing else: no retries, no routing.
+//! transcoder's pipeline, the unary call of [`Upstream::unary`], deadlines,
+//! metadata) is the same for both. Every failure of either kind becomes a
+//! gRPC status here (a transport error `UNAVAILABLE`), so the pipeline sees
+//! one failure model. This module owns nothing else: no retries, no routing.
 
-use std::task::{Context, Poll};
-
-use bytes::{Buf, Bytes};
-use http::header::{CONTENT_TYPE, HeaderValue};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::header::{CONTENT_TYPE, HeaderValue, TE};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Uri, Version};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
-use tonic::Status;
-use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::{Code, Status};
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 
@@ -77,110 +76,155 @@ impl Upstream {
         }
     }
 
-    /// The client used for one call: transport errors become `UNAVAILABLE`.
-    pub(crate) fn client(&self) -> tonic::client::Grpc<Unavailable> {
-        tonic::client::Grpc::new(Unavailable(self.svc.clone()))
-    }
-}
+    /// One unary call to `path`: `message` framed as one gRPC message, `headers` as its
+    /// metadata, `timeout` sent as `grpc-timeout`. Answers the response's metadata (headers
+    /// and trailers) and the response message's protobuf bytes, undecoded: the pipeline
+    /// decodes them only when its response memo does not already hold their JSON.
+    ///
+    /// Written here rather than through `tonic::client::Grpc` because a unary call needs
+    /// none of its streaming machinery: the request is one buffer (frame header and message),
+    /// the response one data frame, taken without a copy. Through tonic's client the cached
+    /// page of a listing was copied once more into its decode buffer, and the client's
+    /// encoder, `Streaming` decoder and boxed bodies cost about a fifth of a cached product's
+    /// instructions at the edge (docs/BENCHMARKS.md). The wire format is the same for an
+    /// in-process service and a channel: compression is never asked for, so the response
+    /// is never compressed.
+    ///
+    /// Every failure is a `Status`, as tonic's client would give: a transport error
+    /// (connection refused, a dead connection, an error of the in-process service) is
+    /// `UNAVAILABLE`, a reset stream the code of its reason, a malformed answer `INTERNAL`.
+    pub(crate) async fn unary(
+        &self,
+        path: PathAndQuery,
+        mut headers: HeaderMap,
+        timeout: &HeaderValue,
+        message: &DynamicMessage,
+    ) -> Result<(HeaderMap, Bytes), Status> {
+        let len = message.encoded_len();
+        let len32 = u32::try_from(len)
+            .map_err(|_| Status::resource_exhausted("request message too large"))?;
+        let mut frame = BytesMut::with_capacity(FRAME_HEADER + len);
+        frame.put_u8(0); // not compressed
+        frame.put_u32(len32);
+        message
+            .encode(&mut frame)
+            .map_err(|e| Status::internal(format!("encoding request: {e}")))?;
 
-/// Wraps an upstream so that a transport error (the service's `Err`)
-/// becomes a trailers-only gRPC `UNAVAILABLE` response.
-#[derive(Clone)]
-pub(crate) struct Unavailable(BoxedGrpc);
+        // Inserted after the forwarded headers, so no forwarded header can replace them.
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(GRPC_TIMEOUT, timeout.clone());
+        let mut request = http::Request::new(tonic::body::Body::new(Full::new(frame.freeze())));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = Uri::from(path);
+        *request.version_mut() = Version::HTTP_2;
+        *request.headers_mut() = headers;
 
-impl Service<GrpcRequest> for Unavailable {
-    type Response = GrpcResponse;
-    type Error = std::convert::Infallible;
-    type Future = futures::future::BoxFuture<'static, Result<GrpcResponse, Self::Error>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Readiness is awaited inside `call` (by `oneshot`), where a failed
-        // readiness (a dead connection) becomes a response like every other
-        // failure, and a balancer that never becomes ready is cut by the
-        // call's deadline.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: GrpcRequest) -> Self::Future {
-        let svc = self.0.clone();
-        Box::pin(async move {
-            match svc.oneshot(req).await {
-                Ok(resp) => Ok(resp),
-                Err(err) => {
-                    tracing::warn!(error = %err, "upstream transport error");
-                    Ok(unavailable_response())
-                }
+        let response = match self.svc.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(err) => {
+                tracing::warn!(error = %err, "upstream transport error");
+                return Err(Status::unavailable("Service unavailable"));
             }
-        })
+        };
+        let (parts, body) = response.into_parts();
+        // Trailers-only: the status is in the headers and there is no message.
+        if let Some(status) = Status::from_header_map(&parts.headers) {
+            return Err(match status.code() {
+                Code::Ok => Status::internal("Missing response message."),
+                _ => status,
+            });
+        }
+        if parts.status != http::StatusCode::OK {
+            return Err(Status::new(
+                code_of_http_status(parts.status),
+                format!("upstream answered HTTP {}", parts.status),
+            ));
+        }
+        let collected = match Limited::new(body, FRAME_HEADER + MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+        {
+            Ok(collected) => collected,
+            Err(err) if err.is::<LengthLimitError>() => {
+                return Err(Status::resource_exhausted(format!(
+                    "response message larger than {MAX_RESPONSE_BYTES} bytes"
+                )));
+            }
+            Err(err) => return Err(Status::from_error(err)),
+        };
+        let mut metadata = parts.headers;
+        if let Some(trailers) = collected.trailers() {
+            match Status::from_header_map(trailers) {
+                Some(status) if status.code() != Code::Ok => return Err(status),
+                Some(_) => {}
+                None => return Err(Status::internal("missing grpc-status trailer")),
+            }
+            metadata.extend(trailers.clone());
+        } else {
+            return Err(Status::internal("missing grpc-status trailer"));
+        }
+        let message = unframe(collected.to_bytes())?;
+        Ok((metadata, message))
     }
 }
 
-fn unavailable_response() -> GrpcResponse {
-    let mut resp = http::Response::new(tonic::body::Body::empty());
-    let headers = resp.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    headers.insert("grpc-status", HeaderValue::from_static("14"));
-    headers.insert(
-        "grpc-message",
-        HeaderValue::from_static("Service%20unavailable"),
-    );
-    resp
-}
+/// A gRPC message frame's header: the compressed flag and the length (big-endian u32).
+const FRAME_HEADER: usize = 5;
 
-/// A tonic codec that encodes a `prost_reflect::DynamicMessage` request and
-/// hands back the response's protobuf bytes undecoded: the pipeline decodes
-/// them only when its response memo does not already hold their JSON.
-#[derive(Clone, Copy)]
-pub(crate) struct DynamicCodec;
+/// The largest response message taken: tonic's client default (4 MiB).
+const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
-impl Codec for DynamicCodec {
-    type Encode = DynamicMessage;
-    type Decode = Bytes;
-    type Encoder = DynamicEncoder;
-    type Decoder = BytesDecoder;
+const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
 
-    fn encoder(&mut self) -> Self::Encoder {
-        DynamicEncoder
+/// The one message of a unary response body, without its frame header.
+fn unframe(mut data: Bytes) -> Result<Bytes, Status> {
+    if data.len() < FRAME_HEADER {
+        return Err(Status::internal("Missing response message."));
     }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        BytesDecoder
+    if data[0] != 0 {
+        // Compression was not offered (no grpc-accept-encoding), so none may be used.
+        return Err(Status::internal(
+            "compressed response message not negotiated",
+        ));
+    }
+    let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+    data.advance(FRAME_HEADER);
+    match data.len().cmp(&len) {
+        std::cmp::Ordering::Equal => Ok(data),
+        std::cmp::Ordering::Less => Err(Status::internal("truncated response message")),
+        std::cmp::Ordering::Greater => Err(Status::internal(
+            "more than one response message to a unary call",
+        )),
     }
 }
 
-/// Encodes a `DynamicMessage` to protobuf.
-pub(crate) struct DynamicEncoder;
-
-impl Encoder for DynamicEncoder {
-    type Item = DynamicMessage;
-    type Error = Status;
-
-    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
-        dst.reserve(item.encoded_len());
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("encoding request: {e}")))
+/// The gRPC code of an HTTP status answered without `grpc-status` (a proxy's error page),
+/// per gRPC's http-grpc-status-mapping.md, as tonic's client maps them.
+fn code_of_http_status(status: http::StatusCode) -> Code {
+    match status {
+        http::StatusCode::BAD_REQUEST => Code::Internal,
+        http::StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+        http::StatusCode::FORBIDDEN => Code::PermissionDenied,
+        http::StatusCode::NOT_FOUND => Code::Unimplemented,
+        http::StatusCode::TOO_MANY_REQUESTS
+        | http::StatusCode::BAD_GATEWAY
+        | http::StatusCode::SERVICE_UNAVAILABLE
+        | http::StatusCode::GATEWAY_TIMEOUT => Code::Unavailable,
+        _ => Code::Unknown,
     }
 }
 
-/// Yields a response message's protobuf bytes as they came.
-pub(crate) struct BytesDecoder;
-
-impl Decoder for BytesDecoder {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-
-    /// Room for a response of up to 32 KiB without growing the buffer: with tonic's 8 KiB, a
-    /// response of a few products made the buffer grow, and each growth copied the whole
-    /// block (realloc). With the catalog's encode buffer that was 13% of a cached listing
-    /// page's instructions through the edge (callgrind). The yield threshold is tonic's
-    /// default; decoding does not use it.
-    fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::new(32 * 1024, 32 * 1024)
-    }
+/// `timeout` as a `grpc-timeout` value: milliseconds, or seconds past 8 digits of them (the
+/// protocol's limit), rounded down.
+pub(crate) fn grpc_timeout(timeout: std::time::Duration) -> HeaderValue {
+    let millis = timeout.as_millis();
+    let text = if millis <= 99_999_999 {
+        format!("{millis}m")
+    } else {
+        format!("{}S", timeout.as_secs().min(99_999_999))
+    };
+    HeaderValue::try_from(text).expect("digits and a unit letter")
 }
 
 /// Decodes a response's protobuf bytes into a message of the RPC's output
