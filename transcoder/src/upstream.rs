@@ -239,3 +239,55 @@ pub(crate) fn decode_response(
         .map_err(|e| Status::internal(format!("decoding response: {e}")))?;
     Ok(msg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(flag: u8, declared: u32, message: &[u8]) -> Bytes {
+        let mut frame = BytesMut::new();
+        frame.put_u8(flag);
+        frame.put_u32(declared);
+        frame.put_slice(message);
+        frame.freeze()
+    }
+
+    #[test]
+    fn a_response_body_holds_exactly_one_uncompressed_message() {
+        assert_eq!(
+            unframe(framed(0, 3, b"abc")).unwrap(),
+            Bytes::from_static(b"abc")
+        );
+        assert_eq!(unframe(framed(0, 0, b"")).unwrap(), Bytes::new());
+        let internal = |data: Bytes| unframe(data).unwrap_err().code();
+        assert_eq!(internal(Bytes::from_static(b"\0\0")), Code::Internal);
+        assert_eq!(internal(framed(1, 3, b"abc")), Code::Internal);
+        assert_eq!(internal(framed(0, 4, b"abc")), Code::Internal);
+        assert_eq!(internal(framed(0, 2, b"abc")), Code::Internal);
+    }
+
+    #[test]
+    fn the_timeout_is_sent_in_milliseconds_within_eight_digits() {
+        use std::time::Duration;
+        assert_eq!(grpc_timeout(Duration::from_secs(10)), "10000m");
+        assert_eq!(grpc_timeout(Duration::from_micros(1500)), "1m");
+        assert_eq!(grpc_timeout(Duration::from_millis(99_999_999)), "99999999m");
+        assert_eq!(grpc_timeout(Duration::from_millis(100_000_000)), "100000S");
+    }
+
+    #[test]
+    fn an_http_error_without_grpc_status_maps_as_grpc_documents() {
+        assert_eq!(
+            code_of_http_status(http::StatusCode::SERVICE_UNAVAILABLE),
+            Code::Unavailable
+        );
+        assert_eq!(
+            code_of_http_status(http::StatusCode::NOT_FOUND),
+            Code::Unimplemented
+        );
+        assert_eq!(
+            code_of_http_status(http::StatusCode::IM_A_TEAPOT),
+            Code::Unknown
+        );
+    }
+}
