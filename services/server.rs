@@ -20,17 +20,18 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::service::Routes;
 use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
 use tower::util::BoxCloneSyncService;
 
 use crate::accounts::profiles::Profiles;
-use crate::authn::{Authenticate, Authenticator};
+use crate::authn::{Authenticate, AuthenticateLayer, Authenticator};
 use crate::cache::Cache;
 use crate::catalog::{CatalogServer, CatalogService};
 use crate::clock::Clock;
 use crate::config::{PaymentProviderKind, ServiceName, Settings};
 use crate::db::consistency::{ReadYourWrites, ReadYourWritesLayer};
 use crate::edge::{self, EdgeDeps};
-use crate::grpc_metrics::GrpcMetrics;
+use crate::grpc_metrics::{GrpcMetrics, GrpcMetricsLayer};
 use crate::kv::Kv;
 use crate::proto::ecom::auth::v1::auth_service_server::AuthServiceServer;
 use crate::proto::ecom::orders::v1::orders_service_server::OrdersServiceServer;
@@ -192,7 +193,7 @@ impl Application {
                 } else {
                     None
                 };
-                let grpc = grpc_routes(&shared, &services, commerce.as_ref());
+                let grpc = grpc_services(&shared, &services, commerce.as_ref());
                 shared.cache.listen(stop.clone()).await;
                 tokio::spawn(shared.database.clone().monitor(stop.clone()));
                 tokio::spawn(crate::events::run(
@@ -220,17 +221,12 @@ impl Application {
                 )));
 
                 if edge {
-                    // Each service behind the layers the gRPC server has (serve_grpc).
+                    // Each service behind the layers the gRPC server has.
                     let upstreams = grpc
                         .each
                         .into_iter()
                         .map(|(name, server)| {
-                            let local = ServiceBuilder::new()
-                                .layer(transcoder::layers::GrpcCatchPanic::layer())
-                                .layer(GrpcMetrics::layer())
-                                .layer(Authenticate::layer(shared.authenticator.clone()))
-                                .layer(shared.read_your_writes())
-                                .service(server);
+                            let local = service_layers(&shared).service(server);
                             (name, transcoder::Upstream::in_process(local))
                         })
                         .collect();
@@ -414,7 +410,7 @@ fn service_consumers(
 }
 
 /// The gRPC services this process runs, plus reflection and health.
-fn grpc_routes(
+fn grpc_services(
     shared: &Runtime,
     services: &[ServiceName],
     commerce: Option<&Commerce>,
@@ -423,25 +419,23 @@ fn grpc_routes(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor set is valid");
-    let mut routes = GrpcServices {
+    let mut grpc = GrpcServices {
         routes: Routes::new(reflection),
         each: Vec::new(),
     };
     // Auth and users write the same profile cache through.
     let profiles = Profiles::new(shared.db.clone(), shared.cache.clone());
     for service in services {
-        routes = match (service, commerce) {
-            (ServiceName::Auth, _) => {
-                routes.add_service(AuthServiceServer::new(auth::AuthApi::new(
-                    shared.db.clone(),
-                    shared.kv.clone(),
-                    profiles.clone(),
-                    shared.tokens.clone(),
-                    shared.authenticator.clone(),
-                    shared.clock.clone(),
-                    auth::AuthSettings::from_settings(&shared.settings),
-                )))
-            }
+        grpc = match (service, commerce) {
+            (ServiceName::Auth, _) => grpc.add_service(AuthServiceServer::new(auth::AuthApi::new(
+                shared.db.clone(),
+                shared.kv.clone(),
+                profiles.clone(),
+                shared.tokens.clone(),
+                shared.authenticator.clone(),
+                shared.clock.clone(),
+                auth::AuthSettings::from_settings(&shared.settings),
+            ))),
             (ServiceName::Catalog, _) => {
                 let mut catalog = CatalogService::new(
                     shared.database.clone(),
@@ -464,13 +458,13 @@ fn grpc_routes(
                         ),
                     }
                 }
-                routes.add_service(CatalogServer::new(catalog))
+                grpc.add_service(CatalogServer::new(catalog))
             }
             (ServiceName::Orders, Some(commerce)) => {
-                routes.add_service(OrdersServiceServer::new(commerce.orders.clone()))
+                grpc.add_service(OrdersServiceServer::new(commerce.orders.clone()))
             }
             (ServiceName::Users, _) => {
-                routes.add_service(UsersServiceServer::new(users::UsersApi::new(
+                grpc.add_service(UsersServiceServer::new(users::UsersApi::new(
                     shared.database.clone(),
                     profiles.clone(),
                     shared.authenticator.clone(),
@@ -479,14 +473,14 @@ fn grpc_routes(
                 )))
             }
             (ServiceName::Payments, Some(commerce)) => {
-                routes.add_service(PaymentsServiceServer::new(commerce.payments.clone()))
+                grpc.add_service(PaymentsServiceServer::new(commerce.payments.clone()))
             }
             (ServiceName::Orders | ServiceName::Payments, None) => {
                 unreachable!("commerce is built when orders or payments run")
             }
         };
     }
-    routes
+    grpc
 }
 
 /// A generated tonic server of this process, boxed, for the edge's in-process calls.
@@ -525,6 +519,27 @@ impl GrpcServices {
         self.routes = self.routes.add_service(server);
         self
     }
+}
+
+/// The type of [`service_layers`]' stack (tower names the innermost layer first).
+type ServiceLayers = Stack<
+    ReadYourWritesLayer,
+    Stack<
+        AuthenticateLayer,
+        Stack<GrpcMetricsLayer, Stack<transcoder::layers::GrpcCatchPanic, Identity>>,
+    >,
+>;
+
+/// The layers around every gRPC service of this process, on the gRPC port and for the edge
+/// in this process alike, top to bottom.
+fn service_layers(shared: &Runtime) -> ServiceBuilder<ServiceLayers> {
+    ServiceBuilder::new()
+        // A panicking handler answers INTERNAL instead of leaving its stream open.
+        .layer(transcoder::layers::GrpcCatchPanic::layer())
+        .layer(GrpcMetrics::layer())
+        .layer(Authenticate::layer(shared.authenticator.clone()))
+        // Inside authentication: it reads the caller.
+        .layer(shared.read_your_writes())
 }
 
 /// The orders and payments services, which call each other: each reaches the
@@ -728,12 +743,7 @@ async fn serve_grpc(
     tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
-        // A panicking handler answers INTERNAL instead of leaving its stream open.
-        .layer(transcoder::layers::GrpcCatchPanic::layer())
-        .layer(GrpcMetrics::layer())
-        .layer(Authenticate::layer(shared.authenticator.clone()))
-        // Inside authentication: it reads the caller.
-        .layer(shared.read_your_writes())
+        .layer(service_layers(&shared))
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY, small unary responses wait on Nagle and delayed ACKs, which

@@ -153,17 +153,20 @@ impl Upstream {
             }
             Err(err) => return Err(Status::from_error(err)),
         };
-        let mut metadata = parts.headers;
-        if let Some(trailers) = collected.trailers() {
-            match Status::from_header_map(trailers) {
-                Some(status) if status.code() != Code::Ok => return Err(status),
-                Some(_) => {}
-                None => return Err(Status::internal("missing grpc-status trailer")),
-            }
-            metadata.extend(trailers.clone());
-        } else {
+        let Some(trailers) = collected.trailers() else {
             return Err(Status::internal("missing grpc-status trailer"));
+        };
+        // Success is checked on the header's value: `Status::from_header_map` copies the whole
+        // map, which only a failure needs.
+        match trailers.get(GRPC_STATUS) {
+            Some(code) if code == "0" => {}
+            Some(_) => {
+                return Err(Status::from_header_map(trailers).expect("grpc-status is present"));
+            }
+            None => return Err(Status::internal("missing grpc-status trailer")),
         }
+        let mut metadata = parts.headers;
+        metadata.extend(trailers.clone());
         let message = unframe(collected.to_bytes())?;
         Ok((metadata, message))
     }
@@ -176,6 +179,7 @@ const FRAME_HEADER: usize = 5;
 const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
 const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
 /// The one message of a unary response body, without its frame header.
 fn unframe(mut data: Bytes) -> Result<Bytes, Status> {
