@@ -77,7 +77,7 @@ impl AuthAliasLayer {
 
 impl<S, B> Service<http::Request<B>> for AuthAlias<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<axum::body::Body>>
+    S: Service<http::Request<B>, Response = http::Response<transcoder::Body>>
         + Clone
         + Send
         + 'static,
@@ -106,9 +106,7 @@ where
                 let caller = authenticator.caller(header.map(|v| v.as_bytes())).await;
                 if let Err(refusal) = authn::principal_of(Some(&caller)) {
                     let status = tonic::Status::from(refusal);
-                    return Ok(transcoder::error::EdgeError::from_status(&status)
-                        .into_response()
-                        .map(axum::body::Body::new));
+                    return Ok(transcoder::error::EdgeError::from_status(&status).into_response());
                 }
             }
             let mut parts = req.uri().clone().into_parts();

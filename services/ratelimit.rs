@@ -173,7 +173,7 @@ impl<S> Layer<S> for RateLimitLayer {
 
 impl<S, B> Service<http::Request<B>> for RateLimit<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<axum::body::Body>>
+    S: Service<http::Request<B>, Response = http::Response<transcoder::Body>>
         + Clone
         + Send
         + 'static,
@@ -209,7 +209,7 @@ where
     }
 }
 
-fn too_many_requests(left: Duration) -> http::Response<axum::body::Body> {
+fn too_many_requests(left: Duration) -> http::Response<transcoder::Body> {
     // Round up: telling a client to come back in 0 seconds invites a hot loop.
     let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
     let seconds = seconds.max(1);
@@ -224,5 +224,5 @@ fn too_many_requests(left: Duration) -> http::Response<axum::body::Body> {
     response
         .headers_mut()
         .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
-    response.map(axum::body::Body::new)
+    response
 }
