@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -624,7 +624,7 @@ impl Inner {
         // The address the server saw wins over a client-sent header, which
         // anyone can forge.
         let forwarded_for = match parts.extensions.get::<ClientAddr>() {
-            Some(ClientAddr(addr)) => HeaderValue::try_from(addr.ip().to_string()).ok(),
+            Some(ClientAddr(addr)) => ip_header_value(addr.ip()),
             None => parts.headers.get(X_FORWARDED_FOR).cloned(),
         };
         if let Some(v) = forwarded_for {
@@ -810,5 +810,57 @@ fn decode_component(raw: &str) -> Result<std::borrow::Cow<'_, str>, EdgeError> {
         percent_encoding::percent_decode_str(raw)
             .decode_utf8()
             .map_err(|_| invalid())
+    }
+}
+
+/// `ip` as a header value. An IPv4 address is written digit by digit: through `to_string` the
+/// formatter took 1,319 of a cached product's 60,537 instructions (callgrind, 2026-12-08).
+fn ip_header_value(ip: IpAddr) -> Option<HeaderValue> {
+    let IpAddr::V4(v4) = ip else {
+        return HeaderValue::try_from(ip.to_string()).ok();
+    };
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            text[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            text[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        text[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    HeaderValue::from_bytes(&text[..len]).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ip_header_value_is_the_address_as_text() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.0.100.9",
+            "192.168.1.20",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:10.0.0.1",
+        ] {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert_eq!(
+                ip_header_value(parsed).unwrap(),
+                parsed.to_string().as_str()
+            );
+        }
     }
 }
