@@ -3,10 +3,10 @@
 //! They wrap the [`Transcoder`](crate::Transcoder) (or anything answering
 //! `http::Response<crate::Body>`); none of them knows about routes or
 //! protobuf. Where tower-http has the layer, it does the work (panic
-//! catching, request id, tracing, set-header) and the module only says what
-//! the answer or span holds; CORS and metrics are ours (see their modules
-//! for why). The stack, outermost first, as an application builds it in
-//! one function (ecom: `edge` in `services/server.rs`):
+//! catching, request id, tracing) and the module only says what the answer
+//! or span holds; CORS, metrics and the security headers are ours (see their
+//! modules for why). The stack, outermost first, as an application builds it
+//! in one function (ecom: `router` in `services/edge.rs`):
 //!
 //! ```text
 //! CatchPanic     outermost: a panic anywhere below becomes the contract's 500;
