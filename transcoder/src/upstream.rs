@@ -270,6 +270,55 @@ mod tests {
         assert_eq!(internal(framed(0, 2, b"abc")), Code::Internal);
     }
 
+    /// An upstream answering `pieces` as the data frames of its body, then status OK.
+    fn answering(pieces: Vec<Bytes>) -> Upstream {
+        Upstream::in_process(tower::service_fn(move |_req: GrpcRequest| {
+            let mut frames: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> = pieces
+                .iter()
+                .cloned()
+                .map(|p| Ok(http_body::Frame::data(p)))
+                .collect();
+            let mut trailers = HeaderMap::new();
+            trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
+            frames.push(Ok(http_body::Frame::trailers(trailers)));
+            let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+            async move {
+                Ok::<_, std::convert::Infallible>(http::Response::new(tonic::body::Body::new(body)))
+            }
+        }))
+    }
+
+    async fn call(upstream: &Upstream) -> Result<Bytes, Status> {
+        let empty = prost_reflect::DescriptorPool::global()
+            .get_message_by_name("google.protobuf.Empty")
+            .expect("a well-known type");
+        let (_, message) = upstream
+            .unary(
+                PathAndQuery::from_static("/a.Service/Method"),
+                HeaderMap::new(),
+                &HeaderValue::from_static("1000m"),
+                &DynamicMessage::new(empty),
+            )
+            .await?;
+        Ok(message)
+    }
+
+    #[tokio::test]
+    async fn a_message_in_pieces_is_joined_and_one_too_large_is_refused() {
+        let message = framed(0, 6, b"abcdef");
+        let whole = call(&answering(vec![message.clone()])).await.unwrap();
+        assert_eq!(whole, "abcdef");
+        let pieces = vec![message.slice(..2), message.slice(2..7), message.slice(7..)];
+        assert_eq!(call(&answering(pieces)).await.unwrap(), "abcdef");
+        let big = framed(
+            0,
+            MAX_RESPONSE_BYTES as u32 + 1,
+            &vec![0; MAX_RESPONSE_BYTES + 1],
+        );
+        let refused = call(&answering(vec![big])).await.unwrap_err();
+        assert_eq!(refused.code(), Code::ResourceExhausted);
+    }
+
     #[test]
     fn the_timeout_is_sent_in_milliseconds_within_eight_digits() {
         use std::time::Duration;
