@@ -6,9 +6,9 @@
 //! would decode it into messages and tonic encode them again on every call, only for the edge
 //! to compare the same bytes with its memo (transcoder/src/memo.rs). For a 10-product page
 //! that decode, encode and the drop of the decoded messages were 57% of a cached listing's
-//! instructions (callgrind, docs/BENCHMARKS.md). Here tonic's own unary handling (framing,
-//! deadlines, status trailers, limits) runs with a codec whose response is already encoded, so
-//! the bytes a client receives are the ones the generated server sent:
+//! instructions (callgrind, docs/BENCHMARKS.md). Here the bytes are framed as they are, so the
+//! bytes a client receives are the ones the generated server sent ([`encoded`] says what of
+//! tonic's unary handling it keeps):
 //! - prost's encoding of `GetProductResponse { product }` is the field's tag and length, then
 //!   the product's bytes ([`get_product_response`]);
 //! - the three listing responses declare the same fields with the same numbers and types, so
@@ -19,13 +19,15 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::HeaderValue;
+use http::header::CONTENT_TYPE;
+use http_body::Frame;
+use http_body_util::{BodyExt, LengthLimitError, Limited, StreamBody};
 use prost::Message;
-use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{BoxFuture, Service, StdError};
 use tonic::{Request, Response, Status};
 
@@ -37,14 +39,6 @@ const GET_PRODUCT: &str = "/ecom.catalog.v1.CatalogService/GetProduct";
 const LIST_PRODUCTS: &str = "/ecom.catalog.v1.CatalogService/ListProducts";
 const SEARCH_PRODUCTS: &str = "/ecom.catalog.v1.CatalogService/SearchProducts";
 const LIST_PRODUCTS_BY_CATEGORY: &str = "/ecom.catalog.v1.CatalogService/ListProductsByCategory";
-
-/// The buffer a response is framed in: room for a page of up to about 30 products, where
-/// tonic's default (8 KiB) made a 10-product page (8,636 bytes on the bench's catalog) grow it,
-/// copying the whole 8 KiB block (realloc) on each answer. The second figure is tonic's
-/// default yield threshold.
-fn encode_buffer() -> BufferSettings {
-    BufferSettings::new(32 * 1024, 32 * 1024)
-}
 
 /// The encoded `GetProductResponse` holding the encoded `product`.
 pub(super) fn get_product_response(product: &[u8]) -> Bytes {
@@ -80,6 +74,7 @@ impl tonic::server::NamedService for CatalogServer {
 impl<B> Service<http::Request<B>> for CatalogServer
 where
     B: http_body::Body + Send + 'static,
+    B::Data: Send,
     B::Error: Into<StdError> + Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
@@ -116,95 +111,237 @@ where
     }
 }
 
-/// Serves `req` with tonic's unary handling: its request decoded as `Req`, answered with the
-/// encoded response `method` makes.
+/// Serves `req` as tonic's unary handling does for the generated server, with a response that
+/// is already encoded: the one request message decoded as `Req`, the answer framed in one
+/// buffer and sent as one data frame and an OK `grpc-status` trailer, an error as a
+/// trailers-only answer. Tonic's `Grpc::unary` with a pass-through codec (its request stream,
+/// a 32 KiB encode buffer per answer, the trailers built from a `Status`) cost 2,098 more of a
+/// cached product's 56,580 instructions (callgrind, docs/BENCHMARKS.md, 2026-12-08).
+/// Kept from tonic: compressed requests refused (none is enabled), its 4 MiB request limit,
+/// its statuses for a missing, truncated or undecodable message, metadata and extensions
+/// handed to the method, the method's metadata as response headers.
 fn encoded<B, Req, F, Fut>(
     req: http::Request<B>,
-    method: F,
+    mut method: F,
 ) -> BoxFuture<http::Response<tonic::body::Body>, Infallible>
 where
     B: http_body::Body + Send + 'static,
+    B::Data: Send,
     B::Error: Into<StdError> + Send + 'static,
     Req: Message + Default + Send + 'static,
     F: FnMut(Request<Req>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response<Bytes>, Status>> + Send + 'static,
 {
     Box::pin(async move {
-        Ok(tonic::server::Grpc::new(EncodedCodec::<Req>(PhantomData))
-            .unary(Method(method), req)
-            .await)
+        let answer = async {
+            refuse_compression(req.headers())?;
+            let (parts, body) = req.into_parts();
+            let message = read_message::<Req, B>(body).await?;
+            let request = Request::from_http(http::Request::from_parts(parts, message));
+            let (metadata, encoded, extensions) = method(request).await?.into_parts();
+            let mut response = http::Response::new(one_message(&encoded));
+            *response.headers_mut() = metadata.into_headers();
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            *response.extensions_mut() = extensions;
+            Ok::<_, Status>(response)
+        };
+        Ok(answer.await.unwrap_or_else(Status::into_http))
     })
 }
 
-/// A unary method answering encoded responses.
-struct Method<F>(F);
+/// A gRPC message frame's header: the compressed flag and the length (big-endian u32).
+const FRAME_HEADER: usize = 5;
 
-impl<Req, F, Fut> tonic::server::UnaryService<Req> for Method<F>
+/// The largest request message taken: tonic's server default (4 MiB).
+const MAX_REQUEST_BYTES: usize = 4 << 20;
+
+const GRPC_ENCODING: &str = "grpc-encoding";
+
+/// No compression is enabled, so a request compressed with anything is refused as tonic refuses
+/// it, naming what is accepted.
+fn refuse_compression(headers: &http::HeaderMap) -> Result<(), Status> {
+    match headers.get(GRPC_ENCODING) {
+        None => Ok(()),
+        Some(encoding) if encoding == "identity" => Ok(()),
+        Some(encoding) => {
+            let mut status = Status::unimplemented(format!(
+                "Content is compressed with `{}` which isn't supported",
+                String::from_utf8_lossy(encoding.as_bytes())
+            ));
+            status.metadata_mut().insert(
+                "grpc-accept-encoding",
+                tonic::metadata::MetadataValue::from_static("identity"),
+            );
+            Err(status)
+        }
+    }
+}
+
+/// The request's first message, decoded; tonic's statuses for what is not one.
+async fn read_message<Req, B>(body: B) -> Result<Req, Status>
 where
-    F: FnMut(Request<Req>) -> Fut,
-    Fut: Future<Output = Result<Response<Bytes>, Status>> + Send + 'static,
+    Req: Message + Default,
+    B: http_body::Body,
+    B::Error: Into<StdError>,
 {
-    type Response = Bytes;
-    type Future = Fut;
-
-    fn call(&mut self, request: Request<Req>) -> Self::Future {
-        (self.0)(request)
+    let too_large = |found: usize| {
+        Status::out_of_range(format!(
+            "Error, decoded message length too large: found {found} bytes, the limit is: \
+             {MAX_REQUEST_BYTES} bytes"
+        ))
+    };
+    let mut data = match Limited::new(body, FRAME_HEADER + MAX_REQUEST_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<LengthLimitError>() => return Err(too_large(MAX_REQUEST_BYTES + 1)),
+        Err(err) => return Err(Status::from_error(err)),
+    };
+    let eof = || Status::internal("Unexpected EOF decoding stream.");
+    if data.is_empty() {
+        return Err(Status::internal("Missing request message."));
     }
+    if data.len() < FRAME_HEADER {
+        return Err(eof());
+    }
+    match data[0] {
+        0 => {}
+        1 => {
+            return Err(Status::internal(
+                "protocol error: received message with compressed-flag but no grpc-encoding \
+                 was specified",
+            ));
+        }
+        flag => {
+            return Err(Status::internal(format!(
+                "protocol error: received message with invalid compression flag: {flag} \
+                 (valid flags are 0 and 1) while receiving request"
+            )));
+        }
+    }
+    let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+    if len > MAX_REQUEST_BYTES {
+        return Err(too_large(len));
+    }
+    data.advance(FRAME_HEADER);
+    if data.len() < len {
+        return Err(eof());
+    }
+    // The message tonic's prost codec would decode, and its error for one that does not. As in
+    // tonic, only the first message of a unary request counts.
+    Req::decode(data.slice(..len)).map_err(|e| Status::internal(e.to_string()))
 }
 
-/// Decodes a `Req`; sends a response that is already encoded.
-struct EncodedCodec<Req>(PhantomData<fn() -> Req>);
-
-impl<Req> Clone for EncodedCodec<Req> {
-    fn clone(&self) -> Self {
-        EncodedCodec(PhantomData)
-    }
-}
-
-impl<Req: Message + Default + Send + 'static> Codec for EncodedCodec<Req> {
-    type Encode = Bytes;
-    type Decode = Req;
-    type Encoder = EncodedCodec<Req>;
-    type Decoder = EncodedCodec<Req>;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        self.clone()
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        self.clone()
-    }
-}
-
-impl<Req: Send + 'static> Encoder for EncodedCodec<Req> {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-
-    fn buffer_settings(&self) -> BufferSettings {
-        encode_buffer()
-    }
-}
-
-impl<Req: Message + Default + Send + 'static> Decoder for EncodedCodec<Req> {
-    type Item = Req;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        // The message tonic's prost codec would decode, and its error for one that does not.
-        Req::decode(src)
-            .map(Some)
-            .map_err(|e| Status::internal(e.to_string()))
-    }
+/// The body of a successful answer: `message` framed, then the OK status.
+fn one_message(message: &[u8]) -> tonic::body::Body {
+    let mut frame = BytesMut::with_capacity(FRAME_HEADER + message.len());
+    frame.put_u8(0); // not compressed
+    frame.put_u32(u32::try_from(message.len()).expect("a cached answer is under 4 GiB"));
+    frame.put_slice(message);
+    let mut trailers = http::HeaderMap::with_capacity(1);
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    let frames = [
+        Ok::<_, Infallible>(Frame::data(frame.freeze())),
+        Ok(Frame::trailers(trailers)),
+    ];
+    tonic::body::Body::new(StreamBody::new(futures::stream::iter(frames)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Seen(&'static str);
+
+    /// A frame with any flag and declared length, to send what `one_message` never makes.
+    fn framed(flag: u8, declared: u32, message: &[u8]) -> Bytes {
+        Bytes::from([&[flag][..], &declared.to_be_bytes(), message].concat())
+    }
+
+    /// `body` sent to a method that answers the request's id, encoded, with a metadata entry
+    /// (and refuses a request without the extension the caller's layers insert).
+    async fn serve(
+        headers: &[(&'static str, &'static str)],
+        body: Bytes,
+    ) -> http::Response<tonic::body::Body> {
+        let mut req = http::Request::new(http_body_util::Full::new(body));
+        for (name, value) in headers {
+            req.headers_mut()
+                .insert(*name, HeaderValue::from_static(value));
+        }
+        req.extensions_mut().insert(Seen("layer"));
+        let method = |r: Request<pb::GetProductRequest>| async move {
+            if r.extensions().get::<Seen>() != Some(&Seen("layer")) {
+                return Err(Status::internal("no extension"));
+            }
+            let mut response = Response::new(Bytes::from(
+                pb::GetProductRequest { id: r.get_ref().id }.encode_to_vec(),
+            ));
+            response
+                .metadata_mut()
+                .insert("x-answer", "yes".parse().unwrap());
+            Ok(response)
+        };
+        encoded(req, method).await.unwrap()
+    }
+
+    fn status_of(response: &http::Response<tonic::body::Body>) -> Status {
+        Status::from_header_map(response.headers()).expect("a trailers-only answer")
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_one_framed_message_and_an_ok_trailer() {
+        let request = pb::GetProductRequest { id: 7 }.encode_to_vec();
+        let response = serve(&[], framed(0, request.len() as u32, &request)).await;
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/grpc");
+        assert_eq!(response.headers()["x-answer"], "yes");
+        assert!(!response.headers().contains_key("grpc-status"));
+        let collected = response.into_body().collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["grpc-status"], "0");
+        let expected = framed(0, request.len() as u32, &request);
+        assert_eq!(collected.to_bytes(), expected);
+    }
+
+    #[tokio::test]
+    async fn what_is_not_one_plain_message_gets_tonic_s_status() {
+        let request = pb::GetProductRequest { id: 7 }.encode_to_vec();
+        let len = request.len() as u32;
+        let cases = [
+            (vec![], Bytes::new(), tonic::Code::Internal),
+            (vec![], Bytes::from_static(b"\0\0"), tonic::Code::Internal),
+            (vec![], framed(1, len, &request), tonic::Code::Internal),
+            (vec![], framed(2, len, &request), tonic::Code::Internal),
+            (vec![], framed(0, len + 1, &request), tonic::Code::Internal),
+            (
+                vec![],
+                framed(0, 3, &[0xff, 0xff, 0xff]),
+                tonic::Code::Internal,
+            ),
+            (vec![], framed(0, 5 << 20, b""), tonic::Code::OutOfRange),
+            (
+                vec![(GRPC_ENCODING, "gzip")],
+                framed(0, len, &request),
+                tonic::Code::Unimplemented,
+            ),
+        ];
+        for (headers, body, code) in cases {
+            let response = serve(&headers, body.clone()).await;
+            assert_eq!(status_of(&response).code(), code, "{body:?} {headers:?}");
+        }
+        let big = framed(0, 0, &vec![0; MAX_REQUEST_BYTES + 1]);
+        assert_eq!(
+            status_of(&serve(&[], big).await).code(),
+            tonic::Code::OutOfRange
+        );
+        let refused = serve(&[(GRPC_ENCODING, "gzip")], framed(0, len, &request)).await;
+        assert_eq!(refused.headers()["grpc-accept-encoding"], "identity");
+        let identity = serve(&[(GRPC_ENCODING, "identity")], framed(0, len, &request)).await;
+        assert!(!identity.headers().contains_key("grpc-status"));
+    }
 
     #[test]
     fn the_encoded_response_is_prosts_encoding_of_the_message() {
