@@ -22,7 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderValue;
 use http::header::CONTENT_TYPE;
 use http_body::Frame;
@@ -30,6 +30,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited, StreamBody};
 use prost::Message;
 use tonic::codegen::{BoxFuture, Service, StdError};
 use tonic::{Request, Response, Status};
+use transcoder::frame;
 
 use super::grpc::CatalogService;
 use crate::proto::ecom::catalog::v1 as pb;
@@ -151,9 +152,6 @@ where
     })
 }
 
-/// A gRPC message frame's header: the compressed flag and the length (big-endian u32).
-const FRAME_HEADER: usize = 5;
-
 /// The largest request message taken: tonic's server default (4 MiB).
 const MAX_REQUEST_BYTES: usize = 4 << 20;
 
@@ -192,7 +190,7 @@ where
              {MAX_REQUEST_BYTES} bytes"
         ))
     };
-    let mut data = match Limited::new(body, FRAME_HEADER + MAX_REQUEST_BYTES)
+    let data = match Limited::new(body, frame::HEADER + MAX_REQUEST_BYTES)
         .collect()
         .await
     {
@@ -204,10 +202,10 @@ where
     if data.is_empty() {
         return Err(Status::internal("Missing request message."));
     }
-    if data.len() < FRAME_HEADER {
+    let Some(first) = frame::first(data) else {
         return Err(eof());
-    }
-    match data[0] {
+    };
+    match first.flag {
         0 => {}
         1 => {
             return Err(Status::internal(
@@ -222,29 +220,26 @@ where
             )));
         }
     }
-    let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
-    if len > MAX_REQUEST_BYTES {
-        return Err(too_large(len));
+    if first.declared > MAX_REQUEST_BYTES {
+        return Err(too_large(first.declared));
     }
-    data.advance(FRAME_HEADER);
-    if data.len() < len {
+    if first.message.len() < first.declared {
         return Err(eof());
     }
     // The message tonic's prost codec would decode, and its error for one that does not. As in
     // tonic, only the first message of a unary request counts.
-    Req::decode(data.slice(..len)).map_err(|e| Status::internal(e.to_string()))
+    Req::decode(first.message).map_err(|e| Status::internal(e.to_string()))
 }
 
 /// The body of a successful answer: `message` framed, then the OK status.
 fn one_message(message: &[u8]) -> tonic::body::Body {
-    let mut frame = BytesMut::with_capacity(FRAME_HEADER + message.len());
-    frame.put_u8(0); // not compressed
-    frame.put_u32(u32::try_from(message.len()).expect("a cached answer is under 4 GiB"));
-    frame.put_slice(message);
+    let len = u32::try_from(message.len()).expect("a cached answer is under 4 GiB");
+    let mut payload = frame::with_header(len);
+    payload.put_slice(message);
     let mut trailers = http::HeaderMap::with_capacity(1);
     trailers.insert("grpc-status", HeaderValue::from_static("0"));
     let frames = [
-        Ok::<_, Infallible>(Frame::data(frame.freeze())),
+        Ok::<_, Infallible>(Frame::data(payload.freeze())),
         Ok(Frame::trailers(trailers)),
     ];
     tonic::body::Body::new(StreamBody::new(futures::stream::iter(frames)))

@@ -19,6 +19,7 @@
 pub mod body;
 pub mod codec;
 pub mod error;
+pub mod frame;
 pub mod layers;
 mod memo;
 pub mod multipart;

@@ -7,7 +7,7 @@
 //! gRPC status here (a transport error `UNAVAILABLE`), so the pipeline sees
 //! one failure model. This module owns nothing else: no retries, no routing.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue, TE};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Uri, Version};
@@ -19,6 +19,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 
 use crate::body::BoxError;
+use crate::frame;
 
 type GrpcRequest = http::Request<tonic::body::Body>;
 type GrpcResponse = http::Response<tonic::body::Body>;
@@ -103,18 +104,16 @@ impl Upstream {
         let len = message.encoded_len();
         let len32 = u32::try_from(len)
             .map_err(|_| Status::resource_exhausted("request message too large"))?;
-        let mut frame = BytesMut::with_capacity(FRAME_HEADER + len);
-        frame.put_u8(0); // not compressed
-        frame.put_u32(len32);
+        let mut payload = frame::with_header(len32);
         message
-            .encode(&mut frame)
+            .encode(&mut payload)
             .map_err(|e| Status::internal(format!("encoding request: {e}")))?;
 
         // Inserted after the forwarded headers, so no forwarded header can replace them.
         headers.insert(TE, HeaderValue::from_static("trailers"));
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert(GRPC_TIMEOUT, timeout.clone());
-        let mut request = http::Request::new(tonic::body::Body::new(Full::new(frame.freeze())));
+        let mut request = http::Request::new(tonic::body::Body::new(Full::new(payload.freeze())));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = Uri::from(path);
         *request.version_mut() = Version::HTTP_2;
@@ -141,7 +140,7 @@ impl Upstream {
                 format!("upstream answered HTTP {}", parts.status),
             ));
         }
-        let collected = match Limited::new(body, FRAME_HEADER + MAX_RESPONSE_BYTES)
+        let collected = match Limited::new(body, frame::HEADER + MAX_RESPONSE_BYTES)
             .collect()
             .await
         {
@@ -172,9 +171,6 @@ impl Upstream {
     }
 }
 
-/// A gRPC message frame's header: the compressed flag and the length (big-endian u32).
-const FRAME_HEADER: usize = 5;
-
 /// The largest response message taken: tonic's client default (4 MiB).
 const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
@@ -182,25 +178,25 @@ const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeo
 const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
 /// The one message of a unary response body, without its frame header.
-fn unframe(mut data: Bytes) -> Result<Bytes, Status> {
-    if data.len() < FRAME_HEADER {
+fn unframe(data: Bytes) -> Result<Bytes, Status> {
+    let Some(first) = frame::first(data) else {
         return Err(Status::internal("Missing response message."));
-    }
-    if data[0] != 0 {
+    };
+    if first.flag != 0 {
         // Compression was not offered (no grpc-accept-encoding), so none may be used.
         return Err(Status::internal(
             "compressed response message not negotiated",
         ));
     }
-    let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
-    data.advance(FRAME_HEADER);
-    match data.len().cmp(&len) {
-        std::cmp::Ordering::Equal => Ok(data),
-        std::cmp::Ordering::Less => Err(Status::internal("truncated response message")),
-        std::cmp::Ordering::Greater => Err(Status::internal(
-            "more than one response message to a unary call",
-        )),
+    if first.message.len() < first.declared {
+        return Err(Status::internal("truncated response message"));
     }
+    if first.trailing > 0 {
+        return Err(Status::internal(
+            "more than one response message to a unary call",
+        ));
+    }
+    Ok(first.message)
 }
 
 /// The gRPC code of an HTTP status answered without `grpc-status` (a proxy's error page),
@@ -246,6 +242,8 @@ pub(crate) fn decode_response(
 
 #[cfg(test)]
 mod tests {
+    use bytes::{BufMut, BytesMut};
+
     use super::*;
 
     fn framed(flag: u8, declared: u32, message: &[u8]) -> Bytes {
